@@ -1,0 +1,6 @@
+# Warnings as errors on our own targets only; third-party headers come in as SYSTEM.
+add_library(thingsync_warnings INTERFACE)
+add_library(thingsync::warnings ALIAS thingsync_warnings)
+target_compile_options(thingsync_warnings INTERFACE
+  -Wall -Wextra -Werror -Wshadow=local -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual
+  -Wnull-dereference -Wimplicit-fallthrough)

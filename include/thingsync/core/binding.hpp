@@ -1,0 +1,37 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "thingsync/core/device_id.hpp"
+
+namespace thingsync::core {
+
+/// Salted digest of a password (see password.hpp). Never the password; safe to store and log.
+using Fingerprint = std::array<std::uint8_t, 16>;
+
+/// What the plan needs of one desired binding: the device and the fingerprint of the
+/// password its source yields now. `index` points back into the caller's desired state.
+struct DesiredBinding {
+  DeviceId device;
+  Fingerprint password_fp{};
+  std::uint32_t index = 0;
+};
+
+/// One binding as the API reports it. Times are milliseconds since the Unix epoch (UTC).
+struct RemoteBinding {
+  std::string id;  ///< binding UUID, lower case
+  DeviceId device;
+  std::int64_t created_at_ms = 0;
+  std::int64_t modified_at_ms = 0;
+};
+
+/// What the state file remembers of one binding: the password last applied to it.
+struct AppliedBinding {
+  std::string binding_id;
+  DeviceId device;
+  Fingerprint password_fp{};
+};
+
+}  // namespace thingsync::core

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "thingsync/core/binding.hpp"
+#include "thingsync/core/device_id.hpp"
+#include "thingsync/core/secret.hpp"
+
+namespace thingsync::core {
+
+/// The API's password policy: >= 24 characters, at least one lower case letter, one upper
+/// case letter, one digit and one special character. Returns an empty string when `pw`
+/// meets it, else the first rule it breaks (the password itself is never in the message).
+std::string password_policy_violation(std::string_view pw);
+
+/// Derives the `derive` password of a device: HMAC-SHA256(fleet_key, canonical device ID),
+/// mapped to a string that always meets the policy. The algorithm is specified in README.md
+/// ("Password derivation") so that a device factory can reproduce it. Pure; reuses one MAC
+/// context, so keep one deriver per thread. Not thread-safe.
+class PasswordDeriver {
+ public:
+  explicit PasswordDeriver(const Secret& fleet_key);
+  ~PasswordDeriver();
+  PasswordDeriver(const PasswordDeriver&) = delete;
+  PasswordDeriver& operator=(const PasswordDeriver&) = delete;
+
+  Secret derive(const DeviceId& device);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Salted fingerprint of the password applied to a device: the first 16 bytes of
+/// HMAC-SHA256(salt, canonical device ID || 0x00 || password). The salt is per state file,
+/// and the device ID in the message keeps equal passwords of two devices apart.
+/// Not thread-safe per instance; keep one per thread.
+class Fingerprinter {
+ public:
+  explicit Fingerprinter(std::string_view salt);
+  ~Fingerprinter();
+  Fingerprinter(const Fingerprinter&) = delete;
+  Fingerprinter& operator=(const Fingerprinter&) = delete;
+
+  Fingerprint operator()(const DeviceId& device, const Secret& password);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Lower-case hex of a fingerprint ("3f9a…", 32 characters) and back.
+std::string to_hex(const Fingerprint& fp);
+bool from_hex(std::string_view hex, Fingerprint& out);
+
+}  // namespace thingsync::core

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "thingsync/core/binding.hpp"
+
+namespace thingsync::core {
+
+/// `sync.maxDeletes`: an absolute count or a percentage of the managed (observed in scope)
+/// bindings. A delete set larger than the limit is blocked as a whole.
+struct DeleteLimit {
+  enum class Kind : std::uint8_t { kCount, kPercent };
+  Kind kind = Kind::kPercent;
+  double value = 5.0;
+  /// The largest number of deletes allowed when `managed` bindings are observed.
+  std::size_t resolve(std::size_t managed) const;
+};
+
+struct SyncPolicy {
+  bool prune = false;
+  DeleteLimit max_deletes;
+};
+
+enum class UpdateReason : std::uint8_t {
+  kPasswordChanged,  ///< the source yields a password other than the one last applied
+  kNotRecorded,      ///< no state for this binding (first adoption, lost state file)
+  kDeviceChanged,    ///< the state remembers this binding for another device
+};
+std::string_view to_string(UpdateReason r);
+
+enum class DeleteReason : std::uint8_t {
+  kNotDesired,  ///< the device is in no desired-state file
+  kDuplicate,   ///< a second binding for a desired device; the oldest one is kept
+};
+std::string_view to_string(DeleteReason r);
+
+enum class BlockReason : std::uint8_t {
+  kMaxDeletes,      ///< the delete set exceeds sync.maxDeletes
+  kPruneDisabled,   ///< a duplicate that would be deleted, but prune is off
+};
+std::string_view to_string(BlockReason r);
+
+struct PlannedCreate {
+  DeviceId device;
+  std::uint32_t desired_index = 0;  ///< DesiredBinding::index
+};
+struct PlannedUpdate {
+  DeviceId device;
+  std::string binding_id;
+  UpdateReason reason;
+  std::uint32_t desired_index = 0;
+};
+struct PlannedDelete {
+  DeviceId device;
+  std::string binding_id;
+  DeleteReason reason;
+};
+struct BlockedDelete {
+  PlannedDelete del;
+  BlockReason reason;
+};
+
+/// The difference between desired and observed, every list sorted by canonical device ID
+/// (then binding ID).
+struct Plan {
+  std::vector<PlannedCreate> creates;
+  std::vector<PlannedUpdate> updates;
+  std::vector<PlannedDelete> deletes;
+  std::vector<BlockedDelete> blocked;
+  std::size_t unchanged = 0;
+  std::size_t unmanaged = 0;     ///< remote bindings not desired, left alone because prune is off
+  std::size_t delete_limit = 0;  ///< DeleteLimit::resolve() of this pass
+
+  bool empty() const { return creates.empty() && updates.empty() && deletes.empty(); }
+  bool guard_blocked() const;  ///< true when any delete was blocked by kMaxDeletes
+};
+
+/// The heart of the product: a pure, deterministic function. Inputs need not be sorted.
+/// `desired` must not hold one device twice (the loader rejects that).
+Plan make_plan(std::span<const DesiredBinding> desired, std::span<const RemoteBinding> observed,
+               std::span<const AppliedBinding> applied, const SyncPolicy& policy);
+
+}  // namespace thingsync::core
