@@ -1,0 +1,119 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "thingsync/core/binding.hpp"
+#include "thingsync/core/device_id.hpp"
+#include "thingsync/core/result.hpp"
+
+namespace thingsync::state {
+
+/// A create whose POST may have been sent but whose outcome is not known yet. After a crash
+/// the next pass resolves it by looking the device up, never by a second POST.
+struct PendingCreate {
+  core::DeviceId device;
+  std::int64_t since_ms = 0;
+};
+
+/// A device whose last operation failed permanently; it waits until next_attempt_ms.
+struct FailureRecord {
+  std::uint32_t failures = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::string last_error;  ///< status and problem title/detail; never a secret
+};
+
+struct Error {
+  std::string message;
+};
+template <typename T>
+using Result = core::Result<T, Error>;
+struct Ok {};
+
+/// The state of one thingsync installation: which password (as a salted fingerprint) was last
+/// applied to each binding, the pending-create journal and per-device failure backoff.
+///
+/// On disk it is a snapshot, `state.path` (JSON, mode 0600, replaced atomically: temp file in
+/// the same directory, fsync, rename, fsync of the directory), plus an append-only journal
+/// beside it, `state.path + ".journal"` (JSON lines, mode 0600). Mutations go to memory and to
+/// the journal buffer; flush() writes the buffer with one fsync, so a batch of operations
+/// costs one fsync; checkpoint() folds the journal into a new snapshot. Loading replays the
+/// journal over the snapshot; a torn last journal line (a crash during a write that was never
+/// acknowledged) is ignored. Not thread-safe: one owner (the engine's event loop).
+class StateStore {
+ public:
+  /// Opens `path`. A missing file starts an empty state with a fresh salt (first adoption);
+  /// an unreadable or corrupt file is an error that says how to recover, never discarded.
+  /// `fresh_salt` supplies the salt for a new state (random bytes in production).
+  static Result<std::unique_ptr<StateStore>> open(const std::filesystem::path& path,
+                                                  const std::string& fresh_salt);
+
+  /// Random bytes from the OS, for fresh_salt.
+  static std::string random_salt();
+
+  const std::filesystem::path& path() const { return path_; }
+  const std::string& salt() const { return salt_; }
+  bool existed() const { return existed_; }  ///< false on first adoption
+
+  std::size_t size() const { return applied_.size(); }
+  /// All applied records, sorted by binding id (the plan's input).
+  std::vector<core::AppliedBinding> applied() const;
+  std::optional<core::AppliedBinding> find(const std::string& binding_id) const;
+  std::vector<PendingCreate> pending() const;
+  const std::unordered_map<std::string, FailureRecord>& failures() const { return failures_; }
+
+  void record_applied(const std::string& binding_id, const core::DeviceId& device,
+                      const core::Fingerprint& fp);
+  void forget(const std::string& binding_id);
+  void begin_create(const core::DeviceId& device, std::int64_t now_ms);
+  void end_create(const core::DeviceId& device);
+  /// Records a permanent failure; the device waits min(base * 2^(n-1), cap) before the next try.
+  void record_failure(const core::DeviceId& device, std::string error, std::int64_t now_ms,
+                      std::int64_t base_ms = 30'000, std::int64_t cap_ms = 3'600'000);
+  void clear_failure(const core::DeviceId& device);
+  /// Drops records of bindings that no longer exist remotely (after a complete list).
+  void retain_only(const std::vector<std::string>& live_binding_ids);
+
+  /// Appends buffered journal records and fsyncs once. Cheap when nothing is buffered.
+  Result<Ok> flush();
+  /// Writes a new snapshot atomically and empties the journal.
+  Result<Ok> checkpoint();
+  /// Journal records written since the last checkpoint.
+  std::size_t journal_records() const { return journal_records_; }
+
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+ private:
+  struct Applied {
+    core::DeviceId device;
+    core::Fingerprint fp;
+  };
+  explicit StateStore(std::filesystem::path path);
+  Result<Ok> load_snapshot(bool& existed);
+  Result<Ok> replay_journal();
+  Result<Ok> apply_line(std::string_view line);
+  void append(std::string line);
+
+  std::filesystem::path path_;
+  std::filesystem::path journal_path_;
+  std::string salt_;
+  bool existed_ = false;   // the snapshot existed when opened
+  bool on_disk_ = false;   // a snapshot with our salt is on disk
+  bool torn_tail_ = false;
+  std::unordered_map<std::string, Applied> applied_;
+  std::unordered_map<std::string, PendingCreate> pending_;  // by canonical device id
+  std::unordered_map<std::string, FailureRecord> failures_;  // by canonical device id
+  std::string journal_buffer_;
+  std::size_t journal_records_ = 0;
+  int journal_fd_ = -1;
+};
+
+}  // namespace thingsync::state

@@ -1,0 +1,560 @@
+#include "thingsync/state/state_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+
+#include "thingsync/core/password.hpp"
+
+namespace thingsync::state {
+namespace {
+
+using json = nlohmann::json;
+constexpr std::string_view kFormat = "thingsync-state";
+constexpr int kVersion = 1;
+
+std::string errno_text() { return std::strerror(errno); }
+
+Error corrupt(const std::filesystem::path& p, const std::string& why) {
+  const auto s = p.string();
+  return Error{"state file " + s + " is corrupt: " + why +
+               ". thingsync does not guess: move it aside (mv " + s + " " + s +
+               ".broken) and run again; the next apply then re-sends each binding's password "
+               "once (first adoption), nothing else is lost"};
+}
+
+// Appends `s` as a JSON string literal.
+void append_quoted(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::optional<std::string> unhex(std::string_view h) {
+  if (h.size() % 2 != 0) return std::nullopt;
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(h.size() / 2);
+  for (std::size_t i = 0; i < h.size(); i += 2) {
+    const int hi = val(h[i]);
+    const int lo = val(h[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+// Writes all of `data` to fd; false with errno set on failure.
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const auto n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Streams the snapshot into the store's maps without building a DOM (a million bindings
+// would cost hundreds of MiB as nlohmann::json nodes).
+class SnapshotReader : public json::json_sax_t {
+ public:
+  struct Out {
+    std::string format;
+    int version = 0;
+    std::string salt_hex;
+    std::vector<std::tuple<std::string, std::string, std::string>> bindings;  // id, device, fp
+    std::vector<std::pair<std::string, std::int64_t>> pending;
+    std::vector<std::tuple<std::string, FailureRecord>> failures;
+  };
+  explicit SnapshotReader(Out& out) : out_(out) {}
+
+  bool null() override { return fail("unexpected null"); }
+  bool boolean(bool) override { return fail("unexpected boolean"); }
+  bool number_integer(number_integer_t v) override { return integer(v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return integer(static_cast<std::int64_t>(v));
+  }
+  bool number_float(number_float_t, const string_t&) override {
+    return fail("unexpected number");
+  }
+  bool binary(binary_t&) override { return fail("unexpected binary"); }
+  bool string(string_t& s) override {
+    if (depth_ == 1 && key_[1] == "format") {
+      out_.format = s;
+    } else if (depth_ == 1 && key_[1] == "salt") {
+      out_.salt_hex = s;
+    } else if (depth_ == 3 && section_ == Section::kBindings) {
+      (key_[3] == "device" ? device_ : key_[3] == "fp" ? fp_ : ignored_) = s;
+    } else if (depth_ == 3 && section_ == Section::kPending && key_[3] == "device") {
+      device_ = s;
+    } else if (depth_ == 3 && section_ == Section::kFailures && key_[3] == "lastError") {
+      failure_.last_error = s;
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 3) {
+      device_.clear();
+      fp_.clear();
+      since_ = 0;
+      failure_ = {};
+    }
+    return depth_ <= 3 || fail("nesting too deep");
+  }
+  bool end_object() override {
+    if (depth_ == 3) {
+      if (section_ == Section::kBindings) out_.bindings.emplace_back(key_[2], device_, fp_);
+      if (section_ == Section::kPending) out_.pending.emplace_back(device_, since_);
+      if (section_ == Section::kFailures) out_.failures.emplace_back(key_[2], failure_);
+    }
+    if (depth_ == 2) section_ = Section::kNone;
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && key_[1] == "pending") {
+      section_ = Section::kPending;
+      return true;
+    }
+    return fail("unexpected array");
+  }
+  bool end_array() override {
+    section_ = Section::kNone;
+    --depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ > 3) return fail("nesting too deep");
+    key_[static_cast<std::size_t>(depth_)] = k;
+    if (depth_ == 1) {
+      section_ = k == "bindings" ? Section::kBindings
+                 : k == "failures" ? Section::kFailures
+                                   : Section::kNone;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& e) override {
+    error_ = "byte " + std::to_string(pos) + ": " + e.what();
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  enum class Section { kNone, kBindings, kPending, kFailures };
+  bool integer(std::int64_t v) {
+    if (depth_ == 1 && key_[1] == "version") out_.version = static_cast<int>(v);
+    if (depth_ == 3 && section_ == Section::kPending && key_[3] == "since") since_ = v;
+    if (depth_ == 3 && section_ == Section::kFailures) {
+      if (key_[3] == "failures") failure_.failures = static_cast<std::uint32_t>(v);
+      if (key_[3] == "nextAttemptMs") failure_.next_attempt_ms = v;
+    }
+    return true;
+  }
+  bool fail(std::string why) {
+    error_ = std::move(why);
+    return false;
+  }
+  Out& out_;
+  int depth_ = 0;
+  Section section_ = Section::kNone;
+  std::string key_[4];
+  std::string device_, fp_, ignored_;
+  std::int64_t since_ = 0;
+  FailureRecord failure_;
+  std::string error_;
+};
+
+}  // namespace
+
+StateStore::StateStore(std::filesystem::path path)
+    : path_(std::move(path)), journal_path_(path_.string() + ".journal") {}
+
+StateStore::~StateStore() {
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+}
+
+std::string StateStore::random_salt() {
+  std::string salt(32, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) !=
+      1) {
+    std::random_device rd;  // OpenSSL's RNG failing is near impossible; still never a fixed salt
+    for (auto& c : salt) c = static_cast<char>(rd());
+  }
+  return salt;
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path& path,
+                                                      const std::string& fresh_salt) {
+  std::unique_ptr<StateStore> s(new StateStore(path));
+  bool existed = false;
+  if (auto r = s->load_snapshot(existed); !r) return Result<std::unique_ptr<StateStore>>::failure(r.error());
+  if (!existed) s->salt_ = fresh_salt;
+  s->existed_ = existed;
+  s->on_disk_ = existed;
+  if (auto r = s->replay_journal(); !r) return Result<std::unique_ptr<StateStore>>::failure(r.error());
+  return s;
+}
+
+Result<Ok> StateStore::load_snapshot(bool& existed) {
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) {
+      existed = false;
+      return Ok{};
+    }
+    return Result<Ok>::failure(Error{"cannot read state file " + path_.string() + ": " + errno_text()});
+  }
+  existed = true;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+
+  SnapshotReader::Out out;
+  SnapshotReader reader(out);
+  if (!json::sax_parse(text, &reader)) return Result<Ok>::failure(corrupt(path_, reader.error()));
+  if (out.format != kFormat) return Result<Ok>::failure(corrupt(path_, "not a thingsync state file"));
+  if (out.version != kVersion) {
+    return Result<Ok>::failure(corrupt(path_, "unsupported version " + std::to_string(out.version)));
+  }
+  auto salt = unhex(out.salt_hex);
+  if (!salt || salt->size() < 16) return Result<Ok>::failure(corrupt(path_, "missing or bad salt"));
+  salt_ = std::move(*salt);
+
+  applied_.reserve(out.bindings.size());
+  for (auto& [id, device, fp_hex] : out.bindings) {
+    auto dev = core::DeviceId::parse(device);
+    core::Fingerprint fp{};
+    if (!dev) return Result<Ok>::failure(corrupt(path_, "binding " + id + ": bad device ID"));
+    if (!core::from_hex(fp_hex, fp)) {
+      return Result<Ok>::failure(corrupt(path_, "binding " + id + ": bad fingerprint"));
+    }
+    applied_.insert_or_assign(std::move(id), Applied{std::move(*dev), fp});
+  }
+  for (auto& [device, since] : out.pending) {
+    auto dev = core::DeviceId::parse(device);
+    if (!dev) return Result<Ok>::failure(corrupt(path_, "pending create: bad device ID"));
+    pending_.insert_or_assign(dev->canonical(), PendingCreate{*dev, since});
+  }
+  for (auto& [device, rec] : out.failures) {
+    auto dev = core::DeviceId::parse(device);
+    if (!dev) return Result<Ok>::failure(corrupt(path_, "failure record: bad device ID"));
+    failures_.insert_or_assign(dev->canonical(), std::move(rec));
+  }
+  return Ok{};
+}
+
+Result<Ok> StateStore::replay_journal() {
+  std::ifstream in(journal_path_, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return Ok{};
+    return Result<Ok>::failure(
+        Error{"cannot read state journal " + journal_path_.string() + ": " + errno_text()});
+  }
+  std::string line;
+  std::size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    const bool last = in.peek() == std::char_traits<char>::eof();
+    if (auto r = apply_line(line); !r) {
+      // A torn final line is a write that never completed, so never acknowledged: drop it,
+      // and rewrite the files before the next append lands behind it.
+      if (last) {
+        torn_tail_ = true;
+        break;
+      }
+      return Result<Ok>::failure(corrupt(journal_path_, "line " + std::to_string(lineno) + ": " +
+                                                            r.error().message));
+    }
+    ++journal_records_;
+  }
+  return Ok{};
+}
+
+Result<Ok> StateStore::apply_line(std::string_view line) {
+  const auto j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Result<Ok>::failure(Error{"not a JSON object"});
+  const auto str = [&](const char* k) -> std::string {
+    const auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
+  };
+  const auto num = [&](const char* k) -> std::int64_t {
+    const auto it = j.find(k);
+    return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  };
+  const std::string a = str("a");
+  const auto device = core::DeviceId::parse(str("device"));
+  if (a == "applied") {
+    core::Fingerprint fp{};
+    if (!device || !core::from_hex(str("fp"), fp) || str("id").empty()) {
+      return Result<Ok>::failure(Error{"bad applied record"});
+    }
+    applied_.insert_or_assign(str("id"), Applied{*device, fp});
+  } else if (a == "forget") {
+    applied_.erase(str("id"));
+  } else if (a == "pending" && device) {
+    pending_.insert_or_assign(device->canonical(), PendingCreate{*device, num("since")});
+  } else if (a == "resolved" && device) {
+    pending_.erase(device->canonical());
+  } else if (a == "failure" && device) {
+    failures_.insert_or_assign(
+        device->canonical(),
+        FailureRecord{static_cast<std::uint32_t>(num("failures")), num("next"), str("error")});
+  } else if (a == "cleared" && device) {
+    failures_.erase(device->canonical());
+  } else {
+    return Result<Ok>::failure(Error{"unknown record"});
+  }
+  return Ok{};
+}
+
+std::vector<core::AppliedBinding> StateStore::applied() const {
+  std::vector<core::AppliedBinding> out;
+  out.reserve(applied_.size());
+  for (const auto& [id, a] : applied_) out.push_back({id, a.device, a.fp});
+  std::sort(out.begin(), out.end(),
+            [](const auto& x, const auto& y) { return x.binding_id < y.binding_id; });
+  return out;
+}
+
+std::optional<core::AppliedBinding> StateStore::find(const std::string& binding_id) const {
+  const auto it = applied_.find(binding_id);
+  if (it == applied_.end()) return std::nullopt;
+  return core::AppliedBinding{it->first, it->second.device, it->second.fp};
+}
+
+std::vector<PendingCreate> StateStore::pending() const {
+  std::vector<PendingCreate> out;
+  for (const auto& [k, p] : pending_) out.push_back(p);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.device < b.device; });
+  return out;
+}
+
+void StateStore::append(std::string line) {
+  journal_buffer_ += line;
+  journal_buffer_.push_back('\n');
+}
+
+void StateStore::record_applied(const std::string& binding_id, const core::DeviceId& device,
+                                const core::Fingerprint& fp) {
+  applied_.insert_or_assign(binding_id, Applied{device, fp});
+  std::string line = R"({"a":"applied","id":)";
+  append_quoted(line, binding_id);
+  line += R"(,"device":)";
+  append_quoted(line, device.canonical());
+  line += R"(,"fp":")" + core::to_hex(fp) + "\"}";
+  append(std::move(line));
+}
+
+void StateStore::forget(const std::string& binding_id) {
+  if (applied_.erase(binding_id) == 0) return;
+  std::string line = R"({"a":"forget","id":)";
+  append_quoted(line, binding_id);
+  append(line + "}");
+}
+
+void StateStore::begin_create(const core::DeviceId& device, std::int64_t now_ms) {
+  pending_.insert_or_assign(device.canonical(), PendingCreate{device, now_ms});
+  std::string line = R"({"a":"pending","device":)";
+  append_quoted(line, device.canonical());
+  append(line + ",\"since\":" + std::to_string(now_ms) + "}");
+}
+
+void StateStore::end_create(const core::DeviceId& device) {
+  if (pending_.erase(device.canonical()) == 0) return;
+  std::string line = R"({"a":"resolved","device":)";
+  append_quoted(line, device.canonical());
+  append(line + "}");
+}
+
+void StateStore::record_failure(const core::DeviceId& device, std::string error,
+                                std::int64_t now_ms, std::int64_t base_ms, std::int64_t cap_ms) {
+  auto& rec = failures_[device.canonical()];
+  rec.failures = std::min<std::uint32_t>(rec.failures + 1, 62);
+  std::int64_t delay = base_ms;
+  for (std::uint32_t i = 1; i < rec.failures && delay < cap_ms; ++i) delay *= 2;
+  rec.next_attempt_ms = now_ms + std::min(delay, cap_ms);
+  rec.last_error = std::move(error);
+  std::string line = R"({"a":"failure","device":)";
+  append_quoted(line, device.canonical());
+  line += ",\"failures\":" + std::to_string(rec.failures) +
+          ",\"next\":" + std::to_string(rec.next_attempt_ms) + ",\"error\":";
+  append_quoted(line, rec.last_error);
+  append(line + "}");
+}
+
+void StateStore::clear_failure(const core::DeviceId& device) {
+  if (failures_.erase(device.canonical()) == 0) return;
+  std::string line = R"({"a":"cleared","device":)";
+  append_quoted(line, device.canonical());
+  append(line + "}");
+}
+
+void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
+  std::unordered_map<std::string_view, bool> live;
+  live.reserve(live_binding_ids.size());
+  for (const auto& id : live_binding_ids) live.emplace(id, true);
+  std::vector<std::string> gone;
+  for (const auto& [id, a] : applied_) {
+    if (!live.contains(id)) gone.push_back(id);
+  }
+  for (const auto& id : gone) forget(id);
+}
+
+Result<Ok> StateStore::flush() {
+  if (journal_buffer_.empty()) return Ok{};
+  if (!on_disk_ || torn_tail_) {
+    // The salt must reach the disk before any fingerprint made with it; a torn journal tail
+    // must go before anything is appended behind it.
+    return checkpoint();
+  }
+  if (journal_fd_ < 0) {
+    journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (journal_fd_ < 0) {
+      return Result<Ok>::failure(
+          Error{"cannot open state journal " + journal_path_.string() + ": " + errno_text()});
+    }
+  }
+  if (!write_all(journal_fd_, journal_buffer_) || ::fdatasync(journal_fd_) != 0) {
+    return Result<Ok>::failure(
+        Error{"cannot write state journal " + journal_path_.string() + ": " + errno_text()});
+  }
+  journal_records_ += static_cast<std::size_t>(
+      std::count(journal_buffer_.begin(), journal_buffer_.end(), '\n'));
+  journal_buffer_.clear();
+  return Ok{};
+}
+
+Result<Ok> StateStore::checkpoint() {
+  std::string out;
+  out.reserve(64 + applied_.size() * 110);
+  out += "{\"format\":\"thingsync-state\",\"version\":1,\"salt\":\"" + hex(salt_) +
+         "\",\n\"bindings\":{";
+  // Sorted, so that two snapshots of the same state are byte-identical.
+  std::vector<const std::pair<const std::string, Applied>*> rows;
+  rows.reserve(applied_.size());
+  for (const auto& kv : applied_) rows.push_back(&kv);
+  std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  bool first = true;
+  for (const auto* kv : rows) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    append_quoted(out, kv->first);
+    out += ":{\"device\":";
+    append_quoted(out, kv->second.device.canonical());
+    out += ",\"fp\":\"" + core::to_hex(kv->second.fp) + "\"}";
+  }
+  out += "},\n\"pending\":[";
+  first = true;
+  for (const auto& p : pending()) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += "{\"device\":";
+    append_quoted(out, p.device.canonical());
+    out += ",\"since\":" + std::to_string(p.since_ms) + "}";
+  }
+  out += "],\n\"failures\":{";
+  first = true;
+  for (const auto& [device, rec] : failures_) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    append_quoted(out, device);
+    out += ":{\"failures\":" + std::to_string(rec.failures) +
+           ",\"nextAttemptMs\":" + std::to_string(rec.next_attempt_ms) + ",\"lastError\":";
+    append_quoted(out, rec.last_error);
+    out += "}";
+  }
+  out += "}}\n";
+
+  const auto dir = path_.parent_path();
+  std::string tmpl = (dir.empty() ? std::string(".") : dir.string()) + "/." +
+                     path_.filename().string() + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) {
+    return Result<Ok>::failure(
+        Error{"cannot create a temporary file beside " + path_.string() + ": " + errno_text()});
+  }
+  const bool ok = ::fchmod(fd, 0600) == 0 && write_all(fd, out) && ::fsync(fd) == 0;
+  const std::string why = ok ? "" : errno_text();
+  ::close(fd);
+  if (!ok || ::rename(tmpl.c_str(), path_.c_str()) != 0) {
+    const std::string msg = ok ? errno_text() : why;
+    ::unlink(tmpl.c_str());
+    return Result<Ok>::failure(Error{"cannot write state file " + path_.string() + ": " + msg});
+  }
+  if (!fsync_dir(dir)) {
+    return Result<Ok>::failure(
+        Error{"cannot fsync the directory of " + path_.string() + ": " + errno_text()});
+  }
+  on_disk_ = true;
+  torn_tail_ = false;
+  // The snapshot now holds everything: the journal starts over.
+  if (journal_fd_ >= 0) {
+    ::close(journal_fd_);
+    journal_fd_ = -1;
+  }
+  if (::truncate(journal_path_.c_str(), 0) != 0 && errno != ENOENT) {
+    return Result<Ok>::failure(
+        Error{"cannot truncate state journal " + journal_path_.string() + ": " + errno_text()});
+  }
+  journal_buffer_.clear();
+  journal_records_ = 0;
+  return Ok{};
+}
+
+}  // namespace thingsync::state

@@ -1,0 +1,232 @@
+#include "thingsync/state/state_store.hpp"
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+using thingsync::core::DeviceId;
+using thingsync::core::Fingerprint;
+using thingsync::state::StateStore;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("thingsync-state-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+const std::string kSalt(32, 's');
+DeviceId dev(const char* s) { return *DeviceId::parse(s); }
+Fingerprint fp(std::uint8_t b) {
+  Fingerprint f{};
+  f.fill(b);
+  return f;
+}
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+std::unique_ptr<StateStore> open_ok(const fs::path& p) {
+  auto r = StateStore::open(p, kSalt);
+  INFO((r ? "" : r.error().message));
+  REQUIRE(r);
+  return std::move(r.value());
+}
+
+}  // namespace
+
+TEST_CASE("a missing state file means first adoption with a fresh salt", "[state]") {
+  TempDir t;
+  auto s = open_ok(t.path / "state.json");
+  CHECK_FALSE(s->existed());
+  CHECK(s->salt() == kSalt);
+  CHECK(s->size() == 0);
+  CHECK_FALSE(fs::exists(t.path / "state.json"));  // opening alone writes nothing
+}
+
+TEST_CASE("applied records survive a checkpoint and reopen, sorted by binding id", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  {
+    auto s = open_ok(p);
+    s->record_applied("b-2", dev("imei:350266800610993"), fp(2));
+    s->record_applied("a-1", dev("deveui:ea8fa35e2cf3489f"), fp(1));
+    REQUIRE(s->checkpoint());
+  }
+  auto s = open_ok(p);
+  CHECK(s->existed());
+  CHECK(s->salt() == kSalt);
+  const auto applied = s->applied();
+  REQUIRE(applied.size() == 2);
+  CHECK(applied[0].binding_id == "a-1");
+  CHECK(applied[0].device == dev("deveui:ea8fa35e2cf3489f"));
+  CHECK(applied[0].password_fp == fp(1));
+  CHECK(applied[1].binding_id == "b-2");
+}
+
+TEST_CASE("the state file and its journal are mode 0600", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  auto s = open_ok(p);
+  s->record_applied("x", dev("imei:350266800610993"), fp(1));
+  REQUIRE(s->flush());  // first flush writes the snapshot (salt first)
+  s->record_applied("y", dev("imei:350266800610994"), fp(1));
+  REQUIRE(s->flush());  // then the journal
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  REQUIRE(::stat((p.string() + ".journal").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("journal records flushed without a checkpoint are replayed on open", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  {
+    auto s = open_ok(p);
+    s->record_applied("keep", dev("imei:350266800610993"), fp(1));
+    REQUIRE(s->checkpoint());
+    s->record_applied("new", dev("imei:350266800610994"), fp(3));
+    s->forget("keep");
+    s->begin_create(dev("deveui:ea8fa35e2cf3489f"), 1000);
+    s->begin_create(dev("deveui:ea8fa35e2cf3489e"), 1001);
+    s->end_create(dev("deveui:ea8fa35e2cf3489e"));
+    s->record_failure(dev("imei:350266800610995"), "400 Bad Request: password policy", 5000);
+    REQUIRE(s->flush());
+    // No checkpoint: as if the process were killed here.
+  }
+  auto s = open_ok(p);
+  REQUIRE(s->size() == 1);
+  CHECK(s->find("new"));
+  CHECK_FALSE(s->find("keep"));
+  const auto pending = s->pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].device == dev("deveui:ea8fa35e2cf3489f"));
+  CHECK(pending[0].since_ms == 1000);
+  REQUIRE(s->failures().size() == 1);
+  const auto& f = s->failures().at("imei:350266800610995");
+  CHECK(f.failures == 1);
+  CHECK(f.next_attempt_ms == 5000 + 30'000);
+  CHECK(f.last_error == "400 Bad Request: password policy");
+}
+
+TEST_CASE("unflushed records are lost on a crash, flushed ones are not", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  {
+    auto s = open_ok(p);
+    s->record_applied("flushed", dev("imei:350266800610993"), fp(1));
+    REQUIRE(s->flush());
+    s->record_applied("buffered", dev("imei:350266800610994"), fp(1));
+  }
+  auto s = open_ok(p);
+  CHECK(s->find("flushed"));
+  CHECK_FALSE(s->find("buffered"));
+}
+
+TEST_CASE("a torn last journal line is dropped and repaired before the next append", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  {
+    auto s = open_ok(p);
+    s->record_applied("a", dev("imei:350266800610993"), fp(1));
+    REQUIRE(s->checkpoint());
+    s->record_applied("b", dev("imei:350266800610994"), fp(1));
+    REQUIRE(s->flush());
+  }
+  {
+    std::ofstream j(p.string() + ".journal", std::ios::app);
+    j << R"({"a":"applied","id":"c","dev)";  // the crash cut this write short
+  }
+  {
+    auto s = open_ok(p);
+    CHECK(s->size() == 2);
+    s->record_applied("d", dev("imei:350266800610996"), fp(1));
+    REQUIRE(s->flush());
+  }
+  auto s = open_ok(p);
+  CHECK(s->size() == 3);
+  CHECK(s->find("d"));
+}
+
+TEST_CASE("a corrupt state file is an error that says how to recover", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  SECTION("not json") { std::ofstream(p) << "{\"format\": \"thingsync-state\", \"bindings\": {"; }
+  SECTION("another program's json") { std::ofstream(p) << R"({"hello": "world"})"; }
+  SECTION("a bad fingerprint") {
+    std::ofstream(p) << R"({"format":"thingsync-state","version":1,"salt":")" +
+                            std::string(64, 'a') +
+                            R"(","bindings":{"x":{"device":"imei:350266800610993","fp":"zz"}},)"
+                            R"("pending":[],"failures":{}})";
+  }
+  const auto before = read(p);
+  auto r = StateStore::open(p, kSalt);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains(p.string()) && Catch::Contains("corrupt") &&
+                                    Catch::Contains("move it aside"));
+  CHECK(read(p) == before);  // never silently discarded
+}
+
+TEST_CASE("a corrupt line in the middle of the journal is an error", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  {
+    auto s = open_ok(p);
+    s->record_applied("a", dev("imei:350266800610993"), fp(1));
+    REQUIRE(s->checkpoint());
+  }
+  std::ofstream(p.string() + ".journal") << "garbage\n"
+                                         << R"({"a":"forget","id":"a"})" << "\n";
+  auto r = StateStore::open(p, kSalt);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("line 1"));
+}
+
+TEST_CASE("failure backoff doubles and is capped", "[state]") {
+  TempDir t;
+  auto s = open_ok(t.path / "state.json");
+  const auto d = dev("imei:350266800610993");
+  std::vector<std::int64_t> delays;
+  for (int i = 0; i < 10; ++i) {
+    s->record_failure(d, "500", 0, 1000, 16000);
+    delays.push_back(s->failures().at(d.canonical()).next_attempt_ms);
+  }
+  CHECK(delays == std::vector<std::int64_t>{1000, 2000, 4000, 8000, 16000, 16000, 16000, 16000,
+                                            16000, 16000});
+  s->clear_failure(d);
+  CHECK(s->failures().empty());
+}
+
+TEST_CASE("retain_only forgets bindings that no longer exist remotely", "[state]") {
+  TempDir t;
+  auto s = open_ok(t.path / "state.json");
+  s->record_applied("a", dev("imei:350266800610993"), fp(1));
+  s->record_applied("b", dev("imei:350266800610994"), fp(1));
+  s->retain_only({"b", "zzz"});
+  CHECK(s->size() == 1);
+  CHECK(s->find("b"));
+}
+
+TEST_CASE("the state file never holds anything but fingerprints", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  auto s = open_ok(p);
+  s->record_applied("a", dev("imei:350266800610993"), fp(0xab));
+  REQUIRE(s->checkpoint());
+  const auto text = read(p);
+  CHECK_THAT(text, Catch::Contains(R"("fp":"abababababababababababababababab")"));
+  CHECK_THAT(text, Catch::Contains("\"format\":\"thingsync-state\""));
+}
