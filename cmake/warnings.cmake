@@ -3,4 +3,4 @@ add_library(thingsync_warnings INTERFACE)
 add_library(thingsync::warnings ALIAS thingsync_warnings)
 target_compile_options(thingsync_warnings INTERFACE
   -Wall -Wextra -Werror -Wshadow=local -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual
-  -Wnull-dereference -Wimplicit-fallthrough)
+  -Wimplicit-fallthrough)
