@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace thingsync::obs {
+
+enum class Action { kCreate, kUpdate, kDelete };
+
+/// Every metric of SPEC.md "Metrics", on one prometheus-cpp registry. Labels never hold a
+/// device, binding or client ID: their values come from small fixed sets (action, result,
+/// HTTP method, status code), so cardinality does not grow with the fleet. Every combination
+/// that can occur is exported as 0 from the start. Thread-safe (prometheus-cpp metrics are).
+class Metrics {
+ public:
+  explicit Metrics(std::string_view version);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  void set_desired(std::size_t n);
+  void set_observed(std::size_t n);
+  void set_drift(std::size_t creates, std::size_t updates, std::size_t deletes);
+  void set_deletes_blocked(std::size_t n);
+  void operation(Action action, bool success);
+  /// One API exchange; status 0 means no response arrived (network error, timeout).
+  void api_request(std::string_view method, int status, double seconds);
+  void rate_limited();
+  void reconcile_finished(double seconds, bool success, double unix_now_seconds);
+  void desired_state_load_error();
+  /// thingsync_desired_state_info{commit="…"} 1 (commit "" when the tree is not in Git).
+  void set_desired_commit(const std::string& commit);
+
+  /// The registry in the Prometheus text exposition format (version 0.0.4).
+  std::string scrape() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace thingsync::obs
