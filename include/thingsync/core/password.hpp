@@ -13,14 +13,18 @@ namespace thingsync::core {
 /// The API's password policy: >= 24 characters, at least one lower case letter, one upper
 /// case letter, one digit and one special character. Returns an empty string when `pw`
 /// meets it, else the first rule it breaks (the password itself is never in the message).
+/// Length counts UTF-8 code points; "special" is any character but an ASCII letter or digit;
+/// a control character (newline, NUL, …) is refused outright.
 std::string password_policy_violation(std::string_view pw);
 
 /// Derives the `derive` password of a device: HMAC-SHA256(fleet_key, canonical device ID),
-/// mapped to a string that always meets the policy. The algorithm is specified in README.md
-/// ("Password derivation") so that a device factory can reproduce it. Pure; reuses one MAC
-/// context, so keep one deriver per thread. Not thread-safe.
+/// mapped to 32 characters that always meet the policy. The algorithm is specified, with test
+/// vectors, in docs/password-derivation.md so that a device factory can reproduce it. Pure;
+/// reuses one MAC context, so keep one deriver per thread. Not thread-safe.
 class PasswordDeriver {
  public:
+  /// Uses the key bytes as they are (the loader strips one trailing newline of a key file).
+  /// Throws std::invalid_argument on an empty key, std::runtime_error if OpenSSL has no HMAC.
   explicit PasswordDeriver(const Secret& fleet_key);
   ~PasswordDeriver();
   PasswordDeriver(const PasswordDeriver&) = delete;
@@ -51,7 +55,8 @@ class Fingerprinter {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Lower-case hex of a fingerprint ("3f9a…", 32 characters) and back.
+/// Lower-case hex of a fingerprint ("3f9a…", 32 characters) and back. from_hex accepts either
+/// case, and leaves `out` alone and returns false unless given exactly 32 hex digits.
 std::string to_hex(const Fingerprint& fp);
 bool from_hex(std::string_view hex, Fingerprint& out);
 

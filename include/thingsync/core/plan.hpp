@@ -17,7 +17,8 @@ struct DeleteLimit {
   enum class Kind : std::uint8_t { kCount, kPercent };
   Kind kind = Kind::kPercent;
   double value = 5.0;
-  /// The largest number of deletes allowed when `managed` bindings are observed.
+  /// The largest number of deletes allowed when `managed` bindings are observed:
+  /// floor(value% of managed) for kPercent, floor(value) for kCount; 0 for values <= 0.
   std::size_t resolve(std::size_t managed) const;
 };
 
@@ -80,8 +81,17 @@ struct Plan {
   bool guard_blocked() const;  ///< true when any delete was blocked by kMaxDeletes
 };
 
-/// The heart of the product: a pure, deterministic function. Inputs need not be sorted.
-/// `desired` must not hold one device twice (the loader rejects that).
+/// The heart of the product: a pure, deterministic function. Inputs need not be sorted and
+/// their order does not change the result. `desired` must not hold one device twice (the
+/// loader rejects that). Rules (SPEC "Reconciliation semantics"): a desired device without a
+/// remote binding is created; of its remote bindings the oldest (created_at_ms, then smaller
+/// binding ID) is kept and the others are kDuplicate deletes; the kept one is updated unless
+/// its AppliedBinding (found by binding ID) names the same device and fingerprint. Remote
+/// bindings of undesired devices are kNotDesired deletes with prune, else only counted in
+/// `unmanaged`; without prune duplicates are blocked with kPruneDisabled. More deletes than
+/// delete_limit = max_deletes.resolve(observed.size()) move to `blocked` (kMaxDeletes) as a
+/// whole. Sorts index arrays and merges: about 1 s and 100 bytes per binding for 1M x 1M x 1M
+/// (bench/core/plan_bench.cpp).
 Plan make_plan(std::span<const DesiredBinding> desired, std::span<const RemoteBinding> observed,
                std::span<const AppliedBinding> applied, const SyncPolicy& policy);
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cassert>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -10,6 +11,10 @@ namespace thingsync::core {
 template <typename T, typename E>
 class Result {
  public:
+  /// A default-constructed Result holds a default error (Asio's co_spawn needs one to exist).
+  Result()
+    requires std::is_default_constructible_v<E>
+      : v_(std::in_place_index<1>) {}
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   static Result failure(E error) { return Result(std::in_place_index<1>, std::move(error)); }
 
