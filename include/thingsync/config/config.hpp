@@ -1,0 +1,98 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "thingsync/config/env.hpp"
+#include "thingsync/core/diagnostic.hpp"
+#include "thingsync/core/plan.hpp"
+#include "thingsync/core/result.hpp"
+
+namespace thingsync::config {
+
+/// `api:` — where the Things API lives.
+struct ApiConfig {
+  std::string base_url = "https://api.kpnthings.com";  ///< validated http(s) URL, no trailing '/'
+  std::chrono::milliseconds timeout{10'000};           ///< per request, > 0
+  std::optional<std::filesystem::path> ca_file;        ///< extra CA bundle; TLS is always verified
+};
+
+/// `auth.oauth2:` — client-credentials grant at GRIP.
+struct OAuth2Config {
+  std::string token_url;  ///< validated http(s) URL
+  std::string client_id;
+  std::filesystem::path client_secret_file;  ///< a path, never the secret itself
+  std::string audience;
+};
+
+/// `auth:` — exactly one of token_file / oauth2 is set after a successful parse.
+struct AuthConfig {
+  std::optional<std::filesystem::path> token_file;
+  std::optional<OAuth2Config> oauth2;
+};
+
+enum class SyncMode : std::uint8_t { kReconcile, kObserve };
+std::string_view to_string(SyncMode m);
+
+/// `sync:` — how the reconciler behaves.
+struct SyncConfig {
+  SyncMode mode = SyncMode::kReconcile;
+  std::chrono::milliseconds poll_interval{30'000};              ///< > 0
+  std::chrono::milliseconds full_resync_interval{15 * 60'000};  ///< > 0
+  std::chrono::milliseconds modified_since_overlap{60'000};     ///< >= 0
+  bool prune = false;
+  core::DeleteLimit max_deletes{core::DeleteLimit::Kind::kPercent, 5.0};
+  std::uint32_t concurrency = 8;  ///< 1..1024
+  double rate_limit = 10.0;       ///< requests per second, > 0, may be fractional
+};
+
+/// The parsed config file (SPEC.md "Config file"). Secrets are never held here: only the paths
+/// of the files that hold them. Relative paths in the file (desiredState.path, state.path,
+/// auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved against the directory
+/// of the config file, so a config works the same from any working directory.
+struct Config {
+  std::string file;  ///< the config file's name as given to parse_config
+  ApiConfig api;
+  AuthConfig auth;
+  std::filesystem::path desired_state_path;    ///< a directory or one file (required)
+  std::optional<std::string> scope_client_id;  ///< lower-case UUID when set
+  SyncConfig sync;
+  std::filesystem::path state_path = "/var/lib/thingsync/state.json";
+  std::string metrics_listen = "127.0.0.1:9464";  ///< as written
+  std::string metrics_host = "127.0.0.1";         ///< host part of metrics_listen, no brackets
+  std::uint16_t metrics_port = 9464;
+};
+
+/// Parses a config file's text. `filename` is used in diagnostics and as the base for relative
+/// paths. `${VAR}` is expanded in every string value through `env` (`$$` is a literal `$`).
+/// Returns every error at once (warnings, if any, only come with errors).
+core::Result<Config, core::Diagnostics> parse_config(std::string_view text,
+                                                     std::string_view filename,
+                                                     const EnvLookup& env);
+
+/// Reads `path` and parses it; an unreadable file is one diagnostic naming it and strerror.
+core::Result<Config, core::Diagnostics> load_config_file(const std::filesystem::path& path,
+                                                         const EnvLookup& env);
+
+/// A parsed http:// or https:// URL (no user info, no query or fragment).
+struct HttpUrl {
+  std::string scheme;  ///< "http" or "https"
+  std::string host;    ///< lower case; IPv6 without brackets
+  std::uint16_t port;  ///< explicit or the scheme's default
+  std::string path;    ///< "" or starting with '/'
+};
+/// Parses `text` as an http(s) URL; the error says what is wrong with it.
+core::Result<HttpUrl, std::string> parse_http_url(std::string_view text);
+
+/// A "host:port" listen address ("127.0.0.1:9464", "[::1]:9464", "localhost:0").
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port;
+};
+core::Result<ListenAddress, std::string> parse_listen_address(std::string_view text);
+
+}  // namespace thingsync::config

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "thingsync/config/desired_state.hpp"
+#include "thingsync/config/env.hpp"
+#include "thingsync/core/diagnostic.hpp"
+#include "thingsync/core/result.hpp"
+#include "thingsync/core/secret.hpp"
+
+namespace thingsync::config {
+
+/// Turns password sources into passwords. Reads each fleet key file once per resolver (sources
+/// are shared, so one per distinct path), each password file once per source, and never puts a
+/// password or key into a diagnostic. Not thread-safe: use one resolver per thread. Create a new
+/// one to re-read files (SIGHUP).
+class PasswordResolver {
+ public:
+  /// `state` must outlive the resolver.
+  explicit PasswordResolver(const DesiredState& state, EnvLookup env = process_env());
+  ~PasswordResolver();
+  PasswordResolver(const PasswordResolver&) = delete;
+  PasswordResolver& operator=(const PasswordResolver&) = delete;
+
+  /// The password of one binding, or a diagnostic at the binding's place (a broken source, or a
+  /// password that breaks the API's policy).
+  core::Result<core::Secret, core::Diagnostic> resolve(const DesiredEntry& entry);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Checks every distinct source once, offline (`thingsync validate`): key files readable and at
+/// least 32 bytes, password files readable, env variables set, literal/file/env passwords meet
+/// the policy. Derived passwords meet the policy by construction, so they are not derived.
+/// Diagnostics are placed where each source is written.
+core::Diagnostics validate_sources(const DesiredState& state, const EnvLookup& env = process_env());
+
+/// Minimum fleet key length in bytes.
+inline constexpr std::size_t kMinFleetKeyBytes = 32;
+
+}  // namespace thingsync::config

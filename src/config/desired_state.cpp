@@ -1,0 +1,599 @@
+#include "thingsync/config/desired_state.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "yaml_tree.hpp"
+
+namespace thingsync::config {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::Checker;
+using detail::kNone;
+using detail::YNode;
+using detail::YTree;
+
+// An entry whose binding names no password: it takes the file's defaults.password.
+constexpr std::uint32_t kUseDefault = 0xffffffffU;
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (lower(s[i]) != prefix[i]) return false;
+  }
+  return true;
+}
+
+bool valid_env_name(std::string_view s) {
+  return !s.empty() && !(s[0] >= '0' && s[0] <= '9') && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+/// What one piece of one file declares. Source indexes in `entries` are local to `sources`.
+struct ChunkResult {
+  std::vector<DesiredEntry> entries;
+  std::vector<PasswordSource> sources;
+  std::uint32_t default_source = kNone;
+  bool default_written = false;  // defaults.password is there, even if it is broken
+  core::Diagnostics diags;
+  bool syntax_ok = true;
+};
+
+/// Parses one chunk of a file: the whole file (`first`), or a run of `bindings` items cut out
+/// of it (then the text is a bare YAML list and `line_offset` places it in the file).
+class ChunkParser {
+ public:
+  ChunkParser(const std::string& filename, std::uint32_t file_index, const EnvLookup& env,
+              ChunkResult& out)
+      : file_(filename), file_index_(file_index), env_(env), out_(out) {}
+
+  void run(std::string_view text, std::uint32_t line_offset, bool first) {
+    YTree tree;
+    Checker checker(file_, tree, out_.diags);
+    c_ = &checker;
+    detail::StreamRule rule = [first](const YTree& t, std::uint32_t seq) {
+      const std::uint32_t parent = t[seq].parent;
+      if (!first) return parent == kNone;
+      // The value of the root map's "bindings" key. Its key, a scalar, is the node just before.
+      return parent != kNone && parent == t.root() && t[parent].kind == YNode::Kind::kMap &&
+             t[parent].children % 2 == 0 && t[seq - 1].parent == parent &&
+             t[seq - 1].kind == YNode::Kind::kScalar && t[seq - 1].text == "bindings";
+    };
+    detail::ItemSink sink = [this](const YTree&, std::uint32_t item) { binding(item); };
+    out_.syntax_ok = detail::parse_yaml(text, file_, line_offset, tree, out_.diags, rule, sink);
+    if (first && out_.syntax_ok) root(tree.root());
+    c_ = nullptr;
+  }
+
+ private:
+  const YTree& t() const { return c_->tree(); }
+
+  void root(std::uint32_t r) {
+    if (r == kNone || t()[r].kind == YNode::Kind::kNull) {
+      out_.diags.push_back(
+          {file_, 1, 1, core::Severity::kWarning, "the file is empty: it declares no bindings"});
+      return;
+    }
+    if (!c_->expect_map(r, "a desired-state file", "with 'defaults' and 'bindings'")) return;
+    c_->for_each_key(
+        r, "a desired-state file", {"defaults", "bindings"},
+        [&](std::string_view key, std::uint32_t v) {
+          if (key == "defaults") defaults(v);
+          if (key == "bindings" && !t()[v].streamed && t()[v].kind != YNode::Kind::kNull) {
+            c_->error(v, "bindings must be a list (- deviceId: ID), found " +
+                             std::string(detail::describe(t()[v].kind)));
+          }
+        });
+  }
+
+  void defaults(std::uint32_t m) {
+    if (!c_->expect_map(m, "defaults", "with password")) return;
+    c_->for_each_key(m, "defaults", {"password"}, [&](std::string_view, std::uint32_t v) {
+      out_.default_written = true;
+      out_.default_source = source(v);
+    });
+  }
+
+  void binding(std::uint32_t item) {
+    const YNode& n = t()[item];
+    if (n.kind != YNode::Kind::kMap) {
+      std::string msg = "a binding must be a map (- deviceId: ID), found " +
+                        std::string(detail::describe(n.kind));
+      if (n.kind == YNode::Kind::kScalar)
+        msg += " '" + n.text + "'; write '- deviceId: " + n.text + "'";
+      c_->error(item, std::move(msg));
+      return;
+    }
+    std::uint32_t id_node = kNone;
+    std::uint32_t src = kUseDefault;
+    bool bad_source = false;
+    bool urn_as_key = false;
+    t().for_each_pair(item, [&](std::uint32_t k, std::uint32_t v) {
+      const YNode& key = t()[k];
+      // `- urn:dev:IMEI:350266800610993:` parses as a map whose key is the device ID.
+      if (key.kind == YNode::Kind::kScalar && t()[v].kind == YNode::Kind::kNull &&
+          (starts_with_nocase(key.text, "urn:") || core::DeviceId::parse(key.text))) {
+        c_->error(k, "device ID '" + key.text +
+                         ":' was read as a map key: quote device IDs that end in ':' (write "
+                         "- deviceId: \"" +
+                         key.text + ":\")");
+        urn_as_key = true;  // reported; no "needs a deviceId" on top
+      }
+    });
+    if (urn_as_key) return;
+    const bool known = c_->for_each_key(item, "a binding", {"deviceId", "password"},
+                                        [&](std::string_view key, std::uint32_t v) {
+                                          if (key == "deviceId") {
+                                            id_node = v;
+                                          } else {
+                                            const std::uint32_t s = source(v);
+                                            if (s == kNone) bad_source = true;
+                                            src = s;
+                                          }
+                                        });
+    if (id_node == kNone) {
+      if (known) c_->error(item, "a binding needs a deviceId");
+      return;
+    }
+    const YNode& id = t()[id_node];
+    if (id.kind != YNode::Kind::kScalar) {
+      std::string msg =
+          "deviceId must be a single value, found " + std::string(detail::describe(id.kind));
+      if (id.kind == YNode::Kind::kMap) msg += "; quote device IDs that end in ':'";
+      c_->error(id_node, std::move(msg));
+      return;
+    }
+    auto parsed = core::DeviceId::parse_with_reason(id.text);
+    if (!parsed.id) {
+      c_->error(id_node, "invalid device ID '" + id.text + "': " + parsed.reason);
+      return;
+    }
+    if (bad_source) return;
+    out_.entries.push_back({std::move(*parsed.id), src, file_index_, id.line, id.column});
+  }
+
+  // Returns the local index of the source written at `node`, or kNone after an error.
+  std::uint32_t source(std::uint32_t node) {
+    if (!c_->expect_map(node, "password", "with one of derive, file, env, value")) return kNone;
+    PasswordSource s;
+    s.file = file_index_;
+    s.line = t()[node].line;
+    s.column = t()[node].column;
+    int kinds = 0;
+    bool ok = true;
+    const bool known = c_->for_each_key(
+        node, "password", {"derive", "file", "env", "value"},
+        [&](std::string_view key, std::uint32_t v) {
+          if (++kinds > 1) return;
+          if (key == "derive") {
+            s.kind = PasswordSource::Kind::kDerive;
+            if (!c_->expect_map(v, "derive", "with keyFile")) {
+              ok = false;
+              return;
+            }
+            bool has_key = false;
+            const bool key_known =
+                c_->for_each_key(v, "derive", {"keyFile"}, [&](std::string_view, std::uint32_t f) {
+                  has_key = true;
+                  ok = c_->expect_scalar(f, "derive.keyFile") &&
+                       c_->expand_path(f, "derive.keyFile", env_, s.ref) && ok;
+                });
+            if (!has_key) {
+              if (key_known) c_->error(v, "derive needs a keyFile (the fleet key)");
+              ok = false;
+            }
+          } else if (key == "file") {
+            s.kind = PasswordSource::Kind::kFile;
+            ok = c_->expect_scalar(v, "password file") &&
+                 c_->expand_path(v, "password file", env_, s.ref);
+          } else if (key == "env") {
+            s.kind = PasswordSource::Kind::kEnv;
+            ok = c_->expect_scalar(v, "password env");
+            if (ok && !valid_env_name(t()[v].text)) {
+              c_->error(v, "'" + t()[v].text + "' is not an environment variable name");
+              ok = false;
+            }
+            if (ok) s.ref = t()[v].text;
+          } else {
+            s.kind = PasswordSource::Kind::kValue;
+            ok = c_->expect_scalar(v, "password value");
+            if (ok) {
+              s.value = core::Secret(t()[v].text);
+              c_->warning(
+                  v, "password is a literal value: a secret in Git; prefer derive, file or env");
+            }
+          }
+        });
+    if (kinds != 1) {
+      if (kinds == 0 && !known) return kNone;
+      c_->error(node, kinds == 0 ? "password needs one of derive, file, env or value"
+                                 : "password must have exactly one of derive, file, env or "
+                                   "value, found " +
+                                       std::to_string(kinds));
+      return kNone;
+    }
+    if (!ok) return kNone;
+    if (s.kind != PasswordSource::Kind::kValue) {
+      for (std::uint32_t i = 0; i < out_.sources.size(); ++i) {
+        if (out_.sources[i].kind == s.kind && out_.sources[i].ref == s.ref) return i;
+      }
+    }
+    out_.sources.push_back(std::move(s));
+    return static_cast<std::uint32_t>(out_.sources.size() - 1);
+  }
+
+  const std::string& file_;
+  std::uint32_t file_index_;
+  const EnvLookup& env_;
+  ChunkResult& out_;
+  Checker* c_ = nullptr;
+};
+
+/// A piece of a file to parse: [begin, end) of its text, starting at line `line_offset` + 1.
+struct Chunk {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  std::uint32_t line_offset = 0;
+};
+
+// Finds where a large file can be cut into independent parts: only when `bindings:` is the
+// last top-level key and every line after it is a list item at one indentation, a line
+// indented deeper, a comment or blank. A cut is made only before an item line. If a part
+// then fails to parse, the whole file is parsed again in one piece.
+std::vector<Chunk> split_chunks(std::string_view text, std::size_t parts) {
+  std::vector<Chunk> whole{{0, text.size(), 0}};
+  if (parts < 2) return whole;
+  // Pass 1: the last line with content in column 0 must be "bindings:".
+  std::size_t last_top = std::string_view::npos;
+  std::uint32_t last_top_line = 0;
+  std::uint32_t line = 0;
+  for (std::size_t pos = 0; pos < text.size(); ++line) {
+    const char c = text[pos];
+    if (c != ' ' && c != '#' && c != '\n' && c != '\r' && c != '-') {
+      last_top = pos;
+      last_top_line = line;
+    }
+    const std::size_t nl = text.find('\n', pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  }
+  if (last_top == std::string_view::npos) return whole;
+  std::string_view head = text.substr(last_top, text.find('\n', last_top) - last_top);
+  if (head.rfind("bindings:", 0) != 0) return whole;
+  head.remove_prefix(9);
+  while (!head.empty() && (head.front() == ' ' || head.back() == '\r')) {
+    head.front() == ' ' ? head.remove_prefix(1) : head.remove_suffix(1);
+  }
+  if (!head.empty() && head.front() != '#') return whole;
+
+  // Pass 2: the items after it.
+  const std::size_t target = text.size() / parts;
+  std::vector<Chunk> chunks;
+  chunks.push_back({0, 0, 0});
+  std::size_t indent = std::string_view::npos;
+  std::size_t pos = text.find('\n', last_top);
+  line = last_top_line + 1;
+  if (pos == std::string_view::npos) return whole;
+  for (++pos; pos < text.size(); ++line) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    const std::string_view l = text.substr(pos, nl - pos);
+    const std::size_t ind = l.find_first_not_of(' ');
+    const bool blank = ind == std::string_view::npos || l[ind] == '\r' || l[ind] == '#';
+    if (!blank) {
+      const bool item =
+          l[ind] == '-' && (ind + 1 == l.size() || l[ind + 1] == ' ' || l[ind + 1] == '\r');
+      if (indent == std::string_view::npos) {
+        if (!item) return whole;
+        indent = ind;
+      }
+      if (ind < indent || (ind == indent && !item) || l[ind] == '\t') return whole;
+      if (ind == indent && pos >= target * chunks.size() && chunks.size() < parts &&
+          text.size() - pos > target / 2) {
+        chunks.back().end = pos;
+        chunks.push_back({pos, 0, line});
+      }
+    }
+    pos = nl + 1;
+  }
+  chunks.back().end = text.size();
+  return chunks.size() > 1 ? chunks : whole;
+}
+
+// Runs f(i) for i in [0, n) on up to `threads` threads; rethrows the first exception.
+template <typename F>
+void parallel_for(std::size_t n, unsigned threads, F&& f) {
+  threads = static_cast<unsigned>(std::min<std::size_t>(std::max(1U, threads), n));
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    try {
+      for (std::size_t i; (i = next.fetch_add(1)) < n;) f(i);
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+      next = n;
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+bool entry_less(const DesiredEntry& a, const DesiredEntry& b) {
+  if (const int c = a.device.canonical().compare(b.device.canonical()); c != 0) return c < 0;
+  return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+}
+
+// Sorts in `threads` runs at once, then merges them.
+void parallel_sort(std::vector<DesiredEntry>& v, unsigned threads) {
+  const std::size_t parts = v.size() < 100'000 ? 1 : std::max(1U, threads);
+  std::vector<std::size_t> bounds;
+  for (std::size_t i = 0; i <= parts; ++i) bounds.push_back(v.size() * i / parts);
+  parallel_for(parts, threads, [&](std::size_t i) {
+    std::sort(v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
+              v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), entry_less);
+  });
+  for (std::size_t i = 1; i < parts; ++i) {
+    std::inplace_merge(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
+                       v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), entry_less);
+  }
+}
+
+/// Collects files into one DesiredState: shares sources, fills defaults, finds duplicates.
+class Merger {
+ public:
+  explicit Merger(LoadResult& out) : out_(out) {}
+
+  // Adds the chunks of one file, in order (the first one holds the file's defaults).
+  void add_file(std::vector<ChunkResult>& chunks) {
+    std::uint32_t default_global = kNone;
+    bool default_written = false;
+    for (auto& c : chunks) {
+      // After a syntax error the defaults may be unseen: do not blame every binding.
+      default_written = default_written || c.default_written || !c.syntax_ok;
+      std::vector<std::uint32_t> map(c.sources.size());
+      for (std::size_t i = 0; i < c.sources.size(); ++i)
+        map[i] = add_source(std::move(c.sources[i]));
+      if (c.default_source != kNone) default_global = map[c.default_source];
+      for (auto& d : c.diags) out_.diagnostics.push_back(std::move(d));
+      c.sources.clear();
+      c.diags.clear();
+      for (auto& e : c.entries) {
+        if (e.source != kUseDefault) e.source = map[e.source];
+      }
+    }
+    for (auto& c : chunks) {
+      for (auto& e : c.entries) {
+        if (e.source == kUseDefault) {
+          if (default_global == kNone) {
+            if (default_written) continue;  // the broken default is reported where it is
+            out_.diagnostics.push_back(
+                {out_.state.files[e.file], e.line, e.column, core::Severity::kError,
+                 "binding for " + e.device.canonical() +
+                     " has no password source: add 'password:' to it or 'defaults: password:' "
+                     "to the file"});
+            continue;
+          }
+          e.source = default_global;
+        }
+        out_.state.bindings.push_back(std::move(e));
+      }
+      c.entries = {};
+    }
+  }
+
+  void finish(unsigned threads) {
+    auto& v = out_.state.bindings;
+    parallel_sort(v, threads);
+    std::size_t w = 0;
+    for (std::size_t r = 0; r < v.size();) {
+      std::size_t s = r + 1;
+      while (s < v.size() && v[s].device == v[r].device) {
+        const auto& d = v[s];
+        out_.diagnostics.push_back({out_.state.files[d.file], d.line, d.column,
+                                    core::Severity::kError,
+                                    "duplicate device " + d.device.canonical() +
+                                        "; first listed at " + out_.state.location(v[r])});
+        ++s;
+      }
+      if (w != r) v[w] = std::move(v[r]);
+      ++w;
+      r = s;
+    }
+    v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
+    v.shrink_to_fit();
+    core::sort_diagnostics(out_.diagnostics);
+  }
+
+ private:
+  std::uint32_t add_source(PasswordSource s) {
+    if (s.kind != PasswordSource::Kind::kValue) {
+      auto [it, inserted] = shared_.try_emplace(
+          {s.kind, s.ref}, static_cast<std::uint32_t>(out_.state.sources.size()));
+      if (!inserted) return it->second;
+    }
+    out_.state.sources.push_back(std::move(s));
+    return static_cast<std::uint32_t>(out_.state.sources.size() - 1);
+  }
+
+  LoadResult& out_;
+  std::map<std::pair<PasswordSource::Kind, std::string>, std::uint32_t> shared_;
+};
+
+ChunkResult parse_chunk(std::string_view text, const std::string& filename,
+                        std::uint32_t file_index, const Chunk& chunk, bool first,
+                        const EnvLookup& env) {
+  ChunkResult r;
+  ChunkParser(filename, file_index, env, r)
+      .run(text.substr(chunk.begin, chunk.end - chunk.begin), chunk.line_offset, first);
+  return r;
+}
+
+// Parses a file's chunks; if a cut turns out not to parse, parses the whole file instead.
+void reparse_if_cut_badly(std::string_view text, const std::string& filename,
+                          std::uint32_t file_index, const EnvLookup& env,
+                          std::vector<ChunkResult>& chunks) {
+  if (chunks.size() < 2) return;
+  const bool all_ok =
+      std::all_of(chunks.begin(), chunks.end(), [](const ChunkResult& c) { return c.syntax_ok; });
+  if (all_ok) return;
+  chunks.clear();
+  chunks.push_back(parse_chunk(text, filename, file_index, {0, text.size(), 0}, true, env));
+}
+
+bool is_hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.' && name != "." && name != "..";
+}
+
+bool is_yaml(const fs::path& p) {
+  const std::string ext = p.extension().string();
+  return ext == ".yaml" || ext == ".yml";
+}
+
+// Lists the files to load, sorted; problems go to diags.
+std::vector<std::string> discover(const fs::path& path, core::Diagnostics& diags) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    diags.push_back({path.string(), 0, 0, core::Severity::kError,
+                     "cannot read desired state: " +
+                         (ec ? ec.message() : std::string("No such file or directory"))});
+    return files;
+  }
+  if (!fs::is_directory(status)) {
+    files.push_back(path.string());
+    return files;
+  }
+  fs::recursive_directory_iterator it(path, fs::directory_options::none, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::directory_entry& e = *it;
+    if (is_hidden(e.path())) {
+      if (e.is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    std::error_code fec;
+    if (e.is_regular_file(fec) && is_yaml(e.path())) files.push_back(e.path().string());
+  }
+  if (ec) {
+    diags.push_back({path.string(), 0, 0, core::Severity::kError,
+                     "cannot list desired-state directory: " + ec.message()});
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty() && !ec) {
+    // An empty desired state with prune on would delete every binding: never guess that.
+    diags.push_back({path.string(), 0, 0, core::Severity::kError,
+                     "no *.yaml or *.yml files in the desired-state directory"});
+  }
+  return files;
+}
+
+}  // namespace
+
+std::string_view to_string(PasswordSource::Kind k) {
+  switch (k) {
+    case PasswordSource::Kind::kDerive:
+      return "derive";
+    case PasswordSource::Kind::kFile:
+      return "file";
+    case PasswordSource::Kind::kEnv:
+      return "env";
+    case PasswordSource::Kind::kValue:
+      return "value";
+  }
+  return "?";
+}
+
+std::string DesiredState::location(const DesiredEntry& e) const {
+  return files[e.file] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
+}
+
+LoadResult parse_desired_state_file(std::string_view text, std::string_view filename,
+                                    const EnvLookup& env) {
+  LoadResult out;
+  out.state.files.emplace_back(filename);
+  std::vector<ChunkResult> chunks;
+  chunks.push_back(parse_chunk(text, out.state.files[0], 0, {0, text.size(), 0}, true, env));
+  Merger merger(out);
+  merger.add_file(chunks);
+  merger.finish(1);
+  return out;
+}
+
+LoadResult load_desired_state(const fs::path& path, const LoadOptions& options) {
+  LoadResult out;
+  const unsigned threads =
+      options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
+  out.state.files = discover(path, out.diagnostics);
+  const std::size_t n = out.state.files.size();
+
+  // Read every file and plan its chunks (in parallel: reading is I/O, planning a scan).
+  std::vector<std::string> texts(n);
+  std::vector<std::vector<Chunk>> plans(n);
+  std::vector<std::string> read_errors(n);
+  parallel_for(n, threads, [&](std::size_t i) {
+    if (!detail::read_file(out.state.files[i], texts[i], read_errors[i])) return;
+    const std::size_t parts = std::min<std::size_t>(
+        texts[i].size() / std::max<std::size_t>(1, options.split_bytes), 4U * threads);
+    plans[i] = split_chunks(texts[i], parts);
+  });
+
+  // Parse all chunks of all files as one pool of tasks.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> tasks;  // (file, chunk)
+  std::vector<std::vector<ChunkResult>> results(n);
+  for (std::uint32_t f = 0; f < n; ++f) {
+    if (!read_errors[f].empty()) {
+      out.diagnostics.push_back({out.state.files[f], 0, 0, core::Severity::kError,
+                                 "cannot read desired-state file: " + read_errors[f]});
+      continue;
+    }
+    results[f].resize(plans[f].size());
+    for (std::uint32_t c = 0; c < plans[f].size(); ++c) tasks.emplace_back(f, c);
+  }
+  // Largest first, so that a big file's parts do not start last.
+  std::stable_sort(tasks.begin(), tasks.end(), [&](const auto& a, const auto& b) {
+    const Chunk& x = plans[a.first][a.second];
+    const Chunk& y = plans[b.first][b.second];
+    return x.end - x.begin > y.end - y.begin;
+  });
+  parallel_for(tasks.size(), threads, [&](std::size_t i) {
+    const auto [f, c] = tasks[i];
+    results[f][c] = parse_chunk(texts[f], out.state.files[f], f, plans[f][c], c == 0, options.env);
+  });
+
+  Merger merger(out);
+  std::size_t total = 0;
+  for (const auto& r : results) {
+    for (const auto& c : r) total += c.entries.size();
+  }
+  out.state.bindings.reserve(total);
+  for (std::uint32_t f = 0; f < n; ++f) {
+    reparse_if_cut_badly(texts[f], out.state.files[f], f, options.env, results[f]);
+    std::string().swap(texts[f]);
+    merger.add_file(results[f]);
+    std::vector<ChunkResult>().swap(results[f]);
+  }
+  merger.finish(threads);
+  return out;
+}
+
+}  // namespace thingsync::config

@@ -1,0 +1,384 @@
+#include "yaml_tree.hpp"
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <istream>
+#include <streambuf>
+
+namespace thingsync::config::detail {
+namespace {
+
+// An istream over existing text, without copying it (std::istringstream would).
+class ViewBuf : public std::streambuf {
+ public:
+  explicit ViewBuf(std::string_view text) {
+    char* p = const_cast<char*>(text.data());  // read-only use: get area only
+    setg(p, p, p + text.size());
+  }
+};
+
+std::uint32_t to_u32(int v) { return v < 0 ? 0U : static_cast<std::uint32_t>(v); }
+
+}  // namespace
+
+class YBuilder : public YAML::EventHandler {
+ public:
+  YBuilder(YTree& tree, std::uint32_t line_offset, const StreamRule& rule, const ItemSink& sink)
+      : tree_(tree), line_offset_(line_offset), rule_(rule), sink_(sink) {
+    tree_.used_ = 0;
+    tree_.root_ = kNone;
+  }
+
+  void OnDocumentStart(const YAML::Mark& /*mark*/) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
+    leaf(add(YNode::Kind::kNull, mark));
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
+    leaf(add(YNode::Kind::kAlias, mark));
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t /*anchor*/,
+                const std::string& value) override {
+    const std::uint32_t i = add(YNode::Kind::kScalar, mark);
+    YNode& n = tree_.nodes_[i];
+    n.text.assign(value);
+    n.quoted = tag == "!";
+    leaf(i);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/,
+                       YAML::anchor_t /*anchor*/, YAML::EmitterStyle::value /*style*/) override {
+    const std::uint32_t i = add(YNode::Kind::kSeq, mark);
+    if (rule_ && rule_(tree_, i)) tree_.nodes_[i].streamed = true;
+    stack_.push_back(i);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {
+    stack_.push_back(add(YNode::Kind::kMap, mark));
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  std::uint32_t add(YNode::Kind kind, const YAML::Mark& mark) {
+    auto& nodes = tree_.nodes_;
+    const std::uint32_t i = tree_.used_++;
+    if (i == nodes.size()) nodes.emplace_back();
+    YNode& n = nodes[i];
+    n.kind = kind;
+    n.quoted = false;
+    n.streamed = false;
+    n.line = to_u32(mark.line) + 1 + line_offset_;
+    n.column = to_u32(mark.column) + 1;
+    n.first_child = n.last_child = n.next = kNone;
+    n.children = 0;
+    n.text.clear();
+    if (stack_.empty()) {
+      n.parent = kNone;
+      if (tree_.root_ == kNone) tree_.root_ = i;
+      return i;
+    }
+    const std::uint32_t p = stack_.back();
+    n.parent = p;
+    YNode& parent = nodes[p];
+    if (!parent.streamed) {
+      if (parent.last_child == kNone) {
+        parent.first_child = i;
+      } else {
+        nodes[parent.last_child].next = i;
+      }
+      parent.last_child = i;
+    }
+    ++parent.children;
+    return i;
+  }
+
+  // A finished node: if it is an item of a streamed sequence, hand it over and free it
+  // (it is the newest subtree, so truncating the arena to it frees exactly its nodes).
+  void leaf(std::uint32_t i) {
+    const std::uint32_t p = tree_.nodes_[i].parent;
+    if (p != kNone && tree_.nodes_[p].streamed) {
+      if (sink_) sink_(tree_, i);
+      tree_.used_ = i;
+    }
+  }
+  void close() {
+    const std::uint32_t i = stack_.back();
+    stack_.pop_back();
+    leaf(i);
+  }
+
+  YTree& tree_;
+  std::uint32_t line_offset_;
+  const StreamRule& rule_;
+  const ItemSink& sink_;
+  std::vector<std::uint32_t> stack_;
+};
+
+std::string_view describe(YNode::Kind k) {
+  switch (k) {
+    case YNode::Kind::kNull:
+      return "nothing";
+    case YNode::Kind::kScalar:
+      return "a scalar";
+    case YNode::Kind::kMap:
+      return "a map";
+    case YNode::Kind::kSeq:
+      return "a list";
+    case YNode::Kind::kAlias:
+      return "an alias (aliases are not supported)";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string_view line_of(std::string_view text, int line) {
+  std::size_t pos = 0;
+  for (int l = 0; l < line && pos != std::string_view::npos; ++l) {
+    pos = text.find('\n', pos);
+    if (pos != std::string_view::npos) ++pos;
+  }
+  if (pos == std::string_view::npos || pos > text.size()) return {};
+  const std::size_t end = text.find('\n', pos);
+  return text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+}
+
+std::string_view rtrim(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_t line_offset,
+                YTree& tree, core::Diagnostics& diags, const StreamRule& rule,
+                const ItemSink& sink) {
+  ViewBuf buf(text);
+  std::istream in(&buf);
+  YBuilder builder(tree, line_offset, rule, sink);
+  try {
+    YAML::Parser parser(in);
+    if (!parser.HandleNextDocument(builder)) return true;
+    // A second document in the same file is almost always a mistake (a stray '---').
+    YTree scratch;
+    YBuilder second(scratch, line_offset, {}, {});
+    if (parser.HandleNextDocument(second) && scratch.root() != kNone) {
+      const YNode& r = scratch[scratch.root()];
+      diags.push_back({filename, r.line, r.column, core::Severity::kError,
+                       "a second YAML document ('---') in one file is not supported"});
+      return false;
+    }
+    return true;
+  } catch (const YAML::Exception& e) {
+    std::string msg = "YAML syntax error: " + e.msg;
+    const std::string_view line = rtrim(line_of(text, e.mark.line));
+    if (e.mark.line >= 0 && !line.empty() && line.back() == ':' &&
+        line.find(": ") != std::string_view::npos) {
+      msg += "; quote device IDs that end in ':' (write deviceId: \"urn:dev:IMEI:...:\")";
+    }
+    const bool located = !e.mark.is_null() && e.mark.line >= 0;
+    diags.push_back({filename, located ? to_u32(e.mark.line) + 1 + line_offset : 0,
+                     located ? to_u32(e.mark.column) + 1 : 0, core::Severity::kError,
+                     std::move(msg)});
+    return false;
+  }
+}
+
+std::string_view suggest(std::string_view key, std::initializer_list<std::string_view> names) {
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+  std::string_view best;
+  std::size_t best_d = std::string_view::npos;
+  std::vector<std::size_t> row;
+  for (std::string_view name : names) {
+    // Levenshtein distance, case-insensitive (a wrong case is a typo too).
+    row.resize(name.size() + 1);
+    for (std::size_t j = 0; j <= name.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= key.size(); ++i) {
+      std::size_t diag = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= name.size(); ++j) {
+        const std::size_t up = row[j];
+        const std::size_t cost = lower(key[i - 1]) == lower(name[j - 1]) ? 0 : 1;
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + cost});
+        diag = up;
+      }
+    }
+    if (row[name.size()] < best_d) {
+      best_d = row[name.size()];
+      best = name;
+    }
+  }
+  const std::size_t limit = std::max<std::size_t>(2, best.size() / 3);
+  return best_d <= limit ? best : std::string_view{};
+}
+
+void Checker::error(std::uint32_t node, std::string message) {
+  error_at(tree_[node].line, tree_[node].column, std::move(message));
+}
+void Checker::error_at(std::uint32_t line, std::uint32_t column, std::string message) {
+  diags_.push_back({file_, line, column, core::Severity::kError, std::move(message)});
+}
+void Checker::warning(std::uint32_t node, std::string message) {
+  diags_.push_back(
+      {file_, tree_[node].line, tree_[node].column, core::Severity::kWarning, std::move(message)});
+}
+
+bool Checker::expect_map(std::uint32_t node, std::string_view what, std::string_view example) {
+  if (tree_[node].kind == YNode::Kind::kMap) return true;
+  std::string msg = std::string(what) + " must be a map";
+  if (!example.empty()) msg += " (" + std::string(example) + ")";
+  msg += ", found ";
+  msg += describe(tree_[node].kind);
+  error(node, std::move(msg));
+  return false;
+}
+
+bool Checker::expect_scalar(std::uint32_t node, std::string_view what) {
+  if (tree_[node].kind == YNode::Kind::kScalar) return true;
+  error(node, std::string(what) + " must be a single value, found " +
+                  std::string(describe(tree_[node].kind)));
+  return false;
+}
+
+bool Checker::check_key(std::uint32_t key, std::string_view context,
+                        std::initializer_list<std::string_view> names, SeenKeys& seen) {
+  const YNode& k = tree_[key];
+  if (k.kind != YNode::Kind::kScalar) {
+    error(key, "a key in " + std::string(context) + " must be a plain name, found " +
+                   std::string(describe(k.kind)));
+    return false;
+  }
+  if (std::find(names.begin(), names.end(), k.text) == names.end()) {
+    std::string msg = "unknown key '" + k.text + "' in " + std::string(context);
+    if (auto s = suggest(k.text, names); !s.empty()) {
+      msg += "; did you mean '" + std::string(s) + "'?";
+    } else {
+      msg += " (expected one of:";
+      for (auto n : names) msg += " " + std::string(n);
+      msg += ")";
+    }
+    error(key, std::move(msg));
+    return false;
+  }
+  for (std::size_t i = 0; i < seen.n; ++i) {
+    const YNode& first = tree_[seen.keys[i]];
+    if (first.text == k.text) {
+      error(key, "key '" + k.text + "' appears twice in " + std::string(context) +
+                     "; first at line " + std::to_string(first.line));
+      return false;
+    }
+  }
+  if (seen.n < seen.keys.size()) seen.keys[seen.n++] = key;
+  return true;
+}
+
+bool Checker::expand(std::uint32_t node, const EnvLookup& env, std::string& out) {
+  const YNode& n = tree_[node];
+  const std::string& s = n.text;
+  out.clear();
+  if (s.find('$') == std::string::npos) {
+    out = s;
+    return true;
+  }
+  bool ok = true;
+  const std::uint32_t base = n.column + (n.quoted ? 1U : 0U);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '$' || i + 1 == s.size()) {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (s[i + 1] == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    if (s[i + 1] != '{') {
+      out.push_back('$');
+      continue;
+    }
+    const std::uint32_t col = base + static_cast<std::uint32_t>(i);
+    const std::size_t close = s.find('}', i + 2);
+    if (close == std::string::npos) {
+      error_at(n.line, col, "unterminated '${' (write ${NAME}, or $$ for a literal '$')");
+      return false;
+    }
+    const std::string name = s.substr(i + 2, close - i - 2);
+    const bool valid_name = !name.empty() && !(name[0] >= '0' && name[0] <= '9') &&
+                            std::all_of(name.begin(), name.end(), [](char c) {
+                              return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                     (c >= '0' && c <= '9') || c == '_';
+                            });
+    if (!valid_name) {
+      error_at(n.line, col, "'${" + name + "}' is not a valid environment variable reference");
+      ok = false;
+    } else if (auto v = env ? env(name) : std::nullopt) {
+      out += *v;
+    } else {
+      error_at(n.line, col, "environment variable " + name + " is not set");
+      ok = false;
+    }
+    i = close;
+  }
+  return ok;
+}
+
+bool Checker::expand_path(std::uint32_t node, std::string_view what, const EnvLookup& env,
+                          std::string& out) {
+  if (!expand(node, env, out)) return false;
+  if (out.empty()) {
+    error(node, std::string(what) + " must not be empty");
+    return false;
+  }
+  if (tree_[node].text.rfind("${", 0) == 0) {
+    out = std::filesystem::path(out).lexically_normal().string();
+  } else {
+    out = resolve_path(file_, out);
+  }
+  return true;
+}
+
+std::string resolve_path(std::string_view filename, std::string_view path) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  if (p.empty() || p.is_absolute()) return p.lexically_normal().string();
+  const fs::path dir = fs::path(filename).parent_path();
+  return (dir / p).lexically_normal().string();
+}
+
+bool read_file(const std::string& path, std::string& out, std::string& why) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    why = std::strerror(errno);
+    return false;
+  }
+  out.clear();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec) out.reserve(static_cast<std::size_t>(size));
+  char buf[1 << 16];
+  for (;;) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+    out.append(buf, n);
+    if (n < sizeof buf) break;
+  }
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    why = std::strerror(err);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace thingsync::config::detail

@@ -1,0 +1,74 @@
+#pragma once
+
+// Helpers for the config tests: an injected environment and a temporary directory.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "thingsync/config/env.hpp"
+#include "thingsync/core/diagnostic.hpp"
+
+namespace thingsync::config::test {
+
+/// A desired-state file head with derive defaults; bindings written after it start on line 6.
+inline constexpr const char* kDefaults =
+    "defaults:\n"
+    "  password:\n"
+    "    derive:\n"
+    "      keyFile: /keys/fleet\n"
+    "bindings:\n";
+
+inline EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+/// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ =
+        std::filesystem::temp_directory_path() /
+        ("thingsync-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+  /// Writes `text` to `relative` (creating folders) and returns the full path as a string.
+  std::string write(const std::string& relative, std::string_view text) const {
+    const auto p = path_ / relative;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    return p.string();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// All diagnostics, one per line, as the user sees them.
+inline std::string all(const core::Diagnostics& d) {
+  std::string out;
+  for (const auto& x : d) out += x.to_string() + "\n";
+  return out;
+}
+
+}  // namespace thingsync::config::test
