@@ -1,0 +1,42 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace thingsync::sim {
+
+/// Fault settings; the command line sets them, the admin interface changes them at run time.
+struct Faults {
+  double rate_limit = 0;     ///< requests per second on /mqtt/*, 0 = unlimited
+  double fail_rate = 0;      ///< probability of a random 500/503 on /mqtt/*
+  std::int64_t latency_ms = 0;  ///< added to every /mqtt/* and /oauth2/token response
+  double drop_after_create = 0;  ///< probability that a create closes without an answer
+  std::uint32_t fail_list_on_page = 0;  ///< list pages with this number answer 500; 0 = off
+  bool token_endpoint_down = false;     ///< /oauth2/token answers 503
+};
+
+/// Everything the command line configures.
+struct Options {
+  std::string listen = "127.0.0.1:8080";
+  std::optional<std::string> token;                 ///< static bearer token
+  std::map<std::string, std::string> oauth_clients;  ///< client id -> secret
+  std::chrono::milliseconds token_lifetime{std::chrono::hours(1)};
+  Faults faults;
+  std::size_t page_size = 50;
+  std::size_t max_page_size = 1000;
+  std::size_t max_body = 64 * 1024;
+  bool relative_next_links = false;
+  std::optional<std::string> data_file;
+  std::size_t seed = 0;
+  std::optional<std::uint64_t> random_seed;
+  std::string client_id = "00000000-0000-4000-8000-000000000001";  ///< owner of new devices
+  bool admin = false;
+  std::optional<std::string> request_log;
+  std::optional<std::string> tls_cert, tls_key;
+  std::chrono::milliseconds persist_interval{100};
+};
+
+}  // namespace thingsync::sim

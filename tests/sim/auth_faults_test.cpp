@@ -1,0 +1,151 @@
+// Bearer tokens, the OAuth2 token endpoint, and the command-line fault injection.
+#include <chrono>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "sim_process.hpp"
+
+using nlohmann::json;
+using simtest::HttpResult;
+using simtest::kGoodPassword;
+using simtest::Sim;
+
+namespace {
+
+const std::string kForm = "application/x-www-form-urlencoded";
+
+HttpResult fetch_token(const Sim& sim, const std::string& form) {
+  return simtest::http_request(sim.port(), "POST", "/oauth2/token", form,
+                               {{"Content-Type", kForm}});
+}
+
+std::string token_of(const Sim& sim) {
+  const auto r = fetch_token(
+      sim, "grant_type=client_credentials&client_id=app-1&client_secret=s3cr%3Dt&audience=things");
+  REQUIRE(r.status == 200);
+  return r.json()["access_token"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("a request without a valid bearer token is 401 with a Bearer challenge",
+          "[sim][auth]") {
+  Sim sim({});
+  const std::vector<std::vector<simtest::Header>> cases = {
+      {}, {{"Authorization", "Bearer wrong"}}, {{"Authorization", "Basic dGVzdC10b2tlbg=="}},
+      {{"Authorization", "Bearer "}}};
+  for (const auto& headers : cases) {
+    const auto r = simtest::http_request(sim.port(), "GET", "/mqtt/bindings", {}, headers);
+    CHECK(r.status == 401);
+    CHECK(r.header("content-type") == "application/problem+json");
+    CHECK(r.header("www-authenticate").rfind("Bearer", 0) == 0);
+  }
+  CHECK(sim.get("/mqtt/bindings").status == 200);
+}
+
+TEST_CASE("the token endpoint issues expiring tokens that the API accepts", "[sim][auth]") {
+  Sim sim({"--oauth-client", "app-1:s3cr=t"}, "");
+  const auto r = fetch_token(
+      sim, "grant_type=client_credentials&client_id=app-1&client_secret=s3cr%3Dt&audience=things");
+  REQUIRE(r.status == 200);
+  const auto body = r.json();
+  CHECK(body["token_type"] == "Bearer");
+  CHECK(body["expires_in"] == 3600);
+  CHECK(r.header("cache-control") == "no-store");
+  sim.token = body["access_token"].get<std::string>();
+  const auto created = sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}});
+  REQUIRE(created.status == 201);
+  CHECK(created.json()["createdBy"] == "principal/app-1");
+}
+
+TEST_CASE("the token endpoint rejects bad client credentials and grants", "[sim][auth]") {
+  Sim sim({"--oauth-client", "app-1:s3cr=t"}, "");
+  const auto wrong = fetch_token(
+      sim, "grant_type=client_credentials&client_id=app-1&client_secret=nope&audience=things");
+  CHECK(wrong.status == 401);
+  CHECK(wrong.json()["error"] == "invalid_client");
+  const auto grant =
+      fetch_token(sim, "grant_type=password&client_id=app-1&client_secret=s3cr%3Dt&audience=x");
+  CHECK(grant.status == 400);
+  CHECK(grant.json()["error"] == "unsupported_grant_type");
+  const auto no_audience =
+      fetch_token(sim, "grant_type=client_credentials&client_id=app-1&client_secret=s3cr%3Dt");
+  CHECK(no_audience.status == 400);
+  CHECK(no_audience.json()["error"] == "invalid_request");
+  const auto json_body = simtest::http_request(
+      sim.port(), "POST", "/oauth2/token", R"({"grant_type":"client_credentials"})",
+      {{"Content-Type", "application/json"}});
+  CHECK(json_body.status == 400);
+}
+
+TEST_CASE("an issued token expires after --token-lifetime", "[sim][auth]") {
+  Sim sim({"--oauth-client", "app-1:s3cr=t", "--token-lifetime", "1s"}, "");
+  sim.token = token_of(sim);
+  REQUIRE(sim.get("/mqtt/bindings").status == 200);
+  // Poll until the token is refused; bounded well above the lifetime.
+  HttpResult r;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    r = sim.get("/mqtt/bindings");
+  } while (r.status == 200 && std::chrono::steady_clock::now() < deadline);
+  CHECK(r.status == 401);
+  CHECK(r.json()["detail"] == "token expired");
+  CHECK(r.header("www-authenticate").find("invalid_token") != std::string::npos);
+}
+
+TEST_CASE("the rate limit flag answers 429 with Retry-After above the rate", "[sim][faults]") {
+  Sim sim({"--rate-limit", "2"});
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 10; ++i) {
+    const auto r = sim.get("/mqtt/bindings");
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++limited;
+      CHECK(r.header("content-type") == "application/problem+json");
+      CHECK(std::stoi(r.header("retry-after")) >= 1);
+    }
+  }
+  CHECK(ok >= 2);
+  CHECK(limited >= 1);
+  CHECK(ok + limited == 10);
+}
+
+TEST_CASE("a fail rate of 1 answers every API request with 500 or 503", "[sim][faults]") {
+  Sim sim({"--fail-rate", "1", "--admin"});
+  for (int i = 0; i < 10; ++i) {
+    const auto r = sim.get("/mqtt/bindings");
+    CHECK((r.status == 500 || r.status == 503));
+    CHECK(r.header("content-type") == "application/problem+json");
+  }
+  CHECK(sim.admin("GET", "/_sim/faults").status == 200);  // the admin interface is not faulted
+}
+
+TEST_CASE("the latency flag delays each response", "[sim][faults]") {
+  Sim sim({"--latency", "200ms"});
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(sim.get("/mqtt/bindings").status == 200);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(200));
+}
+
+TEST_CASE("a delayed response does not hold up other connections", "[sim][faults]") {
+  Sim sim({"--latency", "500ms", "--admin"});
+  const std::string get =
+      "GET /mqtt/bindings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-token\r\n\r\n";
+  const auto res = simtest::concurrent(sim.port(), {get, get, get});
+  for (const auto& r : res) CHECK(r.status == 200);
+  // All three were in flight at once: the server waited on them together.
+  CHECK(sim.admin("GET", "/_sim/counters").json()["peakConcurrency"] == 3);
+}
+
+TEST_CASE("drop-after-create closes the connection without an answer but creates",
+          "[sim][faults]") {
+  Sim sim({"--drop-after-create", "1"});
+  const auto r = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"},
+                                             {"password", kGoodPassword}});
+  CHECK(r.status == 0);
+  const auto items = sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"];
+  CHECK(items.size() == 1);
+  CHECK(sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}}).status == 409);
+}

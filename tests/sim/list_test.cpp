@@ -1,0 +1,262 @@
+// GET /mqtt/bindings: cursor pagination, next/prev links, filters and sort.
+#include <algorithm>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "sim_process.hpp"
+
+using nlohmann::json;
+using simtest::kGoodPassword;
+using simtest::Sim;
+using simtest::walk;
+
+namespace {
+
+std::vector<std::string> field(const std::vector<json>& items, const char* name) {
+  std::vector<std::string> out;
+  for (const auto& i : items) out.push_back(i.at(name).get<std::string>());
+  return out;
+}
+
+void check_exactly_once(const std::vector<json>& items, std::size_t expected) {
+  const auto ids = field(items, "id");
+  CHECK(ids.size() == expected);
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == expected);
+}
+
+std::string encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a full walk over absolute next links returns every binding exactly once",
+          "[sim][list]") {
+  Sim sim({"--seed", "237"});
+  const auto first = sim.get("/mqtt/bindings?limit=10").json();
+  REQUIRE(first.contains("next"));
+  CHECK(first["next"].get<std::string>().rfind(
+            "http://127.0.0.1:" + std::to_string(sim.port()) + "/mqtt/bindings?", 0) == 0);
+  CHECK_FALSE(first.contains("prev"));
+  int pages = 0;
+  const auto items = walk(sim, "/mqtt/bindings?limit=10", &pages);
+  check_exactly_once(items, 237);
+  CHECK(pages == 24);
+}
+
+TEST_CASE("a full walk over relative next links returns every binding exactly once",
+          "[sim][list]") {
+  Sim sim({"--seed", "101", "--next-links", "relative", "--page-size", "7"});
+  const auto first = sim.get("/mqtt/bindings").json();
+  CHECK(first["items"].size() == 7);
+  CHECK(first["next"].get<std::string>().rfind("/mqtt/bindings?", 0) == 0);
+  check_exactly_once(walk(sim, "/mqtt/bindings"), 101);
+}
+
+TEST_CASE("the default page size is 50 and the last page has no next link", "[sim][list]") {
+  Sim sim({"--seed", "60"});
+  const auto first = sim.get("/mqtt/bindings").json();
+  CHECK(first["items"].size() == 50);
+  const auto next = first["next"].get<std::string>();
+  const auto second = sim.get(next.substr(next.find("/mqtt/"))).json();
+  CHECK(second["items"].size() == 10);
+  CHECK_FALSE(second.contains("next"));
+  CHECK(second.contains("prev"));
+}
+
+TEST_CASE("prev links lead back to the previous page", "[sim][list]") {
+  Sim sim({"--seed", "30", "--next-links", "relative"});
+  for (const char* sort : {"", "&sort=-modifiedAt", "&sort=deviceId"}) {
+    INFO(sort);
+    const auto p1 = sim.get(std::string("/mqtt/bindings?limit=10") + sort).json();
+    const auto p2 = sim.get(p1["next"].get<std::string>()).json();
+    const auto p3 = sim.get(p2["next"].get<std::string>()).json();
+    const auto back2 = sim.get(p3["prev"].get<std::string>()).json();
+    CHECK(back2["items"] == p2["items"]);
+    const auto back1 = sim.get(back2["prev"].get<std::string>()).json();
+    CHECK(back1["items"] == p1["items"]);
+    CHECK_FALSE(back1.contains("prev"));
+  }
+}
+
+TEST_CASE("a walk while bindings are created returns each old binding exactly once",
+          "[sim][list]") {
+  Sim sim({"--seed", "40", "--next-links", "relative"});
+  auto page = sim.get("/mqtt/bindings?limit=7").json();
+  std::vector<json> items(page["items"].begin(), page["items"].end());
+  while (page.contains("next")) {
+    REQUIRE(sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}}).status == 201);
+    page = sim.get(page["next"].get<std::string>()).json();
+    items.insert(items.end(), page["items"].begin(), page["items"].end());
+  }
+  const auto ids = field(items, "id");
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
+  CHECK(ids.size() >= 40);
+}
+
+TEST_CASE("sort orders by createdAt ascending by default and descending with a minus",
+          "[sim][list]") {
+  Sim sim({"--seed", "25", "--next-links", "relative"});
+  const auto asc = field(walk(sim, "/mqtt/bindings?limit=4"), "createdAt");
+  CHECK(std::is_sorted(asc.begin(), asc.end()));
+  const auto desc = field(walk(sim, "/mqtt/bindings?limit=4&sort=-createdAt"), "createdAt");
+  CHECK(std::is_sorted(desc.rbegin(), desc.rend()));
+  CHECK(desc.size() == 25);
+}
+
+TEST_CASE("sort by several fields walks every binding in that order", "[sim][list]") {
+  Sim sim({"--seed", "33", "--next-links", "relative"});
+  const auto items = walk(sim, "/mqtt/bindings?limit=5&sort=-modifiedAt,deviceId");
+  REQUIRE(items.size() == 33);
+  const auto mod = field(items, "modifiedAt");
+  CHECK(std::is_sorted(mod.rbegin(), mod.rend()));
+  const auto by_user = field(walk(sim, "/mqtt/bindings?limit=6&sort=username"), "username");
+  CHECK(by_user.size() == 33);
+  CHECK(std::is_sorted(by_user.begin(), by_user.end()));
+  const auto by_id = field(walk(sim, "/mqtt/bindings?limit=6&sort=-id"), "id");
+  CHECK(std::is_sorted(by_id.rbegin(), by_id.rend()));
+}
+
+TEST_CASE("an unknown or repeated sort field is 400", "[sim][list]") {
+  Sim sim({});
+  for (const char* q : {"sort=name", "sort=createdAt,-name", "sort=createdAt,createdAt", "sort=",
+                        "sort=createdAt,"}) {
+    INFO(q);
+    const auto r = sim.get(std::string("/mqtt/bindings?") + q);
+    CHECK(r.status == 400);
+    CHECK(r.header("content-type") == "application/problem+json");
+  }
+}
+
+TEST_CASE("an unknown query parameter is 400", "[sim][list]") {
+  Sim sim({});
+  for (const char* q : {"modifiedSnice=2025-01-01T00:00:00Z", "page=2", "limit=5&limit=6"}) {
+    INFO(q);
+    CHECK(sim.get(std::string("/mqtt/bindings?") + q).status == 400);
+  }
+}
+
+TEST_CASE("limit outside 1 to 1000 is 400", "[sim][list]") {
+  Sim sim({"--seed", "3"});
+  for (const char* q : {"limit=0", "limit=1001", "limit=-1", "limit=ten", "limit=", "limit=5.5"}) {
+    INFO(q);
+    CHECK(sim.get(std::string("/mqtt/bindings?") + q).status == 400);
+  }
+  CHECK(sim.get("/mqtt/bindings?limit=1000").status == 200);
+  CHECK(sim.get("/mqtt/bindings?limit=1").json()["items"].size() == 1);
+}
+
+TEST_CASE("a malformed date in a date filter is 400", "[sim][list]") {
+  Sim sim({});
+  for (const char* q : {"modifiedSince=yesterday", "modifiedSince=2025-13-01T00:00:00Z",
+                        "createdBefore=2025-05-01", "createdSince=", "modifiedBefore=12345"}) {
+    INFO(q);
+    CHECK(sim.get(std::string("/mqtt/bindings?") + q).status == 400);
+  }
+  CHECK(sim.get("/mqtt/bindings?modifiedSince=2025-05-01T00:00:00.5%2B02:00").status == 200);
+}
+
+TEST_CASE("a tampered cursor is 400", "[sim][list]") {
+  Sim sim({"--seed", "5"});
+  for (const char* c : {"garbage!", "Zm9vYmFy", "", "YzEfZh8"}) {
+    INFO(c);
+    CHECK(sim.get(std::string("/mqtt/bindings?cursor=") + c).status == 400);
+  }
+}
+
+TEST_CASE("a cursor used with other filters or another sort is 400", "[sim][list]") {
+  Sim sim({"--seed", "20", "--next-links", "relative"});
+  const auto next = sim.get("/mqtt/bindings?limit=5").json()["next"].get<std::string>();
+  const auto cursor = next.substr(next.find("cursor="), next.find('&', next.find("cursor=")) -
+                                                            next.find("cursor="));
+  CHECK(sim.get("/mqtt/bindings?" + cursor + "&limit=9").status == 200);
+  CHECK(sim.get("/mqtt/bindings?" + cursor + "&sort=-createdAt").status == 400);
+  CHECK(sim.get("/mqtt/bindings?" + cursor + "&modifiedSince=2020-01-01T00:00:00Z").status == 400);
+}
+
+TEST_CASE("the deviceId filter matches any spelling of the device", "[sim][list]") {
+  Sim sim({"--seed", "10"});
+  const auto id = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}}).json()["id"];
+  for (const char* spelling : {"imei:350266800610993", "urn:dev:IMEI:350266800610993:",
+                               "URN:DEV:imei:350266800610993"}) {
+    INFO(spelling);
+    const auto items = sim.get("/mqtt/bindings?deviceId=" + encode(spelling)).json()["items"];
+    REQUIRE(items.size() == 1);
+    CHECK(items[0]["id"] == id);
+  }
+  CHECK(sim.get("/mqtt/bindings?deviceId=imei:350266800610994").json()["items"].empty());
+  CHECK(sim.get("/mqtt/bindings?deviceId=imei:123").status == 400);
+}
+
+TEST_CASE("the username filter matches the exact device URN", "[sim][list]") {
+  Sim sim({"--seed", "10"});
+  REQUIRE(sim.post("/mqtt/bindings", {{"deviceId", "deveui:ea8fa35e2cf3489f"}}).status == 201);
+  const auto items =
+      sim.get("/mqtt/bindings?username=" + encode("urn:dev:DEVEUI:ea8fa35e2cf3489f:")).json();
+  REQUIRE(items["items"].size() == 1);
+  CHECK(items["items"][0]["deviceId"] == "deveui:ea8fa35e2cf3489f");
+  CHECK(sim.get("/mqtt/bindings?username=nobody").json()["items"].empty());
+}
+
+TEST_CASE("the clientId filter returns the bindings of that client's devices", "[sim][list]") {
+  Sim sim({"--admin", "--client-id", "11111111-2222-4333-8444-555555555555"});
+  REQUIRE(sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}}).status == 201);
+  REQUIRE(sim.admin("POST", "/_sim/bindings",
+                    {{"deviceId", simtest::unique_imei()},
+                     {"clientId", "99999999-2222-4333-8444-555555555555"}})
+              .status == 201);
+  CHECK(sim.get("/mqtt/bindings?clientId=11111111-2222-4333-8444-555555555555").json()["items"].size() ==
+        1);
+  CHECK(sim.get("/mqtt/bindings?clientId=99999999-2222-4333-8444-555555555555").json()["items"].size() ==
+        1);
+  CHECK(sim.get("/mqtt/bindings").json()["items"].size() == 2);
+  CHECK(sim.get("/mqtt/bindings?clientId=not-a-uuid").status == 400);
+}
+
+TEST_CASE("createdSince is inclusive and createdBefore exclusive", "[sim][list]") {
+  Sim sim({"--seed", "12", "--next-links", "relative"});
+  const auto all = walk(sim, "/mqtt/bindings?limit=100");
+  REQUIRE(all.size() == 12);
+  const auto pivot = all[5]["createdAt"].get<std::string>();
+  const auto since = sim.get("/mqtt/bindings?createdSince=" + pivot).json()["items"];
+  REQUIRE(since.size() == 7);
+  CHECK(since[0]["createdAt"] == pivot);
+  const auto before = sim.get("/mqtt/bindings?createdBefore=" + pivot).json()["items"];
+  CHECK(before.size() == 5);
+}
+
+TEST_CASE("modifiedSince is inclusive and shows updated bindings", "[sim][list]") {
+  Sim sim({"--seed", "15"});
+  const auto items = sim.get("/mqtt/bindings?limit=100").json()["items"];
+  const auto id = items[3]["id"].get<std::string>();
+  const auto updated =
+      sim.put("/mqtt/bindings/" + id, {{"deviceId", items[3]["deviceId"]}, {"password", kGoodPassword}})
+          .json();
+  const auto mark = updated["modifiedAt"].get<std::string>();
+  const auto since = sim.get("/mqtt/bindings?modifiedSince=" + mark).json()["items"];
+  REQUIRE(since.size() == 1);
+  CHECK(since[0]["id"] == id);
+  const auto before = sim.get("/mqtt/bindings?limit=100&modifiedBefore=" + mark).json()["items"];
+  CHECK(before.size() == 14);
+}
+
+TEST_CASE("modifiedAt is strictly increasing across quick changes", "[sim][list]") {
+  Sim sim({});
+  std::vector<std::string> stamps;
+  for (int i = 0; i < 20; ++i) {
+    stamps.push_back(
+        sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}}).json()["modifiedAt"]);
+  }
+  CHECK(std::adjacent_find(stamps.begin(), stamps.end(), std::greater_equal<>()) == stamps.end());
+}

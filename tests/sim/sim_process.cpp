@@ -1,0 +1,256 @@
+#include "sim_process.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+extern char** environ;
+
+namespace simtest {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+tcp::socket connect(net::io_context& ioc, unsigned short port) {
+  tcp::socket s(ioc);
+  s.connect({net::ip::make_address("127.0.0.1"), port});
+  // Bounded reads: a hung simulator fails the test instead of hanging it.
+  timeval tv{30, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+http::request<http::string_body> make_request(unsigned short port, const std::string& method,
+                                              const std::string& target, const std::string& body,
+                                              const std::vector<Header>& headers) {
+  http::request<http::string_body> req;
+  req.method_string(method);
+  req.target(target);
+  req.version(11);
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+  for (const auto& h : headers) req.set(h.name, h.value);
+  req.body() = body;
+  if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
+  return req;
+}
+
+HttpResult convert(http::response<http::string_body>& res) {
+  HttpResult out;
+  out.status = static_cast<int>(res.result_int());
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers[name] = std::string(f.value());
+  }
+  out.body = std::move(res.body());
+  return out;
+}
+
+template <typename Stream>
+HttpResult read_one(Stream& s, beast::flat_buffer& buf) {
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  beast::error_code ec;
+  http::read(s, buf, parser, ec);
+  if (ec) return {};
+  return convert(parser.get());
+}
+
+std::atomic<unsigned> g_counter{0};
+
+}  // namespace
+
+HttpResult http_request(unsigned short port, const std::string& method, const std::string& target,
+                        const std::string& body, const std::vector<Header>& headers) {
+  net::io_context ioc;
+  auto s = connect(ioc, port);
+  auto req = make_request(port, method, target, body, headers);
+  beast::error_code ec;
+  http::write(s, req, ec);
+  beast::flat_buffer buf;
+  return read_one(s, buf);
+}
+
+std::vector<HttpResult> pipelined(unsigned short port, const std::string& raw, int count) {
+  net::io_context ioc;
+  auto s = connect(ioc, port);
+  net::write(s, net::buffer(raw));
+  beast::flat_buffer buf;
+  std::vector<HttpResult> out;
+  for (int i = 0; i < count; ++i) out.push_back(read_one(s, buf));
+  return out;
+}
+
+std::vector<HttpResult> concurrent(unsigned short port, const std::vector<std::string>& raw) {
+  net::io_context ioc;
+  std::vector<tcp::socket> sockets;
+  for (const auto& r : raw) {
+    sockets.push_back(connect(ioc, port));
+    net::write(sockets.back(), net::buffer(r));
+  }
+  std::vector<HttpResult> out;
+  for (auto& s : sockets) {
+    beast::flat_buffer buf;
+    out.push_back(read_one(s, buf));
+  }
+  return out;
+}
+
+HttpResult https_get(unsigned short port, const std::string& ca_file, const std::string& target,
+                     const std::string& token) {
+  net::io_context ioc;
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  ctx.load_verify_file(ca_file);
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+  SSL_set_tlsext_host_name(stream.native_handle(), "localhost");
+  stream.set_verify_callback(net::ssl::host_name_verification("localhost"));
+  beast::get_lowest_layer(stream).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+  stream.handshake(net::ssl::stream_base::client);
+  auto req = make_request(port, "GET", target, {}, {{"Authorization", "Bearer " + token}});
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  return read_one(stream, buf);
+}
+
+Sim::Sim(std::vector<std::string> args, std::string tok) : token(std::move(tok)) {
+  std::vector<std::string> argv_s = {THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0"};
+  if (!token.empty()) {
+    argv_s.push_back("--token");
+    argv_s.push_back(token);
+  }
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    throw std::runtime_error("cannot start " + argv_s[0]);
+  }
+  // The first stdout line names the port; wait for it (bounded) rather than for a time.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  char c = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    if (::read(fds[0], &c, 1) != 1) break;
+    if (c == '\n') break;
+    first_line_.push_back(c);
+  }
+  ::close(fds[0]);  // the simulator writes nothing else to stdout
+  const auto colon = first_line_.rfind(':');
+  if (c != '\n' || colon == std::string::npos) {
+    terminate();
+    throw std::runtime_error("thingsync-sim did not print its address; got: " + first_line_);
+  }
+  port_ = static_cast<unsigned short>(std::stoi(first_line_.substr(colon + 1)));
+}
+
+Sim::~Sim() {
+  if (pid_ > 0) terminate();
+}
+
+int Sim::terminate() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling a child's exit
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return -1;
+}
+
+HttpResult Sim::call(const std::string& method, const std::string& target, const std::string& body,
+                     std::vector<Header> headers) const {
+  bool has_ct = false;
+  for (const auto& h : headers) has_ct = has_ct || h.name == "Content-Type";
+  if (!body.empty() && !has_ct) headers.push_back({"Content-Type", "application/json"});
+  if (!token.empty()) headers.push_back({"Authorization", "Bearer " + token});
+  return http_request(port_, method, target, body, headers);
+}
+
+HttpResult Sim::admin(const std::string& method, const std::string& target,
+                      const nlohmann::json& body) const {
+  if (body.is_null()) return http_request(port_, method, target);
+  return http_request(port_, method, target, body.dump(), {{"Content-Type", "application/json"}});
+}
+
+std::string unique_imei() {
+  const auto n = (static_cast<unsigned long long>(::getpid()) * 100000ULL + ++g_counter) %
+                 10000000000000ULL;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "imei:35%013llu", n);
+  return buf;
+}
+
+std::vector<nlohmann::json> walk(const Sim& sim, const std::string& first, int* pages) {
+  std::vector<nlohmann::json> items;
+  std::string target = first;
+  const std::string origin = "http://127.0.0.1:" + std::to_string(sim.port());
+  int n = 0;
+  for (;;) {
+    const auto res = sim.get(target);
+    if (res.status != 200) throw std::runtime_error("page " + target + ": " + res.body);
+    const auto page = res.json();
+    ++n;
+    for (const auto& item : page.at("items")) items.push_back(item);
+    if (!page.contains("next")) break;
+    target = page["next"].get<std::string>();
+    if (target.rfind(origin, 0) == 0) target = target.substr(origin.size());
+    if (n > 100000) throw std::runtime_error("next links do not end");
+  }
+  if (pages) *pages = n;
+  return items;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "thingsync-sim-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace simtest
