@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config git ca-certificates openssl python3
   libboost-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   libspdlog-dev libcli11-dev catch2 libsystemd-dev
-  wrk
+  wrk prometheus shellcheck
 )
 
 missing=()

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Checks the systemd integration in systemd/ as `cmake --install` lays it out:
+#   1. install through systemd/CMakeLists.txt (a throwaway project, into a temp prefix);
+#      the /usr layout gives ExecStart=/usr/bin/thingsync ... /etc/thingsync/config.yaml;
+#   2. `systemd-analyze verify` on the three units prints nothing and succeeds;
+#   3. `systemd-analyze security --offline=true`: exposure below THRESHOLD (default 2.0) for
+#      both services;
+#   4. the git-sync script (shellcheck when present; fast-forward, non-fast-forward, dirty tree,
+#      failed fetch, against local repositories);
+#   5. with a thingsync binary (argument 2 or $THINGSYNC_BIN): the example config parses.
+# Usage: tests/ops/check-units.sh [SOURCE_DIR] [THINGSYNC_BIN]     Exit 0: all passed.
+set -euo pipefail
+
+src=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
+bin=${2:-${THINGSYNC_BIN:-}}
+threshold=${THRESHOLD:-2.0}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+pass() { echo "ok: $*"; }
+for tool in cmake systemd-analyze git; do
+  command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed" >&2; exit 77; }
+done
+
+# ---- 1. install ------------------------------------------------------------------------
+mkdir -p "$tmp/proj"
+cat >"$tmp/proj/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.25)
+project(thingsync LANGUAGES NONE)
+include(GNUInstallDirs)
+add_subdirectory("$src/systemd" "\${CMAKE_BINARY_DIR}/systemd")
+EOF
+install_to() { # PREFIX BUILD_DIR [DESTDIR]
+  if ! cmake -Wno-dev -S "$tmp/proj" -B "$2" -DCMAKE_INSTALL_PREFIX="$1" >"$tmp/cmake.log" 2>&1 ||
+    ! DESTDIR=${3:-} cmake --install "$2" >>"$tmp/cmake.log" 2>&1; then
+    cat "$tmp/cmake.log" >&2
+    return 1
+  fi
+}
+install_to "$tmp/usr" "$tmp/b-tmp" || { fail "cmake configure/install"; exit 1; }
+install_to /usr "$tmp/b-usr" "$tmp/root" || { fail "cmake install with prefix /usr"; exit 1; }
+units=$tmp/usr/lib/systemd/system
+expected=(
+  "$tmp/root/usr/lib/systemd/system/thingsync.service"
+  "$tmp/root/usr/lib/systemd/system/thingsync-git-sync.service"
+  "$tmp/root/usr/lib/systemd/system/thingsync-git-sync.timer"
+  "$tmp/root/usr/lib/sysusers.d/thingsync-git.conf"
+  "$tmp/root/usr/libexec/thingsync/thingsync-git-sync"
+  "$tmp/root/etc/thingsync/config.yaml.example"
+)
+for f in "${expected[@]}"; do
+  [ -e "$f" ] || fail "not installed: ${f#"$tmp/root"}"
+done
+[ -x "$tmp/root/usr/libexec/thingsync/thingsync-git-sync" ] || fail "the git-sync script is not executable"
+exec_line=$(grep '^ExecStart=' "$tmp/root/usr/lib/systemd/system/thingsync.service")
+if [ "$exec_line" = "ExecStart=/usr/bin/thingsync run --config /etc/thingsync/config.yaml" ]; then
+  pass "prefix /usr: $exec_line"
+else
+  fail "prefix /usr gives '$exec_line'"
+fi
+grep -q '^ConfigurationDirectory=thingsync$' "$tmp/root/usr/lib/systemd/system/thingsync.service" ||
+  fail "prefix /usr: no ConfigurationDirectory=thingsync"
+if grep -n '@[A-Z_]*@' "$units"/*; then fail "unsubstituted @VARIABLES@ in the units"; fi
+
+# ---- 2. verify -------------------------------------------------------------------------
+# verify wants the ExecStart= binaries to exist: the temp prefix gets a stub thingsync.
+mkdir -p "$tmp/usr/bin"
+printf '#!/bin/sh\nexit 0\n' >"$tmp/usr/bin/thingsync"
+chmod +x "$tmp/usr/bin/thingsync"
+if out=$(systemd-analyze verify --man=no "$units/thingsync.service" "$units/thingsync-git-sync.service" \
+  "$units/thingsync-git-sync.timer" 2>&1) && [ -z "$out" ]; then
+  pass "systemd-analyze verify: no findings"
+else
+  fail "systemd-analyze verify:"$'\n'"$out"
+fi
+
+# ---- 3. security -----------------------------------------------------------------------
+for unit in thingsync.service thingsync-git-sync.service; do
+  report=$(systemd-analyze security --offline=true "$units/$unit" 2>&1) || true
+  score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$report")
+  if [ -z "$score" ]; then
+    fail "systemd-analyze security $unit: no score"$'\n'"$report"
+  elif awk -v s="$score" -v t="$threshold" 'BEGIN { exit !(s < t) }'; then
+    pass "systemd-analyze security $unit: exposure $score (< $threshold)"
+  else
+    fail "systemd-analyze security $unit: exposure $score (>= $threshold)"$'\n'"$(grep '✗' <<<"$report")"
+  fi
+done
+
+# ---- 4. the git-sync script -------------------------------------------------------------
+script=$src/systemd/thingsync-git-sync.sh
+if command -v shellcheck >/dev/null; then
+  if shellcheck "$script"; then pass "shellcheck thingsync-git-sync.sh"; else fail "shellcheck thingsync-git-sync.sh"; fi
+fi
+g=$tmp/git
+mkdir -p "$g"
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@example.com
+export GIT_CONFIG_NOSYSTEM=1 HOME=$tmp
+git init -q -b main "$g/work" && (cd "$g/work" && echo "bindings: []" >a.yaml && git add a.yaml && git commit -qm one)
+git clone -q --bare "$g/work" "$g/origin.git"
+git -C "$g/work" remote add origin "$g/origin.git"
+run_sync() { "$script" "$g/fleet" >"$tmp/sync.log" 2>&1; }
+head_of() { git -C "$g/fleet" rev-parse HEAD; }
+expect() { # DESCRIPTION WANT_RC
+  local rc=0
+  run_sync || rc=$?
+  if [ "$rc" = "$2" ]; then pass "git-sync: $1"; else fail "git-sync: $1: exit $rc, want $2: $(cat "$tmp/sync.log")"; fi
+}
+expect "missing work tree without THINGSYNC_GIT_URL fails" 1
+THINGSYNC_GIT_URL=$g/origin.git expect "first run clones" 0
+expect "nothing new: quiet success" 0
+[ ! -s "$tmp/sync.log" ] || fail "git-sync: nothing new, yet it printed: $(cat "$tmp/sync.log")"
+(cd "$g/work" && echo "bindings: []" >b.yaml && git add b.yaml && git commit -qm two && git push -q origin main)
+expect "fast-forward" 0
+[ -e "$g/fleet/b.yaml" ] || fail "git-sync: the fast-forward did not bring b.yaml"
+before=$(head_of)
+(cd "$g/work" && git commit -q --amend -m rewritten && git push -q -f origin main)
+expect "non-fast-forward refused" 1
+[ "$(head_of)" = "$before" ] || fail "git-sync: a non-fast-forward moved HEAD"
+grep -q "not a fast-forward" "$tmp/sync.log" || fail "git-sync: no 'not a fast-forward' message"
+git -C "$g/fleet" reset -q --hard origin/main
+echo "x: 1" >"$g/fleet/local.yaml"
+expect "dirty work tree refused" 1
+rm "$g/fleet/local.yaml"
+git -C "$g/fleet" remote set-url origin "$g/nonexistent.git"
+expect "failed fetch refused" 1
+
+# ---- 5. the example config parses ------------------------------------------------------
+if [ -n "$bin" ]; then
+  c=$tmp/cfg
+  mkdir -p "$c/creds" "$c/fleet"
+  printf 'an example fleet key of enough length\n' >"$c/creds/fleet-key"
+  printf 'secret' >"$c/creds/client-secret"
+  cat >"$c/fleet/fleet.yaml" <<'EOF'
+defaults:
+  password:
+    derive:
+      keyFile: ${CREDENTIALS_DIRECTORY}/fleet-key
+bindings:
+  - deviceId: imei:350266800610993
+EOF
+  sed "s#/var/lib/thingsync-git/fleet#$c/fleet#" "$tmp/root/etc/thingsync/config.yaml.example" >"$c/config.yaml"
+  if out=$(CREDENTIALS_DIRECTORY=$c/creds "$bin" validate --config "$c/config.yaml" 2>&1); then
+    pass "config.yaml.example: $out"
+  else
+    fail "config.yaml.example does not validate:"$'\n'"$out"
+  fi
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "$failures check(s) failed" >&2
+  exit 1
+fi
+echo "all checks passed"
