@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 
+#include "desired_state_impl.hpp"
 #include "yaml_tree.hpp"
 
 namespace thingsync::config {
@@ -16,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using detail::Checker;
+using detail::FileParse;
 using detail::kNone;
 using detail::YNode;
 using detail::YTree;
@@ -337,106 +341,80 @@ void parallel_for(std::size_t n, unsigned threads, F&& f) {
   if (error) std::rethrow_exception(error);
 }
 
-bool entry_less(const DesiredEntry& a, const DesiredEntry& b) {
-  if (const int c = a.device.canonical().compare(b.device.canonical()); c != 0) return c < 0;
-  return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
-}
-
-// Sorts in `threads` runs at once, then merges them.
-void parallel_sort(std::vector<DesiredEntry>& v, unsigned threads) {
-  const std::size_t parts = v.size() < 100'000 ? 1 : std::max(1U, threads);
-  std::vector<std::size_t> bounds;
-  for (std::size_t i = 0; i <= parts; ++i) bounds.push_back(v.size() * i / parts);
-  parallel_for(parts, threads, [&](std::size_t i) {
-    std::sort(v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
-              v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), entry_less);
-  });
-  for (std::size_t i = 1; i < parts; ++i) {
-    std::inplace_merge(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
-                       v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), entry_less);
-  }
-}
-
-/// Collects files into one DesiredState: shares sources, fills defaults, finds duplicates.
-class Merger {
+/// Shares sources: equal derive/file/env sources (same kind and reference) get one index; each
+/// literal value is its own.
+class SourceTable {
  public:
-  explicit Merger(LoadResult& out) : out_(out) {}
+  explicit SourceTable(std::vector<PasswordSource>& sources) : sources_(sources) {}
 
-  // Adds the chunks of one file, in order (the first one holds the file's defaults).
-  void add_file(std::vector<ChunkResult>& chunks) {
-    std::uint32_t default_global = kNone;
-    bool default_written = false;
+  std::uint32_t add(PasswordSource s) {
+    if (s.kind != PasswordSource::Kind::kValue) {
+      auto [it, inserted] =
+          index_.try_emplace({s.kind, s.ref}, static_cast<std::uint32_t>(sources_.size()));
+      if (!inserted) return it->second;
+    }
+    sources_.push_back(std::move(s));
+    return static_cast<std::uint32_t>(sources_.size() - 1);
+  }
+
+ private:
+  std::vector<PasswordSource>& sources_;
+  std::map<std::pair<PasswordSource::Kind, std::string>, std::uint32_t> index_;
+};
+
+/// Joins the chunks of one file (in order; the first holds the defaults) into its parse:
+/// numbers its sources, gives the defaults to the bindings that name none.
+FileParse combine_chunks(std::vector<ChunkResult>& chunks, const std::string& filename) {
+  FileParse f;
+  std::uint32_t default_source = kNone;
+  bool default_written = false;
+  if (chunks.size() == 1) {  // the chunk's numbering is the file's
+    ChunkResult& c = chunks.front();
+    default_written = c.default_written || !c.syntax_ok;
+    default_source = c.default_source;
+    f.sources = std::move(c.sources);
+    f.diags = std::move(c.diags);
+    f.entries = std::move(c.entries);
+  } else {
+    SourceTable table(f.sources);
+    std::size_t total = 0;
+    for (const auto& c : chunks) total += c.entries.size();
+    f.entries.reserve(total);
     for (auto& c : chunks) {
       // After a syntax error the defaults may be unseen: do not blame every binding.
       default_written = default_written || c.default_written || !c.syntax_ok;
       std::vector<std::uint32_t> map(c.sources.size());
       for (std::size_t i = 0; i < c.sources.size(); ++i)
-        map[i] = add_source(std::move(c.sources[i]));
-      if (c.default_source != kNone) default_global = map[c.default_source];
-      for (auto& d : c.diags) out_.diagnostics.push_back(std::move(d));
-      c.sources.clear();
-      c.diags.clear();
+        map[i] = table.add(std::move(c.sources[i]));
+      if (c.default_source != kNone) default_source = map[c.default_source];
+      for (auto& d : c.diags) f.diags.push_back(std::move(d));
       for (auto& e : c.entries) {
         if (e.source != kUseDefault) e.source = map[e.source];
+        f.entries.push_back(std::move(e));
       }
-    }
-    for (auto& c : chunks) {
-      for (auto& e : c.entries) {
-        if (e.source == kUseDefault) {
-          if (default_global == kNone) {
-            if (default_written) continue;  // the broken default is reported where it is
-            out_.diagnostics.push_back(
-                {out_.state.files[e.file], e.line, e.column, core::Severity::kError,
-                 "binding for " + e.device.canonical() +
-                     " has no password source: add 'password:' to it or 'defaults: password:' "
-                     "to the file"});
-            continue;
-          }
-          e.source = default_global;
-        }
-        out_.state.bindings.push_back(std::move(e));
-      }
-      c.entries = {};
+      c = ChunkResult{};
     }
   }
-
-  void finish(unsigned threads) {
-    auto& v = out_.state.bindings;
-    parallel_sort(v, threads);
-    std::size_t w = 0;
-    for (std::size_t r = 0; r < v.size();) {
-      std::size_t s = r + 1;
-      while (s < v.size() && v[s].device == v[r].device) {
-        const auto& d = v[s];
-        out_.diagnostics.push_back({out_.state.files[d.file], d.line, d.column,
-                                    core::Severity::kError,
-                                    "duplicate device " + d.device.canonical() +
-                                        "; first listed at " + out_.state.location(v[r])});
-        ++s;
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < f.entries.size(); ++i) {
+    DesiredEntry& e = f.entries[i];
+    if (e.source == kUseDefault) {
+      if (default_source == kNone) {
+        if (default_written) continue;  // the broken default is reported where it is
+        f.diags.push_back({filename, e.line, e.column, core::Severity::kError,
+                           "binding for " + e.device.canonical() +
+                               " has no password source: add 'password:' to it or 'defaults: "
+                               "password:' to the file"});
+        continue;
       }
-      if (w != r) v[w] = std::move(v[r]);
-      ++w;
-      r = s;
+      e.source = default_source;
     }
-    v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
-    v.shrink_to_fit();
-    core::sort_diagnostics(out_.diagnostics);
+    if (w != i) f.entries[w] = std::move(e);
+    ++w;
   }
-
- private:
-  std::uint32_t add_source(PasswordSource s) {
-    if (s.kind != PasswordSource::Kind::kValue) {
-      auto [it, inserted] = shared_.try_emplace(
-          {s.kind, s.ref}, static_cast<std::uint32_t>(out_.state.sources.size()));
-      if (!inserted) return it->second;
-    }
-    out_.state.sources.push_back(std::move(s));
-    return static_cast<std::uint32_t>(out_.state.sources.size() - 1);
-  }
-
-  LoadResult& out_;
-  std::map<std::pair<PasswordSource::Kind, std::string>, std::uint32_t> shared_;
-};
+  f.entries.erase(f.entries.begin() + static_cast<std::ptrdiff_t>(w), f.entries.end());
+  return f;
+}
 
 ChunkResult parse_chunk(std::string_view text, const std::string& filename,
                         std::uint32_t file_index, const Chunk& chunk, bool first,
@@ -459,6 +437,180 @@ void reparse_if_cut_badly(std::string_view text, const std::string& filename,
   chunks.push_back(parse_chunk(text, filename, file_index, {0, text.size(), 0}, true, env));
 }
 
+std::vector<std::uint32_t> identity(std::size_t n) {
+  std::vector<std::uint32_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint32_t>(i);
+  return v;
+}
+
+// All entries of all parses in one vector, each parse's vector freed as it is moved.
+std::vector<DesiredEntry> gather_entries(std::vector<FileParse>& parses) {
+  if (parses.size() == 1) return std::move(parses.front().entries);
+  std::size_t total = 0;
+  for (const auto& p : parses) total += p.entries.size();
+  std::vector<DesiredEntry> all;
+  all.reserve(total);
+  for (auto& p : parses) {
+    std::move(p.entries.begin(), p.entries.end(), std::back_inserter(all));
+    std::vector<DesiredEntry>().swap(p.entries);
+  }
+  return all;
+}
+
+}  // namespace
+
+namespace detail {
+
+unsigned thread_count(const LoadOptions& options) {
+  return options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
+}
+
+bool EntryLess::operator()(const DesiredEntry& a, const DesiredEntry& b) const {
+  if (const int c = a.device.canonical().compare(b.device.canonical()); c != 0) return c < 0;
+  return std::tuple((*rank)[a.file], a.line, a.column) <
+         std::tuple((*rank)[b.file], b.line, b.column);
+}
+
+// Sorts in `threads` runs at once, then merges them.
+void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads) {
+  const std::size_t parts = v.size() < 100'000 ? 1 : std::max(1U, threads);
+  std::vector<std::size_t> bounds;
+  for (std::size_t i = 0; i <= parts; ++i) bounds.push_back(v.size() * i / parts);
+  parallel_for(parts, threads, [&](std::size_t i) {
+    std::sort(v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
+              v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), less);
+  });
+  for (std::size_t i = 1; i < parts; ++i) {
+    std::inplace_merge(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
+                       v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), less);
+  }
+}
+
+std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
+                                   const std::vector<std::uint32_t>& ids,
+                                   const LoadOptions& options, unsigned threads) {
+  const std::size_t n = paths.size();
+
+  // Read every file and plan its chunks (in parallel: reading is I/O, planning a scan).
+  std::vector<std::string> texts(n);
+  std::vector<std::vector<Chunk>> plans(n);
+  std::vector<std::string> read_errors(n);
+  parallel_for(n, threads, [&](std::size_t i) {
+    if (!detail::read_file(paths[i], texts[i], read_errors[i])) return;
+    const std::size_t parts = std::min<std::size_t>(
+        texts[i].size() / std::max<std::size_t>(1, options.split_bytes), 4U * threads);
+    plans[i] = split_chunks(texts[i], parts);
+  });
+
+  // Parse all chunks of all files as one pool of tasks.
+  std::vector<FileParse> out(n);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> tasks;  // (file, chunk)
+  std::vector<std::vector<ChunkResult>> results(n);
+  for (std::uint32_t f = 0; f < n; ++f) {
+    if (!read_errors[f].empty()) {
+      out[f].diags.push_back({paths[f], 0, 0, core::Severity::kError,
+                              "cannot read desired-state file: " + read_errors[f]});
+      continue;
+    }
+    results[f].resize(plans[f].size());
+    for (std::uint32_t c = 0; c < plans[f].size(); ++c) tasks.emplace_back(f, c);
+  }
+  // Largest first, so that a big file's parts do not start last.
+  std::stable_sort(tasks.begin(), tasks.end(), [&](const auto& a, const auto& b) {
+    const Chunk& x = plans[a.first][a.second];
+    const Chunk& y = plans[b.first][b.second];
+    return x.end - x.begin > y.end - y.begin;
+  });
+  parallel_for(tasks.size(), threads, [&](std::size_t i) {
+    const auto [f, c] = tasks[i];
+    results[f][c] = parse_chunk(texts[f], paths[f], ids[f], plans[f][c], c == 0, options.env);
+  });
+
+  for (std::uint32_t f = 0; f < n; ++f) {
+    if (!read_errors[f].empty()) continue;
+    reparse_if_cut_badly(texts[f], paths[f], ids[f], options.env, results[f]);
+    std::string().swap(texts[f]);
+    out[f] = combine_chunks(results[f], paths[f]);
+    std::vector<ChunkResult>().swap(results[f]);
+  }
+  return out;
+}
+
+void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
+              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries, bool consume) {
+  // File ids to places, file-local sources to shared ones, in path order: the sources come
+  // out in order of first appearance, whichever files were parsed last.
+  std::vector<std::uint32_t> rank(parses.size(), kNone);
+  std::vector<std::vector<std::uint32_t>> source_of(parses.size());
+  SourceTable table(out.state.sources);
+  for (std::uint32_t r = 0; r < order.size(); ++r) {
+    const std::uint32_t id = order[r];
+    FileParse& f = parses[id];
+    rank[id] = r;
+    source_of[id].reserve(f.sources.size());
+    for (auto& s : f.sources) {
+      PasswordSource g = consume ? std::move(s) : s;
+      g.file = r;
+      source_of[id].push_back(table.add(std::move(g)));
+    }
+    if (consume) {
+      std::move(f.diags.begin(), f.diags.end(), std::back_inserter(out.diagnostics));
+      f.sources.clear();
+      f.diags.clear();
+    } else {
+      out.diagnostics.insert(out.diagnostics.end(), f.diags.begin(), f.diags.end());
+    }
+  }
+
+  // The first entry of each device counts; the others are duplicates of it.
+  const auto& files = out.state.files;
+  auto location = [&](const DesiredEntry& e) {
+    return files[rank[e.file]] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
+  };
+  auto& v = entries;
+  auto& kept = out.state.bindings;
+  // Copying: entries already in `kept` (a recycled result) are assigned to, which reuses their
+  // memory; only the rest are allocated.
+  const std::size_t reusable = consume ? 0 : kept.size();
+  if (!consume) kept.reserve(v.size());
+  std::size_t w = 0;
+  for (std::size_t r = 0; r < v.size();) {
+    std::size_t s = r + 1;
+    for (; s < v.size() && v[s].device == v[r].device; ++s) {
+      const auto& d = v[s];
+      out.diagnostics.push_back(
+          {files[rank[d.file]], d.line, d.column, core::Severity::kError,
+           "duplicate device " + d.device.canonical() + "; first listed at " + location(v[r])});
+    }
+    const DesiredEntry& e = v[r];
+    const std::uint32_t source = source_of[e.file][e.source];
+    const std::uint32_t file = rank[e.file];
+    if (consume) {
+      if (w != r) v[w] = std::move(v[r]);
+      v[w].source = source;
+      v[w].file = file;
+    } else if (w < reusable) {
+      kept[w].device = e.device;
+      kept[w].source = source;
+      kept[w].file = file;
+      kept[w].line = e.line;
+      kept[w].column = e.column;
+    } else {
+      kept.push_back({e.device, source, file, e.line, e.column});
+    }
+    ++w;
+    r = s;
+  }
+  if (consume) {
+    v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
+    v.shrink_to_fit();
+    kept = std::move(v);
+  } else {
+    kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(w), kept.end());
+  }
+  core::sort_diagnostics(out.diagnostics);
+}
+
 bool is_hidden(const fs::path& p) {
   const std::string name = p.filename().string();
   return !name.empty() && name[0] == '.' && name != "." && name != "..";
@@ -469,22 +621,8 @@ bool is_yaml(const fs::path& p) {
   return ext == ".yaml" || ext == ".yml";
 }
 
-// Lists the files to load, sorted; problems go to diags.
-std::vector<std::string> discover(const fs::path& path, core::Diagnostics& diags) {
-  std::vector<std::string> files;
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) {
-    diags.push_back({path.string(), 0, 0, core::Severity::kError,
-                     "cannot read desired state: " +
-                         (ec ? ec.message() : std::string("No such file or directory"))});
-    return files;
-  }
-  if (!fs::is_directory(status)) {
-    files.push_back(path.string());
-    return files;
-  }
-  fs::recursive_directory_iterator it(path, fs::directory_options::none, ec);
+void list_yaml_files(const fs::path& dir, std::vector<std::string>& files, std::error_code& ec) {
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const fs::directory_entry& e = *it;
     if (is_hidden(e.path())) {
@@ -494,20 +632,40 @@ std::vector<std::string> discover(const fs::path& path, core::Diagnostics& diags
     std::error_code fec;
     if (e.is_regular_file(fec) && is_yaml(e.path())) files.push_back(e.path().string());
   }
-  if (ec) {
-    diags.push_back({path.string(), 0, 0, core::Severity::kError,
-                     "cannot list desired-state directory: " + ec.message()});
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty() && !ec) {
-    // An empty desired state with prune on would delete every binding: never guess that.
-    diags.push_back({path.string(), 0, 0, core::Severity::kError,
-                     "no *.yaml or *.yml files in the desired-state directory"});
-  }
-  return files;
 }
 
-}  // namespace
+Discovery discover(const fs::path& path) {
+  Discovery d;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    d.errors.push_back({path.string(), 0, 0, core::Severity::kError,
+                        "cannot read desired state: " +
+                            (ec ? ec.message() : std::string("No such file or directory"))});
+    return d;
+  }
+  if (!fs::is_directory(status)) {
+    d.kind = RootKind::kFile;
+    d.files.push_back(path.string());
+    return d;
+  }
+  d.kind = RootKind::kDirectory;
+  list_yaml_files(path, d.files, ec);
+  if (ec) {
+    d.errors.push_back({path.string(), 0, 0, core::Severity::kError,
+                        "cannot list desired-state directory: " + ec.message()});
+  }
+  std::sort(d.files.begin(), d.files.end());
+  return d;
+}
+
+core::Diagnostic no_files_error(const fs::path& dir) {
+  // An empty desired state with prune on would delete every binding: never guess that.
+  return {dir.string(), 0, 0, core::Severity::kError,
+          "no *.yaml or *.yml files in the desired-state directory"};
+}
+
+}  // namespace detail
 
 std::string_view to_string(PasswordSource::Kind k) {
   switch (k) {
@@ -533,66 +691,30 @@ LoadResult parse_desired_state_file(std::string_view text, std::string_view file
   out.state.files.emplace_back(filename);
   std::vector<ChunkResult> chunks;
   chunks.push_back(parse_chunk(text, out.state.files[0], 0, {0, text.size(), 0}, true, env));
-  Merger merger(out);
-  merger.add_file(chunks);
-  merger.finish(1);
+  std::vector<FileParse> parses;
+  parses.push_back(combine_chunks(chunks, out.state.files[0]));
+  const auto order = identity(1);
+  auto entries = gather_entries(parses);
+  detail::parallel_sort(entries, detail::EntryLess{&order}, 1);
+  detail::assemble(out, order, parses, entries, true);
   return out;
 }
 
 LoadResult load_desired_state(const fs::path& path, const LoadOptions& options) {
   LoadResult out;
-  const unsigned threads =
-      options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
-  out.state.files = discover(path, out.diagnostics);
-  const std::size_t n = out.state.files.size();
-
-  // Read every file and plan its chunks (in parallel: reading is I/O, planning a scan).
-  std::vector<std::string> texts(n);
-  std::vector<std::vector<Chunk>> plans(n);
-  std::vector<std::string> read_errors(n);
-  parallel_for(n, threads, [&](std::size_t i) {
-    if (!detail::read_file(out.state.files[i], texts[i], read_errors[i])) return;
-    const std::size_t parts = std::min<std::size_t>(
-        texts[i].size() / std::max<std::size_t>(1, options.split_bytes), 4U * threads);
-    plans[i] = split_chunks(texts[i], parts);
-  });
-
-  // Parse all chunks of all files as one pool of tasks.
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> tasks;  // (file, chunk)
-  std::vector<std::vector<ChunkResult>> results(n);
-  for (std::uint32_t f = 0; f < n; ++f) {
-    if (!read_errors[f].empty()) {
-      out.diagnostics.push_back({out.state.files[f], 0, 0, core::Severity::kError,
-                                 "cannot read desired-state file: " + read_errors[f]});
-      continue;
-    }
-    results[f].resize(plans[f].size());
-    for (std::uint32_t c = 0; c < plans[f].size(); ++c) tasks.emplace_back(f, c);
+  const unsigned threads = detail::thread_count(options);
+  auto found = detail::discover(path);
+  out.diagnostics = std::move(found.errors);
+  if (found.kind == detail::RootKind::kDirectory && found.files.empty() &&
+      out.diagnostics.empty()) {
+    out.diagnostics.push_back(detail::no_files_error(path));
   }
-  // Largest first, so that a big file's parts do not start last.
-  std::stable_sort(tasks.begin(), tasks.end(), [&](const auto& a, const auto& b) {
-    const Chunk& x = plans[a.first][a.second];
-    const Chunk& y = plans[b.first][b.second];
-    return x.end - x.begin > y.end - y.begin;
-  });
-  parallel_for(tasks.size(), threads, [&](std::size_t i) {
-    const auto [f, c] = tasks[i];
-    results[f][c] = parse_chunk(texts[f], out.state.files[f], f, plans[f][c], c == 0, options.env);
-  });
-
-  Merger merger(out);
-  std::size_t total = 0;
-  for (const auto& r : results) {
-    for (const auto& c : r) total += c.entries.size();
-  }
-  out.state.bindings.reserve(total);
-  for (std::uint32_t f = 0; f < n; ++f) {
-    reparse_if_cut_badly(texts[f], out.state.files[f], f, options.env, results[f]);
-    std::string().swap(texts[f]);
-    merger.add_file(results[f]);
-    std::vector<ChunkResult>().swap(results[f]);
-  }
-  merger.finish(threads);
+  out.state.files = std::move(found.files);
+  const auto order = identity(out.state.files.size());
+  auto parses = detail::parse_files(out.state.files, order, options, threads);
+  auto entries = gather_entries(parses);
+  detail::parallel_sort(entries, detail::EntryLess{&order}, threads);
+  detail::assemble(out, order, parses, entries, true);
   return out;
 }
 

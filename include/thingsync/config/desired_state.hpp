@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,5 +80,56 @@ struct LoadOptions {
 /// file is split at top-level `bindings` items and its parts parsed in parallel too. A device
 /// listed twice (any spelling, any file) is an error at the later place naming the first.
 LoadResult load_desired_state(const std::filesystem::path& path, const LoadOptions& options = {});
+
+/// What DesiredStateLoader gives on each call.
+struct ReloadResult {
+  /// The whole desired state, exactly as load_desired_state(root) would give it now: every
+  /// file's entries, sources and diagnostics, those of files not parsed again included.
+  LoadResult result;
+  /// Sorted, each once: the devices whose entry (presence, source or location) may differ
+  /// from the previous call's result -- every device a re-parsed or removed file listed before
+  /// or lists now (a device whose duplicate status changed is always one of them). Empty when
+  /// `full`.
+  std::vector<core::DeviceId> affected;
+  /// Everything was read again (load_all, or a reload that had to start over): treat every
+  /// device as affected.
+  bool full = false;
+  std::size_t files_parsed = 0;  ///< files this call read and parsed
+};
+
+/// Loads a desired-state tree (a directory or one file, as load_desired_state does), keeps
+/// each file's parse, and on reload parses only the files that changed: a one-file edit in a
+/// million-binding tree costs that file's parse plus a splice and a copy of the result.
+/// All-or-nothing stays the caller's business (keep the last good state when `result` has
+/// errors); the loader always follows the files on disk, so fixing a broken file recovers.
+/// Not thread-safe: one owner calls it.
+class DesiredStateLoader {
+ public:
+  explicit DesiredStateLoader(std::filesystem::path root, LoadOptions options = {});
+  ~DesiredStateLoader();
+  DesiredStateLoader(DesiredStateLoader&&) noexcept;
+  DesiredStateLoader& operator=(DesiredStateLoader&&) noexcept;
+
+  /// Discovers and parses every file (full = true).
+  ReloadResult load_all();
+  /// `changed`: paths a file watcher reported (files created, written, deleted or renamed
+  /// away/in; a directory means "rescan it": its new files and those whose size, times or
+  /// inode changed are parsed, its vanished ones dropped; the root itself rescans all).
+  /// Re-parses those files, drops the entries of deleted ones, keeps every other file's parse,
+  /// and re-merges. Hidden paths, non-YAML files and paths outside the root are ignored. When
+  /// the root is one file, any change re-parses it. Falls back to load_all() before the first
+  /// load, when the root appeared, vanished or changed type, or when a directory cannot be
+  /// listed.
+  ReloadResult reload(const std::vector<std::filesystem::path>& changed);
+  /// Optional, and worth it for a large fleet: gives back a state the caller no longer needs
+  /// (the one a reload replaced, or a rejected result's). The next result is written into its
+  /// memory instead of allocating every device ID afresh, which is most of a reload's cost
+  /// (1M bindings: ~30 ms of CPU with it, ~350 ms without, on a 2-core VM).
+  void recycle(DesiredState&& spent);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace thingsync::config

@@ -7,23 +7,12 @@ using thingsync::config::load_desired_state;
 using thingsync::config::LoadOptions;
 using thingsync::config::test::all;
 using thingsync::config::test::env_of;
+using thingsync::config::test::fleet;
 using thingsync::config::test::kDefaults;
+using thingsync::config::test::load_options;
 using thingsync::config::test::TempDir;
 
 namespace {
-
-std::string fleet(std::initializer_list<const char*> ids) {
-  std::string s = kDefaults;
-  for (const char* id : ids) s += std::string("  - deviceId: ") + id + "\n";
-  return s;
-}
-
-LoadOptions options(unsigned threads = 2) {
-  LoadOptions o;
-  o.env = env_of({});
-  o.threads = threads;
-  return o;
-}
 
 std::string imei(std::size_t i) {
   const std::string digits = std::to_string(i);
@@ -43,7 +32,7 @@ TEST_CASE("a directory is read recursively in sorted order, hidden entries skipp
   dir.write("a/.draft.yaml", "not: [valid");
   dir.write(".git/config.yaml", "not: [valid");
   dir.write("a/.hidden/deep.yaml", "not: [valid");
-  const auto r = load_desired_state(dir.path(), options());
+  const auto r = load_desired_state(dir.path(), load_options());
   INFO(all(r.diagnostics));
   REQUIRE(r.ok());
   const std::string d = dir.str();
@@ -56,7 +45,7 @@ TEST_CASE("a directory is read recursively in sorted order, hidden entries skipp
 TEST_CASE("one file can be loaded directly, whatever its name", "[config][load]") {
   TempDir dir;
   const auto file = dir.write("fleet.txt", fleet({"imei:350266800610001", "imei:350266800610002"}));
-  const auto r = load_desired_state(file, options());
+  const auto r = load_desired_state(file, load_options());
   REQUIRE(r.ok());
   CHECK(r.state.files == std::vector<std::string>{file});
   CHECK(r.state.bindings.size() == 2);
@@ -68,7 +57,7 @@ TEST_CASE("a device listed in two files in different spellings names both places
   dir.write("a.yaml", fleet({"imei:350266800610993", "deveui:ea8fa35e2cf3489f"}));
   dir.write("sub/b.yaml", fleet({"imei:350266800610111", "\"urn:dev:IMEI:350266800610993:\""}));
   dir.write("sub/c.yaml", fleet({"DEVEUI:EA8FA35E2CF3489F"}));
-  const auto r = load_desired_state(dir.path(), options());
+  const auto r = load_desired_state(dir.path(), load_options());
   const std::string d = dir.str();
   CHECK(all(r.diagnostics) ==
         d + "/sub/b.yaml:7:15: error: duplicate device imei:350266800610993; first listed at " + d +
@@ -85,7 +74,7 @@ TEST_CASE("errors of all files are reported at once, sorted by file, line and co
   dir.write("b.yaml", fleet({"imei:1"}));
   dir.write("a.yaml", "bindings:\n  - deviceId: imei:350266800610993\n");
   dir.write("c.yaml", "bindings: [");
-  const auto r = load_desired_state(dir.path(), options());
+  const auto r = load_desired_state(dir.path(), load_options());
   const std::string d = dir.str();
   CHECK(all(r.diagnostics) ==
         d +
@@ -100,15 +89,15 @@ TEST_CASE("errors of all files are reported at once, sorted by file, line and co
 TEST_CASE("a missing path and a directory without YAML files are errors", "[config][load]") {
   TempDir dir;
   const auto missing = dir.path() / "nope";
-  CHECK(all(load_desired_state(missing, options()).diagnostics) ==
+  CHECK(all(load_desired_state(missing, load_options()).diagnostics) ==
         missing.string() + ": error: cannot read desired state: No such file or directory\n");
   std::filesystem::create_directories(dir.path() / "empty");
-  CHECK(all(load_desired_state(dir.path() / "empty", options()).diagnostics) ==
+  CHECK(all(load_desired_state(dir.path() / "empty", load_options()).diagnostics) ==
         (dir.path() / "empty").string() +
             ": error: no *.yaml or *.yml files in the desired-state directory\n");
   // A directory named like a YAML file is a directory, not a file.
   std::filesystem::create_directories(dir.path() / "weird" / "x.yaml");
-  CHECK(all(load_desired_state(dir.path() / "weird", options()).diagnostics) ==
+  CHECK(all(load_desired_state(dir.path() / "weird", load_options()).diagnostics) ==
         (dir.path() / "weird").string() +
             ": error: no *.yaml or *.yml files in the desired-state directory\n");
 }
@@ -126,9 +115,9 @@ TEST_CASE("a large file parsed in parts gives the same bindings and locations as
   }
   text += "  - deviceId: " + imei(2500) + "\n";  // a duplicate near the end: later chunk
   const auto file = dir.write("big.yaml", text);
-  LoadOptions split = options(2);
+  LoadOptions split = load_options(2);
   split.split_bytes = 8 * 1024;  // many parts
-  LoadOptions whole = options(1);
+  LoadOptions whole = load_options(1);
   whole.split_bytes = std::size_t{1} << 40;
   const auto a = load_desired_state(file, split);
   const auto b = load_desired_state(file, whole);
@@ -157,7 +146,7 @@ TEST_CASE("a syntax error in a later part of a split file is reported at its rea
   const std::uint32_t broken_line = 5 + 2000 + 1;
   for (std::size_t i = 2000; i < 2100; ++i) text += "  - deviceId: " + imei(i) + "\n";
   const auto file = dir.write("big.yaml", text);
-  LoadOptions split = options(2);
+  LoadOptions split = load_options(2);
   split.split_bytes = 4 * 1024;
   const auto r = load_desired_state(file, split);
   REQUIRE(r.diagnostics.size() == 1);
@@ -167,7 +156,7 @@ TEST_CASE("a syntax error in a later part of a split file is reported at its rea
 
 TEST_CASE("the checked-in test fleet loads with its sources shared", "[config][load]") {
   const std::string dir = std::string(THINGSYNC_TEST_DATA_DIR) + "/config/fleet";
-  LoadOptions o = options();
+  LoadOptions o = load_options();
   o.env = env_of({{"CREDENTIALS_DIRECTORY", "/run/credentials/thingsync"}});
   const auto r = load_desired_state(dir, o);
   INFO(all(r.diagnostics));

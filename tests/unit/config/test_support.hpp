@@ -7,10 +7,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
 
+#include "thingsync/config/desired_state.hpp"
 #include "thingsync/config/env.hpp"
 #include "thingsync/core/diagnostic.hpp"
 
@@ -30,6 +32,21 @@ inline EnvLookup env_of(std::map<std::string, std::string> vars) {
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
+}
+
+/// A desired-state file: kDefaults, then one binding per device ID (written as given).
+inline std::string fleet(std::initializer_list<const char*> ids) {
+  std::string s = kDefaults;
+  for (const char* id : ids) s += std::string("  - deviceId: ") + id + "\n";
+  return s;
+}
+
+/// Load options with an empty environment and a fixed number of threads.
+inline LoadOptions load_options(unsigned threads = 2) {
+  LoadOptions o;
+  o.env = env_of({});
+  o.threads = threads;
+  return o;
 }
 
 /// A fresh directory under the system temp dir, removed with everything in it.

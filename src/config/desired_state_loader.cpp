@@ -1,0 +1,378 @@
+// DesiredStateLoader: keeps each file's parse and one sorted vector of every file's entries
+// (duplicates included), so that a reload parses only the changed files, splices their entries
+// into the vector and re-assembles the result with the code load_desired_state uses.
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include "desired_state_impl.hpp"
+#include "thingsync/config/desired_state.hpp"
+#include "yaml_tree.hpp"
+
+namespace thingsync::config {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::FileParse;
+using detail::kNone;
+using detail::RootKind;
+
+/// Enough of stat(2) to tell that a file was replaced or written since it was parsed.
+struct FileStamp {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = -1;
+  timespec mtime{};
+  timespec ctime{};
+
+  static FileStamp of(const std::string& path) {
+    FileStamp s;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return s;
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
+    s.size = st.st_size;
+    s.mtime = st.st_mtim;
+    s.ctime = st.st_ctim;
+    return s;
+  }
+  friend bool operator==(const FileStamp& a, const FileStamp& b) {
+    return a.size >= 0 && a.dev == b.dev && a.ino == b.ino && a.size == b.size &&
+           a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec &&
+           a.ctime.tv_sec == b.ctime.tv_sec && a.ctime.tv_nsec == b.ctime.tv_nsec;
+  }
+};
+
+RootKind kind_of(const fs::path& p) {
+  std::error_code ec;
+  const auto st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) return RootKind::kMissing;
+  return fs::is_directory(st) ? RootKind::kDirectory : RootKind::kFile;
+}
+
+std::string without_trailing_slashes(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+class DesiredStateLoader::Impl {
+ public:
+  Impl(fs::path root, LoadOptions options)
+      : root_(std::move(root)),
+        options_(std::move(options)),
+        threads_(detail::thread_count(options_)) {
+    std::error_code ec;
+    root_abs_ = fs::absolute(without_trailing_slashes(root_.string()), ec).lexically_normal();
+  }
+
+  ReloadResult load_all() {
+    ReloadResult rr;
+    rr.full = true;
+    loaded_ = false;
+    parses_.clear();
+    stamps_.clear();
+    names_.clear();
+    free_.clear();
+    by_name_.clear();
+    all_ = {};
+
+    auto found = detail::discover(root_);
+    root_kind_ = found.kind;
+    root_errors_ = std::move(found.errors);
+    const std::size_t n = found.files.size();
+    std::vector<std::uint32_t> ids(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      ids[i] = i;
+      by_name_.emplace(found.files[i], i);
+      stamps_.push_back(FileStamp::of(found.files[i]));
+    }
+    parses_ = detail::parse_files(found.files, ids, options_, threads_);
+    names_ = std::move(found.files);
+    rr.files_parsed = n;
+
+    std::size_t total = 0;
+    for (const auto& p : parses_) total += p.entries.size();
+    all_.reserve(total + total / 64);  // room for a fleet that grows a little
+    for (auto& p : parses_) {
+      std::move(p.entries.begin(), p.entries.end(), std::back_inserter(all_));
+      std::vector<DesiredEntry>().swap(p.entries);
+    }
+    update_order();
+    detail::parallel_sort(all_, detail::EntryLess{&rank_}, threads_);
+    loaded_ = true;
+    rr.result = assemble();
+    return rr;
+  }
+
+  ReloadResult reload(const std::vector<fs::path>& changed) {
+    if (!loaded_ || !root_errors_.empty() || kind_of(root_) != root_kind_) return load_all();
+    // What to re-parse and what to drop, by name (as load_desired_state names files).
+    std::map<std::string, bool> todo;  // name -> parse (true) or drop (false)
+    if (root_kind_ == RootKind::kFile) {
+      if (!changed.empty()) todo.emplace(root_.string(), true);
+    } else {
+      for (const auto& p : changed) {
+        if (!plan(p, todo)) return load_all();  // a directory could not be listed
+      }
+    }
+    return apply(todo);
+  }
+
+  void recycle(DesiredState&& spent) {
+    if (spent.bindings.capacity() > spare_.bindings.capacity()) spare_ = std::move(spent);
+  }
+
+ private:
+  // Decides what the change of `p` means; false when a directory cannot be listed.
+  bool plan(const fs::path& p, std::map<std::string, bool>& todo) {
+    std::error_code ec;
+    const fs::path abs = fs::absolute(without_trailing_slashes(p.string()), ec).lexically_normal();
+    const fs::path rel = abs.lexically_relative(root_abs_);
+    if (ec || rel.empty() || *rel.begin() == "..") return true;  // outside the tree
+    const bool whole = rel == ".";
+    // The name the directory walk gives it, and whether the walk reaches it at all: hidden
+    // entries are skipped and symbolic links to directories are not followed.
+    fs::path name = root_;
+    bool reachable = true;
+    if (!whole) {
+      std::size_t depth = 0;
+      const std::size_t parts = static_cast<std::size_t>(std::distance(rel.begin(), rel.end()));
+      for (const auto& part : rel) {
+        if (is_hidden_name(part)) return true;  // ignored, like the walk ignores it
+        name /= part;
+        if (++depth < parts && reachable && !fs::is_directory(fs::symlink_status(name, ec))) {
+          reachable = false;
+        }
+      }
+    }
+    const std::string key = whole ? std::string() : name.string();
+
+    std::vector<std::string> now;  // the YAML files at or under p on disk
+    bool named_file = false;
+    if (reachable) {
+      if (whole || fs::is_directory(fs::symlink_status(name, ec))) {
+        detail::list_yaml_files(name, now, ec);
+        if (ec) return false;
+      } else if (fs::is_regular_file(fs::status(name, ec)) && detail::is_yaml(name)) {
+        now.push_back(key);
+        named_file = true;
+      }
+    }
+    std::sort(now.begin(), now.end());
+
+    // Known files at or under p that are gone.
+    const std::string under = whole ? std::string() : key + '/';
+    for (auto it = whole ? by_name_.begin() : by_name_.lower_bound(key); it != by_name_.end();
+         ++it) {
+      if (!whole && it->first != key && !starts_with(it->first, under)) {
+        if (it->first > under) break;
+        continue;  // e.g. "a.yaml.bak" between "a.yaml" and "a.yaml/"
+      }
+      if (!std::binary_search(now.begin(), now.end(), it->first))
+        todo.try_emplace(it->first, false);
+    }
+    // Files on disk: new ones, the one named, and those that changed since they were parsed.
+    for (auto& f : now) {
+      const auto known = by_name_.find(f);
+      const bool parse =
+          named_file || known == by_name_.end() || !(FileStamp::of(f) == stamps_[known->second]);
+      if (parse) todo[f] = true;
+    }
+    return true;
+  }
+
+  static bool is_hidden_name(const fs::path& part) {
+    const std::string s = part.string();
+    return !s.empty() && s[0] == '.' && s != "." && s != "..";
+  }
+
+  ReloadResult apply(const std::map<std::string, bool>& todo) {
+    ReloadResult rr;
+    if (todo.empty()) {
+      rr.result = assemble();
+      return rr;
+    }
+    loaded_ = false;  // until the cache is whole again: after a throw, start over
+    // Find the entries of every file that is dropped or parsed again.
+    std::vector<char> touched(parses_.size(), 0);
+    for (const auto& [name, parse] : todo) {
+      if (const auto it = by_name_.find(name); it != by_name_.end()) touched[it->second] = 1;
+    }
+    std::vector<std::size_t> old;  // where their entries are in all_
+    for (std::size_t i = 0; i < all_.size(); ++i) {
+      if (touched[all_[i].file]) old.push_back(i);
+    }
+
+    // Update the file table; parse what is to be parsed.
+    std::vector<std::string> paths;
+    std::vector<std::uint32_t> ids;
+    for (const auto& [name, parse] : todo) {
+      const auto it = by_name_.find(name);
+      if (!parse) {
+        if (it == by_name_.end()) continue;
+        parses_[it->second] = FileParse{};
+        names_[it->second].clear();
+        free_.push_back(it->second);
+        by_name_.erase(it);
+        continue;
+      }
+      std::uint32_t id = 0;
+      if (it != by_name_.end()) {
+        id = it->second;
+      } else if (!free_.empty()) {
+        id = free_.back();
+        free_.pop_back();
+      } else {
+        id = static_cast<std::uint32_t>(parses_.size());
+        parses_.emplace_back();
+        stamps_.emplace_back();
+        names_.emplace_back();
+      }
+      by_name_[name] = id;
+      names_[id] = name;
+      stamps_[id] = FileStamp::of(name);  // before reading: a later write shows as a change
+      paths.push_back(name);
+      ids.push_back(id);
+    }
+    auto parsed = detail::parse_files(paths, ids, options_, threads_);
+    rr.files_parsed = paths.size();
+    update_order();
+
+    std::vector<DesiredEntry> fresh;
+    for (std::size_t i = 0; i < parsed.size(); ++i) {
+      for (auto& e : parsed[i].entries) {
+        rr.affected.push_back(e.device);
+        fresh.push_back(std::move(e));
+      }
+      parsed[i].entries = {};
+      parses_[ids[i]] = std::move(parsed[i]);
+    }
+    splice(old, fresh, rr.affected);
+
+    std::sort(rr.affected.begin(), rr.affected.end());
+    rr.affected.erase(std::unique(rr.affected.begin(), rr.affected.end()), rr.affected.end());
+    loaded_ = true;
+    rr.result = assemble();
+    return rr;
+  }
+
+  // Replaces the entries at `old` (ascending positions in all_) by `fresh`; the replaced
+  // devices go to `gone`.
+  void splice(const std::vector<std::size_t>& old, std::vector<DesiredEntry>& fresh,
+              std::vector<core::DeviceId>& gone) {
+    const detail::EntryLess less{&rank_};
+    std::sort(fresh.begin(), fresh.end(), less);
+    // An edit that keeps the file's devices (passwords changed, say) keeps every place in
+    // all_: swap the entries in place and check the order around them.
+    if (old.size() == fresh.size()) {
+      for (std::size_t k = 0; k < old.size(); ++k) std::swap(all_[old[k]], fresh[k]);
+      const bool sorted = std::all_of(old.begin(), old.end(), [&](std::size_t p) {
+        return (p == 0 || less(all_[p - 1], all_[p])) &&
+               (p + 1 == all_.size() || less(all_[p], all_[p + 1]));
+      });
+      if (sorted) {
+        for (auto& e : fresh) gone.push_back(std::move(e.device));
+        return;
+      }
+      for (std::size_t k = 0; k < old.size(); ++k) std::swap(all_[old[k]], fresh[k]);
+    }
+    // Else take the old entries out, then merge the new ones in: two linear passes.
+    if (!old.empty()) {
+      std::size_t w = old.front();
+      std::size_t next = 0;
+      for (std::size_t r = old.front(); r < all_.size(); ++r) {
+        if (next < old.size() && old[next] == r) {
+          gone.push_back(std::move(all_[r].device));
+          ++next;
+          continue;
+        }
+        if (w != r) all_[w] = std::move(all_[r]);
+        ++w;
+      }
+      all_.erase(all_.begin() + static_cast<std::ptrdiff_t>(w), all_.end());
+    }
+    const std::size_t kept = all_.size();
+    if (all_.capacity() < kept + fresh.size()) {
+      const std::size_t want = kept + fresh.size();
+      all_.reserve(want + want / 64);
+    }
+    std::move(fresh.begin(), fresh.end(), std::back_inserter(all_));
+    std::inplace_merge(all_.begin(), all_.begin() + static_cast<std::ptrdiff_t>(kept), all_.end(),
+                       less);
+  }
+
+  // Files in path order (by_name_ is sorted as the directory walk's result is).
+  void update_order() {
+    order_.clear();
+    rank_.assign(parses_.size(), kNone);
+    for (const auto& [name, id] : by_name_) {
+      rank_[id] = static_cast<std::uint32_t>(order_.size());
+      order_.push_back(id);
+    }
+  }
+
+  LoadResult assemble() {
+    LoadResult out;
+    out.state = std::move(spare_);
+    spare_ = DesiredState{};
+    out.state.files.clear();
+    out.state.sources.clear();
+    out.diagnostics = root_errors_;
+    if (root_kind_ == RootKind::kDirectory && by_name_.empty() && root_errors_.empty()) {
+      out.diagnostics.push_back(detail::no_files_error(root_));
+    }
+    out.state.files.reserve(order_.size());
+    for (const std::uint32_t id : order_) out.state.files.push_back(names_[id]);
+    detail::assemble(out, order_, parses_, all_, false);
+    return out;
+  }
+
+  fs::path root_;
+  fs::path root_abs_;  // absolute and lexically normal: where changed paths are placed
+  LoadOptions options_;
+  unsigned threads_;
+  bool loaded_ = false;
+  RootKind root_kind_ = RootKind::kMissing;
+  core::Diagnostics root_errors_;  // a missing root or an unlistable tree: reload = load_all
+
+  // Per file id: its parse (entries moved to all_), when it was read, its name ("" when free).
+  std::vector<FileParse> parses_;
+  std::vector<FileStamp> stamps_;
+  std::vector<std::string> names_;
+  std::vector<std::uint32_t> free_;
+  std::map<std::string, std::uint32_t> by_name_;  // the files now, in path order
+  std::vector<std::uint32_t> order_;              // ids in path order
+  std::vector<std::uint32_t> rank_;               // id -> place in path order
+  // Every valid entry of every file, duplicates included, sorted by EntryLess over rank_;
+  // `file` is the file id and `source` indexes that file's sources.
+  std::vector<DesiredEntry> all_;
+  DesiredState spare_;  // a state given back: its bindings' memory makes the next one
+};
+
+DesiredStateLoader::DesiredStateLoader(fs::path root, LoadOptions options)
+    : impl_(std::make_unique<Impl>(std::move(root), std::move(options))) {}
+DesiredStateLoader::~DesiredStateLoader() = default;
+DesiredStateLoader::DesiredStateLoader(DesiredStateLoader&&) noexcept = default;
+DesiredStateLoader& DesiredStateLoader::operator=(DesiredStateLoader&&) noexcept = default;
+
+ReloadResult DesiredStateLoader::load_all() { return impl_->load_all(); }
+
+ReloadResult DesiredStateLoader::reload(const std::vector<fs::path>& changed) {
+  return impl_->reload(changed);
+}
+
+void DesiredStateLoader::recycle(DesiredState&& spent) { impl_->recycle(std::move(spent)); }
+
+}  // namespace thingsync::config
