@@ -11,7 +11,7 @@
 namespace thingsync::core {
 namespace {
 
-// The alphabets of docs/password-derivation.md. 64 characters in total, so `byte mod 64`
+// The alphabets of README.md ("Password derivation"). 64 characters in total, so `byte mod 64`
 // takes the low six bits of a byte and every character is equally likely.
 constexpr std::string_view kUpper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 constexpr std::string_view kLower = "abcdefghijklmnopqrstuvwxyz";

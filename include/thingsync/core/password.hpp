@@ -19,7 +19,7 @@ std::string password_policy_violation(std::string_view pw);
 
 /// Derives the `derive` password of a device: HMAC-SHA256(fleet_key, canonical device ID),
 /// mapped to 32 characters that always meet the policy. The algorithm is specified, with test
-/// vectors, in docs/password-derivation.md so that a device factory can reproduce it. Pure;
+/// vectors, in README.md ("Password derivation") so that a device factory can reproduce it. Pure;
 /// reuses one MAC context, so keep one deriver per thread. Not thread-safe.
 class PasswordDeriver {
  public:
