@@ -1,0 +1,265 @@
+#include "thingsync/api/bindings.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "fail.hpp"
+#include "log.hpp"
+#include "thingsync/core/time.hpp"
+
+namespace thingsync::api {
+namespace {
+
+using nlohmann::json;
+
+ApiError protocol_error(std::string title, std::string detail = {}) {
+  ApiError e;
+  e.kind = ErrorKind::kProtocol;
+  e.title = std::move(title);
+  e.detail = std::move(detail);
+  return e;
+}
+
+// Servers sometimes echo a rejected field in the problem detail: never let a password through.
+ApiError scrubbed(ApiError e, const core::Secret& password) {
+  const auto& p = password.reveal();
+  if (p.empty()) return e;
+  for (std::string* s : {&e.title, &e.detail}) {
+    for (auto pos = s->find(p); pos != std::string::npos; pos = s->find(p, pos + 3)) {
+      s->replace(pos, p.size(), "***");
+    }
+  }
+  return e;
+}
+
+// nullopt: the item's deviceId does not parse (the caller skips it); error: unusable JSON.
+core::Result<std::optional<core::RemoteBinding>, ApiError> binding_from(const json& j) {
+  if (!j.is_object()) return detail::fail(protocol_error("binding is not a JSON object"));
+  auto id = j.find("id");
+  if (id == j.end() || !id->is_string() || id->get_ref<const std::string&>().empty()) {
+    return detail::fail(protocol_error("binding has no id"));
+  }
+  auto dev = j.find("deviceId");
+  if (dev == j.end() || !dev->is_string()) {
+    return detail::fail(protocol_error("binding has no deviceId", id->get<std::string>()));
+  }
+  auto device = core::DeviceId::parse(dev->get_ref<const std::string&>());
+  if (!device) return std::optional<core::RemoteBinding>();
+  core::RemoteBinding b{id->get<std::string>(), std::move(*device)};
+  std::transform(b.id.begin(), b.id.end(), b.id.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (auto [key, out] : {std::pair{"createdAt", &b.created_at_ms},
+                          std::pair{"modifiedAt", &b.modified_at_ms}}) {
+    auto t = j.find(key);
+    if (t == j.end() || t->is_null()) continue;
+    auto ms = t->is_string() ? core::parse_iso8601_ms(t->get_ref<const std::string&>())
+                             : std::nullopt;
+    if (!ms) {
+      return detail::fail(protocol_error(std::string("binding has a malformed ") + key, b.id));
+    }
+    *out = *ms;
+  }
+  return std::optional<core::RemoteBinding>(std::move(b));
+}
+
+std::string binding_body(const core::DeviceId& device, const core::Secret& password) {
+  return json{{"deviceId", device.canonical()}, {"password", password.reveal()}}.dump();
+}
+
+}  // namespace
+
+std::string ListQuery::to_query_string() const {
+  std::string q;
+  auto add = [&q](std::string_view key, const std::string& value) {
+    if (!q.empty()) q += '&';
+    q.append(key).append("=").append(url_encode(value));
+  };
+  auto add_time = [&add](std::string_view key, const std::optional<std::int64_t>& ms) {
+    if (ms) add(key, core::format_iso8601_ms(*ms));
+  };
+  if (client_id) add("clientId", *client_id);
+  if (device_id) add("deviceId", *device_id);
+  if (username) add("username", *username);
+  add_time("createdBefore", created_before_ms);
+  add_time("createdSince", created_since_ms);
+  add_time("modifiedBefore", modified_before_ms);
+  add_time("modifiedSince", modified_since_ms);
+  if (sort) add("sort", *sort);
+  if (limit) add("limit", std::to_string(*limit));
+  return q;
+}
+
+core::Result<Page, ApiError> parse_page(std::string_view body) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) {
+    return detail::fail(protocol_error("page is not valid JSON",
+                                       std::to_string(body.size()) + " bytes"));
+  }
+  if (!j.is_object()) return detail::fail(protocol_error("page is not a JSON object"));
+  auto items = j.find("items");
+  if (items == j.end() || !items->is_array()) {
+    return detail::fail(protocol_error("page has no items array"));
+  }
+  Page page;
+  page.items.reserve(items->size());
+  for (const auto& item : *items) {
+    auto b = binding_from(item);
+    if (!b) return detail::fail(b.error());
+    if (*b) {
+      page.items.push_back(std::move(**b));
+    } else {
+      page.skipped.push_back(item["id"].get<std::string>());
+    }
+  }
+  if (auto next = j.find("next"); next != j.end() && !next->is_null()) {
+    if (!next->is_string()) return detail::fail(protocol_error("page has a non-string next link"));
+    if (!next->get_ref<const std::string&>().empty()) page.next = next->get<std::string>();
+  }
+  return page;
+}
+
+core::Result<core::RemoteBinding, ApiError> parse_binding(std::string_view body) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return detail::fail(protocol_error("binding is not valid JSON"));
+  auto b = binding_from(j);
+  if (!b) return detail::fail(b.error());
+  if (!*b) return detail::fail(protocol_error("binding has an unknown deviceId format"));
+  return std::move(**b);
+}
+
+net::awaitable<core::Result<std::size_t, ApiError>> BindingsApi::list_pages(ListQuery query,
+                                                                            PageHandler on_page) {
+  ApiCall call;
+  call.target = "/mqtt/bindings";
+  if (auto qs = query.to_query_string(); !qs.empty()) call.target += "?" + qs;
+  Url current = client_.url_for(call.target);
+  std::unordered_set<std::string> seen{current.target};
+  std::size_t pages = 0;
+  for (;;) {
+    auto res = co_await client_.call(call);
+    if (!res) co_return detail::fail(res.error());
+    auto page = parse_page(res->body);
+    if (!page) {
+      auto e = page.error();
+      e.status = res->status;
+      e.detail = "page " + std::to_string(pages + 1) + " of " + std::string(current.path()) +
+                 (e.detail.empty() ? "" : ": " + e.detail);
+      co_return detail::fail(std::move(e));
+    }
+    ++pages;
+    on_page(*page);
+    if (!page->next) co_return pages;
+    auto next = resolve_reference(current, *page->next);
+    if (!next) co_return detail::fail(protocol_error("invalid next link", "not an http(s) URL"));
+    if (!next->same_origin(client_.base_url())) {
+      // Following it would send the bearer token to someone else.
+      detail::log()->error("refusing next link to another origin origin={}", next->origin());
+      co_return detail::fail(protocol_error("next link points to another origin",
+                                            next->origin() + " is not " +
+                                                client_.base_url().origin()));
+    }
+    if (!seen.insert(next->target).second) {
+      co_return detail::fail(protocol_error("next link repeats a page", std::string(next->path())));
+    }
+    current = *next;
+    call.url = current;
+  }
+}
+
+net::awaitable<core::Result<ListResult, ApiError>> BindingsApi::list_all(ListQuery query) {
+  ListResult out;
+  auto collect = [&out](const Page& p) {
+    out.bindings.insert(out.bindings.end(), p.items.begin(), p.items.end());
+    out.skipped.insert(out.skipped.end(), p.skipped.begin(), p.skipped.end());
+  };
+  auto pages = co_await list_pages(std::move(query), std::move(collect));
+  if (!pages) co_return detail::fail(pages.error());
+  out.pages = *pages;
+  co_return std::move(out);
+}
+
+net::awaitable<core::Result<std::vector<core::RemoteBinding>, ApiError>> BindingsApi::find_by_device(
+    core::DeviceId device) {
+  ListQuery q;
+  q.device_id = device.canonical();
+  auto all = co_await list_all(std::move(q));
+  if (!all) co_return detail::fail(all.error());
+  std::vector<core::RemoteBinding> found;
+  for (auto& b : all->bindings) {
+    if (b.device == device) found.push_back(std::move(b));
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.created_at_ms, a.id) < std::tie(b.created_at_ms, b.id);
+  });
+  co_return found;
+}
+
+net::awaitable<core::Result<core::RemoteBinding, ApiError>> BindingsApi::get(std::string binding_id) {
+  ApiCall call;
+  call.target = "/mqtt/bindings/" + url_encode(binding_id);
+  auto res = co_await client_.call(std::move(call));
+  if (!res) co_return detail::fail(res.error());
+  co_return parse_binding(res->body);
+}
+
+net::awaitable<core::Result<CreateResult, ApiError>> BindingsApi::create(core::DeviceId device,
+                                                                          core::Secret password) {
+  auto log = detail::log();
+  const std::uint32_t rounds = std::max<std::uint32_t>(1, client_.backoff().max_attempts);
+  for (std::uint32_t round = 1;; ++round) {
+    ApiCall call;
+    call.method = "POST";
+    call.target = "/mqtt/bindings";
+    call.body = binding_body(device, password);
+    auto res = co_await client_.call(std::move(call));
+    if (res) {
+      auto b = parse_binding(res->body);
+      if (!b) co_return detail::fail(b.error());
+      co_return CreateResult{std::move(*b), false};
+    }
+    auto err = scrubbed(res.error(), password);
+    const bool conflict = err.status == 409;
+    if (err.kind != ErrorKind::kUnknownOutcome && !conflict) co_return detail::fail(std::move(err));
+    // Never re-send blindly: the first POST may have created the binding.
+    log->warn("create outcome unclear, looking the device up device={} round={} error=\"{}\"",
+              device.canonical(), round, err.to_string());
+    auto found = co_await find_by_device(device);
+    if (!found) {
+      ApiError e = found.error();
+      e.kind = ErrorKind::kUnknownOutcome;
+      e.title = "create outcome unknown and the lookup failed: " + e.title;
+      co_return detail::fail(std::move(e));
+    }
+    if (!found->empty()) {
+      log->info("create adopted existing binding device={} id={}", device.canonical(),
+                found->front().id);
+      co_return CreateResult{std::move(found->front()), true};
+    }
+    if (conflict || round >= rounds) co_return detail::fail(std::move(err));
+  }
+}
+
+net::awaitable<core::Result<core::RemoteBinding, ApiError>> BindingsApi::update(
+    std::string binding_id, core::DeviceId device, core::Secret password) {
+  ApiCall call;
+  call.method = "PUT";
+  call.target = "/mqtt/bindings/" + url_encode(binding_id);
+  call.body = binding_body(device, password);
+  auto res = co_await client_.call(std::move(call));
+  if (!res) co_return detail::fail(scrubbed(res.error(), password));
+  co_return parse_binding(res->body);
+}
+
+net::awaitable<core::Result<DeleteResult, ApiError>> BindingsApi::remove(std::string binding_id) {
+  ApiCall call;
+  call.method = "DELETE";
+  call.target = "/mqtt/bindings/" + url_encode(binding_id);
+  auto res = co_await client_.call(std::move(call));
+  if (res) co_return DeleteResult::kDeleted;
+  if (res.error().status == 404) co_return DeleteResult::kAlreadyGone;  // the desired state
+  co_return detail::fail(res.error());
+}
+
+}  // namespace thingsync::api

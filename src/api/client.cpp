@@ -1,0 +1,273 @@
+#include "thingsync/api/client.hpp"
+
+#include <algorithm>
+#include <random>
+#include <unordered_set>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "fail.hpp"
+#include "log.hpp"
+#include "thingsync/core/token_bucket.hpp"
+
+namespace thingsync::api {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+ApiError make_error(ErrorKind kind, std::string title, std::string detail = {}) {
+  ApiError e;
+  e.kind = kind;
+  e.title = std::move(title);
+  e.detail = std::move(detail);
+  return e;
+}
+
+std::uint32_t default_burst(const ClientOptions& o) {
+  const auto tenth = static_cast<std::uint32_t>(std::max(0.0, o.rate_limit / 10));
+  return std::clamp<std::uint32_t>(tenth, 1, std::max<std::uint32_t>(1, o.concurrency));
+}
+
+}  // namespace
+
+struct ApiClient::Impl {
+  Impl(net::any_io_executor ex, ClientOptions opts, std::shared_ptr<TokenProvider> auth, Url base)
+      : ex_(ex),
+        opts_(std::move(opts)),
+        auth_(std::move(auth)),
+        base_(std::move(base)),
+        http_(ex, opts_.http),
+        bucket_(opts_.rate_limit, opts_.burst ? opts_.burst : default_burst(opts_), Clock::now()),
+        slot_timer_(ex),
+        rng_(std::random_device{}()),
+        log_(detail::log()) {
+    slot_timer_.expires_at(Clock::time_point::max());
+    if (opts_.concurrency == 0) opts_.concurrency = 1;
+    if (opts_.backoff.max_attempts == 0) opts_.backoff.max_attempts = 1;
+    prefix_ = std::string(base_.path());
+    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+  }
+
+  net::awaitable<core::Result<HttpResponse, ApiError>> call(ApiCall c);
+
+  // Concurrency: a counter and a timer parked at max(); release() wakes one waiter.
+  net::awaitable<bool> acquire_slot() {
+    while (in_flight_ >= opts_.concurrency && !stopping_) {
+      boost::system::error_code ec;
+      co_await slot_timer_.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    if (stopping_) co_return false;
+    ++in_flight_;
+    stats_.max_in_flight = std::max(stats_.max_in_flight, in_flight_);
+    co_return true;
+  }
+  void release_slot() {
+    --in_flight_;
+    slot_timer_.cancel_one();
+  }
+  struct SlotGuard {
+    Impl* impl;
+    ~SlotGuard() { impl->release_slot(); }
+  };
+
+  net::awaitable<bool> sleep_until(Clock::time_point when) {
+    net::steady_timer timer(ex_, when);
+    sleeping_.insert(&timer);
+    boost::system::error_code ec;
+    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    sleeping_.erase(&timer);
+    co_return !stopping_;
+  }
+
+  // Waits out a Retry-After pause, then for a token of the shared bucket.
+  net::awaitable<bool> admit() {
+    for (;;) {
+      if (stopping_) co_return false;
+      const auto now = Clock::now();
+      if (now < paused_until_) {
+        if (!co_await sleep_until(paused_until_)) co_return false;
+        continue;
+      }
+      const auto wait = bucket_.try_acquire(now);
+      if (wait.count() == 0) co_return true;
+      if (!co_await sleep_until(now + wait)) co_return false;
+    }
+  }
+
+  void pause_all(std::chrono::milliseconds pause, int status) {
+    pause = std::min<std::chrono::milliseconds>(pause, opts_.max_retry_after);
+    const auto until = Clock::now() + pause;
+    if (until > paused_until_) {
+      paused_until_ = until;
+      log_->warn("rate limited status={} pausing all requests ms={}", status, pause.count());
+    }
+    bucket_.drain(until);
+  }
+
+  Url url_for(std::string_view target) const {
+    Url u = base_;
+    u.target = prefix_ + std::string(target);
+    if (u.target.empty() || u.target.front() != '/') u.target.insert(0, "/");
+    return u;
+  }
+
+  net::any_io_executor ex_;
+  ClientOptions opts_;
+  std::shared_ptr<TokenProvider> auth_;
+  Url base_;
+  std::string prefix_;
+  HttpClient http_;
+  core::TokenBucket bucket_;
+  Clock::time_point paused_until_{};
+  net::steady_timer slot_timer_;
+  std::uint32_t in_flight_ = 0;
+  std::unordered_set<net::steady_timer*> sleeping_;
+  std::mt19937_64 rng_;
+  std::shared_ptr<spdlog::logger> log_;
+  TrafficStats stats_;
+  bool stopping_ = false;
+};
+
+net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCall c) {
+  const Url url = c.url ? *c.url : url_for(c.target);
+  if (!url.same_origin(base_)) {
+    // The bearer token goes to the configured API origin and nowhere else.
+    co_return detail::fail(make_error(ErrorKind::kProtocol, "refusing to send a request to another origin",
+                                      url.origin() + " is not " + base_.origin()));
+  }
+  const bool post = c.method == "POST";
+  core::Backoff backoff(opts_.backoff);
+  bool refreshed = false;
+  std::chrono::milliseconds sleep_for{0};
+  for (std::uint32_t attempt = 1;; ++attempt) {
+    // No co_await inside conditions here: GCC 12 miscompiles some of those (see STYLE.md).
+    bool go = true;
+    if (sleep_for.count() > 0) go = co_await sleep_until(Clock::now() + sleep_for);
+    sleep_for = std::chrono::milliseconds(0);
+    if (go) go = co_await acquire_slot();
+    if (!go) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
+    SlotGuard guard{this};
+
+    ApiError err;
+    std::optional<core::Secret> used_token;
+    auto token = co_await auth_->token();
+    bool admitted = false;
+    if (token) admitted = co_await admit();
+    if (!token) {
+      err = token.error();
+    } else if (!admitted) {
+      co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
+    } else {
+      used_token = token.value();
+      HttpRequest req;
+      req.method = c.method;
+      req.url = url;
+      req.bearer = token.value();
+      req.headers.push_back({"Accept", "application/json, application/problem+json"});
+      if (!c.body.empty()) {
+        req.content_type = "application/json";
+        req.body = c.body;
+      }
+      const auto started = Clock::now();
+      auto res = co_await http_.send(std::move(req));
+      const auto took = Clock::now() - started;
+      ++stats_.sent;
+      stats_.connections_opened = http_.connections_opened();
+      const int status = res ? res->status : 0;
+      if (res && status / 100 == 2) {
+        if (opts_.on_request) opts_.on_request({c.method, status, took, false});
+        log_->debug("request method={} path={} status={} ms={} attempt={}", c.method, url.path(),
+                    status, std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+                    attempt);
+        co_return std::move(res.value());
+      }
+      if (res) {
+        err = classify(status, res->header("Content-Type").value_or(""), res->body,
+                       res->header("Retry-After"), std::chrono::system_clock::now());
+      } else {
+        err = res.error().error;
+        if (post && res.error().sent != Sent::kNo && err.kind != ErrorKind::kCancelled &&
+            err.kind != ErrorKind::kProtocol) {
+          // The server may have created the binding: the caller must look before it retries.
+          err.detail = std::string(to_string(err.kind)) + ": " + err.detail;
+          err.kind = ErrorKind::kUnknownOutcome;
+        }
+      }
+      if (opts_.on_request) {
+        opts_.on_request({c.method, status, took, err.kind == ErrorKind::kRateLimited});
+      }
+      log_->debug("request method={} path={} status={} ms={} attempt={} error=\"{}\"", c.method,
+                  url.path(), status,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), attempt,
+                  err.to_string());
+    }
+
+    if (err.kind == ErrorKind::kUnauthorized) {
+      ++stats_.unauthorized;
+      if (used_token) auth_->invalidate(*used_token);
+      if (refreshed) co_return detail::fail(std::move(err));  // refused twice: give up
+      refreshed = true;  // exactly one refresh and one retry, outside the attempt budget
+      --attempt;
+      continue;
+    }
+    if (err.kind == ErrorKind::kRateLimited) {
+      ++stats_.rate_limited;
+      const auto fallback = std::max<std::chrono::milliseconds>(
+          std::chrono::seconds(1), core::backoff_ceiling(opts_.backoff, attempt - 1));
+      pause_all(err.retry_after ? std::chrono::milliseconds(*err.retry_after) : fallback,
+                err.status);
+    }
+    if (stopping_) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
+    if (!err.transient()) co_return detail::fail(std::move(err));
+    // A rate-limited call waits in admit() for the shared pause; others back off alone.
+    const auto delay = backoff.next(rng_());
+    if (!delay) {
+      err.detail += (err.detail.empty() ? "" : "; ") + std::string("gave up after ") +
+                    std::to_string(attempt) + " attempts";
+      co_return detail::fail(std::move(err));
+    }
+    ++stats_.retries;
+    log_->warn("retrying method={} path={} attempt={} delay_ms={} error=\"{}\"", c.method,
+               url.path(), attempt,
+               err.kind == ErrorKind::kRateLimited ? 0 : delay->count(), err.to_string());
+    // A rate-limited call waits in admit() for the shared pause; others back off alone, at
+    // the top of the next round, without holding a concurrency slot.
+    if (err.kind != ErrorKind::kRateLimited) sleep_for = *delay;
+  }
+}
+
+ApiClient::ApiClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ApiClient::~ApiClient() = default;
+
+core::Result<std::unique_ptr<ApiClient>, ApiError> ApiClient::create(
+    net::any_io_executor ex, ClientOptions options, std::shared_ptr<TokenProvider> auth) {
+  auto base = Url::parse(options.base_url);
+  if (!base) {
+    return detail::fail(make_error(ErrorKind::kConfig, "bad API base URL", options.base_url));
+  }
+  if (!auth) return detail::fail(make_error(ErrorKind::kConfig, "no token provider"));
+  auto impl = std::make_unique<Impl>(std::move(ex), std::move(options), std::move(auth),
+                                     std::move(*base));
+  return std::unique_ptr<ApiClient>(new ApiClient(std::move(impl)));
+}
+
+net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::call(ApiCall call) {
+  return impl_->call(std::move(call));
+}
+
+void ApiClient::stop() {
+  impl_->stopping_ = true;
+  impl_->slot_timer_.cancel();
+  for (auto* t : impl_->sleeping_) t->cancel();
+  impl_->http_.shutdown();
+}
+
+bool ApiClient::stopping() const { return impl_->stopping_; }
+const Url& ApiClient::base_url() const { return impl_->base_; }
+Url ApiClient::url_for(std::string_view target) const { return impl_->url_for(target); }
+const core::BackoffPolicy& ApiClient::backoff() const { return impl_->opts_.backoff; }
+const TrafficStats& ApiClient::stats() const { return impl_->stats_; }
+
+}  // namespace thingsync::api
