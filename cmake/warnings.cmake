@@ -3,4 +3,6 @@ add_library(thingsync_warnings INTERFACE)
 add_library(thingsync::warnings ALIAS thingsync_warnings)
 target_compile_options(thingsync_warnings INTERFACE
   -Wall -Wextra -Werror -Wshadow=local -Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual
-  -Wimplicit-fallthrough)
+  -Wimplicit-fallthrough
+  # C++20 designated initializers may leave members at their defaults on purpose.
+  -Wno-missing-field-initializers)

@@ -167,6 +167,8 @@ void Metrics::reconcile_finished(double seconds, bool success, double unix_now_s
   if (success) impl_->last_success.Set(unix_now_seconds);
 }
 
+void Metrics::mark_converged(double unix_now_seconds) { impl_->last_success.Set(unix_now_seconds); }
+
 void Metrics::desired_state_load_error() { impl_->load_errors.Increment(); }
 
 void Metrics::set_desired_commit(const std::string& commit) {

@@ -29,6 +29,8 @@ class Metrics {
   void api_request(std::string_view method, int status, double seconds);
   void rate_limited();
   void reconcile_finished(double seconds, bool success, double unix_now_seconds);
+  /// The fleet was seen converged at this time (a poll found nothing new after a good pass).
+  void mark_converged(double unix_now_seconds);
   void desired_state_load_error();
   /// thingsync_desired_state_info{commit="…"} 1 (commit "" when the tree is not in Git).
   void set_desired_commit(const std::string& commit);

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "thingsync/config/desired_state.hpp"
+#include "thingsync/config/env.hpp"
+#include "thingsync/core/binding.hpp"
+#include "thingsync/core/diagnostic.hpp"
+
+namespace thingsync::engine {
+
+/// The desired state as the plan needs it: each binding with the salted fingerprint of the
+/// password its source yields now.
+struct PreparedDesired {
+  std::vector<core::DesiredBinding> bindings;  ///< DesiredBinding::index → DesiredState::bindings
+  core::Diagnostics diagnostics;               ///< a source that could not be resolved
+  bool ok() const { return !core::has_errors(diagnostics); }
+};
+
+/// Resolves every binding's password (derive, file, env, value) and fingerprints it under
+/// `salt`, on `threads` threads (0: all cores). Any error makes the result unusable as a
+/// whole: a binding left out would look undesired and could be deleted.
+PreparedDesired prepare_desired(const config::DesiredState& state, std::string_view salt,
+                                const config::EnvLookup& env, unsigned threads = 0);
+
+/// After an incremental reload: fingerprints only the bindings of `affected` devices (sorted)
+/// and copies every other fingerprint from `previous` (the prepared form of the state the
+/// reload replaced). Both states are sorted by device, so this is one linear merge.
+PreparedDesired prepare_desired_incremental(const config::DesiredState& state,
+                                            const PreparedDesired& previous,
+                                            const std::vector<core::DeviceId>& affected,
+                                            std::string_view salt, const config::EnvLookup& env);
+
+}  // namespace thingsync::engine

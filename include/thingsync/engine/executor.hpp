@@ -1,0 +1,78 @@
+#pragma once
+
+#include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "thingsync/api/bindings.hpp"
+#include "thingsync/config/desired_state.hpp"
+#include "thingsync/config/env.hpp"
+#include "thingsync/core/plan.hpp"
+#include "thingsync/engine/desired.hpp"
+#include "thingsync/obs/metrics.hpp"
+#include "thingsync/state/state_store.hpp"
+
+namespace thingsync::engine {
+
+struct Progress {
+  std::size_t done = 0;
+  std::size_t total = 0;
+  std::size_t failed = 0;
+};
+
+struct ExecOptions {
+  std::uint32_t concurrency = 8;  ///< devices worked on at once (the client bounds requests too)
+  /// Creates journaled as pending with one fsync before they start.
+  std::size_t journal_batch = 512;
+  /// Buffered state records are flushed at least this often.
+  std::chrono::milliseconds flush_interval{1000};
+  config::EnvLookup env = config::process_env();
+  std::function<std::int64_t()> now_ms;              ///< wall clock, ms since epoch
+  std::function<void(const Progress&)> on_progress;  ///< after each device, on the io thread
+  obs::Metrics* metrics = nullptr;
+  /// Devices pending from an earlier run whose create may have happened: looked up first.
+  std::vector<core::DeviceId> unresolved_pending;
+  const bool* stop = nullptr;  ///< set to stop starting new devices (SIGTERM)
+};
+
+struct OpFailure {
+  core::DeviceId device;
+  obs::Action action;
+  std::string error;  ///< ApiError::to_string(): status, title, detail; never a secret
+  bool permanent = false;
+};
+
+struct ExecReport {
+  std::size_t created = 0;
+  std::size_t updated = 0;
+  std::size_t deleted = 0;
+  std::size_t adopted = 0;  ///< creates that found the device already bound
+  std::size_t failed = 0;
+  std::vector<OpFailure> failures;
+  /// Devices skipped because an earlier permanent failure's backoff has not run out.
+  std::vector<std::string> waiting;
+  /// What the API now holds, so that a daemon can update its observed state without a list.
+  std::vector<core::RemoteBinding> written_bindings;  ///< created, adopted or updated
+  std::vector<std::string> deleted_ids;
+  std::string state_error;  ///< the state file could not be written (the run must fail)
+  bool stopped = false;     ///< ExecOptions::stop ended the run early
+};
+
+/// Carries out a plan: at most `concurrency` devices at once, each device's operations in
+/// order (an update and the deletes of its duplicates never overlap), a failed device never
+/// blocking the others. Creates are journaled as pending before they are sent (one fsync per
+/// batch); every outcome is recorded in `state` (fingerprints of applied passwords, failure
+/// backoff) and flushed at least every flush_interval and at the end.
+boost::asio::awaitable<ExecReport> execute_plan(const core::Plan& plan,
+                                                const config::DesiredState& desired,
+                                                const PreparedDesired& prepared,
+                                                state::StateStore& state, api::BindingsApi& api,
+                                                ExecOptions options);
+
+}  // namespace thingsync::engine

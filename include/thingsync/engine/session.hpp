@@ -1,0 +1,41 @@
+#pragma once
+
+#include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "thingsync/api/bindings.hpp"
+#include "thingsync/api/client.hpp"
+#include "thingsync/config/config.hpp"
+#include "thingsync/core/result.hpp"
+#include "thingsync/obs/metrics.hpp"
+
+namespace thingsync::engine {
+
+/// The API side of one command or daemon: the token provider, the client (with its shared
+/// rate limit and concurrency) and the bindings operations, built from the config file.
+class Session {
+ public:
+  /// `metrics` may be null; it must outlive the session.
+  static core::Result<std::unique_ptr<Session>, std::string> create(
+      boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics);
+
+  api::ApiClient& client() { return *client_; }
+  api::BindingsApi& bindings() { return *bindings_; }
+  api::TokenProvider& auth() { return *auth_; }
+  /// The list query of everything in scope (scope.clientId, large pages).
+  api::ListQuery scope_query() const;
+
+ private:
+  Session() = default;
+  std::shared_ptr<api::TokenProvider> auth_;
+  std::unique_ptr<api::ApiClient> client_;
+  std::unique_ptr<api::BindingsApi> bindings_;
+  std::optional<std::string> scope_client_id_;
+};
+
+}  // namespace thingsync::engine

@@ -1,0 +1,89 @@
+#include "cli/app.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+#include "thingsync/obs/log.hpp"
+#include "thingsync/version.hpp"
+
+namespace thingsync::cli {
+
+int main(int argc, char** argv) {
+  CLI::App app{"thingsync: keeps KPN Things MQTT bindings in line with a Git repository"};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(1);
+  // Common flags are accepted before or after the subcommand.
+  app.fallthrough();
+
+  std::string level = "info";
+  std::string format = "text";
+  app.add_option("--log-level", level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-format", format, "text|json")->check(CLI::IsMember({"text", "json"}));
+
+  CommandOptions opts;
+  auto* validate = app.add_subcommand(
+      "validate", "Check the desired state offline (no network): syntax, device IDs, duplicates, "
+                  "password sources");
+  auto* config_opt = validate->add_option("--config", opts.config_file, "Config file")
+                         ->check(CLI::ExistingFile);
+  validate->add_option("paths", opts.paths, "Desired-state files or directories")
+      ->excludes(config_opt);
+
+  auto* run = app.add_subcommand("run", "Run the reconciler daemon in the foreground (systemd Type=notify)");
+  run->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
+  run->add_flag("--observe", opts.observe, "Report drift in metrics and logs, write nothing");
+
+  auto* plan = app.add_subcommand(
+      "plan", "Show what apply would change (exit 0: nothing, 2: changes, 3: deletes blocked)");
+  plan->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
+  plan->add_option("--output", opts.output, "text|json")->check(CLI::IsMember({"text", "json"}));
+
+  auto* apply = app.add_subcommand("apply", "Plan, then make the API match the desired state once");
+  apply->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
+  apply->add_flag("--yes", opts.yes, "Do not ask for confirmation");
+
+  auto* exp = app.add_subcommand("export", "Write the remote bindings in scope as desired-state YAML");
+  exp->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
+  exp->add_option("--output-dir", opts.output_dir, "Directory for the YAML files");
+
+  app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  obs::setup_logging({*obs::parse_log_level(level), *obs::parse_log_format(format)});
+
+  try {
+    if (app.got_subcommand("version")) {
+      std::printf("thingsync %s\n", kVersion);
+      return kExitOk;
+    }
+    if (app.got_subcommand(validate)) {
+      if (opts.config_file.empty() && opts.paths.empty()) {
+        std::fprintf(stderr, "validate: give --config FILE or one or more paths\n");
+        return kExitUsage;
+      }
+      return run_validate(opts);
+    }
+    if (app.got_subcommand(run)) return run_run(opts);
+    if (app.got_subcommand(plan)) return run_plan(opts);
+    if (app.got_subcommand(apply)) return run_apply(opts);
+    if (app.got_subcommand(exp)) return run_export(opts);
+  } catch (const std::exception& e) {
+    obs::logger("main")->error("unexpected error: {}", e.what());
+    return kExitError;
+  }
+  return kExitUsage;
+}
+
+}  // namespace thingsync::cli

@@ -1,0 +1,17 @@
+#pragma once
+
+namespace thingsync::cli {
+
+/// Exit codes of SPEC.md "Command line".
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,
+  kExitChanges = 2,
+  kExitGuard = 3,
+  kExitUsage = 64,
+};
+
+/// Parses the command line, runs one subcommand, returns its exit code. Never throws.
+int main(int argc, char** argv);
+
+}  // namespace thingsync::cli

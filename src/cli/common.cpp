@@ -1,0 +1,24 @@
+#include "cli/common.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace thingsync::cli {
+
+void print_diagnostics(const core::Diagnostics& diags) {
+  for (const auto& d : diags) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+}
+
+std::optional<config::Config> load_config_or_report(const std::string& file) {
+  auto cfg = config::load_config_file(file, config::process_env());
+  if (!cfg) {
+    print_diagnostics(cfg.error());
+    return std::nullopt;
+  }
+  return std::move(cfg.value());
+}
+
+bool interactive() { return ::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1; }
+
+}  // namespace thingsync::cli

@@ -1,0 +1,46 @@
+#include <cstdio>
+#include <map>
+
+#include "cli/app.hpp"
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "thingsync/config/desired_state.hpp"
+#include "thingsync/config/password_resolver.hpp"
+
+namespace thingsync::cli {
+
+int run_validate(const CommandOptions& opts) {
+  std::vector<std::filesystem::path> roots;
+  if (!opts.config_file.empty()) {
+    auto cfg = load_config_or_report(opts.config_file);
+    if (!cfg) return kExitError;
+    roots.push_back(cfg->desired_state_path);
+  } else {
+    roots.assign(opts.paths.begin(), opts.paths.end());
+  }
+
+  std::size_t bindings = 0, files = 0, errors = 0, warnings = 0;
+  std::map<std::string, std::size_t> by_kind;
+  for (const auto& root : roots) {
+    auto loaded = config::load_desired_state(root);
+    auto source_diags = config::validate_sources(loaded.state);
+    loaded.diagnostics.insert(loaded.diagnostics.end(), source_diags.begin(), source_diags.end());
+    core::sort_diagnostics(loaded.diagnostics);
+    print_diagnostics(loaded.diagnostics);
+    for (const auto& d : loaded.diagnostics) {
+      (d.severity == core::Severity::kError ? errors : warnings)++;
+    }
+    files += loaded.state.files.size();
+    bindings += loaded.state.bindings.size();
+    for (const auto& b : loaded.state.bindings) ++by_kind[std::string(core::kind_name(b.device.kind()))];
+  }
+
+  std::string kinds;
+  for (const auto& [k, n] : by_kind) kinds += (kinds.empty() ? "" : ", ") + std::to_string(n) + " " + k;
+  std::printf("%s: %zu bindings in %zu files%s%s; %zu errors, %zu warnings\n",
+              errors ? "invalid" : "valid", bindings, files, kinds.empty() ? "" : " (",
+              kinds.empty() ? "" : (kinds + ")").c_str(), errors, warnings);
+  return errors ? kExitError : kExitOk;
+}
+
+}  // namespace thingsync::cli

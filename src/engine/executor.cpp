@@ -1,0 +1,288 @@
+#include "thingsync/engine/executor.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <unordered_set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "thingsync/config/password_resolver.hpp"
+#include "thingsync/obs/log.hpp"
+
+namespace thingsync::engine {
+namespace net = boost::asio;
+namespace {
+
+// All operations for one device, done in order by one worker.
+struct DeviceWork {
+  const core::DeviceId* device = nullptr;
+  const core::PlannedCreate* create = nullptr;
+  const core::PlannedUpdate* update = nullptr;
+  std::vector<const core::PlannedDelete*> deletes;
+};
+
+std::vector<DeviceWork> group_by_device(const core::Plan& plan) {
+  std::vector<DeviceWork> work;
+  work.reserve(plan.creates.size() + plan.updates.size() + plan.deletes.size());
+  // Each list is sorted by device; a three-way merge keeps the result sorted too.
+  std::size_t c = 0, u = 0, d = 0;
+  while (c < plan.creates.size() || u < plan.updates.size() || d < plan.deletes.size()) {
+    const core::DeviceId* next = nullptr;
+    auto consider = [&next](const core::DeviceId& id) {
+      if (!next || id < *next) next = &id;
+    };
+    if (c < plan.creates.size()) consider(plan.creates[c].device);
+    if (u < plan.updates.size()) consider(plan.updates[u].device);
+    if (d < plan.deletes.size()) consider(plan.deletes[d].device);
+    DeviceWork w;
+    w.device = next;
+    if (c < plan.creates.size() && plan.creates[c].device == *next) w.create = &plan.creates[c++];
+    if (u < plan.updates.size() && plan.updates[u].device == *next) w.update = &plan.updates[u++];
+    while (d < plan.deletes.size() && plan.deletes[d].device == *next) {
+      w.deletes.push_back(&plan.deletes[d++]);
+    }
+    work.push_back(std::move(w));
+  }
+  return work;
+}
+
+class Executor {
+ public:
+  Executor(const core::Plan& plan, const config::DesiredState& desired,
+           const PreparedDesired& prepared, state::StateStore& state, api::BindingsApi& api,
+           ExecOptions options)
+      : desired_(desired),
+        prepared_(prepared),
+        state_(state),
+        api_(api),
+        opts_(std::move(options)),
+        work_(group_by_device(plan)),
+        resolver_(desired, opts_.env),
+        log_(obs::logger("reconcile")) {
+    if (!opts_.now_ms) {
+      opts_.now_ms = [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+      };
+    }
+    for (const auto& d : opts_.unresolved_pending) unresolved_.insert(d.canonical());
+    last_flush_ = std::chrono::steady_clock::now();
+  }
+
+  net::awaitable<ExecReport> run() {
+    auto ex = co_await net::this_coro::executor;
+    const std::size_t workers =
+        std::max<std::size_t>(1, std::min<std::size_t>(opts_.concurrency, work_.size()));
+    auto done = std::make_shared<net::steady_timer>(ex, net::steady_timer::time_point::max());
+    std::size_t running = workers;
+    for (std::size_t i = 0; i < workers; ++i) {
+      auto on_exit = [this, done, &running](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            log_->error("executor worker crashed: {}", x.what());
+          }
+        }
+        if (--running == 0) done->cancel();
+      };
+      net::co_spawn(ex, worker(), std::move(on_exit));
+    }
+    boost::system::error_code ec;
+    if (running > 0) co_await done->async_wait(net::redirect_error(net::use_awaitable, ec));
+    flush();
+    co_return std::move(report_);
+  }
+
+ private:
+  net::awaitable<void> worker() {
+    while (next_ < work_.size()) {
+      if (opts_.stop && *opts_.stop) {
+        report_.stopped = true;
+        break;
+      }
+      const std::size_t i = next_++;
+      if (work_[i].create && i >= journaled_upto_) journal_creates_from(i);
+      co_await run_device(work_[i]);
+      ++done_;
+      maybe_flush();
+      if (opts_.on_progress) opts_.on_progress({done_, work_.size(), report_.failed});
+    }
+  }
+
+  // Records the next batch of creates as pending, with one fsync, before any of them is sent.
+  void journal_creates_from(std::size_t i) {
+    const auto now = opts_.now_ms();
+    std::size_t n = 0;
+    std::size_t j = i;
+    for (; j < work_.size() && n < opts_.journal_batch; ++j) {
+      if (!work_[j].create) continue;
+      state_.begin_create(*work_[j].device, now);
+      ++n;
+    }
+    journaled_upto_ = j;
+    flush();
+  }
+
+  void maybe_flush() {
+    if (std::chrono::steady_clock::now() - last_flush_ >= opts_.flush_interval) flush();
+  }
+
+  void flush() {
+    last_flush_ = std::chrono::steady_clock::now();
+    if (auto r = state_.flush(); !r && report_.state_error.empty()) {
+      report_.state_error = r.error().message;
+      log_->error("state not saved: {}", report_.state_error);
+    }
+  }
+
+  bool waiting_out_backoff(const core::DeviceId& device) {
+    const auto it = state_.failures().find(device.canonical());
+    if (it == state_.failures().end() || it->second.next_attempt_ms <= opts_.now_ms()) return false;
+    report_.waiting.push_back(device.canonical());
+    return true;
+  }
+
+  void failed(const core::DeviceId& device, obs::Action action, const api::ApiError& e) {
+    const bool permanent = e.kind == api::ErrorKind::kClient;
+    ++report_.failed;
+    report_.failures.push_back({device, action, e.to_string(), permanent});
+    if (opts_.metrics) opts_.metrics->operation(action, false);
+    if (permanent) state_.record_failure(device, e.to_string(), opts_.now_ms());
+    log_->warn("{} failed device={} error=\"{}\"{}", action_name(action), device.canonical(),
+               e.to_string(), permanent ? " (permanent: backing off)" : "");
+  }
+
+  void succeeded(const core::DeviceId& device, obs::Action action) {
+    if (opts_.metrics) opts_.metrics->operation(action, true);
+    state_.clear_failure(device);
+  }
+
+  static const char* action_name(obs::Action a) {
+    return a == obs::Action::kCreate ? "create" : a == obs::Action::kUpdate ? "update" : "delete";
+  }
+
+  std::optional<core::Secret> password_for(std::uint32_t desired_index, obs::Action action) {
+    const auto& entry = desired_.bindings[desired_index];
+    auto pw = resolver_.resolve(entry);
+    if (pw) return std::move(pw.value());
+    api::ApiError e;
+    e.kind = api::ErrorKind::kConfig;
+    e.title = "password source failed";
+    e.detail = pw.error().to_string();
+    failed(entry.device, action, e);
+    return std::nullopt;
+  }
+
+  net::awaitable<void> run_device(const DeviceWork& w) {
+    const core::DeviceId& device = *w.device;
+    if (waiting_out_backoff(device)) co_return;
+    if (w.create) co_await do_create(*w.create);
+    if (w.update) co_await do_update(w.update->binding_id, w.update->desired_index, device);
+    for (const auto* d : w.deletes) co_await do_delete(*d);
+  }
+
+  net::awaitable<void> do_create(const core::PlannedCreate& c) {
+    auto pw = password_for(c.desired_index, obs::Action::kCreate);
+    if (!pw) co_return;
+    const auto fp = prepared_.bindings[c.desired_index].password_fp;
+    if (unresolved_.contains(c.device.canonical())) {
+      // A crash may have left this create done: look before posting again.
+      auto found = co_await api_.find_by_device(c.device);
+      if (!found) {
+        failed(c.device, obs::Action::kCreate, found.error());
+        co_return;
+      }
+      if (!found->empty()) {
+        log_->info("pending create resolved by lookup device={} id={}", c.device.canonical(),
+                   found->front().id);
+        state_.end_create(c.device);
+        ++report_.adopted;
+        co_await do_update(found->front().id, c.desired_index, c.device);
+        co_return;
+      }
+    }
+    auto r = co_await api_.create(c.device, *pw);
+    if (!r) {
+      // An unknown outcome stays pending: the next run looks the device up.
+      if (r.error().kind != api::ErrorKind::kUnknownOutcome) state_.end_create(c.device);
+      failed(c.device, obs::Action::kCreate, r.error());
+      co_return;
+    }
+    state_.end_create(c.device);
+    if (r->adopted) {
+      // The binding existed already, with a password that may not be ours.
+      ++report_.adopted;
+      co_await do_update(r->binding.id, c.desired_index, c.device);
+      co_return;
+    }
+    state_.record_applied(r->binding.id, c.device, fp);
+    report_.written_bindings.push_back(r->binding);
+    ++report_.created;
+    succeeded(c.device, obs::Action::kCreate);
+    log_->info("created device={} id={}", c.device.canonical(), r->binding.id);
+  }
+
+  net::awaitable<void> do_update(std::string binding_id, std::uint32_t desired_index,
+                                 core::DeviceId device) {
+    auto pw = password_for(desired_index, obs::Action::kUpdate);
+    if (!pw) co_return;
+    const auto fp = prepared_.bindings[desired_index].password_fp;
+    auto r = co_await api_.update(binding_id, device, *pw);
+    if (!r) {
+      failed(device, obs::Action::kUpdate, r.error());
+      co_return;
+    }
+    state_.record_applied(binding_id, device, fp);
+    report_.written_bindings.push_back(std::move(r.value()));
+    ++report_.updated;
+    succeeded(device, obs::Action::kUpdate);
+    log_->info("updated device={} id={}", device.canonical(), binding_id);
+  }
+
+  net::awaitable<void> do_delete(const core::PlannedDelete& d) {
+    auto r = co_await api_.remove(d.binding_id);
+    if (!r) {
+      failed(d.device, obs::Action::kDelete, r.error());
+      co_return;
+    }
+    state_.forget(d.binding_id);
+    report_.deleted_ids.push_back(d.binding_id);
+    ++report_.deleted;
+    succeeded(d.device, obs::Action::kDelete);
+    log_->info("deleted device={} id={} reason=\"{}\"", d.device.canonical(), d.binding_id,
+               core::to_string(d.reason));
+  }
+
+  const config::DesiredState& desired_;
+  const PreparedDesired& prepared_;
+  state::StateStore& state_;
+  api::BindingsApi& api_;
+  ExecOptions opts_;
+  std::vector<DeviceWork> work_;
+  config::PasswordResolver resolver_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unordered_set<std::string> unresolved_;
+  std::size_t next_ = 0;
+  std::size_t done_ = 0;
+  std::size_t journaled_upto_ = 0;
+  std::chrono::steady_clock::time_point last_flush_;
+  ExecReport report_;
+};
+
+}  // namespace
+
+net::awaitable<ExecReport> execute_plan(const core::Plan& plan,
+                                        const config::DesiredState& desired,
+                                        const PreparedDesired& prepared, state::StateStore& state,
+                                        api::BindingsApi& api, ExecOptions options) {
+  Executor ex(plan, desired, prepared, state, api, std::move(options));
+  co_return co_await ex.run();
+}
+
+}  // namespace thingsync::engine

@@ -1,0 +1,124 @@
+#include "thingsync/engine/plan_render.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace thingsync::engine {
+namespace {
+
+struct Colors {
+  const char* green;
+  const char* yellow;
+  const char* red;
+  const char* bold;
+  const char* reset;
+};
+constexpr Colors kColor{"\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"};
+constexpr Colors kPlain{"", "", "", "", ""};
+
+std::string blocked_why(const core::Plan& plan, const core::BlockedDelete& b) {
+  if (b.reason == core::BlockReason::kMaxDeletes) {
+    std::size_t guarded = 0;
+    for (const auto& x : plan.blocked) guarded += x.reason == core::BlockReason::kMaxDeletes;
+    return "exceeds maxDeletes: " + std::to_string(guarded) + " deletes planned, at most " +
+           std::to_string(plan.delete_limit) + " allowed";
+  }
+  return std::string(core::to_string(b.reason));
+}
+
+}  // namespace
+
+std::string plan_summary(const core::Plan& plan) {
+  std::string s = std::to_string(plan.creates.size()) + " to create, " +
+                  std::to_string(plan.updates.size()) + " to update, " +
+                  std::to_string(plan.deletes.size()) + " to delete, " +
+                  std::to_string(plan.unchanged) + " unchanged";
+  if (!plan.blocked.empty()) s += ", " + std::to_string(plan.blocked.size()) + " deletes blocked";
+  if (plan.unmanaged > 0) {
+    s += ", " + std::to_string(plan.unmanaged) + " unmanaged left alone (prune is off)";
+  }
+  return s;
+}
+
+std::string render_plan_text(const core::Plan& plan, bool color) {
+  const Colors& c = color ? kColor : kPlain;
+  std::string out;
+  out.reserve(64 * (plan.creates.size() + plan.updates.size() + plan.deletes.size() +
+                    plan.blocked.size()) +
+              256);
+  for (const auto& x : plan.creates) {
+    out += c.green;
+    out += "  + create ";
+    out += c.reset;
+    out += x.device.canonical();
+    out += '\n';
+  }
+  for (const auto& x : plan.updates) {
+    out += c.yellow;
+    out += "  ~ update ";
+    out += c.reset;
+    out += x.device.canonical();
+    out += " (";
+    out += core::to_string(x.reason);
+    out += ") id=" + x.binding_id + '\n';
+  }
+  for (const auto& x : plan.deletes) {
+    out += c.red;
+    out += "  - delete ";
+    out += c.reset;
+    out += x.device.canonical();
+    out += " (";
+    out += core::to_string(x.reason);
+    out += ") id=" + x.binding_id + '\n';
+  }
+  for (const auto& x : plan.blocked) {
+    out += c.red;
+    out += "  ! blocked delete ";
+    out += c.reset;
+    out += x.del.device.canonical();
+    out += " (";
+    out += core::to_string(x.del.reason);
+    out += ") id=" + x.del.binding_id + ": " + blocked_why(plan, x) + '\n';
+  }
+  if (!out.empty()) out += '\n';
+  out += c.bold;
+  out += plan.empty() ? "No changes. " : "Plan: ";
+  out += c.reset;
+  out += plan_summary(plan) + ".\n";
+  if (plan.guard_blocked()) {
+    out += "The delete guard (sync.maxDeletes) blocked the whole delete set: review it, then "
+           "raise maxDeletes or delete by hand.\n";
+  }
+  return out;
+}
+
+std::string render_plan_json(const core::Plan& plan) {
+  using nlohmann::json;
+  json j;
+  auto& creates = j["create"] = json::array();
+  for (const auto& x : plan.creates) creates.push_back({{"deviceId", x.device.canonical()}});
+  auto& updates = j["update"] = json::array();
+  for (const auto& x : plan.updates) {
+    updates.push_back({{"deviceId", x.device.canonical()},
+                       {"id", x.binding_id},
+                       {"reason", core::to_string(x.reason)}});
+  }
+  auto& deletes = j["delete"] = json::array();
+  for (const auto& x : plan.deletes) {
+    deletes.push_back({{"deviceId", x.device.canonical()},
+                       {"id", x.binding_id},
+                       {"reason", core::to_string(x.reason)}});
+  }
+  j["unchanged"] = plan.unchanged;
+  auto& blocked = j["blocked"] = json::array();
+  for (const auto& x : plan.blocked) {
+    blocked.push_back({{"deviceId", x.del.device.canonical()},
+                       {"id", x.del.binding_id},
+                       {"reason", core::to_string(x.del.reason)},
+                       {"blockedBy", core::to_string(x.reason)}});
+  }
+  j["unmanaged"] = plan.unmanaged;
+  j["deleteLimit"] = plan.delete_limit;
+  return j.dump() + "\n";
+}
+
+}  // namespace thingsync::engine

@@ -1,0 +1,84 @@
+#include "fleet.hpp"
+
+#include <cstdio>
+
+#include "thingsync/core/device_id.hpp"
+#include "thingsync/core/password.hpp"
+
+namespace thingsync::e2e {
+
+Fleet::Fleet(const Sim& sim, FleetOptions o) : sim_(sim) {
+  key_ = "e2e-fleet-key-0123456789abcdefghijklmnopqrstuvwxyz";
+  testsupport::write_file(dir_ / "fleet-key", key_ + "\n");
+  testsupport::write_file(dir_ / "api-token", sim.token() + "\n");
+  std::string cfg = "api:\n  baseUrl: " + sim.url() +
+                    "\n  timeout: 5s\n"
+                    "auth:\n  tokenFile: api-token\n"
+                    "desiredState:\n  path: fleet\n"
+                    "state:\n  path: state.json\n"
+                    "sync:\n  prune: " +
+                    std::string(o.prune ? "true" : "false") + "\n  maxDeletes: " + o.max_deletes +
+                    "\n  concurrency: " + std::to_string(o.concurrency) +
+                    "\n  rateLimit: " + std::to_string(o.rate_limit) + "\n" + o.extra_sync +
+                    "metrics:\n  listen: 127.0.0.1:0\n";
+  testsupport::write_file(config(), cfg);
+}
+
+void Fleet::set_desired(const std::vector<std::string>& devices,
+                        const std::map<std::string, std::string>& literal) {
+  std::string y = "defaults:\n  password:\n    derive:\n      keyFile: ../fleet-key\nbindings:\n";
+  for (const auto& d : devices) {
+    y += "  - deviceId: \"" + d + "\"\n";
+    if (auto it = literal.find(d); it != literal.end()) {
+      y += "    password:\n      value: \"" + it->second + "\"\n";
+    }
+  }
+  std::filesystem::remove_all(desired_dir());
+  testsupport::write_file(desired_dir() / "fleet.yaml", y);
+}
+
+std::string Fleet::derived(const std::string& device) const {
+  core::PasswordDeriver d{core::Secret(key_)};
+  return d.derive(*core::DeviceId::parse(device)).reveal();
+}
+
+Fleet::Run Fleet::run(std::vector<std::string> args) const {
+  std::vector<std::string> argv{THINGSYNC_PATH};
+  for (auto& a : args) argv.push_back(std::move(a));
+  argv.push_back("--config");
+  argv.push_back(config().string());
+  Process p(argv);
+  Run r;
+  auto code = p.wait(std::chrono::seconds(300));
+  r.code = code.value_or(-1);
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+int requests(const Sim& sim, const std::string& method) {
+  auto c = sim.admin("GET", "/_sim/counters").json();
+  int n = 0;
+  if (c["requests"].contains(method)) {
+    for (auto& [status, count] : c["requests"][method].items()) n += count.get<int>();
+  }
+  return n;
+}
+
+int writes(const Sim& sim) {
+  return requests(sim, "POST") + requests(sim, "PUT") + requests(sim, "DELETE");
+}
+
+void reset_counters(const Sim& sim) { sim.admin("DELETE", "/_sim/counters"); }
+
+std::vector<std::string> imeis(int first, int count) {
+  std::vector<std::string> out;
+  for (int i = first; i < first + count; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "imei:35%013d", i);
+    out.emplace_back(buf);
+  }
+  return out;
+}
+
+}  // namespace thingsync::e2e

@@ -1,0 +1,66 @@
+#pragma once
+
+// An e2e fleet: a temporary directory with a config pointing at a thingsync-sim, a desired
+// state, a fleet key and a state file; runs the real thingsync binary against it.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+namespace thingsync::e2e {
+
+using testsupport::Process;
+using testsupport::Sim;
+using testsupport::TempDir;
+
+struct FleetOptions {
+  bool prune = false;
+  std::string max_deletes = "5%";
+  int concurrency = 8;
+  int rate_limit = 2000;
+  std::string extra_sync;  ///< more YAML lines under sync:
+};
+
+class Fleet {
+ public:
+  Fleet(const Sim& sim, FleetOptions options = {});
+
+  /// Writes the desired state: every device with the derive default, except those in
+  /// `literal` (device → password, written as `value:`).
+  void set_desired(const std::vector<std::string>& devices,
+                   const std::map<std::string, std::string>& literal = {});
+  /// The password thingsync derives for `device` with this fleet's key.
+  std::string derived(const std::string& device) const;
+
+  struct Run {
+    int code = -1;
+    std::string out, err;
+  };
+  /// Runs `thingsync <args> --config <config>` to its end.
+  Run run(std::vector<std::string> args) const;
+  Run apply() const { return run({"apply", "--yes"}); }
+  Run plan_json() const { return run({"plan", "--output", "json"}); }
+
+  const std::filesystem::path& dir() const { return dir_.path(); }
+  std::filesystem::path config() const { return dir_ / "config.yaml"; }
+  std::filesystem::path state() const { return dir_ / "state.json"; }
+  std::filesystem::path desired_dir() const { return dir_ / "fleet"; }
+
+ private:
+  const Sim& sim_;
+  TempDir dir_{"thingsync-e2e"};
+  std::string key_;
+};
+
+/// Writes (POST/PUT/DELETE) the sim counted since its counters were last reset.
+int writes(const Sim& sim);
+/// Requests of one method the sim counted.
+int requests(const Sim& sim, const std::string& method);
+void reset_counters(const Sim& sim);
+
+/// Device IDs "imei:35000000000NNNN" for n = first .. first+count-1.
+std::vector<std::string> imeis(int first, int count);
+
+}  // namespace thingsync::e2e

@@ -1,0 +1,220 @@
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace thingsync::testsupport {
+namespace fs = std::filesystem;
+
+TempDir::TempDir(const std::string& tag) {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / (tag + "-" + std::to_string(rd()) + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void write_file(const fs::path& file, const std::string& text) {
+  if (file.has_parent_path()) fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Process::Process(std::vector<std::string> argv, std::vector<std::string> env, fs::path cwd) {
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  for (auto& e : env) envs.push_back(std::move(e));
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : envs) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  const auto out = (dir_.path() / "stdout").string();
+  const auto err = (dir_.path() / "stderr").string();
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  const int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+}
+
+Process::~Process() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    wait(std::chrono::seconds(10));
+  }
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  if (exit_code_) return exit_code_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return exit_code_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    // A child's exit has no file descriptor to wait on without a SIGCHLD handler: poll.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void Process::signal(int sig) {
+  if (!exit_code_) ::kill(pid_, sig);
+}
+
+bool Process::running() { return !exit_code_ && !wait(std::chrono::milliseconds(0)); }
+
+std::string Process::out() const { return read_file(dir_.path() / "stdout"); }
+std::string Process::err() const { return read_file(dir_.path() / "stderr"); }
+
+bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (out().find(text) != std::string::npos || err().find(text) != std::string::npos) return true;
+    if (!running()) return out().find(text) != std::string::npos || err().find(text) != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
+                const std::string& body, const std::string& bearer) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  HttpResult res;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return res;
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
+                    std::to_string(port) + "\r\nConnection: close\r\n";
+  if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
+  if (!body.empty()) req += "Content-Type: application/json\r\n";
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (std::size_t off = 0; off < req.size();) {
+    const auto n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+  std::string raw;
+  char buf[65536];
+  for (;;) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto sp = raw.find(' ');
+  const auto head_end = raw.find("\r\n\r\n");
+  if (sp == std::string::npos || head_end == std::string::npos) return res;
+  res.status = std::atoi(raw.c_str() + sp + 1);
+  res.body = raw.substr(head_end + 4);
+  // Chunked answers: join the chunks.
+  std::string lower_head = raw.substr(0, head_end);
+  for (auto& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower_head.find("transfer-encoding: chunked") != std::string::npos) {
+    std::string joined;
+    std::size_t pos = 0;
+    const std::string& b = res.body;
+    while (pos < b.size()) {
+      const auto eol = b.find("\r\n", pos);
+      if (eol == std::string::npos) break;
+      const auto len = std::stoul(b.substr(pos, eol - pos), nullptr, 16);
+      if (len == 0) break;
+      joined += b.substr(eol + 2, len);
+      pos = eol + 2 + len + 2;
+    }
+    res.body = std::move(joined);
+  }
+  return res;
+}
+
+Sim::Sim(std::vector<std::string> args, std::string token) : token_(std::move(token)) {
+  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0", "--admin"};
+  if (!token_.empty()) {
+    argv.push_back("--token");
+    argv.push_back(token_);
+  }
+  for (auto& a : args) argv.push_back(std::move(a));
+  proc_ = std::make_unique<Process>(argv);
+  if (!proc_->wait_for_output("listening on http", std::chrono::seconds(30))) {
+    throw std::runtime_error("thingsync-sim did not start: " + proc_->err());
+  }
+  const auto out = proc_->out();
+  const auto colon = out.find(':', out.find("127.0.0.1"));
+  port_ = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
+}
+
+HttpResult Sim::api(const std::string& method, const std::string& target,
+                    const nlohmann::json& body) const {
+  return http(port_, method, target, body.is_null() ? "" : body.dump(), token_);
+}
+
+HttpResult Sim::admin(const std::string& method, const std::string& target,
+                      const nlohmann::json& body) const {
+  return http(port_, method, target, body.is_null() ? "" : body.dump());
+}
+
+std::vector<nlohmann::json> Sim::bindings() const {
+  std::vector<nlohmann::json> all;
+  std::string target = "/mqtt/bindings?limit=1000";
+  for (int guard = 0; guard < 100000; ++guard) {
+    auto r = api("GET", target);
+    if (r.status != 200) throw std::runtime_error("list failed: " + std::to_string(r.status) + " " + r.body);
+    auto j = r.json();
+    for (auto& item : j["items"]) all.push_back(item);
+    if (!j.contains("next")) break;
+    std::string next = j["next"];
+    const auto path = next.find("/mqtt/");
+    target = next.substr(path);
+  }
+  return all;
+}
+
+std::string Sim::create(const std::string& device_id, const std::string& password) const {
+  auto r = api("POST", "/mqtt/bindings", {{"deviceId", device_id}, {"password", password}});
+  if (r.status != 201) throw std::runtime_error("create failed: " + std::to_string(r.status) + " " + r.body);
+  return r.json()["id"];
+}
+
+}  // namespace thingsync::testsupport

@@ -1,0 +1,99 @@
+#pragma once
+
+// Support for tests that run the real binaries: temporary directories, child processes, the
+// simulator, and a small blocking HTTP client on plain POSIX sockets (no Beast: fast to build).
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace thingsync::testsupport {
+
+/// A unique empty directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "thingsync-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& file, const std::string& text);
+std::string read_file(const std::filesystem::path& file);
+
+/// A child process with stdout and stderr captured into files. Killed (SIGKILL) on destruction
+/// if still running.
+class Process {
+ public:
+  /// `env` entries ("K=V") are added to the current environment.
+  Process(std::vector<std::string> argv, std::vector<std::string> env = {},
+          std::filesystem::path cwd = {});
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  /// Waits for the exit; nullopt when it did not exit within `timeout`.
+  std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  void signal(int sig);
+  bool running();
+  std::string out() const;  ///< everything written to stdout so far
+  std::string err() const;  ///< everything written to stderr so far
+  /// Waits until stdout or stderr contains `text` (polling the capture files).
+  bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout);
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  TempDir dir_{"thingsync-proc"};
+};
+
+struct HttpResult {
+  int status = 0;  ///< 0: no answer
+  std::string body;
+  nlohmann::json json() const { return nlohmann::json::parse(body); }
+};
+
+/// One blocking HTTP/1.1 request with "Connection: close" to 127.0.0.1:port.
+HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
+                const std::string& body = {}, const std::string& bearer = {});
+
+/// thingsync-sim (THINGSYNC_SIM_PATH) on 127.0.0.1 with a free port; `--admin` is always on.
+class Sim {
+ public:
+  explicit Sim(std::vector<std::string> args = {}, std::string token = "e2e-token");
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  const std::string& token() const { return token_; }
+  Process& process() { return *proc_; }
+
+  HttpResult api(const std::string& method, const std::string& target,
+                 const nlohmann::json& body = nullptr) const;
+  HttpResult admin(const std::string& method, const std::string& target,
+                   const nlohmann::json& body = nullptr) const;
+  /// Every binding, walking the pages of GET /mqtt/bindings.
+  std::vector<nlohmann::json> bindings() const;
+  /// POST a binding as a user of the API would; returns its id.
+  std::string create(const std::string& device_id, const std::string& password) const;
+
+ private:
+  std::string token_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<Process> proc_;
+};
+
+/// A password that meets the API's policy.
+inline const char* kGoodPassword = "Correct-Horse-Battery-9-Staple";
+
+}  // namespace thingsync::testsupport
