@@ -1,0 +1,165 @@
+#pragma once
+
+// Helpers for cross-process tests: a thingsync-sim child process, a canned-reply HTTP server,
+// a CONNECT proxy, log capture. Plain Asio only (Beast stays in the client under test).
+#include <utility>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <nlohmann/json.hpp>
+
+namespace thingsync::test {
+
+namespace net = boost::asio;
+
+/// Runs one coroutine to completion on a fresh io_context and returns its value.
+/// Servers in the same io_context keep it busy, so run until this coroutine is done.
+template <class T>
+T run(net::io_context& ioc, net::awaitable<T> aw) {
+  auto f = net::co_spawn(ioc, std::move(aw), net::use_future);
+  while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    if (ioc.run_one() == 0) break;
+  }
+  ioc.restart();
+  return f.get();
+}
+
+/// Runs the tasks concurrently and returns when all are done (rethrows the first exception).
+inline net::awaitable<void> when_all(std::vector<net::awaitable<void>> tasks) {
+  auto ex = co_await net::this_coro::executor;
+  auto left = std::make_shared<std::size_t>(tasks.size());
+  auto done = std::make_shared<net::steady_timer>(ex, std::chrono::steady_clock::time_point::max());
+  auto error = std::make_shared<std::exception_ptr>();
+  for (auto& t : tasks) {
+    net::co_spawn(ex, std::move(t), [left, done, error](std::exception_ptr e) {
+      if (e && !*error) *error = e;
+      if (--*left == 0) done->cancel();
+    });
+  }
+  if (*left > 0) {
+    boost::system::error_code ec;
+    co_await done->async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+  if (*error) std::rethrow_exception(*error);
+}
+
+/// A unique empty directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& file, const std::string& text);
+
+/// thingsync-sim as a child process on 127.0.0.1 with a free port, killed on destruction.
+class Sim {
+ public:
+  explicit Sim(std::vector<std::string> args);
+  ~Sim();
+  Sim(const Sim&) = delete;
+  Sim& operator=(const Sim&) = delete;
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
+  /// Admin call (needs --admin) over a blocking socket: returns the status and the body.
+  std::pair<int, std::string> admin(const std::string& method, const std::string& path,
+                                    const std::string& body = {}) const;
+
+ private:
+  int pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::string scheme_ = "http";
+};
+
+/// One blocking HTTP/1.1 request with Connection: close (test setup only).
+std::pair<int, std::string> blocking_http(std::uint16_t port, const std::string& method,
+                                          const std::string& target,
+                                          const std::string& body = {},
+                                          const std::string& extra_headers = {});
+
+/// The sim's --request-log as parsed JSON lines.
+std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file);
+/// "2025-09-01T23:00:00.123Z" -> ms since the epoch.
+std::int64_t log_time_ms(const nlohmann::json& line);
+
+/// Routes every module logger to an in-memory sink at trace level for its lifetime.
+class LogCapture {
+ public:
+  LogCapture();
+  ~LogCapture();
+  std::string text() const;
+
+ private:
+  std::shared_ptr<std::ostringstream> out_;
+};
+
+/// What a canned server does with one request: a raw HTTP response to write, or nothing.
+struct CannedReply {
+  std::string raw;                ///< written as is
+  bool close_after = false;       ///< close the connection after writing
+  bool never_answer = false;      ///< keep the connection open and say nothing
+};
+
+/// An HTTP/1.1 server on 127.0.0.1:0 in the test's io_context, answering from a function.
+class CannedServer {
+ public:
+  using Handler = std::function<CannedReply(const std::string& request_head)>;
+  CannedServer(net::io_context& ioc, Handler handler);
+  ~CannedServer();
+  std::uint16_t port() const;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
+  int connections() const;
+  int requests() const;
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+/// "HTTP/1.1 <status> X\r\nContent-Type: …\r\nContent-Length: …\r\n\r\n<body>"
+std::string http_response(int status, const std::string& body,
+                          const std::string& content_type = "application/json",
+                          const std::string& extra_headers = {});
+
+/// A CONNECT proxy on 127.0.0.1:0 in the test's io_context that relays bytes both ways.
+class ConnectProxy {
+ public:
+  explicit ConnectProxy(net::io_context& ioc);
+  ~ConnectProxy();
+  std::uint16_t port() const;
+  std::vector<std::string> targets() const;  ///< "host:port" of each CONNECT seen
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+/// A CA and a server certificate for 127.0.0.1 made with the openssl CLI in `dir`:
+/// ca.pem, server.pem, server.key, and other-ca.pem (a CA that signed nothing here).
+void make_test_pki(const std::filesystem::path& dir);
+
+}  // namespace thingsync::test
