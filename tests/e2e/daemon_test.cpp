@@ -1,0 +1,236 @@
+// thingsync run: the real daemon against the real simulator.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <regex>
+#include <thread>
+
+#include "fleet.hpp"
+#include "thingsync/core/device_id.hpp"
+
+using namespace thingsync::e2e;
+using thingsync::testsupport::http;
+using thingsync::testsupport::read_file;
+using thingsync::testsupport::write_file;
+
+namespace {
+
+constexpr auto kFast = "  pollInterval: 300ms\n  fullResyncInterval: 2s\n  modifiedSinceOverlap: 1s\n";
+
+// Polls `cond` until it holds or `timeout` passes: the daemon works on its own schedule, and
+// the only events a test can see are its effects (sim state, metrics, logs).
+template <typename F>
+bool eventually(F cond, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return cond();
+}
+
+class Daemon {
+ public:
+  Daemon(const Fleet& fleet, std::vector<std::string> env = {})
+      : proc_({THINGSYNC_PATH, "run", "--config", fleet.config().string()}, std::move(env)) {
+    REQUIRE(proc_.wait_for_output("metrics=http://", std::chrono::seconds(30)));
+    std::smatch m;
+    const auto err = proc_.err();
+    REQUIRE(std::regex_search(err, m, std::regex("metrics=http://127\\.0\\.0\\.1:(\\d+)")));
+    port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+  }
+  Process& proc() { return proc_; }
+  thingsync::testsupport::HttpResult get(const std::string& path) const {
+    return http(port_, "GET", path);
+  }
+  double metric(const std::string& series) const {
+    const auto text = get("/metrics").body;
+    const auto pos = text.find("\n" + series + " ");
+    if (pos == std::string::npos) return -1;
+    return std::stod(text.substr(pos + series.size() + 2));
+  }
+  bool ready() const { return get("/readyz").status == 200; }
+
+ private:
+  Process proc_;
+  std::uint16_t port_ = 0;
+};
+
+std::map<std::string, std::string> passwords(const Sim& sim) {
+  std::map<std::string, std::string> out;
+  const auto all = sim.admin("GET", "/_sim/bindings").json();
+  for (const auto& b : all["items"]) {
+    out[thingsync::core::DeviceId::parse(b["deviceId"].get<std::string>())->canonical()] =
+        b["password"].get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the daemon converges, then /readyz answers 200 and metrics show it", "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kFast});
+  const auto devices = imeis(1, 25);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  CHECK(d.get("/healthz").status == 200);
+  CHECK(passwords(sim).size() == 25);
+  CHECK(d.metric("thingsync_desired_bindings") == 25);
+  CHECK(d.metric("thingsync_observed_bindings") == 25);
+  CHECK(d.metric("thingsync_operations_total{action=\"create\",result=\"success\"}") == 25);
+  CHECK(d.metric("thingsync_last_successful_reconcile_timestamp_seconds") > 0);
+}
+
+TEST_CASE("an out-of-band delete is re-created within the full resync interval",
+          "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kFast});
+  const auto devices = imeis(1, 5);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  const auto all = sim.admin("GET", "/_sim/bindings").json();
+  const std::string victim = all["items"][0]["id"];
+  const std::string device = all["items"][0]["deviceId"];
+  REQUIRE(sim.admin("DELETE", "/_sim/bindings/" + victim).status == 204);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] { return passwords(sim).count(device) == 1; }, std::chrono::seconds(10)));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO("re-created after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < std::chrono::milliseconds(2000 + 1500));  // fullResyncInterval + a pass
+  CHECK(passwords(sim).at(device) == fleet.derived(device));
+}
+
+TEST_CASE("an out-of-band password change is noticed and the desired password put back",
+          "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 300ms\n  fullResyncInterval: 1h\n"});
+  const auto devices = imeis(1, 5);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  const auto all = sim.admin("GET", "/_sim/bindings").json();
+  const std::string id = all["items"][2]["id"];
+  const std::string device = all["items"][2]["deviceId"];
+  // A portal user sets another password: the API will never show it, only that it changed.
+  REQUIRE(sim.admin("PUT", "/_sim/bindings/" + id,
+                    {{"deviceId", device}, {"password", "Someone-Elses-Password-123"}})
+              .status == 200);
+  REQUIRE(eventually([&] { return passwords(sim).at(device) == fleet.derived(device); },
+                     std::chrono::seconds(10)));
+  CHECK(d.proc().wait_for_output("changed outside thingsync", std::chrono::seconds(1)));
+}
+
+TEST_CASE("a desired-state edit is applied within 2 s without SIGHUP", "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  auto devices = imeis(1, 10);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  const auto added = imeis(777, 1)[0];
+  devices.push_back(added);
+  const auto t0 = std::chrono::steady_clock::now();
+  fleet.set_desired(devices);
+  REQUIRE(eventually([&] { return passwords(sim).count(added) == 1; }, std::chrono::seconds(5)));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO("applied after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < std::chrono::seconds(2));
+}
+
+TEST_CASE("a broken desired-state file changes nothing, counts an error, and a fix recovers",
+          "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.prune = true, .max_deletes = "100%",
+                    .extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  const auto devices = imeis(1, 6);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  reset_counters(sim);
+  // A YAML error in the only file: with prune on, "no bindings" must not mean "delete all".
+  write_file(fleet.desired_dir() / "fleet.yaml", "bindings:\n  - deviceId: [unclosed\n");
+  REQUIRE(eventually([&] { return d.metric("thingsync_desired_state_load_errors_total") >= 1; },
+                     std::chrono::seconds(5)));
+  CHECK_FALSE(d.ready());
+  CHECK(writes(sim) == 0);
+  CHECK(passwords(sim).size() == 6);
+  CHECK(d.proc().wait_for_output("fleet.yaml:3:1: error: YAML syntax error", std::chrono::seconds(1)));
+  // Fixed, with one device fewer: now the delete is real.
+  fleet.set_desired(std::vector<std::string>(devices.begin() + 1, devices.end()));
+  REQUIRE(eventually([&] { return d.ready() && passwords(sim).size() == 5; },
+                     std::chrono::seconds(5)));
+}
+
+TEST_CASE("SIGHUP reloads the desired state", "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  d.proc().signal(SIGHUP);
+  CHECK(d.proc().wait_for_output("SIGHUP: reloading", std::chrono::seconds(5)));
+  CHECK(eventually([&] { return d.proc().err().find("desired state loaded", d.proc().err().find("SIGHUP")) != std::string::npos; },
+                   std::chrono::seconds(5)));
+}
+
+TEST_CASE("SIGTERM exits 0 within 5 s and leaves the state file intact", "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kFast});
+  fleet.set_desired(imeis(1, 8));
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  const auto t0 = std::chrono::steady_clock::now();
+  d.proc().signal(SIGTERM);
+  const auto code = d.proc().wait(std::chrono::seconds(5));
+  REQUIRE(code);
+  CHECK(*code == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  const auto state = read_file(fleet.state());
+  CHECK(nlohmann::json::parse(state)["bindings"].size() == 8);
+  reset_counters(sim);
+  CHECK(fleet.apply().code == 0);
+  CHECK(writes(sim) == 0);
+}
+
+TEST_CASE("NOTIFY_SOCKET receives READY, RELOADING, STOPPING and WATCHDOG", "[e2e][daemon]") {
+  thingsync::testsupport::TempDir sockdir("thingsync-notify");
+  const auto path = (sockdir.path() / "notify").string();
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string seen;
+  auto receive_until = [&](const std::string& what) {
+    char buf[4096];
+    while (seen.find(what) == std::string::npos) {
+      const auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      seen.append(buf, static_cast<std::size_t>(n)).push_back('\n');
+    }
+    return true;
+  };
+
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet, {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000"});
+  CHECK(receive_until("WATCHDOG=1"));
+  CHECK(receive_until("READY=1"));
+  CHECK(receive_until("STATUS=desired=3 observed=3"));
+  d.proc().signal(SIGHUP);
+  CHECK(receive_until("RELOADING=1\nMONOTONIC_USEC="));
+  d.proc().signal(SIGTERM);
+  CHECK(receive_until("STOPPING=1"));
+  CHECK(d.proc().wait(std::chrono::seconds(5)) == 0);
+  ::close(fd);
+}
