@@ -1,0 +1,244 @@
+// The client against in-test servers that misbehave in ways the simulator does not, plus TLS
+// and CONNECT proxy runs against the simulator.
+#include <cstdlib>
+
+#include "common.hpp"
+
+using namespace thingsync;
+using namespace thingsync::test;
+using api::ErrorKind;
+
+namespace {
+
+const std::string kToken = "local-test-token-77c1";
+
+std::shared_ptr<api::TokenProvider> token() {
+  return api::make_static_token_provider(core::Secret(kToken));
+}
+
+std::string page_json(const std::string& items, const std::string& next = {}) {
+  return "{\"items\":[" + items + "]" + (next.empty() ? "" : ",\"next\":\"" + next + "\"") + "}";
+}
+
+const std::string kItem =
+    R"({"id":"224ecc46-291d-482b-993f-c8b508adb0da","deviceId":"imei:350266800610993",)"
+    R"("createdAt":"2025-09-01T23:00:00.000Z","modifiedAt":"2025-09-01T23:00:00.000Z"})";
+
+}  // namespace
+
+TEST_CASE("a next link to another origin is refused and that origin receives nothing",
+          "[api][io]") {
+  LogCapture logs;
+  net::io_context ioc;
+  CannedServer foreign(ioc, [](const std::string&) {
+    return CannedReply{http_response(200, page_json(""))};
+  });
+  const std::string foreign_next = foreign.url() + "/mqtt/bindings?cursor=steal";
+  CannedServer server(ioc, [&](const std::string&) {
+    return CannedReply{http_response(200, page_json(kItem, foreign_next))};
+  });
+  auto client = make_client(ioc, test_options(server.url()), token());
+  api::BindingsApi api(*client);
+  auto r = run(ioc, api.list_all({}));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == ErrorKind::kProtocol);
+  CHECK(r.error().title == "next link points to another origin");
+  CHECK(server.requests() == 1);
+  CHECK(foreign.connections() == 0);
+  check_no_secrets(logs, {kToken});
+}
+
+TEST_CASE("a server that accepts and never answers times out within api.timeout", "[api][io]") {
+  net::io_context ioc;
+  CannedServer silent(ioc, [](const std::string&) { return CannedReply{{}, false, true}; });
+  auto o = test_options(silent.url());
+  o.http.timeout = 300ms;
+  o.backoff.max_attempts = 2;
+  auto client = make_client(ioc, o, token());
+  api::BindingsApi api(*client);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = run(ioc, api.get("224ecc46-291d-482b-993f-c8b508adb0da"));
+  const auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == ErrorKind::kTimeout);
+  CHECK(r.error().detail.find("no complete answer within 300ms") != std::string::npos);
+  CHECK(silent.requests() == 2);
+  // Two attempts of 300 ms each plus at most one 5 ms backoff; generous slack for slow CI.
+  CHECK(took >= 600ms);
+  CHECK(took < 600ms + 1500ms);
+}
+
+TEST_CASE("an invalid or truncated JSON page is a clear error, not a crash", "[api][io]") {
+  net::io_context ioc;
+  SECTION("invalid JSON") {
+    CannedServer server(ioc, [](const std::string&) {
+      return CannedReply{http_response(200, R"({"items":[{"id":"a","deviceId":)")};
+    });
+    auto client = make_client(ioc, test_options(server.url()), token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::kProtocol);
+    CHECK(r.error().to_string() ==
+          "200 protocol error: page is not valid JSON — page 1 of /mqtt/bindings: 31 bytes");
+  }
+  SECTION("body shorter than Content-Length, then the connection closes") {
+    CannedServer server(ioc, [](const std::string&) {
+      auto raw = http_response(200, page_json(kItem));
+      raw.resize(raw.size() - 20);
+      return CannedReply{raw, true};
+    });
+    auto o = test_options(server.url());
+    o.backoff.max_attempts = 3;
+    auto client = make_client(ioc, o, token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::kTransport);
+    CHECK(r.error().detail.find("gave up after 3 attempts") != std::string::npos);
+    CHECK(server.requests() == 3);
+  }
+}
+
+TEST_CASE("a response above the size cap fails without reading it", "[api][io]") {
+  LogCapture logs;
+  net::io_context ioc;
+  CannedServer server(ioc, [](const std::string&) {
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(10 * 1024 * 1024) + "\r\n\r\n{\"items\":[";
+    return CannedReply{head, false};
+  });
+  auto client = make_client(ioc, test_options(server.url()), token());
+  api::BindingsApi api(*client);
+  auto r = run(ioc, api.list_all({}));
+  REQUIRE_FALSE(r);
+  INFO(logs.text());
+  CHECK(r.error().kind == ErrorKind::kProtocol);
+  CHECK(r.error().title == "response too large");
+  CHECK(server.requests() == 1);  // permanent: not retried
+}
+
+TEST_CASE("a create whose connection drops is looked up before anything is re-sent",
+          "[api][io]") {
+  LogCapture logs;
+  net::io_context ioc;
+  int posts = 0;
+  CannedServer server(ioc, [&](const std::string& head) {
+    if (head.rfind("POST ", 0) == 0) {
+      ++posts;
+      return CannedReply{{}, true};  // read the request, close without an answer
+    }
+    REQUIRE(head.find("deviceId=imei%3A350266800610993") != std::string::npos);
+    return CannedReply{http_response(200, page_json(kItem))};
+  });
+  auto client = make_client(ioc, test_options(server.url()), token());
+  api::BindingsApi api(*client);
+  const core::Secret pw("Pw-local-Xy9!Correct-Horse-Battery");
+  auto r = run(ioc, api.create(*core::DeviceId::parse("imei:350266800610993"), pw));
+  REQUIRE(r);
+  CHECK(r->adopted);
+  CHECK(r->binding.id == "224ecc46-291d-482b-993f-c8b508adb0da");
+  CHECK(posts == 1);
+  check_no_secrets(logs, {kToken, pw.reveal()});
+}
+
+TEST_CASE("a 503 with an HTTP-date Retry-After is retried after the pause", "[api][io]") {
+  net::io_context ioc;
+  int calls = 0;
+  CannedServer server(ioc, [&](const std::string&) {
+    if (++calls == 1) {
+      return CannedReply{http_response(503, R"({"title":"Service Unavailable"})",
+                                       "application/problem+json",
+                                       "Retry-After: Thu, 01 Jan 1970 00:00:00 GMT\r\n")};
+    }
+    return CannedReply{http_response(200, page_json(kItem))};
+  });
+  auto client = make_client(ioc, test_options(server.url()), token());
+  api::BindingsApi api(*client);
+  auto r = run(ioc, api.list_all({}));
+  REQUIRE(r);
+  CHECK(r->bindings.size() == 1);
+  CHECK(client->stats().rate_limited == 1);
+  CHECK(calls == 2);
+}
+
+TEST_CASE("HTTPS verifies the server against the configured CA", "[api][io]") {
+  LogCapture logs;
+  TempDir dir;
+  make_test_pki(dir.path());
+  Sim sim({"--token", kToken, "--seed", "3", "--tls-cert", (dir / "server.pem").string(),
+           "--tls-key", (dir / "server.key").string()});
+  REQUIRE(sim.url().rfind("https://", 0) == 0);
+  net::io_context ioc;
+  auto o = test_options(sim.url());
+  SECTION("the test CA succeeds") {
+    o.http.ca_file = (dir / "ca.pem").string();
+    auto client = make_client(ioc, o, token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE(r);
+    CHECK(r->bindings.size() == 3);
+  }
+  SECTION("a wrong CA fails with a clear TLS error") {
+    o.http.ca_file = (dir / "other-ca.pem").string();
+    auto client = make_client(ioc, o, token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::kTls);
+    CHECK_FALSE(r.error().transient());
+    CHECK(r.error().detail.find("certificate verify failed") != std::string::npos);
+  }
+  SECTION("the system store does not know the test CA") {
+    auto client = make_client(ioc, o, token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::kTls);
+  }
+  SECTION("a host name the certificate does not name fails") {
+    o.base_url = "https://localhost:" + std::to_string(sim.port());
+    o.http.ca_file = (dir / "ca.pem").string();
+    auto client = make_client(ioc, o, token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::kTls);
+  }
+  check_no_secrets(logs, {kToken});
+}
+
+TEST_CASE("HTTPS_PROXY tunnels through CONNECT and NO_PROXY bypasses it", "[api][io]") {
+  TempDir dir;
+  make_test_pki(dir.path());
+  Sim sim({"--token", kToken, "--seed", "3", "--tls-cert", (dir / "server.pem").string(),
+           "--tls-key", (dir / "server.key").string()});
+  net::io_context ioc;
+  ConnectProxy proxy(ioc);
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy.port());
+  ::setenv("HTTPS_PROXY", proxy_url.c_str(), 1);
+  ::unsetenv("https_proxy");
+  ::unsetenv("no_proxy");
+  const bool bypass = GENERATE(false, true);
+  if (bypass) {
+    ::setenv("NO_PROXY", "localhost,127.0.0.1", 1);
+  } else {
+    ::unsetenv("NO_PROXY");
+  }
+  auto o = test_options(sim.url());
+  o.http.ca_file = (dir / "ca.pem").string();
+  api::apply_proxy_environment(o.http);
+  ::unsetenv("HTTPS_PROXY");
+  ::unsetenv("NO_PROXY");
+  CHECK(o.http.proxy == proxy_url);
+  auto client = make_client(ioc, o, token());
+  api::BindingsApi api(*client);
+  auto r = run(ioc, api.list_all({}));
+  REQUIRE(r);
+  CHECK(r->bindings.size() == 3);
+  if (bypass) {
+    CHECK(proxy.targets().empty());
+  } else {
+    CHECK(proxy.targets() == std::vector<std::string>{"127.0.0.1:" + std::to_string(sim.port())});
+  }
+}
