@@ -249,7 +249,11 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
     log->error("{}", saved.error().message);
     co_return kExitError;
   }
-  if (report.failed > 0 || !report.state_error.empty() || report.stopped) co_return kExitError;
+  // Devices still waiting out a permanent failure's backoff are not converged either.
+  if (report.failed > 0 || !report.waiting.empty() || !report.state_error.empty() ||
+      report.stopped) {
+    co_return kExitError;
+  }
   co_return plan.guard_blocked() ? kExitGuard : kExitOk;
 }
 

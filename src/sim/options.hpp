@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 namespace thingsync::sim {
@@ -16,6 +17,8 @@ struct Faults {
   double drop_after_create = 0;  ///< probability that a create closes without an answer
   std::uint32_t fail_list_on_page = 0;  ///< list pages with this number answer 500; 0 = off
   bool token_endpoint_down = false;     ///< /oauth2/token answers 503
+  /// Canonical device IDs whose API writes (POST/PUT) answer 400: a permanent failure.
+  std::set<std::string> reject_devices;
 };
 
 /// Everything the command line configures.

@@ -458,6 +458,9 @@ Response Service::write_binding(const Request& req, std::string_view id,
   const auto spelling = dev->get<std::string>();
   auto parsed = core::DeviceId::parse_with_reason(spelling);
   if (!parsed.id) return problem(400, "invalid deviceId: " + parsed.reason);
+  if (!admin && faults_.reject_devices.contains(parsed.id->canonical())) {
+    return problem(400, "device rejected by the platform (simulated fault)");
+  }
   std::optional<std::string> password;
   if (const auto pw = body.find("password"); pw != body.end()) {
     if (!pw->is_string()) return problem(400, "password must be a string");
@@ -682,7 +685,8 @@ std::string Service::faults_json() const {
               {"latencyMs", faults_.latency_ms},
               {"dropAfterCreate", faults_.drop_after_create},
               {"failListOnPage", faults_.fail_list_on_page},
-              {"tokenEndpointDown", faults_.token_endpoint_down}}
+              {"tokenEndpointDown", faults_.token_endpoint_down},
+              {"rejectDevices", faults_.reject_devices}}
       .dump();
 }
 
@@ -744,6 +748,13 @@ Response Service::admin(const Request& req, std::string_view path) {
         f.fail_list_on_page = static_cast<std::uint32_t>(*n);
       } else if (key == "tokenEndpointDown" && v.is_boolean()) {
         f.token_endpoint_down = v.get<bool>();
+      } else if (key == "rejectDevices" && v.is_array()) {
+        f.reject_devices.clear();
+        for (const auto& d : v) {
+          const auto id = d.is_string() ? core::DeviceId::parse(d.get<std::string>()) : std::nullopt;
+          if (!id) return problem(400, "rejectDevices must hold device IDs");
+          f.reject_devices.insert(id->canonical());
+        }
       } else {
         return problem(400, "unknown fault \"" + key + "\" or value out of range");
       }

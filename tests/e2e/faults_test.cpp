@@ -98,3 +98,29 @@ TEST_CASE("kill -9 during a 2,000-binding apply, then apply again: converged, no
   CHECK(fleet.apply().code == 0);
   CHECK(writes(sim) == 0);
 }
+
+TEST_CASE("a permanently failing device backs off: named in the summary, no hot loop",
+          "[e2e][faults]") {
+  Sim sim;
+  Fleet fleet(sim);
+  const auto devices = imeis(1, 5);
+  const auto& bad = devices[3];
+  fleet.set_desired(devices);
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"rejectDevices", {bad}}}).status == 200);
+  auto first = fleet.apply();
+  INFO(first.out << first.err);
+  CHECK(first.code == 1);
+  CHECK_THAT(first.out, Catch::Contains("4 created") && Catch::Contains("1 failed"));
+  CHECK_THAT(first.out, Catch::Contains("failed " + bad + " create: 400") &&
+                            Catch::Contains("retried on a later run, with backoff"));
+  CHECK(sim_counter(sim, "POST", "400") == 1);  // a permanent failure is not retried in-run
+
+  // The next run, before the backoff has run out, does not try the device again.
+  reset_counters(sim);
+  auto second = fleet.apply();
+  INFO(second.out << second.err);
+  CHECK(second.code == 1);
+  CHECK_THAT(second.out, Catch::Contains("waiting " + bad));
+  CHECK(requests(sim, "POST") == 0);
+  CHECK(fleet.plan_json().code == 2);  // still drift: plan keeps showing it
+}
