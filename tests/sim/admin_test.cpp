@@ -24,7 +24,7 @@ TEST_CASE("fault settings changed through the admin interface apply at once", "[
   const auto faults = sim.admin("GET", "/_sim/faults").json();
   CHECK(faults == json{{"rateLimit", 0.0}, {"failRate", 0.0}, {"latencyMs", 0},
                        {"dropAfterCreate", 0.0}, {"failListOnPage", 0},
-                       {"tokenEndpointDown", false}});
+                       {"tokenEndpointDown", false}, {"rejectDevices", json::array()}});
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failRate", 1}}).status == 200);
   const auto failed = sim.get("/mqtt/bindings").status;
   CHECK((failed == 500 || failed == 503));
