@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <regex>
 #include <thread>
 
 #include "fleet.hpp"
@@ -38,10 +37,11 @@ class Daemon {
   Daemon(const Fleet& fleet, std::vector<std::string> env = {})
       : proc_({THINGSYNC_PATH, "run", "--config", fleet.config().string()}, std::move(env)) {
     REQUIRE(proc_.wait_for_output("metrics=http://", std::chrono::seconds(30)));
-    std::smatch m;
     const auto err = proc_.err();
-    REQUIRE(std::regex_search(err, m, std::regex("metrics=http://127\\.0\\.0\\.1:(\\d+)")));
-    port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+    const std::string marker = "metrics=http://127.0.0.1:";
+    const auto pos = err.find(marker);
+    REQUIRE(pos != std::string::npos);
+    port_ = static_cast<std::uint16_t>(std::stoi(err.substr(pos + marker.size())));
   }
   Process& proc() { return proc_; }
   thingsync::testsupport::HttpResult get(const std::string& path) const {
