@@ -15,22 +15,10 @@ using nlohmann::json;
 
 namespace {
 
-// device (as the sim reports it) → passwords of its bindings
-std::map<std::string, std::vector<std::string>> remote(const Sim& sim) {
-  std::map<std::string, std::vector<std::string>> out;
-  const auto all = sim.admin("GET", "/_sim/bindings").json();
-  for (const auto& b : all["items"]) {
-    const auto dev = thingsync::core::DeviceId::parse(b["deviceId"].get<std::string>());
-    REQUIRE(dev);
-    out[dev->canonical()].push_back(b["password"].is_string() ? b["password"].get<std::string>() : "");
-  }
-  return out;
-}
-
 // The end state the whole product promises: exactly the desired devices, one binding each,
 // each with the desired password.
 void check_converged(const Sim& sim, const Fleet& fleet, const std::vector<std::string>& desired) {
-  const auto r = remote(sim);
+  const auto r = remote_passwords(sim);
   std::set<std::string> want;
   for (const auto& d : desired) want.insert(thingsync::core::DeviceId::parse(d)->canonical());
   std::set<std::string> have;
@@ -80,7 +68,7 @@ TEST_CASE("apply creates, updates, deletes and leaves the rest unchanged", "[e2e
   CHECK(requests(sim, "POST") == 1);
   CHECK(requests(sim, "PUT") == 1);
   CHECK(requests(sim, "DELETE") == 1);
-  auto r = remote(sim);
+  auto r = remote_passwords(sim);
   CHECK(r.at(devices[2])[0] == "Another-Password-For-Device-3");
   CHECK_FALSE(r.count(devices[0]));
 }
@@ -136,7 +124,7 @@ TEST_CASE("prune off leaves unmanaged bindings alone; prune on deletes them", "[
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("1 unmanaged left alone"));
-    CHECK(remote(sim).count("imei:359999999999991") == 1);
+    CHECK(remote_passwords(sim).count("imei:359999999999991") == 1);
   }
   {
     Fleet fleet(sim, {.prune = true, .max_deletes = "100%"});
@@ -144,7 +132,7 @@ TEST_CASE("prune off leaves unmanaged bindings alone; prune on deletes them", "[
     auto r = fleet.apply();
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
-    CHECK(remote(sim).count("imei:359999999999991") == 0);
+    CHECK(remote_passwords(sim).count("imei:359999999999991") == 0);
   }
 }
 
@@ -170,7 +158,7 @@ TEST_CASE("a delete set over maxDeletes is blocked whole: exit 3, creates still 
   CHECK_THAT(r.out, Catch::Contains("exceeds maxDeletes"));
   CHECK(requests(sim, "DELETE") == 0);
   CHECK(requests(sim, "POST") == 2);
-  CHECK(remote(sim).size() == 42);
+  CHECK(remote_passwords(sim).size() == 42);
 }
 
 TEST_CASE("rotating the passwords of 10 devices sends exactly 10 PUTs", "[e2e][apply]") {
@@ -188,7 +176,7 @@ TEST_CASE("rotating the passwords of 10 devices sends exactly 10 PUTs", "[e2e][a
   REQUIRE(r.code == 0);
   CHECK(requests(sim, "PUT") == 10);
   CHECK(writes(sim) == 10);
-  const auto rem = remote(sim);
+  const auto rem = remote_passwords(sim);
   for (const auto& [dev, pw] : rotated) CHECK(rem.at(dev)[0] == pw);
 }
 

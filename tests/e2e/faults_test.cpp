@@ -15,12 +15,7 @@ namespace {
 
 // Every desired device has exactly one binding, with the desired password; nothing else.
 void check_converged(const Sim& sim, const Fleet& fleet, const std::vector<std::string>& desired) {
-  const auto all = sim.admin("GET", "/_sim/bindings").json();
-  std::map<std::string, std::vector<std::string>> by_device;
-  for (const auto& b : all["items"]) {
-    by_device[thingsync::core::DeviceId::parse(b["deviceId"].get<std::string>())->canonical()]
-        .push_back(b["password"].get<std::string>());
-  }
+  const auto by_device = remote_passwords(sim);
   CHECK(by_device.size() == desired.size());
   std::size_t wrong = 0, duplicated = 0;
   for (const auto& d : desired) {

@@ -1,6 +1,7 @@
 #include "fleet.hpp"
 
 #include <cstdio>
+#include <stdexcept>
 
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/password.hpp"
@@ -54,6 +55,18 @@ Fleet::Run Fleet::run(std::vector<std::string> args) const {
   r.out = p.out();
   r.err = p.err();
   return r;
+}
+
+std::map<std::string, std::vector<std::string>> remote_passwords(const Sim& sim) {
+  std::map<std::string, std::vector<std::string>> out;
+  const auto all = sim.admin("GET", "/_sim/bindings").json();
+  for (const auto& b : all["items"]) {
+    const auto dev = core::DeviceId::parse(b["deviceId"].get<std::string>());
+    if (!dev) throw std::runtime_error("the sim holds an unparseable deviceId");
+    out[dev->canonical()].push_back(b["password"].is_string() ? b["password"].get<std::string>()
+                                                              : "");
+  }
+  return out;
 }
 
 int requests(const Sim& sim, const std::string& method) {

@@ -54,6 +54,10 @@ class Fleet {
   std::string key_;
 };
 
+/// Every binding the sim holds: canonical device ID → the passwords of its bindings (one entry
+/// per binding, "" when it has none).
+std::map<std::string, std::vector<std::string>> remote_passwords(const Sim& sim);
+
 /// Writes (POST/PUT/DELETE) the sim counted since its counters were last reset.
 int writes(const Sim& sim);
 /// Requests of one method the sim counted.
