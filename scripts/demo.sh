@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cmake --preset dev >/dev/null
+scripts/configure.sh dev
 cmake --build --preset dev --target thingsync thingsync-sim
 bin=build/dev/src
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ccache pkg-config git ca-certificates openssl python3
+  build-essential cmake ninja-build ccache pkg-config git ca-certificates openssl python3
+  clang-14 libclang-rt-14-dev
   libboost-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   libspdlog-dev libcli11-dev catch2 libsystemd-dev
   wrk prometheus shellcheck
