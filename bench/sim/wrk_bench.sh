@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Requests/s thingsync-sim serves on one core (taskset -c 0), measured with wrk -t1 -c8.
+# Requests/s thingsync-sim serves on one core (taskset -c 0), measured with wrk -t1 -c8, and
+# the simulator's CPU time per request (user + system, from /proc/<pid>/task/*/schedstat), a
+# figure that stays meaningful when other processes share the machine.
 #   bench/sim/wrk_bench.sh [path/to/thingsync-sim]     (default: build/dev/src/sim/thingsync-sim)
 # Environment: DURATION (default 10s), SEED (bindings preloaded, default 10000),
 #              DELETE_SEED (bindings preloaded for the DELETE run, default 400000),
@@ -33,14 +35,23 @@ start_sim() {  # start_sim SEED -> sets sim_pid and port
 }
 stop_sim() { kill "$sim_pid"; wait "$sim_pid" || true; sim_pid=""; }
 
+cpu_ns() {  # CPU nanoseconds the simulator has used so far, all threads
+  cat /proc/"$sim_pid"/task/*/schedstat | awk '{ns += $1} END {printf "%.0f", ns}'
+}
+
 run_wrk() {  # run_wrk LABEL ARGS...
   local label="$1"; shift
-  local out
+  local out before after
+  before="$(cpu_ns)"
   out="$(taskset -c "$wrk_cpu" wrk -t1 -c8 -d"$duration" -H 'Authorization: Bearer bench' "$@")"
-  local rps errors
+  after="$(cpu_ns)"
+  local rps errors requests
   rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   errors="$(awk '/Non-2xx/ {print $5}' <<<"$out")"
-  printf '%-28s %12s req/s%s\n' "$label" "$rps" "${errors:+   (non-2xx: $errors)}"
+  requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+  printf '%-28s %12s req/s %8s us CPU/req%s\n' "$label" "$rps" \
+    "$(awk -v ns="$((after - before))" -v n="$requests" 'BEGIN {printf "%.2f", n ? ns / n / 1000 : 0}')" \
+    "${errors:+   (non-2xx: $errors)}"
 }
 
 ids_of() {  # ids_of FILE: every binding id, by walking the list

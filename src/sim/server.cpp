@@ -2,10 +2,15 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp forgets it
 
+#include <array>
+#include <charconv>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <optional>
+#include <type_traits>
 #include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
@@ -16,10 +21,16 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
 
+#include "heap.hpp"
 #include "service.hpp"
 
 namespace thingsync::sim {
@@ -31,16 +42,21 @@ namespace http = beast::http;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
-constexpr auto kIdleTimeout = std::chrono::seconds(120);
-constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kDrainDeadline = std::chrono::seconds(5);
+// Timeouts, in ticks of the one watchdog timer (a second each): no timer per operation.
+constexpr auto kTick = std::chrono::seconds(1);
+constexpr std::uint64_t kIdleTicks = 120;   // to read a whole request
+constexpr std::uint64_t kWriteTicks = 30;   // to write a response, or to do a TLS handshake
+constexpr std::uint64_t kShutdownTicks = 2;  // TLS close_notify
+constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-// One open connection, so that shutdown can close the idle ones.
+// One open connection, so that shutdown and the watchdog can close it.
 struct Conn {
-  beast::tcp_stream* stream = nullptr;
+  tcp::socket* socket = nullptr;
   bool busy = false;
+  std::uint64_t deadline = kNever;  ///< watchdog tick at which the connection is closed
 };
 
 struct Server {
@@ -48,14 +64,20 @@ struct Server {
   // Declared before ioc, so alive while ~io_context destroys suspended session frames.
   bool torn_down = false;
   std::unordered_set<Conn*> conns;
-  net::io_context ioc{1};
+  // One thread runs everything (signals arrive through a pipe): no locks inside Asio.
+  net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
   Service service;
   tcp::acceptor acceptor{ioc};
   std::optional<ssl::context> tls;
   net::steady_timer persist_timer{ioc};
   net::steady_timer drain_deadline{ioc};
+  net::steady_timer watchdog{ioc};
+  std::uint64_t tick = 0;
   bool stopping = false;
 };
+
+// The connection is closed if the next step takes more than `ticks` seconds (up to one more).
+void arm(const Server& srv, Conn& conn, std::uint64_t ticks) { conn.deadline = srv.tick + ticks + 1; }
 
 void log_crash(const char* what, std::exception_ptr e) {
   if (!e) return;
@@ -83,22 +105,111 @@ class ConnGuard {
   Conn& conn_;
 };
 
+// Makes the response own what it borrows from the service (body, Location), for when other
+// requests may run before it is written.
+void own(Response& res) {
+  if (res.body_ref) {
+    res.body.assign(*res.body_ref);
+    res.body_ref.reset();
+  }
+  if (!res.location_id.empty()) {
+    std::string location(res.location_base);
+    location.append(res.location_id);
+    res.headers.emplace(res.headers.begin(), "Location", std::move(location));
+    res.location_base = res.location_id = {};
+  }
+}
+
+// The status line and header fields, as Beast's serializer writes them for a response built
+// with the Server and Content-Type fields, then the response's headers, keep_alive() and
+// prepare_payload().
+void write_head(std::string& head, const Response& res, unsigned version, bool keep_alive) {
+  head.clear();
+  const auto status = static_cast<unsigned>(res.status);
+  const char line[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10 % 10), '.',
+                       static_cast<char>('0' + version % 10), ' ',
+                       static_cast<char>('0' + status / 100 % 10),
+                       static_cast<char>('0' + status / 10 % 10),
+                       static_cast<char>('0' + status % 10), ' '};
+  head.append(line, sizeof line);
+  head.append(sv(http::obsolete_reason(static_cast<http::status>(res.status)))).append("\r\n");
+  head.append("Server: thingsync-sim\r\n");
+  if (!res.content_type.empty()) head.append("Content-Type: ").append(res.content_type).append("\r\n");
+  if (!res.location_id.empty()) {
+    head.append("Location: ").append(res.location_base).append(res.location_id).append("\r\n");
+  }
+  for (const auto& [name, value] : res.headers) head.append(name).append(": ").append(value).append("\r\n");
+  if (version < 11 && keep_alive) head.append("Connection: keep-alive\r\n");
+  if (version >= 11 && !keep_alive) head.append("Connection: close\r\n");
+  const bool bodiless = status / 100 == 1 || status == 204 || status == 304;
+  if (!bodiless) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, res.payload().size()).ptr;
+    head.append("Content-Length: ").append(digits, end).append("\r\n");
+  }
+  head.append("\r\n");
+}
+
+// Reads one request as http::async_read does (eager parser, 64 KiB reads, the same errors),
+// but parses what is already buffered without an asynchronous operation.
+template <typename Stream>
+net::awaitable<beast::error_code> read_request(Stream& stream, beast::flat_buffer& buffer,
+                                               http::request_parser<http::string_body>& parser) {
+  beast::error_code ec;
+  parser.eager(true);
+  while (!parser.is_done()) {
+    bool read_first = buffer.size() == 0;
+    for (;;) {
+      if (!read_first) {
+        buffer.consume(parser.put(buffer.data(), ec));
+        if (ec != http::error::need_more) break;
+        ec = {};
+      }
+      read_first = false;
+      const auto size = beast::read_size(buffer, 65536);
+      if (size == 0) {
+        ec = http::error::buffer_overflow;
+        break;
+      }
+      const auto n = co_await stream.async_read_some(buffer.prepare(size),
+                                                     net::redirect_error(net::use_awaitable, ec));
+      if (ec == net::error::eof) {
+        if (parser.got_some()) {
+          ec = {};
+          parser.put_eof(ec);
+        } else {
+          ec = http::error::end_of_stream;
+        }
+        break;
+      }
+      if (ec) break;
+      buffer.commit(n);
+    }
+    if (ec) break;
+  }
+  co_return ec;
+}
+
 // Reads requests in a loop and answers each before reading the next, so pipelined requests
 // are answered in order.
 template <typename Stream>
 net::awaitable<void> serve(Server& srv, Stream& stream, Conn& conn, bool tls) {
-  auto& lowest = beast::get_lowest_layer(stream);
+  constexpr bool kPlain = std::is_same_v<Stream, tcp::socket>;
+  tcp::socket& socket = *conn.socket;
   const Options& opts = srv.service.options();
   beast::flat_buffer buffer;
+  std::string head;     // status line and fields of the response being written
+  std::string pending;  // what the socket did not take at once
   for (;;) {
     beast::error_code ec;
     http::request_parser<http::string_body> parser;
     parser.body_limit(opts.max_body);
     conn.busy = false;
     if (srv.stopping) co_return;
-    lowest.expires_after(kIdleTimeout);
-    co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    arm(srv, conn, kIdleTicks);
+    ec = co_await read_request(stream, buffer, parser);
     conn.busy = true;
+    conn.deadline = kNever;  // handling and injected latency are not timed
     const bool too_large = ec == http::error::body_limit;
     if (ec && !too_large) co_return;
     auto& msg = parser.get();
@@ -112,27 +223,47 @@ net::awaitable<void> serve(Server& srv, Stream& stream, Conn& conn, bool tls) {
                       ct != msg.end(),
                       too_large};
     Response res = srv.service.handle(req, tls);
+    populate_heap_growth();
     if (res.delay.count() > 0) {
-      net::steady_timer timer(lowest.get_executor(), res.delay);
+      own(res);
+      net::steady_timer timer(socket.get_executor(), res.delay);
       co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
     if (res.drop) {
       srv.service.finish(res);
-      lowest.socket().shutdown(tcp::socket::shutdown_both, ec);
-      lowest.close();
+      socket.shutdown(tcp::socket::shutdown_both, ec);
+      socket.close(ec);
       co_return;
     }
-    http::response<http::string_body> out{static_cast<http::status>(res.status), msg.version()};
-    out.set(http::field::server, "thingsync-sim");
-    if (!res.content_type.empty()) out.set(http::field::content_type, res.content_type);
-    for (auto& [name, value] : res.headers) out.set(name, value);
-    out.body() = std::move(res.body);
-    out.keep_alive(msg.keep_alive() && !res.close && !srv.stopping);
-    out.prepare_payload();
-    lowest.expires_after(kWriteTimeout);
-    co_await http::async_write(stream, out, net::redirect_error(net::use_awaitable, ec));
+    const bool keep_alive = msg.keep_alive() && !res.close && !srv.stopping;
+    write_head(head, res, msg.version(), keep_alive);
+    const std::string_view body = res.payload();
+    arm(srv, conn, kWriteTicks);
+    if constexpr (kPlain) {
+      // Most answers fit in the socket buffer: one sendmsg, no asynchronous operation.
+      const std::array<net::const_buffer, 2> parts{net::buffer(head), net::buffer(body.data(), body.size())};
+      std::size_t sent = socket.write_some(parts, ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        ec = {};
+        sent = 0;
+      }
+      if (!ec && sent < head.size() + body.size()) {
+        pending.clear();
+        if (sent < head.size()) {
+          pending.append(head, sent);
+          pending.append(body);
+        } else {
+          pending.append(body.substr(sent - head.size()));
+        }
+        co_await net::async_write(socket, net::buffer(pending),
+                                  net::redirect_error(net::use_awaitable, ec));
+      }
+    } else {
+      head.append(body);
+      co_await net::async_write(stream, net::buffer(head), net::redirect_error(net::use_awaitable, ec));
+    }
     srv.service.finish(res);
-    if (ec || !out.keep_alive()) break;
+    if (ec || !keep_alive) break;
   }
 }
 
@@ -140,23 +271,39 @@ net::awaitable<void> session(Server& srv, tcp::socket socket) {
   beast::error_code ec;
   Conn conn;
   if (srv.tls) {
-    ssl::stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *srv.tls);
-    conn.stream = &beast::get_lowest_layer(stream);
+    ssl::stream<tcp::socket> stream(std::move(socket), *srv.tls);
+    conn.socket = &stream.next_layer();
     ConnGuard guard(srv, conn);
-    beast::get_lowest_layer(stream).expires_after(kWriteTimeout);
+    arm(srv, conn, kWriteTicks);
     co_await stream.async_handshake(ssl::stream_base::server,
                                     net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return;
     co_await serve(srv, stream, conn, true);
-    if (!beast::get_lowest_layer(stream).socket().is_open()) co_return;
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    if (!stream.next_layer().is_open()) co_return;
+    arm(srv, conn, kShutdownTicks);
     co_await stream.async_shutdown(net::redirect_error(net::use_awaitable, ec));
   } else {
-    beast::tcp_stream stream(std::move(socket));
-    conn.stream = &stream;
+    conn.socket = &socket;
     ConnGuard guard(srv, conn);
-    co_await serve(srv, stream, conn, false);
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket.non_blocking(true, ec);  // for the direct writes in serve()
+    co_await serve(srv, socket, conn, false);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+  }
+}
+
+// Closes connections whose deadline has passed (idle, or too slow to read or write).
+net::awaitable<void> watchdog_loop(Server& srv) {
+  for (;;) {
+    beast::error_code ec;
+    srv.watchdog.expires_after(kTick);
+    co_await srv.watchdog.async_wait(net::redirect_error(net::use_awaitable, ec));
+    if (srv.stopping) co_return;
+    ++srv.tick;
+    for (Conn* c : srv.conns) {
+      if (c->deadline > srv.tick) continue;
+      c->deadline = kNever;
+      c->socket->close(ec);
+    }
   }
 }
 
@@ -189,8 +336,9 @@ void begin_shutdown(Server& srv) {
   beast::error_code ec;
   srv.acceptor.close(ec);
   srv.persist_timer.cancel();
+  srv.watchdog.cancel();
   for (Conn* c : srv.conns) {
-    if (!c->busy) c->stream->socket().close(ec);  // busy ones close after their response
+    if (!c->busy) c->socket->close(ec);  // busy ones close after their response
   }
   if (!srv.conns.empty()) {
     srv.drain_deadline.expires_after(kDrainDeadline);
@@ -227,6 +375,7 @@ tcp::endpoint parse_listen(const std::string& listen) {
 
 int run_server(Options opts) {
   const auto endpoint = parse_listen(opts.listen);
+  tune_heap_growth();
   Server srv(std::move(opts));
   const Options& o = srv.service.options();
 
@@ -236,9 +385,11 @@ int run_server(Options opts) {
     return 1;
   }
   if (o.seed > 0) {
-    srv.service.store().seed(o.seed, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
+    srv.service.store().seed(o.seed,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count(),
+                             populate_heap_growth);
   }
   if (o.tls_cert || o.tls_key) {
     if (!o.tls_cert || !o.tls_key) throw std::runtime_error("--tls-cert and --tls-key go together");
@@ -266,6 +417,7 @@ int run_server(Options opts) {
     if (!ec) begin_shutdown(srv);
   });
   net::co_spawn(srv.ioc, accept_loop(srv), [](std::exception_ptr e) { log_crash("accept", e); });
+  net::co_spawn(srv.ioc, watchdog_loop(srv), [](std::exception_ptr e) { log_crash("watchdog", e); });
   if (o.data_file) {
     net::co_spawn(srv.ioc, persist_loop(srv), [](std::exception_ptr e) { log_crash("persist", e); });
   }

@@ -93,6 +93,15 @@ Response json_response(int status, std::string body) {
   return r;
 }
 
+/// A body the service keeps (a binding's cached JSON, the list buffer): see Response::body_ref.
+Response json_ref(int status, std::string_view body) {
+  Response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body_ref = body;
+  return r;
+}
+
 Response no_content() {
   Response r;
   r.status = 204;
@@ -290,24 +299,44 @@ Response Service::handle(const Request& req, bool tls) {
   }
   if (!is_admin) {
     res.accounted = true;
-    if (!res.device.empty()) {
-      const auto n = ++device_in_flight_[res.device];
-      max_per_device_ = std::max<std::uint64_t>(max_per_device_, n);
-    }
+    if (!res.device.empty()) enter_device(res);
     count(req.method, res.status);
     log_request(req, res.status, authorized, res.drop);
     res.delay = std::chrono::milliseconds(faults_.latency_ms);
   }
+  res.device = {};
   if (req.body_too_large) res.close = true;
   return res;
+}
+
+void Service::enter_device(Response& res) {
+  // Few requests are in flight at once (one, unless latency or slow clients hold them), so a
+  // short table beats a map that allocates per request.
+  std::size_t free_slot = device_in_flight_.size();
+  for (std::size_t i = 0; i < device_in_flight_.size(); ++i) {
+    auto& e = device_in_flight_[i];
+    if (e.n == 0) {
+      free_slot = std::min(free_slot, i);
+    } else if (e.device == res.device) {
+      res.device_slot = static_cast<std::int32_t>(i);
+      max_per_device_ = std::max<std::uint64_t>(max_per_device_, ++e.n);
+      return;
+    }
+  }
+  if (free_slot == device_in_flight_.size()) device_in_flight_.emplace_back();
+  auto& e = device_in_flight_[free_slot];
+  e.device.assign(res.device);
+  e.n = 1;
+  res.device_slot = static_cast<std::int32_t>(free_slot);
+  max_per_device_ = std::max<std::uint64_t>(max_per_device_, 1);
 }
 
 void Service::finish(const Response& res) {
   if (!res.accounted) return;
   if (in_flight_ > 0) --in_flight_;
-  if (!res.device.empty()) {
-    auto it = device_in_flight_.find(res.device);
-    if (it != device_in_flight_.end() && --it->second == 0) device_in_flight_.erase(it);
+  if (res.device_slot >= 0) {
+    auto& e = device_in_flight_[static_cast<std::size_t>(res.device_slot)];
+    if (e.n > 0) --e.n;
   }
 }
 
@@ -398,10 +427,10 @@ Response Service::api(const Request& req, std::string_view path, std::string_vie
     }
   }
   if (!who.valid) {
-    Response r = problem(401, who.why);
+    Response r = problem(401, std::string(who.why));
     std::string challenge = "Bearer realm=\"thingsync-sim\"";
     if (!req.authorization.empty()) {
-      challenge += ", error=\"invalid_token\", error_description=\"" + who.why + "\"";
+      challenge.append(", error=\"invalid_token\", error_description=\"").append(who.why).append("\"");
     }
     r.headers.emplace_back("WWW-Authenticate", std::move(challenge));
     return r;
@@ -432,60 +461,72 @@ Response Service::api(const Request& req, std::string_view path, std::string_vie
   }
   if (!core::is_uuid(id)) return problem(400, "bindingId must be a UUID");
   if (!query.empty()) return problem(400, "this operation takes no query parameters");
-  std::string lower_id(id);
-  std::transform(lower_id.begin(), lower_id.end(), lower_id.begin(), lower);
+  std::array<char, 36> lower_buf{};  // is_uuid: exactly 36 characters
+  std::transform(id.begin(), id.end(), lower_buf.begin(), lower);
+  const std::string_view lower_id(lower_buf.data(), lower_buf.size());
   if (req.method == "PUT") return write_binding(req, lower_id, who.name, false);
   const Binding* b = store_.find(lower_id);
-  if (!b) return problem(404, "no binding with id " + lower_id);
-  std::string device = b->device.canonical();
-  Response r = req.method == "GET" ? json_response(200, b->json) : no_content();
-  if (req.method == "DELETE") store_.erase(lower_id);
-  r.device = std::move(device);
+  if (!b) return problem(404, "no binding with id " + std::string(lower_id));
+  if (req.method == "GET") {
+    Response r = json_ref(200, b->json);
+    r.device = b->device.canonical();
+    return r;
+  }
+  device_copy_ = b->device.canonical();  // the binding goes; the accounting needs its device
+  store_.erase(b);
+  Response r = no_content();
+  r.device = device_copy_;
   return r;
 }
 
 Response Service::write_binding(const Request& req, std::string_view id,
-                                const std::string& principal, bool admin) {
+                                std::string_view principal, bool admin) {
   if (!req.has_content_type || !media_type_is(req.content_type, "application/json")) {
     return problem(415, "Content-Type must be application/json");
   }
-  const Json body = Json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) return problem(400, "request body is not valid JSON");
-  if (!body.is_object()) return problem(400, "request body must be a JSON object");
-  const auto dev = body.find("deviceId");
-  if (dev == body.end()) return problem(400, "deviceId is required");
-  if (!dev->is_string()) return problem(400, "deviceId must be a string");
-  const auto spelling = dev->get<std::string>();
+  BindingBody& body = body_;
+  switch (body.parse(req.body)) {
+    case BindingBody::Status::kInvalid: return problem(400, "request body is not valid JSON");
+    case BindingBody::Status::kNotObject: return problem(400, "request body must be a JSON object");
+    case BindingBody::Status::kObject: break;
+  }
+  if (body.device_id.type == JsonType::kAbsent) return problem(400, "deviceId is required");
+  if (body.device_id.type != JsonType::kString) return problem(400, "deviceId must be a string");
+  const std::string_view spelling = body.device_id.text;
   auto parsed = core::DeviceId::parse_with_reason(spelling);
   if (!parsed.id) return problem(400, "invalid deviceId: " + parsed.reason);
-  if (!admin && faults_.reject_devices.contains(parsed.id->canonical())) {
+  if (!admin && !faults_.reject_devices.empty() &&
+      faults_.reject_devices.contains(parsed.id->canonical())) {
     return problem(400, "device rejected by the platform (simulated fault)");
   }
-  std::optional<std::string> password;
-  if (const auto pw = body.find("password"); pw != body.end()) {
-    if (!pw->is_string()) return problem(400, "password must be a string");
-    password = pw->get<std::string>();
+  std::optional<std::string_view> password;
+  if (body.password.type != JsonType::kAbsent) {
+    if (body.password.type != JsonType::kString) return problem(400, "password must be a string");
+    password = body.password.text;
     if (auto why = core::password_policy_violation(*password); !why.empty()) {
       return problem(400, "password does not meet the policy: " + why);
     }
   }
   bool allow_duplicate = false;
-  std::string client_id = opts_.client_id;
+  std::string_view client_id = opts_.client_id;
+  std::string lower_client;
   if (admin) {
-    if (const auto d = body.find("allowDuplicate"); d != body.end()) {
-      if (!d->is_boolean()) return problem(400, "allowDuplicate must be a boolean");
-      allow_duplicate = d->get<bool>();
+    if (body.allow_duplicate.type != JsonType::kAbsent) {
+      if (body.allow_duplicate.type != JsonType::kBoolean) {
+        return problem(400, "allowDuplicate must be a boolean");
+      }
+      allow_duplicate = body.allow_duplicate.boolean;
     }
-    if (const auto c = body.find("clientId"); c != body.end()) {
-      if (!c->is_string() || !core::is_uuid(c->get<std::string>())) {
+    if (body.client_id.type != JsonType::kAbsent) {
+      if (body.client_id.type != JsonType::kString || !core::is_uuid(body.client_id.text)) {
         return problem(400, "clientId must be a UUID");
       }
-      client_id = c->get<std::string>();
-      std::transform(client_id.begin(), client_id.end(), client_id.begin(), lower);
+      lower_client = body.client_id.text;
+      std::transform(lower_client.begin(), lower_client.end(), lower_client.begin(), lower);
+      client_id = lower_client;
     }
   }
-  BindingInput in{spelling, *parsed.id, std::move(password), principal, std::move(client_id)};
-  const std::string device = parsed.id->canonical();
+  BindingInput in{spelling, *parsed.id, password, principal, client_id};
   Store::Outcome out;
   if (id.empty()) {
     out = store_.create(std::move(in), wall_ms(), allow_duplicate);
@@ -496,23 +537,23 @@ Response Service::write_binding(const Request& req, std::string_view id,
   }
   if (out.conflict) {
     Response r = problem(409,
-                         "device " + device + " already has binding " + out.conflict->id +
-                             " (one binding per device)",
+                         "device " + parsed.id->canonical() + " already has binding " +
+                             out.conflict->id + " (one binding per device)",
                          Json{{"bindingId", out.conflict->id}});
-    r.device = device;
+    r.device = out.conflict->device.canonical();  // the same device
     return r;
   }
-  Response r = json_response(id.empty() ? 201 : 200,
-                             admin ? admin_json(*out.binding).dump() : out.binding->json);
+  Response r = admin ? json_response(id.empty() ? 201 : 200, admin_json(*out.binding).dump())
+                     : json_ref(id.empty() ? 201 : 200, out.binding->json);
   if (id.empty()) {
-    r.headers.emplace_back("Location", std::string(admin ? "/_sim/bindings/" : "/mqtt/bindings/") +
-                                           out.binding->id);
+    r.location_base = admin ? "/_sim/bindings/" : "/mqtt/bindings/";
+    r.location_id = out.binding->id;
     if (!admin && faults_.drop_after_create > 0 &&
         std::uniform_real_distribution<double>(0, 1)(fault_rng_) < faults_.drop_after_create) {
       r.drop = true;
     }
   }
-  r.device = device;
+  r.device = out.binding->device.canonical();
   return r;
 }
 
@@ -598,9 +639,14 @@ Response Service::list(const Request& req, std::string_view query, bool tls) {
   base.append(kCollection).push_back('?');
   base.append(link_params);
   auto link = [&](const Cursor& c) {
-    return safe_dump(Json(base + "cursor=" + c.encode() + "&limit=" + std::to_string(q.limit)));
+    std::string url = base + "cursor=" + c.encode() + "&limit=" + std::to_string(q.limit);
+    if (!json_plain(url)) return safe_dump(Json(url));
+    url.insert(url.begin(), '"');
+    url.push_back('"');
+    return url;
   };
-  std::string body;
+  std::string& body = list_body_;  // reused: its capacity stays
+  body.clear();
   body.reserve(64 + page.items.size() * 320);
   body.append("{\"items\":[");
   for (std::size_t i = 0; i < page.items.size(); ++i) {
@@ -611,7 +657,7 @@ Response Service::list(const Request& req, std::string_view query, bool tls) {
   if (page.next) body.append(",\"next\":").append(link(*page.next));
   if (page.prev) body.append(",\"prev\":").append(link(*page.prev));
   body.push_back('}');
-  return json_response(200, std::move(body));
+  return json_ref(200, body);
 }
 
 Response Service::token_endpoint(const Request& req, bool& authorized) {
@@ -797,19 +843,19 @@ Response Service::admin(const Request& req, std::string_view path) {
       for (const Binding* b : store_.all()) items.push_back(admin_json(*b));
       return json_response(200, Json{{"items", std::move(items)}}.dump());
     }
-    if (m == "POST") return write_binding(req, {}, std::string(kPortalUser), true);
+    if (m == "POST") return write_binding(req, {}, kPortalUser, true);
     return method_not_allowed("GET, POST");
   }
   if (path.starts_with("/_sim/bindings/")) {
     std::string id(path.substr(std::string_view("/_sim/bindings/").size()));
     std::transform(id.begin(), id.end(), id.begin(), lower);
     if (!core::is_uuid(id)) return problem(400, "bindingId must be a UUID");
-    if (m == "PUT") return write_binding(req, id, std::string(kPortalUser), true);
+    if (m == "PUT") return write_binding(req, id, kPortalUser, true);
     const Binding* b = store_.find(id);
     if (!b) return problem(404, "no binding with id " + id);
     if (m == "GET") return json_response(200, admin_json(*b).dump());
     if (m == "DELETE") {
-      store_.erase(id);
+      store_.erase(b);
       return no_content();
     }
     return method_not_allowed("GET, PUT, DELETE");

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "json_body.hpp"
 #include "options.hpp"
 #include "store.hpp"
 
@@ -31,14 +33,23 @@ struct Request {
 
 struct Response {
   int status = 200;
-  std::string content_type;
+  std::string_view content_type;  ///< a string literal; empty when there is no body
   std::string body;
+  /// When set, the body instead: bytes the service keeps, valid until its next call.
+  std::optional<std::string_view> body_ref;
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Location of a created binding: location_base + location_id (views like body_ref).
+  std::string_view location_base, location_id;
   std::chrono::milliseconds delay{0};  ///< injected latency, before the response is written
   bool drop = false;   ///< close the connection without writing anything
   bool close = false;  ///< close after writing
-  std::string device;  ///< canonical device the request was about (concurrency accounting)
+  /// Canonical device the request was about (concurrency accounting); set by an operation,
+  /// valid inside Service::handle only.
+  std::string_view device;
+  std::int32_t device_slot = -1;  ///< its entry in the per-device in-flight table
   bool accounted = false;  ///< counted as in flight (API and token requests, not admin)
+
+  std::string_view payload() const { return body_ref ? *body_ref : std::string_view(body); }
 };
 
 /// The simulated API: routing, validation, auth, faults, admin, counters and request log.
@@ -64,8 +75,13 @@ class Service {
  private:
   struct Principal {
     bool valid = false;
-    std::string name;  ///< "principal/<client id>" or "principal/static"
-    std::string why;   ///< for the 401 detail
+    std::string_view name;  ///< "principal/<client id>" or "principal/static"; valid for the request
+    std::string_view why;   ///< for the 401 detail
+  };
+  /// Requests in flight about one device.
+  struct DeviceInFlight {
+    std::string device;
+    std::uint32_t n = 0;
   };
   struct Routed;
 
@@ -75,8 +91,9 @@ class Service {
   Response token_endpoint(const Request& req, bool& authorized);
   Response admin(const Request& req, std::string_view path);
   Response list(const Request& req, std::string_view query, bool tls);
-  Response write_binding(const Request& req, std::string_view id, const std::string& principal,
+  Response write_binding(const Request& req, std::string_view id, std::string_view principal,
                          bool admin);
+  void enter_device(Response& res);
   Principal authenticate(std::string_view authorization);
   std::string faults_json() const;
   std::string counters_json() const;
@@ -95,7 +112,11 @@ class Service {
   // counters
   std::map<std::string, std::map<int, std::uint64_t>, std::less<>> by_method_status_;
   std::uint64_t in_flight_ = 0, peak_in_flight_ = 0, max_per_device_ = 0, tokens_issued_ = 0;
-  std::unordered_map<std::string, std::uint32_t> device_in_flight_;
+  /// Entries with n == 0 are free and keep their capacity for reuse; indexes stay stable.
+  std::vector<DeviceInFlight> device_in_flight_;
+  BindingBody body_;          ///< the last write body read (reused buffers)
+  std::string device_copy_;   ///< a deleted binding's device, for the accounting
+  std::string list_body_;     ///< the last list page (reused buffer)
   std::FILE* request_log_ = nullptr;
   std::uint64_t persisted_version_ = 0;
 };

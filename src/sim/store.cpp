@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_body.hpp"
 #include "thingsync/core/time.hpp"
 
 namespace thingsync::sim {
@@ -158,15 +159,24 @@ std::uint64_t ListFilter::digest() const {
 }
 
 std::string Cursor::encode() const {
-  char digest[17];
-  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(filter_digest));
-  std::string raw = "c1";
-  for (const std::string& part :
-       {std::string(backward ? "b" : "f"), std::to_string(page), sort, std::string(digest),
-        std::to_string(created_at), std::to_string(modified_at), device, username, id}) {
-    raw.push_back('\x1f');
-    raw.append(part);
-  }
+  std::string raw;
+  raw.reserve(64 + sort.size() + device.size() + username.size() + id.size());
+  char num[24];
+  auto field = [&raw](std::string_view part) { raw.append(1, '\x1f').append(part); };
+  auto number = [&](auto v, int base) {
+    return std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, v, base).ptr - num));
+  };
+  raw.append("c1");
+  field(backward ? "b" : "f");
+  field(number(page, 10));
+  field(sort);
+  const std::string_view digest = number(filter_digest, 16);  // zero-padded to 16 digits
+  raw.append(1, '\x1f').append(16 - digest.size(), '0').append(digest);
+  field(number(created_at, 10));
+  field(number(modified_at, 10));
+  field(device);
+  field(username);
+  field(id);
   return base64url_encode(raw);
 }
 
@@ -249,7 +259,97 @@ std::string sort_spec_string(const std::vector<SortKey>& keys) {
   return out;
 }
 
-Store::Store(std::uint64_t rng_seed) : rng_(rng_seed) {}
+void BindingIndex::insert(const Binding* b) {
+  if ((size_ + 1) * 2 > slots_.size()) grow();  // load factor at most 1/2
+  const std::uint64_t h = hash(key_of_(*b));
+  std::size_t i = h & mask_;
+  while (slots_[i].binding != nullptr) i = (i + 1) & mask_;
+  slots_[i] = {h, b};
+  ++size_;
+}
+
+void BindingIndex::erase(const Binding* b) {
+  if (slots_.empty()) return;
+  std::size_t i = hash(key_of_(*b)) & mask_;
+  while (slots_[i].binding != b) {
+    if (slots_[i].binding == nullptr) return;
+    i = (i + 1) & mask_;
+  }
+  // Backward-shift deletion: move later members of the probe run into the hole when their
+  // home slot does not lie cyclically in (hole, j].
+  std::size_t hole = i;
+  for (std::size_t j = (i + 1) & mask_; slots_[j].binding != nullptr; j = (j + 1) & mask_) {
+    const std::size_t home = slots_[j].hash & mask_;
+    const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (!stays) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = {};
+  --size_;
+}
+
+const Binding* BindingIndex::find(std::string_view key) const {
+  const Binding* found = nullptr;
+  if (slots_.empty()) return found;
+  const std::uint64_t h = hash(key);
+  for (std::size_t i = h & mask_; slots_[i].binding != nullptr; i = (i + 1) & mask_) {
+    if (slots_[i].hash == h && key_of_(*slots_[i].binding) == key) return slots_[i].binding;
+  }
+  return found;
+}
+
+void BindingIndex::clear() {
+  slots_.clear();
+  mask_ = 0;
+  size_ = 0;
+}
+
+std::uint64_t BindingIndex::hash(std::string_view key) {
+  // std::hash mixes well enough for linear probing on the low bits only after a finaliser.
+  std::uint64_t h = std::hash<std::string_view>{}(key);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+void BindingIndex::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  mask_ = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.binding == nullptr) continue;
+    std::size_t i = s.hash & mask_;
+    while (slots_[i].binding != nullptr) i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+}
+
+void IsoFormatter::append(std::string& out, std::int64_t ms) {
+  const std::int64_t second = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+  if (prefix_.empty() || second != second_) {
+    std::string full = core::format_iso8601_ms(second * 1000);  // "….000Z"
+    full.resize(full.size() - 5);
+    prefix_ = std::move(full);
+    second_ = second;
+  }
+  const auto milli = static_cast<unsigned>(ms - second * 1000);
+  const char tail[5] = {'.', static_cast<char>('0' + milli / 100),
+                        static_cast<char>('0' + milli / 10 % 10), static_cast<char>('0' + milli % 10),
+                        'Z'};
+  out.append(prefix_).append(tail, sizeof tail);
+}
+
+namespace {
+std::string_view id_key(const Binding& b) { return b.id; }
+std::string_view device_key(const Binding& b) { return b.device.canonical(); }
+}  // namespace
+
+Store::Store(std::uint64_t rng_seed) : by_id_(id_key), by_device_(device_key), rng_(rng_seed) {}
+
+Store::~Store() { clear(); }
 
 std::string Store::new_uuid() {
   const std::uint64_t hi = rng_();
@@ -262,12 +362,12 @@ std::string Store::new_uuid() {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
+  std::string out(36, '-');
+  std::size_t o = 0;
   for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[b[i] >> 4]);
-    out.push_back(kHex[b[i] & 15]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++o;
+    out[o++] = kHex[b[i] >> 4];
+    out[o++] = kHex[b[i] & 15];
   }
   return out;
 }
@@ -279,6 +379,26 @@ std::int64_t Store::next_timestamp(std::int64_t now_ms) {
 }
 
 void Store::render(Binding& b) {
+  // Written by hand when no string needs escaping (then byte for byte what nlohmann writes).
+  if (json_plain(b.id) && json_plain(b.device_spelling) && json_plain(b.username) &&
+      json_plain(b.created_by) && json_plain(b.modified_by)) {
+    std::string& o = b.json;
+    o.clear();
+    // The literal parts (99 characters) and two timestamps (24 each for years 0-9999).
+    o.reserve(99 + 48 + b.id.size() + b.device_spelling.size() + b.username.size() +
+              b.created_by.size() + b.modified_by.size());
+    o.append(R"({"id":")").append(b.id);
+    o.append(R"(","deviceId":")").append(b.device_spelling);
+    o.append(R"(","username":")").append(b.username);
+    o.append(R"(","createdAt":")");
+    iso_.append(o, b.created_at);
+    o.append(R"(","createdBy":")").append(b.created_by);
+    o.append(R"(","modifiedAt":")");
+    iso_.append(o, b.modified_at);
+    o.append(R"(","modifiedBy":")").append(b.modified_by);
+    o.append(R"("})");
+    return;
+  }
   Json j;
   j["id"] = b.id;
   j["deviceId"] = b.device_spelling;
@@ -290,97 +410,108 @@ void Store::render(Binding& b) {
   b.json = j.dump();
 }
 
-Binding& Store::insert(Binding b) {
-  render(b);
-  index_device(b);
-  by_created_.emplace(b.created_at, b.id);
+std::string_view Store::intern(std::string_view s) {
+  if (s == last_interned_) return last_interned_;
+  auto it = interned_.find(s);
+  if (it == interned_.end()) it = interned_.emplace(s).first;
+  last_interned_ = *it;
+  return last_interned_;
+}
+
+const Binding& Store::insert(std::unique_ptr<Binding> owned) {
+  Binding& b = *owned;
+  render(b);  // may throw (invalid UTF-8 in a principal): nothing is indexed yet
+  by_id_.insert(&b);
+  by_device_.insert(&b);
+  b.created_pos = by_created_.emplace_hint(by_created_.end(), b.created_at, &b);  // mostly the newest
   last_ts_ = std::max({last_ts_, b.created_at, b.modified_at});
   ++version_;
-  auto id = b.id;
-  return by_id_.insert_or_assign(std::move(id), std::move(b)).first->second;
+  return *owned.release();
 }
 
-void Store::index_device(const Binding& b) {
-  auto& ids = by_device_[b.device.canonical()];
-  ids.push_back(b.id);
-  // Oldest first: a device's bindings are few, so a sort on insert is cheap.
-  std::sort(ids.begin(), ids.end(), [this, &b](const std::string& x, const std::string& y) {
-    auto created = [&](const std::string& id) {
-      if (id == b.id) return b.created_at;
-      return by_id_.at(id).created_at;
-    };
-    return std::pair(created(x), x) < std::pair(created(y), y);
-  });
-}
+const Binding* Store::find(std::string_view id) const { return by_id_.find(id); }
 
-void Store::unindex_device(const Binding& b) {
-  auto it = by_device_.find(b.device.canonical());
-  if (it == by_device_.end()) return;
-  std::erase(it->second, b.id);
-  if (it->second.empty()) by_device_.erase(it);
-}
-
-const Binding* Store::find(std::string_view id) const {
-  auto it = by_id_.find(std::string(id));
-  return it == by_id_.end() ? nullptr : &it->second;
-}
-
-std::vector<const Binding*> Store::find_device(const std::string& canonical) const {
+std::vector<const Binding*> Store::find_device(std::string_view canonical) const {
   std::vector<const Binding*> out;
-  if (auto it = by_device_.find(canonical); it != by_device_.end()) {
-    for (const auto& id : it->second) out.push_back(&by_id_.at(id));
-  }
+  by_device_.for_each(canonical, [&](const Binding& b) { out.push_back(&b); });
+  std::sort(out.begin(), out.end(), [](const Binding* x, const Binding* y) {
+    return std::pair(x->created_at, std::string_view(x->id)) <
+           std::pair(y->created_at, std::string_view(y->id));
+  });
   return out;
 }
 
+namespace {
+// The oldest binding of a device other than `except`, or nullptr.
+const Binding* oldest_holder(const BindingIndex& by_device, std::string_view canonical,
+                             const Binding* except = nullptr) {
+  const Binding* oldest = nullptr;
+  by_device.for_each(canonical, [&](const Binding& b) {
+    if (&b == except) return;
+    if (!oldest || std::pair(b.created_at, std::string_view(b.id)) <
+                       std::pair(oldest->created_at, std::string_view(oldest->id))) {
+      oldest = &b;
+    }
+  });
+  return oldest;
+}
+}  // namespace
+
 Store::Outcome Store::create(BindingInput in, std::int64_t now_ms, bool allow_duplicate) {
   if (!allow_duplicate) {
-    if (auto it = by_device_.find(in.device.canonical()); it != by_device_.end()) {
-      return {nullptr, &by_id_.at(it->second.front())};
+    if (const Binding* holder = oldest_holder(by_device_, in.device.canonical())) {
+      return {nullptr, holder};
     }
   }
   const auto ts = next_timestamp(now_ms);
-  Binding b{new_uuid(), std::move(in.device_spelling), in.device, in.device.urn(),
-            std::move(in.client_id), std::move(in.password), ts, ts, in.principal,
-            in.principal, {}};
+  auto b = std::make_unique<Binding>(Binding{
+      new_uuid(), std::string(in.device_spelling), in.device, in.device.urn(),
+      intern(in.client_id),
+      in.password ? std::optional<std::string>(std::in_place, *in.password) : std::nullopt, ts,
+      ts, intern(in.principal), intern(in.principal), {}});
   return {&insert(std::move(b)), nullptr};
 }
 
 std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in,
                                             std::int64_t now_ms, bool allow_duplicate) {
-  auto it = by_id_.find(std::string(id));
-  if (it == by_id_.end()) return std::nullopt;
-  Binding& b = it->second;
-  const bool moves = b.device != in.device;
+  auto* b = const_cast<Binding*>(by_id_.find(id));  // the store owns its bindings
+  if (b == nullptr) return std::nullopt;
+  const bool moves = b->device != in.device;
   if (moves && !allow_duplicate) {
-    if (auto d = by_device_.find(in.device.canonical()); d != by_device_.end()) {
-      return Outcome{nullptr, &by_id_.at(d->second.front())};
+    if (const Binding* holder = oldest_holder(by_device_, in.device.canonical(), b)) {
+      return Outcome{nullptr, holder};
     }
   }
-  if (moves) unindex_device(b);
-  b.device_spelling = std::move(in.device_spelling);
-  b.device = in.device;
-  b.username = in.device.urn();
-  if (in.password) b.password = std::move(in.password);  // omitted: the password stays
-  b.modified_at = next_timestamp(now_ms);
-  b.modified_by = std::move(in.principal);
-  if (moves) index_device(b);
-  render(b);
+  if (moves) by_device_.erase(b);
+  b->device_spelling = in.device_spelling;
+  b->device = in.device;
+  b->username = in.device.urn();
+  if (in.password) b->password = std::string(*in.password);  // omitted: the password stays
+  b->modified_at = next_timestamp(now_ms);
+  b->modified_by = intern(in.principal);
+  if (moves) by_device_.insert(b);
+  render(*b);
   ++version_;
-  return Outcome{&b, nullptr};
+  return Outcome{b, nullptr};
 }
 
 bool Store::erase(std::string_view id) {
-  auto it = by_id_.find(std::string(id));
-  if (it == by_id_.end()) return false;
-  unindex_device(it->second);
-  by_created_.erase({it->second.created_at, it->second.id});
-  by_id_.erase(it);
-  ++version_;
+  const Binding* b = by_id_.find(id);
+  if (b == nullptr) return false;
+  erase(b);
   return true;
 }
 
+void Store::erase(const Binding* b) {
+  by_id_.erase(b);
+  by_device_.erase(b);
+  by_created_.erase(b->created_pos);  // no search down the tree
+  delete b;
+  ++version_;
+}
+
 void Store::clear() {
+  for (const auto& [ts, b] : by_created_) delete b;
   by_id_.clear();
   by_device_.clear();
   by_created_.clear();
@@ -390,7 +521,7 @@ void Store::clear() {
 std::vector<const Binding*> Store::all() const {
   std::vector<const Binding*> out;
   out.reserve(by_created_.size());
-  for (const auto& [ts, id] : by_created_) out.push_back(&by_id_.at(id));
+  for (const auto& [ts, b] : by_created_) out.push_back(b);
   return out;
 }
 
@@ -406,19 +537,18 @@ ListPage Store::list(const ListQuery& q) const {
   if (order.by_created_only()) {
     // The index holds (createdAt, id) ascending; the order is that or its reverse.
     const bool walk_up = backward == order.desc();
-    const std::pair<std::int64_t, std::string> key =
-        bound ? std::pair(bound->created, std::string(bound->id))
-              : std::pair(std::int64_t{0}, std::string());
+    const CreatedOrder::Key key = bound ? CreatedOrder::Key(bound->created, bound->id)
+                                        : CreatedOrder::Key(std::int64_t{0}, std::string_view());
     auto visit_up = [&](auto it, auto& out, std::size_t max) {
       for (; it != by_created_.end() && out.size() < max; ++it) {
-        const Binding& b = by_id_.at(it->second);
+        const Binding& b = *it->second;
         if (q.filter.matches(b)) out.push_back(&b);
       }
     };
     auto visit_down = [&](auto it, auto& out, std::size_t max) {
       while (it != by_created_.begin() && out.size() < max) {
         --it;
-        const Binding& b = by_id_.at(it->second);
+        const Binding& b = *it->second;
         if (q.filter.matches(b)) out.push_back(&b);
       }
     };
@@ -432,7 +562,8 @@ ListPage Store::list(const ListQuery& q) const {
     }
     other_side = !probe.empty();
   } else {
-    for (const auto& [id, b] : by_id_) {
+    for (const auto& [ts, binding] : by_created_) {
+      const Binding& b = *binding;
       if (!q.filter.matches(b)) continue;
       if (!bound) {
         got.push_back(&b);
@@ -489,8 +620,9 @@ ListPage Store::list(const ListQuery& q) const {
   return page;
 }
 
-void Store::seed(std::size_t n, std::int64_t now_ms) {
+void Store::seed(std::size_t n, std::int64_t now_ms, void (*progress)()) {
   for (std::size_t i = 0; i < n; ++i) {
+    if (progress && i % 1024 == 0) progress();
     std::string spelling;
     char buf[40];
     switch (i % 4) {
@@ -507,13 +639,13 @@ void Store::seed(std::size_t n, std::int64_t now_ms) {
       default: spelling = new_uuid(); break;
     }
     auto device = core::DeviceId::parse(spelling);
-    if (!device || by_device_.contains(device->canonical())) continue;
+    if (!device || by_device_.find(device->canonical()) != nullptr) continue;
     const std::int64_t ts = now_ms - static_cast<std::int64_t>(n) + static_cast<std::int64_t>(i);
     char pw[40];
     std::snprintf(pw, sizeof pw, "Seed#Password-%010zu", i);
-    insert(Binding{new_uuid(), spelling, *device, device->urn(),
-                   std::string(kSeedClients[i % kSeedClients.size()]), std::string(pw), ts, ts,
-                   "principal/seed", "principal/seed", {}});
+    insert(std::make_unique<Binding>(Binding{
+        new_uuid(), spelling, *device, device->urn(), intern(kSeedClients[i % kSeedClients.size()]),
+        std::string(pw), ts, ts, intern("principal/seed"), intern("principal/seed"), {}}));
   }
 }
 
@@ -544,7 +676,7 @@ bool Store::load(std::string_view text, std::string& error) {
     error = "not a thingsync-sim data file";
     return false;
   }
-  std::vector<Binding> loaded;
+  std::vector<std::unique_ptr<Binding>> loaded;
   try {
     for (const auto& j : doc["bindings"]) {
       const auto spelling = j.at("deviceId").get<std::string>();
@@ -556,19 +688,21 @@ bool Store::load(std::string_view text, std::string& error) {
       }
       std::optional<std::string> pw;
       if (j.contains("password") && j["password"].is_string()) pw = j["password"];
-      loaded.push_back(Binding{id, spelling, *device, device->urn(),
-                               j.at("clientId").get<std::string>(), pw,
-                               j.at("createdAt").get<std::int64_t>(),
-                               j.at("modifiedAt").get<std::int64_t>(),
-                               j.at("createdBy").get<std::string>(),
-                               j.at("modifiedBy").get<std::string>(), {}});
+      loaded.push_back(std::make_unique<Binding>(Binding{
+          id, spelling, *device, device->urn(), intern(j.at("clientId").get<std::string>()), pw,
+          j.at("createdAt").get<std::int64_t>(), j.at("modifiedAt").get<std::int64_t>(),
+          intern(j.at("createdBy").get<std::string>()),
+          intern(j.at("modifiedBy").get<std::string>()), {}}));
     }
   } catch (const Json::exception& e) {
     error = std::string("malformed binding: ") + e.what();
     return false;
   }
   clear();
-  for (auto& b : loaded) insert(std::move(b));
+  for (auto& b : loaded) {
+    erase(b->id);  // a repeated id: the later entry wins
+    insert(std::move(b));
+  }
   return true;
 }
 
