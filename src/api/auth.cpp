@@ -48,6 +48,7 @@ class StaticTokenProvider final : public TokenProvider {
  public:
   explicit StaticTokenProvider(core::Secret token) : token_(std::move(token)) {}
   net::awaitable<core::Result<core::Secret, ApiError>> token() override { co_return token_; }
+  const core::Secret* ready_token() override { return &token_; }
   void invalidate(const core::Secret&) override {}
 
  private:
@@ -58,7 +59,15 @@ class TokenFileProvider final : public TokenProvider {
  public:
   explicit TokenFileProvider(std::filesystem::path file) : file_(std::move(file)) {}
 
-  net::awaitable<core::Result<core::Secret, ApiError>> token() override { co_return current(); }
+  net::awaitable<core::Result<core::Secret, ApiError>> token() override {
+    auto t = current();
+    if (!t) co_return detail::fail(t.error());
+    co_return **t;
+  }
+  const core::Secret* ready_token() override {
+    auto t = current();
+    return t ? *t : nullptr;  // on error token() says why
+  }
   void invalidate(const core::Secret& rejected) override {
     if (cached_ && *cached_ == rejected) stamp_ = {};  // re-read even if the stat looks the same
   }
@@ -72,20 +81,20 @@ class TokenFileProvider final : public TokenProvider {
     friend bool operator==(const Stamp&, const Stamp&) = default;
   };
 
-  core::Result<core::Secret, ApiError> current() {
+  core::Result<const core::Secret*, ApiError> current() {
     struct ::stat st {};
     if (::stat(file_.c_str(), &st) != 0) {
       // Keep serving the last token while a rotation replaces the file.
-      if (cached_) return *cached_;
+      if (cached_) return &*cached_;
       return detail::fail(config_error("cannot read token file", file_.string()));
     }
     const Stamp now{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
                         st.st_mtim.tv_nsec,
                     static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
-    if (cached_ && now == stamp_) return *cached_;
+    if (cached_ && now == stamp_) return &*cached_;
     auto text = read_file(file_);
     if (!text || text->empty()) {
-      if (cached_) return *cached_;
+      if (cached_) return &*cached_;
       return detail::fail(config_error(text ? "token file is empty" : "cannot read token file",
                                        file_.string()));
     }
@@ -93,7 +102,7 @@ class TokenFileProvider final : public TokenProvider {
     cached_ = core::Secret(std::move(*text));
     stamp_ = now;
     if (changed) detail::log()->info("token file changed, using the new token file={}", file_.string());
-    return *cached_;
+    return &*cached_;
   }
 
   std::filesystem::path file_;
@@ -131,6 +140,9 @@ class OAuth2Provider final : public TokenProvider {
     co_return *cached_;
   }
 
+  const core::Secret* ready_token() override {
+    return cached_ && Clock::now() < refresh_at_ ? &*cached_ : nullptr;
+  }
   void invalidate(const core::Secret& rejected) override {
     if (cached_ && *cached_ == rejected) cached_.reset();
   }

@@ -53,15 +53,19 @@ struct ApiClient::Impl {
   net::awaitable<core::Result<HttpResponse, ApiError>> call(ApiCall c);
 
   // Concurrency: a counter and a timer parked at max(); release() wakes one waiter.
+  // take_slot() is the common case without a wait (and without a coroutine frame).
+  bool take_slot() {
+    if (stopping_ || in_flight_ >= opts_.concurrency) return false;
+    ++in_flight_;
+    stats_.max_in_flight = std::max(stats_.max_in_flight, in_flight_);
+    return true;
+  }
   net::awaitable<bool> acquire_slot() {
     while (in_flight_ >= opts_.concurrency && !stopping_) {
       boost::system::error_code ec;
       co_await slot_timer_.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
-    if (stopping_) co_return false;
-    ++in_flight_;
-    stats_.max_in_flight = std::max(stats_.max_in_flight, in_flight_);
-    co_return true;
+    co_return take_slot();
   }
   void release_slot() {
     --in_flight_;
@@ -81,6 +85,12 @@ struct ApiClient::Impl {
     co_return !stopping_;
   }
 
+  // A token of the shared bucket when one is there now and no Retry-After pause is running.
+  bool try_admit() {
+    if (stopping_) return false;
+    const auto now = Clock::now();
+    return now >= paused_until_ && bucket_.try_acquire(now).count() == 0;
+  }
   // Waits out a Retry-After pause, then for a token of the shared bucket.
   net::awaitable<bool> admit() {
     for (;;) {
@@ -106,10 +116,27 @@ struct ApiClient::Impl {
     bucket_.drain(until);
   }
 
+  // url_for() that takes over the target's buffer when there is no prefix to add.
+  Url url_for(std::string&& target) const {
+    if (!prefix_.empty() || target.empty() || target.front() != '/') {
+      return url_for(std::string_view(target));
+    }
+    Url u;
+    u.scheme = base_.scheme;
+    u.host = base_.host;
+    u.port = base_.port;
+    u.target = std::move(target);
+    return u;
+  }
   Url url_for(std::string_view target) const {
-    Url u = base_;
-    u.target = prefix_ + std::string(target);
-    if (u.target.empty() || u.target.front() != '/') u.target.insert(0, "/");
+    Url u;
+    u.scheme = base_.scheme;
+    u.host = base_.host;
+    u.port = base_.port;
+    const bool slash = prefix_.empty() && (target.empty() || target.front() != '/');
+    u.target.reserve(prefix_.size() + target.size() + 1);
+    if (slash) u.target += '/';
+    u.target.append(prefix_).append(target);
     return u;
   }
 
@@ -131,56 +158,73 @@ struct ApiClient::Impl {
 };
 
 net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCall c) {
-  const Url url = c.url ? *c.url : url_for(c.target);
-  if (!url.same_origin(base_)) {
+  // One request for every attempt: only the bearer token changes between them.
+  HttpRequest req;
+  if (c.url) {
+    req.url = std::move(*c.url);
+  } else {
+    req.url = url_for(std::move(c.target));
+  }
+  if (!req.url.same_origin(base_)) {
     // The bearer token goes to the configured API origin and nowhere else.
     co_return detail::fail(make_error(ErrorKind::kProtocol, "refusing to send a request to another origin",
-                                      url.origin() + " is not " + base_.origin()));
+                                      req.url.origin() + " is not " + base_.origin()));
   }
-  const bool post = c.method == "POST";
+  req.method = std::move(c.method);
+  req.headers.push_back({"Accept", "application/json, application/problem+json"});
+  if (!c.body.empty()) {
+    req.content_type = "application/json";
+    req.body = std::move(c.body);
+  }
+  const bool post = req.method == "POST";
   core::Backoff backoff(opts_.backoff);
   bool refreshed = false;
   std::chrono::milliseconds sleep_for{0};
   for (std::uint32_t attempt = 1;; ++attempt) {
     // No co_await inside conditions here: GCC 12 miscompiles some of those (see STYLE.md).
+    // Each step has a fast path that does not suspend: a free slot, a token at hand, a token
+    // in the bucket.
     bool go = true;
     if (sleep_for.count() > 0) go = co_await sleep_until(Clock::now() + sleep_for);
     sleep_for = std::chrono::milliseconds(0);
-    if (go) go = co_await acquire_slot();
+    if (go && !take_slot()) go = co_await acquire_slot();
     if (!go) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
     SlotGuard guard{this};
 
     ApiError err;
-    std::optional<core::Secret> used_token;
-    auto token = co_await auth_->token();
+    bool have_token = false;
+    if (const core::Secret* ready = auth_->ready_token()) {
+      req.bearer = *ready;
+      have_token = true;
+    } else {
+      auto token = co_await auth_->token();
+      if (token) {
+        req.bearer = std::move(token.value());
+        have_token = true;
+      } else {
+        err = token.error();
+        req.bearer.reset();
+      }
+    }
     bool admitted = false;
-    if (token) admitted = co_await admit();
-    if (!token) {
-      err = token.error();
+    if (have_token) admitted = try_admit();
+    if (have_token && !admitted) admitted = co_await admit();
+    if (!have_token) {
+      // err holds the token provider's failure
     } else if (!admitted) {
       co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
     } else {
-      used_token = token.value();
-      HttpRequest req;
-      req.method = c.method;
-      req.url = url;
-      req.bearer = token.value();
-      req.headers.push_back({"Accept", "application/json, application/problem+json"});
-      if (!c.body.empty()) {
-        req.content_type = "application/json";
-        req.body = c.body;
-      }
       const auto started = Clock::now();
-      auto res = co_await http_.send(std::move(req));
+      auto res = co_await http_.send_borrowed(req);
       const auto took = Clock::now() - started;
       ++stats_.sent;
       stats_.connections_opened = http_.connections_opened();
       const int status = res ? res->status : 0;
       if (res && status / 100 == 2) {
-        if (opts_.on_request) opts_.on_request({c.method, status, took, false});
-        log_->debug("request method={} path={} status={} ms={} attempt={}", c.method, url.path(),
-                    status, std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
-                    attempt);
+        if (opts_.on_request) opts_.on_request({req.method, status, took, false});
+        log_->debug("request method={} path={} status={} ms={} attempt={}", req.method,
+                    req.url.path(), status,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), attempt);
         co_return std::move(res.value());
       }
       if (res) {
@@ -196,17 +240,17 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
         }
       }
       if (opts_.on_request) {
-        opts_.on_request({c.method, status, took, err.kind == ErrorKind::kRateLimited});
+        opts_.on_request({req.method, status, took, err.kind == ErrorKind::kRateLimited});
       }
-      log_->debug("request method={} path={} status={} ms={} attempt={} error=\"{}\"", c.method,
-                  url.path(), status,
+      log_->debug("request method={} path={} status={} ms={} attempt={} error=\"{}\"", req.method,
+                  req.url.path(), status,
                   std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), attempt,
                   err.to_string());
     }
 
     if (err.kind == ErrorKind::kUnauthorized) {
       ++stats_.unauthorized;
-      if (used_token) auth_->invalidate(*used_token);
+      if (req.bearer) auth_->invalidate(*req.bearer);
       if (refreshed) co_return detail::fail(std::move(err));  // refused twice: give up
       refreshed = true;  // exactly one refresh and one retry, outside the attempt budget
       --attempt;
@@ -229,8 +273,8 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
       co_return detail::fail(std::move(err));
     }
     ++stats_.retries;
-    log_->warn("retrying method={} path={} attempt={} delay_ms={} error=\"{}\"", c.method,
-               url.path(), attempt,
+    log_->warn("retrying method={} path={} attempt={} delay_ms={} error=\"{}\"", req.method,
+               req.url.path(), attempt,
                err.kind == ErrorKind::kRateLimited ? 0 : delay->count(), err.to_string());
     // A rate-limited call waits in admit() for the shared pause; others back off alone, at
     // the top of the next round, without holding a concurrency slot.

@@ -2,19 +2,22 @@
 #include "thingsync/api/http.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
-#include <unordered_map>
-#include <unordered_set>
+#include <type_traits>
 
 #include <sys/socket.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <openssl/err.h>
@@ -62,28 +65,87 @@ detail::Fail<HttpFailure> failure(ErrorKind kind, Sent sent, std::string title,
 }
 
 // One keep-alive connection: plain TCP or TLS over TCP, possibly tunnelled through a proxy.
+// Beast's tcp_stream is used to connect (its timeouts cover connect, CONNECT and the TLS
+// handshake); exchanges run on the bare socket under HttpClient's deadline sweep instead of
+// tcp_stream's timer per read and write.
 struct Connection {
-  std::string origin;
-  std::unique_ptr<beast::tcp_stream> plain;
+  std::size_t pool = 0;  // index into HttpClient::Impl::pools_
+  std::unique_ptr<tcp::socket> plain;
   std::unique_ptr<ssl::stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
+  std::string head;  // the request head being sent; its capacity is kept between requests
+  Clock::time_point deadline{};
+  Clock::time_point idle_since{};
+  std::size_t busy_index = 0;  // position in HttpClient::Impl::busy_ while busy
   bool reused = false;
+  bool timed_out = false;  // the deadline sweep closed it
 
-  beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
+  tcp::socket& socket() { return tls ? tls->next_layer().socket() : *plain; }
   void close() {
     beast::error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
-    lowest().socket().close(ec);
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
   }
   // The peer closed (or sent junk on) an idle connection: reusing it would fail.
   bool looks_dead() {
-    auto& sock = lowest().socket();
+    auto& sock = socket();
     if (!sock.is_open()) return true;
     char byte;
     const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
   }
 };
+
+// Beast's parser straight into an HttpResponse: no basic_fields (one allocation per header)
+// in between.
+class ResponseParser final : public http::basic_parser<false> {
+ public:
+  explicit ResponseParser(HttpResponse& out) : out_(out) {}
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
+                       beast::error_code&) override {}
+  void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
+    out_.status = code;
+    out_.headers.reserve(8);
+  }
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    out_.headers.push_back({std::string(name), std::string(value)});
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    // The parser has checked the announced length against body_limit already.
+    if (length) out_.body.reserve(static_cast<std::size_t>(*length));
+  }
+  std::size_t on_body_impl(beast::string_view data, beast::error_code&) override {
+    out_.body.append(data.data(), data.size());
+    return data.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view data,
+                                 beast::error_code&) override {
+    out_.body.append(data.data(), data.size());
+    return data.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  HttpResponse& out_;
+};
+
+// "host" or "[v6]", then ":port" unless it is the scheme's default: the Host header.
+void append_host(std::string& out, const Url& url) {
+  const bool v6 = url.host.find(':') != std::string::npos;
+  if (v6) out += '[';
+  out += url.host;
+  if (v6) out += ']';
+  if (url.port != (url.tls() ? 443 : 80)) {
+    char digits[8];
+    const auto end = std::to_chars(digits, digits + sizeof digits, url.port).ptr;
+    out.append(":").append(digits, end);
+  }
+}
 
 }  // namespace
 
@@ -106,7 +168,7 @@ void apply_proxy_environment(HttpOptions& opts) {
 
 struct HttpClient::Impl {
   Impl(net::any_io_executor ex, HttpOptions opts)
-      : ex_(std::move(ex)), opts_(std::move(opts)), ctx_(ssl::context::tls_client) {
+      : ex_(std::move(ex)), opts_(std::move(opts)), ctx_(ssl::context::tls_client), sweep_(ex_) {
     ctx_.set_verify_mode(ssl::verify_peer);
     SSL_CTX_set_min_proto_version(ctx_.native_handle(), TLS1_2_VERSION);
     if (opts_.ca_file.empty()) {
@@ -126,23 +188,45 @@ struct HttpClient::Impl {
     }
   }
 
-  net::awaitable<core::Result<HttpResponse, HttpFailure>> send(HttpRequest req);
+  net::awaitable<core::Result<HttpResponse, HttpFailure>> send(const HttpRequest& req);
   net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> connect(
       const Url& url, Clock::time_point deadline);
   net::awaitable<core::Result<tcp::resolver::results_type, HttpFailure>> resolve(
       std::string host, std::uint16_t port, Clock::time_point deadline);
   template <class Stream>
-  net::awaitable<core::Result<HttpResponse, HttpFailure>> exchange(
-      Stream& stream, Connection& conn, const HttpRequest& req, Clock::time_point deadline);
+  net::awaitable<core::Result<HttpResponse, HttpFailure>> exchange(Stream& stream, Connection& conn,
+                                                                   const HttpRequest& req);
+  void write_head(std::string& out, const HttpRequest& req) const;
 
-  std::unique_ptr<Connection> take_idle(const std::string& origin) {
-    auto it = idle_.find(origin);
-    if (it == idle_.end()) return nullptr;
-    auto& pool = it->second;
-    while (!pool.empty()) {
-      auto conn = std::move(pool.back());
-      pool.pop_back();
-      if (!conn->looks_dead()) {
+  // Idle connections per origin; a client talks to one or two origins, so a short vector.
+  struct Pool {
+    std::string scheme;
+    std::string host;
+    std::uint16_t port = 0;
+    std::vector<std::unique_ptr<Connection>> idle;
+  };
+  std::size_t pool_for(const Url& url) {
+    for (std::size_t i = 0; i < pools_.size(); ++i) {
+      const auto& p = pools_[i];
+      if (p.port == url.port && p.host == url.host && p.scheme == url.scheme) return i;
+    }
+    pools_.push_back(Pool{url.scheme, url.host, url.port, {}});
+    return pools_.size() - 1;
+  }
+
+  // A connection idle for less than this is reused without asking the kernel whether the peer
+  // closed it (a syscall per request otherwise): servers close idle keep-alive connections
+  // after seconds. A GET/PUT/DELETE that hits one anyway is re-sent on another connection.
+  static constexpr auto kTrustIdleFor = std::chrono::seconds(1);
+
+  // `check`: peek at every candidate (a POST must not go out on a connection the peer closed).
+  std::unique_ptr<Connection> take_idle(std::size_t pool, bool check, Clock::time_point now) {
+    auto& idle = pools_[pool].idle;
+    while (!idle.empty()) {
+      auto conn = std::move(idle.back());
+      idle.pop_back();
+      const bool peek = check || now - conn->idle_since >= kTrustIdleFor;
+      if (!peek || !conn->looks_dead()) {
         conn->reused = true;
         return conn;
       }
@@ -150,13 +234,62 @@ struct HttpClient::Impl {
     }
     return nullptr;
   }
-  void give_back(std::unique_ptr<Connection> conn) {
-    auto& pool = idle_[conn->origin];
-    if (stopped_ || pool.size() >= opts_.max_idle_per_origin) {
+  void give_back(std::unique_ptr<Connection> conn, Clock::time_point now) {
+    auto& idle = pools_[conn->pool].idle;
+    if (stopped_ || idle.size() >= opts_.max_idle_per_origin) {
       conn->close();
       return;
     }
-    pool.push_back(std::move(conn));
+    conn->idle_since = now;
+    idle.push_back(std::move(conn));
+  }
+
+  // Deadlines of exchanges in progress: one timer for the whole client, armed at the earliest
+  // deadline, closes the connections whose deadline has passed. Cheaper than arming and
+  // cancelling a timer per read and write; cancelled when nothing is in flight, so that an
+  // idle client leaves its io_context without work.
+  void begin_busy(Connection& conn, Clock::time_point deadline) {
+    conn.deadline = deadline;
+    conn.timed_out = false;
+    conn.busy_index = busy_.size();
+    busy_.push_back(&conn);
+    if (!sweep_armed_ || deadline < sweep_at_) arm_sweep(deadline);
+  }
+  void end_busy(Connection& conn) {
+    Connection* last = busy_.back();
+    busy_[conn.busy_index] = last;
+    last->busy_index = conn.busy_index;
+    busy_.pop_back();
+    if (busy_.empty() && sweep_armed_) {
+      sweep_armed_ = false;
+      ++sweep_generation_;
+      sweep_.cancel();
+    }
+  }
+  void arm_sweep(Clock::time_point at) {
+    sweep_armed_ = true;
+    sweep_at_ = at;
+    sweep_.expires_at(at);
+    sweep_.async_wait([this, alive = std::weak_ptr<void>(alive_),
+                       generation = ++sweep_generation_](const beast::error_code& ec) {
+      if (ec || alive.expired() || generation != sweep_generation_) return;
+      sweep();
+    });
+  }
+  void sweep() {
+    sweep_armed_ = false;
+    const auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    for (auto* conn : busy_) {
+      if (conn->timed_out) continue;
+      if (conn->deadline <= now) {
+        conn->timed_out = true;
+        conn->close();  // its exchange fails at once and reports kTimeout
+      } else {
+        next = std::min(next, conn->deadline);
+      }
+    }
+    if (next != Clock::time_point::max()) arm_sweep(next);
   }
 
   net::any_io_executor ex_;
@@ -165,8 +298,13 @@ struct HttpClient::Impl {
   std::string ca_error_;
   std::optional<Url> proxy_;
   std::string proxy_error_;
-  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
-  std::unordered_set<Connection*> busy_;
+  std::vector<Pool> pools_;
+  std::vector<Connection*> busy_;
+  net::steady_timer sweep_;
+  Clock::time_point sweep_at_{};
+  std::uint64_t sweep_generation_ = 0;
+  bool sweep_armed_ = false;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // expires with this object
   std::size_t opened_ = 0;
   bool stopped_ = false;
 };
@@ -224,7 +362,6 @@ net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> HttpClien
   if (!endpoints) co_return detail::fail(endpoints.error());
 
   auto conn = std::make_unique<Connection>();
-  conn->origin = url.origin();
   auto tcp_stream = std::make_unique<beast::tcp_stream>(ex_);
   beast::error_code ec;
   tcp_stream->expires_at(deadline);
@@ -266,7 +403,9 @@ net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> HttpClien
   }
 
   if (!url.tls()) {
-    conn->plain = std::move(tcp_stream);
+    conn->plain = std::make_unique<tcp::socket>(tcp_stream->release_socket());
+    // exchange() tries to write without suspending first.
+    conn->plain->non_blocking(true, ec);
     co_return conn;
   }
   conn->tls = std::make_unique<ssl::stream<beast::tcp_stream>>(std::move(*tcp_stream), ctx_);
@@ -289,105 +428,147 @@ net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> HttpClien
     co_return failure(ErrorKind::kTls, Sent::kNo, "TLS handshake failed",
                       url.authority() + ": " + tls_error_text(ssl_handle, ec));
   }
+  conn->tls->next_layer().expires_never();  // from here on the deadline sweep applies
   co_return conn;
+}
+
+void HttpClient::Impl::write_head(std::string& out, const HttpRequest& req) const {
+  out.clear();
+  out.append(req.method).append(" ").append(req.url.target).append(" HTTP/1.1\r\nHost: ");
+  append_host(out, req.url);
+  out.append("\r\nUser-Agent: ").append(opts_.user_agent).append("\r\n");
+  for (const auto& h : req.headers) out.append(h.name).append(": ").append(h.value).append("\r\n");
+  if (req.bearer) out.append("Authorization: Bearer ").append(req.bearer->reveal()).append("\r\n");
+  if (!req.content_type.empty()) {
+    out.append("Content-Type: ").append(req.content_type).append("\r\n");
+  }
+  // As Beast's prepare_payload(): a length for any body, and 0 for an empty POST/PUT/OPTIONS.
+  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS") {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, req.body.size()).ptr;
+    out.append("Content-Length: ").append(digits, end).append("\r\n");
+  }
+  out.append("\r\n");
 }
 
 template <class Stream>
 net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::exchange(
-    Stream& stream, Connection& conn, const HttpRequest& req, Clock::time_point deadline) {
-  http::request<http::string_body> msg;
-  msg.method(http::string_to_verb(req.method));
-  if (msg.method() == http::verb::unknown) msg.method_string(req.method);
-  msg.target(req.url.target);
-  msg.version(11);
-  const bool default_port = req.url.port == (req.url.tls() ? 443 : 80);
-  msg.set(http::field::host, default_port ? req.url.host : req.url.authority());
-  msg.set(http::field::user_agent, opts_.user_agent);
-  for (const auto& h : req.headers) msg.set(h.name, h.value);
-  if (req.bearer) msg.set(http::field::authorization, "Bearer " + req.bearer->reveal());
-  if (!req.content_type.empty()) msg.set(http::field::content_type, req.content_type);
-  msg.body() = req.body;
-  msg.keep_alive(true);
-  msg.prepare_payload();
-
-  auto& lowest = conn.lowest();
+    Stream& stream, Connection& conn, const HttpRequest& req) {
+  auto where = [&req] { return req.method + " " + req.url.origin() + std::string(req.url.path()); };
+  write_head(conn.head, req);
+  const std::array<net::const_buffer, 2> out{net::buffer(conn.head), net::buffer(req.body)};
+  const std::size_t total = conn.head.size() + req.body.size();
   beast::error_code ec;
-  lowest.expires_at(deadline);
-  co_await http::async_write(stream, msg, net::redirect_error(kAwait, ec));
-  const std::string where = req.method + " " + req.url.origin() + std::string(req.url.path());
+  std::size_t written = 0;
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    // A request almost always fits the socket's send buffer: write it without suspending.
+    written = stream.write_some(out, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+  }
+  if (!ec && written < total) {
+    beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(out);
+    rest.consume(written);
+    co_await net::async_write(stream, rest, net::redirect_error(kAwait, ec));
+  }
   if (ec) {
-    const bool timeout = ec == beast::error::timeout;
-    co_return failure(timeout ? ErrorKind::kTimeout : ErrorKind::kTransport, Sent::kMaybe,
-                      timeout ? "timeout" : "connection lost while sending",
-                      where + ": " + ec.message());
+    if (conn.timed_out) {
+      co_return failure(ErrorKind::kTimeout, Sent::kMaybe, "timeout",
+                        where() + ": not sent within " + std::to_string(opts_.timeout.count()) +
+                            "ms");
+    }
+    co_return failure(ErrorKind::kTransport, Sent::kMaybe, "connection lost while sending",
+                      where() + ": " + ec.message());
   }
-  http::response_parser<http::string_body> parser;
+
+  HttpResponse res;
+  ResponseParser parser(res);
+  parser.eager(true);
+  // An announced oversized body fails with the header, before a byte of it is read.
   parser.body_limit(opts_.max_response_bytes);
-  lowest.expires_at(deadline);
-  // Header first, so that an announced oversized body fails before a byte of it is read.
-  co_await http::async_read_header(stream, conn.buffer, parser, net::redirect_error(kAwait, ec));
-  if (!ec && parser.content_length() && *parser.content_length() > opts_.max_response_bytes) {
-    ec = http::error::body_limit;
+  auto& buffer = conn.buffer;
+  constexpr std::size_t kReadSize = 64 * 1024;
+  for (;;) {
+    if (buffer.size() > 0) {
+      buffer.consume(parser.put(buffer.data(), ec));
+      if (ec == http::error::need_more) {
+        ec = {};
+      } else if (ec || parser.is_done()) {
+        break;
+      }
+    }
+    // The answer is rarely there the moment the request has left. Reading now would cost a
+    // recv() that fails with EAGAIN; first let the handlers already queued (other connections'
+    // answers) run, which gives the server that time.
+    if (!parser.got_some()) co_await net::post(ex_, kAwait);
+    std::size_t n = 0;
+    n = co_await stream.async_read_some(buffer.prepare(kReadSize), net::redirect_error(kAwait, ec));
+    buffer.commit(n);
+    if (ec == net::error::eof) {
+      // As Beast's read: the end of a body that runs until close, or a cut-off message.
+      ec = {};
+      if (parser.got_some()) {
+        parser.put_eof(ec);
+      } else {
+        ec = http::error::end_of_stream;
+      }
+      break;
+    }
+    if (ec) break;
   }
-  if (!ec && !parser.is_done()) {
-    co_await http::async_read(stream, conn.buffer, parser, net::redirect_error(kAwait, ec));
+  if (conn.timed_out) {
+    co_return failure(ErrorKind::kTimeout, Sent::kYes, "timeout",
+                      where() + ": no complete answer within " +
+                          std::to_string(opts_.timeout.count()) + "ms");
   }
   if (ec == http::error::body_limit) {
     co_return failure(ErrorKind::kProtocol, Sent::kYes, "response too large",
-                      where + ": body exceeds " + std::to_string(opts_.max_response_bytes) +
+                      where() + ": body exceeds " + std::to_string(opts_.max_response_bytes) +
                           " bytes");
-  }
-  if (ec == beast::error::timeout) {
-    co_return failure(ErrorKind::kTimeout, Sent::kYes, "timeout",
-                      where + ": no complete answer within " +
-                          std::to_string(opts_.timeout.count()) + "ms");
   }
   if (ec) {
     // Nothing came back at all: the server may have dropped the request unread.
     const Sent sent = parser.got_some() ? Sent::kYes : Sent::kMaybe;
     co_return failure(ErrorKind::kTransport, sent, "connection lost while waiting for the answer",
-                      where + ": " + ec.message());
+                      where() + ": " + ec.message());
   }
-  auto res = parser.release();
-  HttpResponse out;
-  out.status = static_cast<int>(res.result_int());
-  for (const auto& f : res) out.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-  out.body = std::move(res.body());
-  if (!res.keep_alive()) conn.close();
-  co_return out;
+  // Bytes after the answer were not asked for: such a connection is not reused.
+  if (!parser.keep_alive() || buffer.size() > 0) conn.close();
+  co_return res;
 }
 
-net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::send(HttpRequest req) {
+net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::send(
+    const HttpRequest& req) {
   if (stopped_) co_return failure(ErrorKind::kCancelled, Sent::kNo, "client stopped", "");
   if (!ca_error_.empty()) co_return failure(ErrorKind::kConfig, Sent::kNo, "TLS setup", ca_error_);
   if (!proxy_error_.empty()) {
     co_return failure(ErrorKind::kConfig, Sent::kNo, "proxy setup", proxy_error_);
   }
-  const auto deadline = Clock::now() + opts_.timeout;
-  const std::string origin = req.url.origin();
+  const auto started = Clock::now();
+  const auto deadline = started + opts_.timeout;
+  const std::size_t pool = pool_for(req.url);
   for (int round = 0;; ++round) {
-    auto conn = take_idle(origin);
+    auto conn = take_idle(pool, round > 0 || !idempotent(req.method), started);
     if (!conn) {
       auto fresh = co_await connect(req.url, deadline);
       if (!fresh) co_return detail::fail(fresh.error());
       conn = std::move(fresh.value());
+      conn->pool = pool;
       if (stopped_) {
         conn->close();
         co_return failure(ErrorKind::kCancelled, Sent::kNo, "client stopped", "");
       }
     }
-    Connection* raw = conn.get();
-    busy_.insert(raw);
+    begin_busy(*conn, deadline);
     // Not a ?: of two co_awaits: GCC 12 destroys the temporaries of such an expression twice.
     core::Result<HttpResponse, HttpFailure> result = detail::fail(HttpFailure{});
     if (conn->tls) {
-      result = co_await exchange(*conn->tls, *conn, req, deadline);
+      result = co_await exchange(*conn->tls, *conn, req);
     } else {
-      result = co_await exchange(*conn->plain, *conn, req, deadline);
+      result = co_await exchange(*conn->plain, *conn, req);
     }
-    busy_.erase(raw);
+    end_busy(*conn);
     if (result) {
-      if (conn->lowest().socket().is_open()) give_back(std::move(conn));
+      if (conn->socket().is_open()) give_back(std::move(conn), started);
       co_return std::move(result);
     }
     conn->close();
@@ -398,7 +579,7 @@ net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::send(H
                        result.error().sent == Sent::kMaybe;
     if (stale && round == 0 && idempotent(req.method)) {
       detail::log()->debug("retrying on a fresh connection after a stale keep-alive origin={}",
-                           origin);
+                           req.url.origin());
       continue;
     }
     co_return std::move(result);
@@ -410,16 +591,25 @@ HttpClient::HttpClient(net::any_io_executor ex, HttpOptions options)
 HttpClient::~HttpClient() { shutdown(); }
 
 net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::send(HttpRequest request) {
-  return impl_->send(std::move(request));
+  auto result = co_await impl_->send(request);  // this frame keeps the request alive
+  co_return result;
+}
+
+net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::send_borrowed(
+    const HttpRequest& request) {
+  return impl_->send(request);
 }
 
 void HttpClient::shutdown() {
   impl_->stopped_ = true;
-  for (auto& [origin, pool] : impl_->idle_) {
-    for (auto& c : pool) c->close();
+  for (auto& pool : impl_->pools_) {
+    for (auto& c : pool.idle) c->close();
+    pool.idle.clear();
   }
-  impl_->idle_.clear();
   for (auto* c : impl_->busy_) c->close();
+  impl_->sweep_armed_ = false;
+  ++impl_->sweep_generation_;
+  impl_->sweep_.cancel();
 }
 
 const HttpOptions& HttpClient::options() const { return impl_->opts_; }

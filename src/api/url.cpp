@@ -135,13 +135,19 @@ std::optional<Url> resolve_reference(const Url& base, std::string_view ref) {
   return out;
 }
 
-std::string url_encode(std::string_view s) {
+void url_encode_to(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
+  auto unreserved = [](unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+  };
+  // Binding ids (UUIDs) need no escaping: one copy.
+  if (std::all_of(s.begin(), s.end(), unreserved)) {
+    out.append(s);
+    return;
+  }
   for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
+    if (unreserved(c)) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -149,6 +155,12 @@ std::string url_encode(std::string_view s) {
       out += kHex[c & 15];
     }
   }
+}
+
+std::string url_encode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  url_encode_to(out, s);
   return out;
 }
 

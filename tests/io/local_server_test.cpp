@@ -24,6 +24,39 @@ const std::string kItem =
     R"({"id":"224ecc46-291d-482b-993f-c8b508adb0da","deviceId":"imei:350266800610993",)"
     R"("createdAt":"2025-09-01T23:00:00.000Z","modifiedAt":"2025-09-01T23:00:00.000Z"})";
 
+using Clock = std::chrono::steady_clock;
+
+struct Timed {
+  std::optional<core::Result<core::RemoteBinding, api::ApiError>> result;
+  Clock::duration took{};
+};
+
+// One GET, started `after` from now; its result and how long it took from its start.
+net::awaitable<void> timed_get(api::BindingsApi* api, std::string id, Clock::duration after,
+                               Timed* out) {
+  net::steady_timer wait(co_await net::this_coro::executor, after);
+  co_await wait.async_wait(net::use_awaitable);
+  const auto started = Clock::now();
+  out->result = co_await api->get(std::move(id));
+  out->took = Clock::now() - started;
+}
+
+// GETs one after another until `*stop` is set; counts the answers.
+net::awaitable<void> get_until(api::BindingsApi* api, std::string id, const bool* stop, int* ok,
+                               int* failed) {
+  while (!*stop) {
+    auto r = co_await api->get(id);
+    ++(r ? *ok : *failed);
+  }
+}
+
+// Sets `*flag` after `after`.
+net::awaitable<void> set_after(Clock::duration after, bool* flag) {
+  net::steady_timer wait(co_await net::this_coro::executor, after);
+  co_await wait.async_wait(net::use_awaitable);
+  *flag = true;
+}
+
 }  // namespace
 
 TEST_CASE("a next link to another origin is refused and that origin receives nothing",
@@ -241,4 +274,60 @@ TEST_CASE("HTTPS_PROXY tunnels through CONNECT and NO_PROXY bypasses it", "[api]
   } else {
     CHECK(proxy.targets() == std::vector<std::string>{"127.0.0.1:" + std::to_string(sim.port())});
   }
+}
+
+TEST_CASE("requests that hang time out each on its own deadline while others complete",
+          "[api][io]") {
+  net::io_context ioc;
+  const std::string hang = "0badc0de-0000-4000-8000-000000000000";
+  const std::string good = "224ecc46-291d-482b-993f-c8b508adb0da";
+  CannedServer server(ioc, [&](const std::string& head) {
+    if (head.find(hang) != std::string::npos) return CannedReply{{}, false, true};
+    return CannedReply{http_response(200, kItem)};
+  });
+  auto o = test_options(server.url());
+  o.http.timeout = 400ms;
+  o.backoff.max_attempts = 1;
+  auto client = make_client(ioc, o, token());
+  api::BindingsApi api(*client);
+  Timed first;
+  Timed second;
+  bool stop = false;
+  int ok = 0;
+  int failed = 0;
+  std::vector<net::awaitable<void>> tasks;
+  tasks.push_back(timed_get(&api, hang, 0ms, &first));
+  tasks.push_back(timed_get(&api, hang, 200ms, &second));  // its deadline comes 200 ms later
+  tasks.push_back(get_until(&api, good, &stop, &ok, &failed));
+  tasks.push_back(set_after(700ms, &stop));
+  run(ioc, when_all(std::move(tasks)));
+  for (const auto* t : {&first, &second}) {
+    REQUIRE(t->result);
+    REQUIRE_FALSE(*t->result);
+    CHECK(t->result->error().kind == ErrorKind::kTimeout);
+    // Neither closed early at the other's deadline, nor left waiting long after its own.
+    CHECK(t->took >= 400ms);
+    CHECK(t->took < 400ms + 1000ms);
+  }
+  CHECK(ok > 10);  // the others kept going meanwhile
+  CHECK(failed == 0);
+}
+
+TEST_CASE("a GET on a keep-alive connection the server has closed is re-sent on a new one",
+          "[api][io]") {
+  net::io_context ioc;
+  // Closes after every answer without saying so (no "Connection: close").
+  CannedServer server(ioc, [](const std::string&) {
+    return CannedReply{http_response(200, kItem), true};
+  });
+  auto client = make_client(ioc, test_options(server.url()), token());
+  api::BindingsApi api(*client);
+  for (int i = 0; i < 3; ++i) {
+    auto r = run(ioc, api.get("224ecc46-291d-482b-993f-c8b508adb0da"));
+    REQUIRE(r);
+  }
+  CHECK(server.requests() == 3);
+  CHECK(server.connections() == 3);
+  CHECK(client->stats().sent == 3);  // no retry at the client's level
+  CHECK(client->stats().retries == 0);
 }

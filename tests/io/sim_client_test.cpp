@@ -458,3 +458,26 @@ TEST_CASE("requests in flight never exceed the concurrency limit", "[api][io]") 
   CHECK(s.client->stats().max_in_flight == 3);
   CHECK(s.client->stats().connections_opened == 3);
 }
+
+TEST_CASE("a client with nothing in flight leaves its io_context without work", "[api][io]") {
+  // The timeouts of requests in flight share one timer; once none is in flight it must not
+  // keep io_context::run() going until it expires (here 60 s).
+  Sim sim({"--token", kToken, "--seed", "5"});
+  net::io_context ioc;
+  auto o = test_options(sim.url());
+  o.http.timeout = 60s;
+  auto client = make_client(ioc, o, api::make_static_token_provider(core::Secret(kToken)));
+  api::BindingsApi api(*client);
+  const auto all = list_everything(ioc, api);
+  REQUIRE(all.size() == 5);
+  int ok = 0;
+  std::vector<std::string> errors;
+  net::co_spawn(ioc, get_one(&api, all.front().id, &ok, &errors), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  const auto started = std::chrono::steady_clock::now();
+  ioc.run();
+  CHECK(std::chrono::steady_clock::now() - started < 10s);
+  CHECK(ok == 1);
+  CHECK(errors.empty());
+}

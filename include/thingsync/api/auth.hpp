@@ -24,6 +24,10 @@ class TokenProvider {
   /// A token to send now, fetched or re-read when needed. Errors: kConfig (unreadable file,
   /// refused credentials) is permanent; kTransport/kTimeout/kServer are worth a retry.
   virtual net::awaitable<core::Result<core::Secret, ApiError>> token() = 0;
+  /// The token token() would give now, when that needs no waiting (no fetch in flight or
+  /// due); nullptr: call token(). Saves a coroutine and a copy per request. The pointer is
+  /// valid until the next call of any method.
+  virtual const core::Secret* ready_token() { return nullptr; }
   /// The server answered 401 to `rejected`: the next token() must not return it again
   /// without checking (re-read the file, fetch a new token).
   virtual void invalidate(const core::Secret& rejected) = 0;

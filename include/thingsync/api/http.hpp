@@ -93,6 +93,9 @@ class HttpClient {
   /// One exchange, no retries, except that a GET/PUT/DELETE which fails on a reused keep-alive
   /// connection before any answer byte is re-sent once on a fresh connection.
   net::awaitable<core::Result<HttpResponse, HttpFailure>> send(HttpRequest request);
+  /// send() without copying the request: `request` must outlive the returned awaitable (the
+  /// caller co_awaits it at once). ApiClient uses it to keep one request for all its attempts.
+  net::awaitable<core::Result<HttpResponse, HttpFailure>> send_borrowed(const HttpRequest& request);
 
   /// Closes idle connections and aborts the ones in use (their sends fail with kCancelled).
   void shutdown();

@@ -38,6 +38,8 @@ std::optional<Url> resolve_reference(const Url& base, std::string_view reference
 
 /// "a b&c" -> "a%20b%26c": percent-encodes all but RFC 3986 unreserved characters.
 std::string url_encode(std::string_view s);
+/// url_encode() appended to `out`.
+void url_encode_to(std::string& out, std::string_view s);
 
 /// True when `host` matches a NO_PROXY list ("localhost,.example.com,10.0.0.1,*").
 bool no_proxy_matches(std::string_view no_proxy, std::string_view host);
