@@ -2,7 +2,16 @@
 
 #include <utility>  // before Asio: Boost 1.74 forgets it
 
+#include <malloc.h>
+
+#include <algorithm>
+#include <array>
 #include <csignal>
+#include <cstring>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -50,59 +59,246 @@ auto log_crash(const char* what) {
   };
 }
 
-// The remote bindings as last seen, by binding id and by device.
+// A binding id in 16 bytes. Ids are lower-case UUIDs; any other spelling is kept as text.
+using PackedId = std::array<std::uint8_t, 16>;
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+std::optional<PackedId> pack_id(std::string_view s) {
+  if (s.size() != 36) return std::nullopt;
+  PackedId out{};
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < 36; ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return std::nullopt;
+      continue;
+    }
+    const int hi = hex_digit(s[i]);
+    const int lo = hex_digit(s[++i]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[n++] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::string unpack_id(const PackedId& id) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kDigits[id[i] >> 4]);
+    out.push_back(kDigits[id[i] & 15]);
+  }
+  return out;
+}
+
+// The remote bindings as last seen. Compact, because the daemon holds them all the time: a
+// record of 40 bytes (packed id, times, where its device's canonical form is in one shared
+// string), an open-addressing index of 4-byte slots, and the device's characters: about 80
+// bytes a binding instead of ~500 as std::string-keyed maps. Bindings whose id is not a
+// lower-case UUID (never seen from the API, but possible) are kept as they are.
 class ObservedSet {
  public:
-  std::size_t size() const { return by_id_.size(); }
-  const core::RemoteBinding* find(const std::string& id) const {
-    const auto it = by_id_.find(id);
-    return it == by_id_.end() ? nullptr : &it->second;
+  std::size_t size() const { return recs_.size() + odd_.size(); }
+
+  void reserve(std::size_t n) {
+    recs_.reserve(n);
+    rehash(n);
   }
-  void put(core::RemoteBinding b) {
-    if (auto it = by_id_.find(b.id); it != by_id_.end()) unlink(it->second);
-    by_device_[b.device.canonical()].push_back(b.id);
-    const std::string id = b.id;
-    by_id_.insert_or_assign(id, std::move(b));
+
+  // Gives back what growing by doubling left unused (up to half of it).
+  void shrink_to_fit() {
+    recs_.shrink_to_fit();
+    devices_.shrink_to_fit();
   }
-  void erase(const std::string& id) {
-    if (auto it = by_id_.find(id); it != by_id_.end()) {
-      unlink(it->second);
-      by_id_.erase(it);
+
+  // True when `b` is held with the same device and modifiedAt: nothing new.
+  bool holds_same(const core::RemoteBinding& b) const {
+    if (const auto id = pack_id(b.id)) {
+      const std::uint32_t r = slots_.empty() ? kEmpty : slots_[slot_of(*id)];
+      return r != kEmpty && recs_[r].modified_at_ms == b.modified_at_ms &&
+             device_of(recs_[r]) == b.device.canonical();
+    }
+    const auto it = odd_.find(b.id);
+    return it != odd_.end() && it->second.modified_at_ms == b.modified_at_ms &&
+           it->second.device == b.device;
+  }
+
+  bool contains(const std::string& id) const {
+    if (const auto p = pack_id(id)) return !slots_.empty() && slots_[slot_of(*p)] != kEmpty;
+    return odd_.contains(id);
+  }
+
+  void put(const core::RemoteBinding& b) {
+    const auto id = pack_id(b.id);
+    const auto& device = b.device.canonical();
+    if (!id || device.size() > 255) {
+      odd_.insert_or_assign(b.id, b);
+      return;
+    }
+    if ((recs_.size() + 1) * 2 > slots_.size()) rehash(recs_.size() + 1);
+    const std::size_t s = slot_of(*id);
+    if (slots_[s] == kEmpty) {
+      slots_[s] = static_cast<std::uint32_t>(recs_.size());
+      recs_.push_back({*id, b.created_at_ms, b.modified_at_ms, store_device(device),
+                       static_cast<std::uint8_t>(device.size())});
+      return;
+    }
+    Rec& r = recs_[slots_[s]];
+    r.created_at_ms = b.created_at_ms;
+    r.modified_at_ms = b.modified_at_ms;
+    if (device_of(r) != device) {
+      garbage_ += r.device_size;
+      r.device_at = store_device(device);
+      r.device_size = static_cast<std::uint8_t>(device.size());
+      maybe_compact();
     }
   }
-  void clear() {
-    by_id_.clear();
-    by_device_.clear();
+
+  void erase(const std::string& id) {
+    const auto p = pack_id(id);
+    if (!p) {
+      odd_.erase(id);
+      return;
+    }
+    if (slots_.empty()) return;
+    std::size_t hole = slot_of(*p);
+    const std::uint32_t r = slots_[hole];
+    if (r == kEmpty) return;
+    // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t j = (hole + 1) & mask; slots_[j] != kEmpty; j = (j + 1) & mask) {
+      const std::size_t home = hash(recs_[slots_[j]].id) & mask;
+      const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+      if (stays) continue;
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+    slots_[hole] = kEmpty;
+    garbage_ += recs_[r].device_size;
+    const std::uint32_t last = static_cast<std::uint32_t>(recs_.size() - 1);
+    if (r != last) {
+      recs_[r] = recs_[last];
+      slots_[slot_of(recs_[r].id)] = r;
+    }
+    recs_.pop_back();
+    maybe_compact();
   }
+
+  // Everything, as the plan takes it (a transient copy: a full pass only).
   std::vector<core::RemoteBinding> all() const {
     std::vector<core::RemoteBinding> out;
-    out.reserve(by_id_.size());
-    for (const auto& [id, b] : by_id_) out.push_back(b);
+    out.reserve(size());
+    for (const auto& r : recs_) out.push_back(expand(r));
+    for (const auto& [id, b] : odd_) out.push_back(b);
     return out;
   }
-  std::vector<core::RemoteBinding> of_device(const core::DeviceId& d) const {
+
+  // The bindings of some devices (sorted, each once): one scan.
+  std::vector<core::RemoteBinding> of_devices(const std::vector<core::DeviceId>& devices) const {
+    std::vector<std::string_view> wanted;
+    wanted.reserve(devices.size());
+    for (const auto& d : devices) wanted.push_back(d.canonical());
     std::vector<core::RemoteBinding> out;
-    if (auto it = by_device_.find(d.canonical()); it != by_device_.end()) {
-      for (const auto& id : it->second) out.push_back(by_id_.at(id));
+    if (wanted.empty()) return out;
+    for (const auto& r : recs_) {
+      if (std::binary_search(wanted.begin(), wanted.end(), device_of(r))) out.push_back(expand(r));
+    }
+    for (const auto& [id, b] : odd_) {
+      if (std::binary_search(wanted.begin(), wanted.end(), std::string_view(b.device.canonical()))) {
+        out.push_back(b);
+      }
     }
     return out;
   }
+
   std::vector<std::string> ids() const {
     std::vector<std::string> out;
-    out.reserve(by_id_.size());
-    for (const auto& [id, b] : by_id_) out.push_back(id);
+    out.reserve(size());
+    for (const auto& r : recs_) out.push_back(unpack_id(r.id));
+    for (const auto& [id, b] : odd_) out.push_back(id);
     return out;
   }
 
  private:
-  void unlink(const core::RemoteBinding& b) {
-    auto it = by_device_.find(b.device.canonical());
-    if (it == by_device_.end()) return;
-    std::erase(it->second, b.id);
-    if (it->second.empty()) by_device_.erase(it);
+  struct Rec {
+    PackedId id;
+    std::int64_t created_at_ms;
+    std::int64_t modified_at_ms;
+    std::uint32_t device_at;  // the canonical device ID: devices_[device_at, + device_size)
+    std::uint8_t device_size;
+  };
+  static constexpr std::uint32_t kEmpty = 0xffffffffu;
+
+  static std::size_t hash(const PackedId& id) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, id.data(), 8);
+    std::memcpy(&b, id.data() + 8, 8);
+    std::uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull);
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return static_cast<std::size_t>(h);
   }
-  std::unordered_map<std::string, core::RemoteBinding> by_id_;
-  std::unordered_map<std::string, std::vector<std::string>> by_device_;
+
+  // The slot that holds `id`, or the empty slot where it would go.
+  std::size_t slot_of(const PackedId& id) const {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = hash(id) & mask;
+    while (slots_[i] != kEmpty && recs_[slots_[i]].id != id) i = (i + 1) & mask;
+    return i;
+  }
+
+  // Room for `n` records at a load of at most one half.
+  void rehash(std::size_t n) {
+    std::size_t cap = 16;
+    while (cap < n * 2) cap *= 2;
+    if (cap <= slots_.size()) return;
+    slots_.assign(cap, kEmpty);
+    for (std::uint32_t r = 0; r < recs_.size(); ++r) slots_[slot_of(recs_[r].id)] = r;
+  }
+
+  std::string_view device_of(const Rec& r) const {
+    return std::string_view(devices_).substr(r.device_at, r.device_size);
+  }
+
+  std::uint32_t store_device(std::string_view canonical) {
+    const auto at = static_cast<std::uint32_t>(devices_.size());
+    devices_.append(canonical);
+    return at;
+  }
+
+  // Drops the characters of replaced and erased devices once they are most of the string.
+  void maybe_compact() {
+    if (garbage_ < (1u << 16) || garbage_ * 2 < devices_.size()) return;
+    std::string fresh;
+    fresh.reserve(devices_.size() - garbage_);
+    for (auto& r : recs_) {
+      const auto d = device_of(r);
+      r.device_at = static_cast<std::uint32_t>(fresh.size());
+      fresh.append(d);
+    }
+    devices_ = std::move(fresh);
+    garbage_ = 0;
+  }
+
+  core::RemoteBinding expand(const Rec& r) const {
+    auto device = core::DeviceId::parse(device_of(r));  // a canonical form always parses
+    if (!device) throw std::logic_error("observed set: unparseable canonical device ID");
+    return {unpack_id(r.id), std::move(*device), r.created_at_ms, r.modified_at_ms};
+  }
+
+  std::vector<Rec> recs_;
+  std::vector<std::uint32_t> slots_;  // indexes into recs_, or kEmpty; a power of two
+  std::string devices_;
+  std::size_t garbage_ = 0;
+  std::unordered_map<std::string, core::RemoteBinding> odd_;
 };
 
 class Daemon {
@@ -229,7 +425,7 @@ class Daemon {
       ready_ = true;
       notifier_.ready();
       update_status();
-      log_->info("ready: desired={} observed={}", prepared_.bindings.size(), observed_.size());
+      log_->info("ready: desired={} observed={}", desired_.bindings.size(), observed_.size());
     }
 
     while (!stopping_) {
@@ -291,47 +487,66 @@ class Daemon {
 
   // ---- observe --------------------------------------------------------------------------
 
-  // Replaces the observed state with a full list. False (and nothing replaced) on failure.
+  // Replaces the observed state with a full list, page by page into a fresh set (only the
+  // compact form is ever held). False (and nothing replaced) on failure.
   net::awaitable<bool> full_list() {
-    auto list = co_await session_->bindings().list_all(session_->scope_query());
-    if (!list) {
-      set_error("full list failed: " + list.error().to_string());
+    const auto mark = watch_mark();
+    ObservedSet fresh;
+    fresh.reserve(observed_.size());
+    bool changed = !first_list_done_;
+    std::int64_t newest = watermark_ms_;
+    auto pages = co_await session_->bindings().list_pages(
+        session_->scope_query(), [&](const api::Page& page) {
+          for (const auto& b : page.items) {
+            newest = std::max(newest, b.modified_at_ms);
+            changed = changed || !observed_.holds_same(b);
+            fresh.put(b);
+          }
+        });
+    if (!pages) {
+      set_error("full list failed: " + pages.error().to_string());
       last_list_ok_ = false;
       co_return false;
     }
-    bool changed = list->bindings.size() != observed_.size() || !first_list_done_;
-    for (const auto& b : list->bindings) {
-      watermark_ms_ = std::max(watermark_ms_, b.modified_at_ms);
-      const auto* old = observed_.find(b.id);
-      changed = changed || !old || old->modified_at_ms != b.modified_at_ms || old->device != b.device;
-    }
-    observed_.clear();
-    for (auto& b : list->bindings) observed_.put(std::move(b));
+    changed = changed || fresh.size() != observed_.size();
+    saw_modified(newest);
+    fresh.shrink_to_fit();
+    std::swap(observed_, fresh);
+    fresh = ObservedSet{};
     first_list_done_ = true;
     last_list_ok_ = true;
+    watched_through(mark);
     metrics_.set_observed(observed_.size());
     state_->retain_only(observed_.ids());
-    log_->debug("full list: {} bindings in {} pages", observed_.size(), list->pages);
+    log_->debug("full list: {} bindings in {} pages", observed_.size(), *pages);
+    release_memory();
     co_return changed;
   }
 
-  // modifiedSince poll from the watermark minus the overlap. True when something changed.
+  // modifiedSince poll. True when something changed. Nothing here is O(fleet): a poll that
+  // brings nothing new costs one request and no plan, and the bindings it re-reads are
+  // compared page by page, never collected. All or nothing, like a full list: what it found
+  // changed is applied only once every page has come.
   net::awaitable<bool> poll() {
+    const auto mark = watch_mark();
     auto q = session_->scope_query();
-    q.modified_since_ms = watermark_ms_ - config_.sync.modified_since_overlap.count();
-    auto list = co_await session_->bindings().list_all(q);
-    if (!list) {
-      set_error("poll failed: " + list.error().to_string());
+    q.modified_since_ms = modified_since();
+    std::vector<core::RemoteBinding> found;
+    std::int64_t newest = watermark_ms_;
+    auto pages = co_await session_->bindings().list_pages(q, [&](const api::Page& page) {
+      for (const auto& b : page.items) {
+        newest = std::max(newest, b.modified_at_ms);
+        // Seen already: the overlap re-reads recent changes, ours included.
+        if (!observed_.holds_same(b)) found.push_back(b);
+      }
+    });
+    if (!pages) {
+      set_error("poll failed: " + pages.error().to_string());
       co_return false;
     }
-    bool changed = false;
-    for (auto& b : list->bindings) {
-      watermark_ms_ = std::max(watermark_ms_, b.modified_at_ms);
-      const auto* old = observed_.find(b.id);
-      if (old && old->modified_at_ms == b.modified_at_ms && old->device == b.device) {
-        continue;  // seen already (the overlap re-reads recent changes)
-      }
-      if (old) {
+    saw_modified(newest);
+    for (const auto& b : found) {
+      if (observed_.contains(b.id)) {
         // Someone else changed this binding (our own writes are in observed_ with the
         // modifiedAt their answers gave): its password may not be ours any more, and the API
         // cannot tell us. Forget the fingerprint so that the desired password is put again.
@@ -339,13 +554,52 @@ class Daemon {
                    b.device.canonical(), b.id);
         state_->forget(b.id);
       }
-      changed = true;
-      observed_.put(std::move(b));
+      observed_.put(b);
     }
+    const bool changed = !found.empty();
+    watched_through(mark);
     if (changed) metrics_.set_observed(observed_.size());
     if (!changed && last_pass_ok_) metrics_.mark_converged(static_cast<double>(unix_ms()) / 1000.0);
     co_return changed;
   }
+
+  // The modifiedSince of the next poll. A change can become visible to a list a little after
+  // bindings with a newer modifiedAt (clocks of several servers, commit delays): so a poll
+  // re-reads `overlap` before the newest modifiedAt seen (the watermark), as the original
+  // rule says. But it need not go below a point up to which everything is known to be seen
+  // (`closed_ms_`): once a poll or list that started `overlap` after the watermark was seen
+  // has completed, every change stamped up to that watermark had become visible to it. So a
+  // fleet where nothing changes costs one request a poll, and our own writes do not make
+  // every poll re-read the last minute of changes (which, right after a fleet converged,
+  // is all of it).
+  std::int64_t modified_since() const {
+    return std::max(closed_ms_, watermark_ms_ - config_.sync.modified_since_overlap.count());
+  }
+
+  struct WatchMark {
+    Clock::time_point started;
+    std::int64_t watermark_ms;
+    Clock::time_point watermark_seen;
+  };
+  WatchMark watch_mark() const { return {Clock::now(), watermark_ms_, watermark_seen_}; }
+
+  // A modifiedAt seen in a list or in the answer to our own write.
+  void saw_modified(std::int64_t ms) {
+    if (ms <= watermark_ms_) return;
+    watermark_ms_ = ms;
+    watermark_seen_ = Clock::now();
+  }
+
+  // A poll or full list that started at `mark` has completed.
+  void watched_through(const WatchMark& mark) {
+    if (mark.started >= mark.watermark_seen + config_.sync.modified_since_overlap) {
+      closed_ms_ = std::max(closed_ms_, mark.watermark_ms);
+    }
+  }
+
+  // Gives the memory of a pass's transient copies back to the system: the daemon idles for
+  // most of its life, and its resident size is what a fleet's host budgets for.
+  static void release_memory() { ::malloc_trim(0); }
 
   // ---- desired --------------------------------------------------------------------------
 
@@ -367,16 +621,30 @@ class Daemon {
         ++warnings;
       }
     }
-    PreparedDesired prepared;
+    // The loader says what changed since its previous result, whether or not that one came
+    // into force: the devices of loads that failed stay affected until a load succeeds.
+    const bool all = r.full || full || unapplied_all_;
+    if (!all && !unapplied_.empty()) {
+      std::vector<core::DeviceId> merged;
+      merged.reserve(r.affected.size() + unapplied_.size());
+      std::set_union(r.affected.begin(), r.affected.end(), unapplied_.begin(), unapplied_.end(),
+                     std::back_inserter(merged));
+      r.affected = std::move(merged);
+    }
+    DesiredFingerprints prepared;
     if (r.result.ok()) {
-      prepared = (r.full || full || !loaded_once_)
-                     ? prepare_desired(r.result.state, state_->salt(), config::process_env())
-                     : prepare_desired_incremental(r.result.state, prepared_, r.affected,
+      if (all) {
+        prepared = fingerprint_desired(r.result.state, state_->salt(), config::process_env());
+      } else {
+        prepared = fingerprint_desired_incremental(r.result.state, desired_, fps_, r.affected,
                                                    state_->salt(), config::process_env());
+      }
     }
     if (!r.result.ok() || !prepared.ok()) {
       for (const auto& d : prepared.diagnostics) log_->error("{}", d.to_string());
       loader_.recycle(std::move(r.result.state));
+      unapplied_all_ = all;
+      unapplied_ = all ? std::vector<core::DeviceId>{} : std::move(r.affected);
       metrics_.desired_state_load_error();
       last_load_ok_ = false;
       set_error("desired state does not load; the last good one stays in force");
@@ -384,12 +652,14 @@ class Daemon {
     }
     std::swap(desired_, r.result.state);
     loader_.recycle(std::move(r.result.state));
-    prepared_ = std::move(prepared);
-    affected_all_ = r.full || full;
+    fps_ = std::move(prepared.fps);
+    unapplied_all_ = false;
+    unapplied_.clear();
+    affected_all_ = all;
     affected_ = std::move(r.affected);
     loaded_once_ = true;
     last_load_ok_ = true;
-    metrics_.set_desired(prepared_.bindings.size());
+    metrics_.set_desired(desired_.bindings.size());
     const auto commit = sys::git_head_commit(config_.desired_state_path);
     metrics_.set_desired_commit(commit.value_or(""));
     log_->info("desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
@@ -402,10 +672,22 @@ class Daemon {
 
   // ---- reconcile ------------------------------------------------------------------------
 
+  // A pass over the whole fleet, then its copies' memory back to the system.
   net::awaitable<void> reconcile() {
+    co_await full_pass();
+    release_memory();
+  }
+
+  net::awaitable<void> full_pass() {
     const auto start = Clock::now();
-    const auto plan = core::make_plan(prepared_.bindings, observed_.all(), state_->applied(),
-                                      {config_.sync.prune, config_.sync.max_deletes});
+    // The plan's inputs are copies made for this pass only; the daemon keeps compact forms.
+    const PreparedDesired prepared = with_fingerprints(desired_, fps_);
+    core::Plan plan;
+    {
+      const auto observed = observed_.all();
+      plan = core::make_plan(prepared.bindings, observed, state_->applied(),
+                             {config_.sync.prune, config_.sync.max_deletes});
+    }
     std::size_t blocked_guard = 0;
     for (const auto& b : plan.blocked) blocked_guard += b.reason == core::BlockReason::kMaxDeletes;
     metrics_.set_drift(plan.creates.size(), plan.updates.size(),
@@ -424,7 +706,7 @@ class Daemon {
       log_->info("drift (observe mode, nothing written): {}", plan_summary(plan));
     } else {
       log_->info("reconciling: {}", plan_summary(plan));
-      auto report = co_await execute(plan);
+      auto report = co_await execute(plan, desired_, prepared);
       metrics_.set_observed(observed_.size());
       ok = report.failed == 0 && report.state_error.empty();
       drift_ = report.failed;
@@ -450,52 +732,60 @@ class Daemon {
     update_status();
   }
 
-  net::awaitable<ExecReport> execute(const core::Plan& plan) {
+  net::awaitable<ExecReport> execute(const core::Plan& plan, const config::DesiredState& desired,
+                                     const PreparedDesired& prepared) {
     ExecOptions eo;
     eo.concurrency = config_.sync.concurrency;
     eo.metrics = &metrics_;
     eo.stop = &stopping_;
-    auto report = co_await execute_plan(plan, desired_, prepared_, *state_, session_->bindings(),
+    auto report = co_await execute_plan(plan, desired, prepared, *state_, session_->bindings(),
                                         std::move(eo));
     // Our own writes, with the modifiedAt their answers gave, so that the next poll does not
     // take them for someone else's.
-    for (auto& b : report.written_bindings) {
-      watermark_ms_ = std::max(watermark_ms_, b.modified_at_ms);
-      observed_.put(std::move(b));
+    for (const auto& b : report.written_bindings) {
+      saw_modified(b.modified_at_ms);
+      observed_.put(b);
     }
     for (const auto& id : report.deleted_ids) observed_.erase(id);
     co_return report;
   }
 
-  // A pass over some devices only (those of the files a reload changed).
+  // A pass over some devices only (those of the files a reload changed): its inputs, and the
+  // desired state the executor reads, hold those devices only, so that its cost does not
+  // grow with the fleet (but for one scan of the observed set).
   net::awaitable<void> reconcile_devices(const std::vector<core::DeviceId>& devices) {
-    std::vector<core::DesiredBinding> desired;
-    std::vector<core::RemoteBinding> observed;
-    std::vector<core::AppliedBinding> applied;
+    config::DesiredState desired;
+    desired.files = desired_.files;
+    desired.sources = desired_.sources;
+    PreparedDesired prepared;
     for (const auto& d : devices) {
       const auto it = std::lower_bound(
           desired_.bindings.begin(), desired_.bindings.end(), d,
           [](const config::DesiredEntry& e, const core::DeviceId& x) { return e.device < x; });
       if (it != desired_.bindings.end() && it->device == d) {
-        desired.push_back(prepared_.bindings[static_cast<std::size_t>(it - desired_.bindings.begin())]);
+        const auto i = static_cast<std::size_t>(it - desired_.bindings.begin());
+        prepared.bindings.push_back(
+            {d, fps_[i], static_cast<std::uint32_t>(desired.bindings.size())});
+        desired.bindings.push_back(*it);
       }
-      for (auto& b : observed_.of_device(d)) {
-        if (auto a = state_->find(b.id)) applied.push_back(std::move(*a));
-        observed.push_back(std::move(b));
-      }
+    }
+    auto observed = observed_.of_devices(devices);
+    std::vector<core::AppliedBinding> applied;
+    for (const auto& b : observed) {
+      if (auto a = state_->find(b.id)) applied.push_back(std::move(*a));
     }
     // The delete guard still counts against the whole fleet.
     core::SyncPolicy policy{config_.sync.prune,
                             {core::DeleteLimit::Kind::kCount,
                              static_cast<double>(config_.sync.max_deletes.resolve(observed_.size()))}};
-    const auto plan = core::make_plan(desired, observed, applied, policy);
+    const auto plan = core::make_plan(prepared.bindings, observed, applied, policy);
     if (plan.empty()) co_return;
     if (observe_only_) {
       log_->info("drift (observe mode, nothing written): {}", plan_summary(plan));
       co_return;
     }
     log_->info("reconciling changed devices: {}", plan_summary(plan));
-    const auto report = co_await execute(plan);
+    const auto report = co_await execute(plan, desired, prepared);
     log_->info("reconciled changed devices: {} created, {} updated, {} deleted, {} failed",
                report.created, report.updated, report.deleted, report.failed);
   }
@@ -514,7 +804,7 @@ class Daemon {
   }
 
   void update_status() {
-    std::string s = "desired=" + std::to_string(prepared_.bindings.size()) +
+    std::string s = "desired=" + std::to_string(desired_.bindings.size()) +
                     " observed=" + std::to_string(observed_.size()) +
                     " drift=" + std::to_string(drift_);
     if (observe_only_) s += " mode=observe";
@@ -551,13 +841,17 @@ class Daemon {
   std::unique_ptr<sys::TreeWatcher> watcher_;
 
   config::DesiredState desired_;
-  PreparedDesired prepared_;
+  std::vector<core::Fingerprint> fps_;  // of desired_.bindings, in its order
   config::DesiredStateLoader loader_;
   ObservedSet observed_;
   std::vector<core::DeviceId> affected_;
   bool affected_all_ = true;
+  std::vector<core::DeviceId> unapplied_;  // affected by loads that failed (reload_desired)
+  bool unapplied_all_ = false;
   bool loaded_once_ = false;
-  std::int64_t watermark_ms_ = 0;
+  std::int64_t watermark_ms_ = 0;        // newest modifiedAt seen
+  Clock::time_point watermark_seen_{};  // when it was first seen
+  std::int64_t closed_ms_ = 0;          // every change stamped up to here seen (modified_since)
 
   std::optional<Clock::time_point> reload_at_;
   std::unordered_set<std::string> changed_;

@@ -7,12 +7,25 @@
 #include "thingsync/core/password.hpp"
 
 namespace thingsync::engine {
+namespace {
 
-PreparedDesired prepare_desired(const config::DesiredState& state, std::string_view salt,
-                                const config::EnvLookup& env, unsigned threads) {
-  PreparedDesired out;
+// One broken source shared by many bindings is one message, not a million.
+void sort_and_dedupe(core::Diagnostics& diagnostics) {
+  core::sort_diagnostics(diagnostics);
+  diagnostics.erase(std::unique(diagnostics.begin(), diagnostics.end(),
+                                [](const auto& a, const auto& b) {
+                                  return a.message == b.message && a.file == b.file;
+                                }),
+                    diagnostics.end());
+}
+
+}  // namespace
+
+DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
+                                        const config::EnvLookup& env, unsigned threads) {
+  DesiredFingerprints out;
   const std::size_t n = state.bindings.size();
-  out.bindings.resize(n, core::DesiredBinding{*core::DeviceId::parse("imei:000000000000000"), {}, 0});
+  out.fps.resize(n);
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, n / 4096 + 1)));
 
@@ -24,15 +37,12 @@ PreparedDesired prepare_desired(const config::DesiredState& state, std::string_v
     const std::size_t end = n * (t + 1) / threads;
     for (std::size_t i = begin; i < end; ++i) {
       const auto& e = state.bindings[i];
-      auto& b = out.bindings[i];
-      b.device = e.device;
-      b.index = static_cast<std::uint32_t>(i);
       auto pw = resolver.resolve(e);
       if (!pw) {
         diags[t].push_back(pw.error());
         continue;
       }
-      b.password_fp = fingerprint(e.device, pw.value());
+      out.fps[i] = fingerprint(e.device, pw.value());
     }
   };
   std::vector<std::thread> pool;
@@ -43,43 +53,58 @@ PreparedDesired prepare_desired(const config::DesiredState& state, std::string_v
     out.diagnostics.insert(out.diagnostics.end(), std::make_move_iterator(d.begin()),
                            std::make_move_iterator(d.end()));
   }
-  // One broken source shared by many bindings is one message, not a million.
-  core::sort_diagnostics(out.diagnostics);
-  out.diagnostics.erase(
-      std::unique(out.diagnostics.begin(), out.diagnostics.end(),
-                  [](const auto& a, const auto& b) { return a.message == b.message && a.file == b.file; }),
-      out.diagnostics.end());
+  sort_and_dedupe(out.diagnostics);
   return out;
 }
 
-PreparedDesired prepare_desired_incremental(const config::DesiredState& state,
-                                            const PreparedDesired& previous,
-                                            const std::vector<core::DeviceId>& affected,
-                                            std::string_view salt, const config::EnvLookup& env) {
+PreparedDesired with_fingerprints(const config::DesiredState& state,
+                                  const std::vector<core::Fingerprint>& fps) {
   PreparedDesired out;
   out.bindings.reserve(state.bindings.size());
+  for (std::size_t i = 0; i < state.bindings.size(); ++i) {
+    out.bindings.push_back({state.bindings[i].device, fps[i], static_cast<std::uint32_t>(i)});
+  }
+  return out;
+}
+
+PreparedDesired prepare_desired(const config::DesiredState& state, std::string_view salt,
+                                const config::EnvLookup& env, unsigned threads) {
+  auto fps = fingerprint_desired(state, salt, env, threads);
+  PreparedDesired out = with_fingerprints(state, fps.fps);
+  out.diagnostics = std::move(fps.diagnostics);
+  return out;
+}
+
+DesiredFingerprints fingerprint_desired_incremental(const config::DesiredState& state,
+                                                    const config::DesiredState& previous,
+                                                    const std::vector<core::Fingerprint>& previous_fps,
+                                                    const std::vector<core::DeviceId>& affected,
+                                                    std::string_view salt,
+                                                    const config::EnvLookup& env) {
+  DesiredFingerprints out;
+  out.fps.resize(state.bindings.size());
   config::PasswordResolver resolver(state, env);
   core::Fingerprinter fingerprint(salt);
-  std::size_t p = 0;  // walks previous.bindings
+  const auto& before = previous.bindings;
+  std::size_t p = 0;  // walks previous
   std::size_t a = 0;  // walks affected
   for (std::size_t i = 0; i < state.bindings.size(); ++i) {
     const auto& e = state.bindings[i];
     while (a < affected.size() && affected[a] < e.device) ++a;
-    while (p < previous.bindings.size() && previous.bindings[p].device < e.device) ++p;
-    core::DesiredBinding b{e.device, {}, static_cast<std::uint32_t>(i)};
+    while (p < before.size() && before[p].device < e.device) ++p;
     const bool is_affected = a < affected.size() && affected[a] == e.device;
-    if (!is_affected && p < previous.bindings.size() && previous.bindings[p].device == e.device) {
-      b.password_fp = previous.bindings[p].password_fp;
-    } else {
-      auto pw = resolver.resolve(e);
-      if (!pw) {
-        out.diagnostics.push_back(pw.error());
-      } else {
-        b.password_fp = fingerprint(e.device, pw.value());
-      }
+    if (!is_affected && p < before.size() && before[p].device == e.device) {
+      out.fps[i] = previous_fps[p];
+      continue;
     }
-    out.bindings.push_back(std::move(b));
+    auto pw = resolver.resolve(e);
+    if (!pw) {
+      out.diagnostics.push_back(pw.error());
+    } else {
+      out.fps[i] = fingerprint(e.device, pw.value());
+    }
   }
+  sort_and_dedupe(out.diagnostics);
   return out;
 }
 

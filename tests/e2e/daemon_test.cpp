@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 #include "fleet.hpp"
@@ -144,6 +146,104 @@ TEST_CASE("a desired-state edit is applied within 2 s without SIGHUP", "[e2e][da
   CHECK(took < std::chrono::seconds(2));
 }
 
+TEST_CASE("a password edit in one file is put by a pass over that file's devices only",
+          "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  const auto devices = imeis(1, 30);
+  fleet.set_desired(std::vector<std::string>(devices.begin(), devices.begin() + 10));
+  // A second file, edited below in place (a rename of the whole tree would reload it all).
+  auto second = [&](const std::string& literal_for_21) {
+    std::string y = "defaults:\n  password:\n    derive:\n      keyFile: ../fleet-key\nbindings:\n";
+    for (std::size_t i = 10; i < devices.size(); ++i) {
+      y += "  - deviceId: \"" + devices[i] + "\"\n";
+      if (i == 20 && !literal_for_21.empty()) {
+        y += "    password:\n      value: \"" + literal_for_21 + "\"\n";
+      }
+    }
+    write_file(fleet.desired_dir() / "second.yaml", y);
+  };
+  second("");
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  REQUIRE(passwords(sim).size() == 30);
+  reset_counters(sim);
+
+  const std::string changed = "Second-File-Password-0123456789.";
+  second(changed);
+  REQUIRE(eventually([&] { return passwords(sim).at(devices[20]) == changed; },
+                     std::chrono::seconds(5)));
+  CHECK(d.proc().wait_for_output("reconciling changed devices: ", std::chrono::seconds(1)));
+  CHECK(d.proc().wait_for_output("(1 files parsed, 20 devices affected)", std::chrono::seconds(1)));
+  // The full pass after it finds nothing left to do; every other device keeps its password.
+  REQUIRE(eventually([&] { return d.metric("thingsync_drift_bindings{action=\"update\"}") == 0; },
+                     std::chrono::seconds(5)));
+  CHECK(writes(sim) == 1);
+  const auto now = passwords(sim);
+  for (const auto& dev : devices) {
+    if (dev != devices[20]) CHECK(now.at(dev) == fleet.derived(dev));
+  }
+
+  // And back: the derived password is put again, by the same path.
+  second("");
+  REQUIRE(eventually([&] { return passwords(sim).at(devices[20]) == fleet.derived(devices[20]); },
+                     std::chrono::seconds(5)));
+}
+
+TEST_CASE("once the overlap has passed, a poll of a quiet fleet is one request and still sees a change",
+          "[e2e][daemon]") {
+  TempDir logdir("thingsync-e2e-requests");
+  const auto log_path = logdir / "requests.log";
+  Sim sim({"--request-log", log_path.string()});
+  // More bindings than fit a page (1,000): re-reading all of them would take two requests.
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 100ms\n  fullResyncInterval: 1h\n"
+                                  "  modifiedSinceOverlap: 2s\n"});
+  const auto devices = imeis(1, 1200);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(60)));
+
+  // The sim's request log: the list requests since the daemon was ready.
+  auto list_queries = [&] {
+    std::vector<std::string> out;
+    std::istringstream in(read_file(log_path));
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["method"] == "GET" && j["path"] == "/mqtt/bindings") out.push_back(j["query"]);
+    }
+    return out;
+  };
+  // Within the overlap each poll re-reads the 1,200 bindings just created (two pages); once
+  // it has passed, polls start at the newest change: eight polls in a row of one request.
+  const bool quiet = eventually(
+      [&] {
+        const auto q = list_queries();
+        if (q.size() < 8) return false;
+        return std::all_of(q.end() - 8, q.end(), [](const std::string& s) {
+          return s.find("modifiedSince=") != std::string::npos &&
+                 s.find("cursor=") == std::string::npos;
+        });
+      },
+      std::chrono::seconds(10));
+  REQUIRE(quiet);
+  const auto before = list_queries();
+  // Polls re-read two pages before that (within the overlap window).
+  CHECK(std::any_of(before.begin(), before.end(),
+                    [](const std::string& s) { return s.find("cursor=") != std::string::npos; }));
+
+  // A change made now is newer than everything seen: the next poll brings it.
+  const auto all = sim.admin("GET", "/_sim/bindings").json();
+  const std::string id = all["items"][7]["id"];
+  const std::string device = all["items"][7]["deviceId"];
+  REQUIRE(sim.admin("PUT", "/_sim/bindings/" + id,
+                    {{"deviceId", device}, {"password", "Someone-Elses-Password-123"}})
+              .status == 200);
+  REQUIRE(eventually([&] { return passwords(sim).at(device) == fleet.derived(device); },
+                     std::chrono::seconds(5)));
+  CHECK(d.proc().wait_for_output("changed outside thingsync", std::chrono::seconds(1)));
+  CHECK(list_queries().size() > before.size());
+}
+
 TEST_CASE("a broken desired-state file changes nothing, counts an error, and a fix recovers",
           "[e2e][daemon]") {
   Sim sim;
@@ -166,6 +266,41 @@ TEST_CASE("a broken desired-state file changes nothing, counts an error, and a f
   fleet.set_desired(std::vector<std::string>(devices.begin() + 1, devices.end()));
   REQUIRE(eventually([&] { return d.ready() && passwords(sim).size() == 5; },
                      std::chrono::seconds(5)));
+}
+
+TEST_CASE("an edit made while another file is broken is applied once that file is fixed",
+          "[e2e][daemon]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  const auto devices = imeis(1, 10);
+  auto file = [&](std::size_t first, const std::string& literal_for_first) {
+    std::string y = "defaults:\n  password:\n    derive:\n      keyFile: ../fleet-key\nbindings:\n";
+    for (std::size_t i = first; i < first + 5; ++i) {
+      y += "  - deviceId: \"" + devices[i] + "\"\n";
+      if (i == first && !literal_for_first.empty()) {
+        y += "    password:\n      value: \"" + literal_for_first + "\"\n";
+      }
+    }
+    return y;
+  };
+  write_file(fleet.desired_dir() / "a.yaml", file(0, ""));
+  write_file(fleet.desired_dir() / "b.yaml", file(5, ""));
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  auto errors = [&] { return d.metric("thingsync_desired_state_load_errors_total"); };
+
+  write_file(fleet.desired_dir() / "b.yaml", "bindings:\n  - deviceId: [unclosed\n");
+  REQUIRE(eventually([&] { return errors() >= 1; }, std::chrono::seconds(5)));
+  // Edited while b.yaml is broken: parsed now, in force only with the fix of b.yaml.
+  const std::string changed = "Edited-While-Broken-0123456789.";
+  write_file(fleet.desired_dir() / "a.yaml", file(0, changed));
+  REQUIRE(eventually([&] { return errors() >= 2; }, std::chrono::seconds(5)));
+  CHECK(passwords(sim).at(devices[0]) == fleet.derived(devices[0]));
+
+  write_file(fleet.desired_dir() / "b.yaml", file(5, ""));
+  REQUIRE(eventually([&] { return passwords(sim).at(devices[0]) == changed; },
+                     std::chrono::seconds(5)));
+  CHECK(d.ready());
 }
 
 TEST_CASE("SIGHUP reloads the desired state", "[e2e][daemon]") {

@@ -18,18 +18,38 @@ struct PreparedDesired {
   bool ok() const { return !core::has_errors(diagnostics); }
 };
 
+/// Only the fingerprints, one per DesiredState::bindings entry and in its order: what a
+/// long-running process keeps between passes (16 bytes a binding; the devices are in the
+/// DesiredState already). with_fingerprints() makes the plan's input from it when needed.
+struct DesiredFingerprints {
+  std::vector<core::Fingerprint> fps;
+  core::Diagnostics diagnostics;  ///< a source that could not be resolved
+  bool ok() const { return !core::has_errors(diagnostics); }
+};
+
 /// Resolves every binding's password (derive, file, env, value) and fingerprints it under
 /// `salt`, on `threads` threads (0: all cores). Any error makes the result unusable as a
 /// whole: a binding left out would look undesired and could be deleted.
 PreparedDesired prepare_desired(const config::DesiredState& state, std::string_view salt,
                                 const config::EnvLookup& env, unsigned threads = 0);
 
+/// prepare_desired() without the DesiredBinding copies: fingerprints only.
+DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
+                                        const config::EnvLookup& env, unsigned threads = 0);
+
 /// After an incremental reload: fingerprints only the bindings of `affected` devices (sorted)
-/// and copies every other fingerprint from `previous` (the prepared form of the state the
-/// reload replaced). Both states are sorted by device, so this is one linear merge.
-PreparedDesired prepare_desired_incremental(const config::DesiredState& state,
-                                            const PreparedDesired& previous,
-                                            const std::vector<core::DeviceId>& affected,
-                                            std::string_view salt, const config::EnvLookup& env);
+/// and takes every other fingerprint from `previous_fps`, the fingerprints of `previous` (the
+/// state the reload replaced). Both states are sorted by device, so this is one linear merge.
+DesiredFingerprints fingerprint_desired_incremental(const config::DesiredState& state,
+                                                    const config::DesiredState& previous,
+                                                    const std::vector<core::Fingerprint>& previous_fps,
+                                                    const std::vector<core::DeviceId>& affected,
+                                                    std::string_view salt,
+                                                    const config::EnvLookup& env);
+
+/// The plan's input: binding i of `state` with fps[i] and index i (fps.size() must be
+/// state.bindings.size()). Diagnostics stay empty.
+PreparedDesired with_fingerprints(const config::DesiredState& state,
+                                  const std::vector<core::Fingerprint>& fps);
 
 }  // namespace thingsync::engine
