@@ -451,7 +451,7 @@ core::Result<Config, core::Diagnostics> parse_config(std::string_view text,
   cfg.file = file;
   cfg.state_path = "/var/lib/thingsync/state.json";
   if (detail::parse_yaml(text, file, 0, tree, diags)) {
-    Checker checker(file, tree, diags);
+    Checker checker(file, tree, diags, text, 0);
     ConfigParser(checker, env, cfg).run();
   }
   if (core::has_errors(diags)) {

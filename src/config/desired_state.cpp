@@ -63,7 +63,7 @@ class ChunkParser {
 
   void run(std::string_view text, std::uint32_t line_offset, bool first) {
     YTree tree;
-    Checker checker(file_, tree, out_.diags);
+    Checker checker(file_, tree, out_.diags, text, line_offset);
     c_ = &checker;
     detail::StreamRule rule = [first](const YTree& t, std::uint32_t seq) {
       const std::uint32_t parent = t[seq].parent;
@@ -77,6 +77,7 @@ class ChunkParser {
     out_.syntax_ok = detail::parse_yaml(text, file_, line_offset, tree, out_.diags, rule, sink);
     if (first && out_.syntax_ok) root(tree.root());
     c_ = nullptr;
+    order_sources();
   }
 
  private:
@@ -229,11 +230,46 @@ class ChunkParser {
     if (!ok) return kNone;
     if (s.kind != PasswordSource::Kind::kValue) {
       for (std::uint32_t i = 0; i < out_.sources.size(); ++i) {
-        if (out_.sources[i].kind == s.kind && out_.sources[i].ref == s.ref) return i;
+        PasswordSource& seen = out_.sources[i];
+        if (seen.kind != s.kind || seen.ref != s.ref) continue;
+        // A shared source is where it is first written (defaults are checked last).
+        if (std::tie(s.line, s.column) < std::tie(seen.line, seen.column)) {
+          seen.line = s.line;
+          seen.column = s.column;
+        }
+        return i;
       }
     }
     out_.sources.push_back(std::move(s));
     return static_cast<std::uint32_t>(out_.sources.size() - 1);
+  }
+
+  // Numbers the sources in the order they are written. Bindings are checked as they are read
+  // and `defaults` only at the end, so otherwise the numbering of a file would depend on
+  // whether it was parsed whole or in parts (a large file), that is, on its size and the
+  // number of threads.
+  void order_sources() {
+    auto& sources = out_.sources;
+    auto before = [&](std::uint32_t a, std::uint32_t b) {
+      return std::tie(sources[a].line, sources[a].column) <
+             std::tie(sources[b].line, sources[b].column);
+    };
+    std::vector<std::uint32_t> order(sources.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (std::is_sorted(order.begin(), order.end(), before)) return;
+    std::stable_sort(order.begin(), order.end(), before);
+    std::vector<std::uint32_t> index(sources.size());
+    std::vector<PasswordSource> sorted;
+    sorted.reserve(sources.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) {
+      index[order[i]] = i;
+      sorted.push_back(std::move(sources[order[i]]));
+    }
+    sources = std::move(sorted);
+    for (auto& e : out_.entries) {
+      if (e.source != kUseDefault) e.source = index[e.source];
+    }
+    if (out_.default_source != kNone) out_.default_source = index[out_.default_source];
   }
 
   const std::string& file_;

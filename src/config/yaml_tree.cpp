@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <istream>
 #include <streambuf>
+#include <utility>
 
 namespace thingsync::config::detail {
 namespace {
@@ -31,8 +32,10 @@ std::uint32_t to_u32(int v) { return v < 0 ? 0U : static_cast<std::uint32_t>(v);
 
 class YBuilder : public YAML::EventHandler {
  public:
-  YBuilder(YTree& tree, std::uint32_t line_offset, const StreamRule& rule, const ItemSink& sink)
-      : tree_(tree), line_offset_(line_offset), rule_(rule), sink_(sink) {
+  // The rule and sink are copied (once per parse): a reference member would dangle when a
+  // caller passes temporaries, as the second-document check below does.
+  YBuilder(YTree& tree, std::uint32_t line_offset, StreamRule rule, ItemSink sink)
+      : tree_(tree), line_offset_(line_offset), rule_(std::move(rule)), sink_(std::move(sink)) {
     tree_.used_ = 0;
     tree_.root_ = kNone;
   }
@@ -47,6 +50,7 @@ class YBuilder : public YAML::EventHandler {
   }
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t /*anchor*/,
                 const std::string& value) override {
+    last_scalar_ = mark;
     const std::uint32_t i = add(YNode::Kind::kScalar, mark);
     YNode& n = tree_.nodes_[i];
     n.text.assign(value);
@@ -65,6 +69,9 @@ class YBuilder : public YAML::EventHandler {
     stack_.push_back(add(YNode::Kind::kMap, mark));
   }
   void OnMapEnd() override { close(); }
+
+  /// Where the last scalar starts (at its anchor or tag, if it has one); pos -1 when none.
+  const YAML::Mark& last_scalar() const { return last_scalar_; }
 
  private:
   std::uint32_t add(YNode::Kind kind, const YAML::Mark& mark) {
@@ -117,9 +124,10 @@ class YBuilder : public YAML::EventHandler {
 
   YTree& tree_;
   std::uint32_t line_offset_;
-  const StreamRule& rule_;
-  const ItemSink& sink_;
+  StreamRule rule_;
+  ItemSink sink_;
   std::vector<std::uint32_t> stack_;
+  YAML::Mark last_scalar_ = YAML::Mark::null_mark();
 };
 
 std::string_view describe(YNode::Kind k) {
@@ -151,6 +159,41 @@ std::string_view line_of(std::string_view text, int line) {
   return text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
 }
 
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// yaml-cpp 0.7 takes a quoted scalar that is still open at the end of the input, when only
+// line breaks and spaces follow its last line, as ending there: 'key: "abc' plus a newline
+// reads as "abc ". True when the scalar at `start` (the last one of the input) is such a one.
+bool open_quote_at_end(std::string_view text, const YAML::Mark& start) {
+  if (start.is_null() || start.pos < 0) return false;
+  // yaml-cpp counts characters after decoding and without a BOM: only UTF-8 maps to bytes.
+  const bool bom = text.substr(0, 3) == "\xEF\xBB\xBF";
+  if (text.substr(0, 4).find('\0') != std::string_view::npos || text.substr(0, 2) == "\xFE\xFF" ||
+      text.substr(0, 2) == "\xFF\xFE") {
+    return false;
+  }
+  std::size_t i = static_cast<std::size_t>(start.pos) + (bom ? 3 : 0);
+  // Past the node's properties (&anchor, !tag) to its first character.
+  while (i < text.size() && (is_blank(text[i]) || text[i] == '&' || text[i] == '!')) {
+    if (is_blank(text[i])) {
+      ++i;
+    } else {
+      while (i < text.size() && !is_blank(text[i])) ++i;
+    }
+  }
+  if (i >= text.size() || (text[i] != '"' && text[i] != '\'')) return false;
+  const char quote = text[i];
+  for (++i; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;  // an escape: the next character is not the end
+    } else if (text[i] == quote) {
+      if (quote == '"' || i + 1 == text.size() || text[i + 1] != '\'') return false;
+      ++i;  // '' in a single-quoted scalar is a quote
+    }
+  }
+  return true;
+}
+
 std::string_view rtrim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
     s.remove_suffix(1);
@@ -178,17 +221,27 @@ bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_
                        "a second YAML document ('---') in one file is not supported"});
       return false;
     }
+    if (const YAML::Mark& m = builder.last_scalar(); open_quote_at_end(text, m)) {
+      diags.push_back({filename, to_u32(m.line) + 1 + line_offset, to_u32(m.column) + 1,
+                       core::Severity::kError,
+                       "YAML syntax error: a quoted value starts here and is never closed"});
+      return false;
+    }
     return true;
   } catch (const YAML::Exception& e) {
     std::string msg = "YAML syntax error: " + e.msg;
-    const std::string_view line = rtrim(line_of(text, e.mark.line));
+    const std::string_view raw_line = line_of(text, e.mark.line);
+    const std::string_view line = rtrim(raw_line);
     if (e.mark.line >= 0 && !line.empty() && line.back() == ':' &&
         line.find(": ") != std::string_view::npos) {
       msg += "; quote device IDs that end in ':' (write deviceId: \"urn:dev:IMEI:...:\")";
     }
     const bool located = !e.mark.is_null() && e.mark.line >= 0;
+    // At the end of the input yaml-cpp may place the error past the last byte: keep it on the
+    // line, at its end.
+    const std::size_t column = std::min<std::size_t>(to_u32(e.mark.column), raw_line.size());
     diags.push_back({filename, located ? to_u32(e.mark.line) + 1 + line_offset : 0,
-                     located ? to_u32(e.mark.column) + 1 : 0, core::Severity::kError,
+                     located ? static_cast<std::uint32_t>(column) + 1 : 0, core::Severity::kError,
                      std::move(msg)});
     return false;
   }
@@ -291,7 +344,6 @@ bool Checker::expand(std::uint32_t node, const EnvLookup& env, std::string& out)
     return true;
   }
   bool ok = true;
-  const std::uint32_t base = n.column + (n.quoted ? 1U : 0U);
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '$' || i + 1 == s.size()) {
       out.push_back(s[i]);
@@ -306,12 +358,13 @@ bool Checker::expand(std::uint32_t node, const EnvLookup& env, std::string& out)
       out.push_back('$');
       continue;
     }
-    const std::uint32_t col = base + static_cast<std::uint32_t>(i);
     const std::size_t close = s.find('}', i + 2);
     if (close == std::string::npos) {
-      error_at(n.line, col, "unterminated '${' (write ${NAME}, or $$ for a literal '$')");
+      error_at(n.line, column_in(node, i, s.size()),
+               "unterminated '${' (write ${NAME}, or $$ for a literal '$')");
       return false;
     }
+    const std::uint32_t col = column_in(node, i, close + 1);
     const std::string name = s.substr(i + 2, close - i - 2);
     const bool valid_name = !name.empty() && !(name[0] >= '0' && name[0] <= '9') &&
                             std::all_of(name.begin(), name.end(), [](char c) {
@@ -330,6 +383,33 @@ bool Checker::expand(std::uint32_t node, const EnvLookup& env, std::string& out)
     i = close;
   }
   return ok;
+}
+
+std::string_view Checker::source_line(std::uint32_t line) {
+  if (source_.empty() || line <= line_offset_) return {};
+  if (line_starts_.empty()) {
+    line_starts_.push_back(0);
+    for (std::size_t p = source_.find('\n'); p != std::string_view::npos;
+         p = source_.find('\n', p + 1)) {
+      line_starts_.push_back(p + 1);
+    }
+  }
+  const std::size_t l = line - line_offset_ - 1;
+  if (l >= line_starts_.size()) return {};
+  const std::size_t begin = line_starts_[l];
+  const std::size_t end = l + 1 < line_starts_.size() ? line_starts_[l + 1] - 1 : source_.size();
+  return source_.substr(begin, end - begin);
+}
+
+std::uint32_t Checker::column_in(std::uint32_t node, std::size_t i, std::size_t len) {
+  const YNode& n = tree_[node];
+  const std::uint32_t first = n.column + (n.quoted ? 1U : 0U);  // after an opening quote
+  const std::string_view line = source_line(n.line);
+  const std::string_view value = std::string_view(n.text).substr(0, len);
+  if (first - 1 <= line.size() && line.substr(first - 1, len) == value) {
+    return first + static_cast<std::uint32_t>(i);
+  }
+  return n.column;
 }
 
 bool Checker::expand_path(std::uint32_t node, std::string_view what, const EnvLookup& env,

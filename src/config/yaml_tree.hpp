@@ -83,8 +83,12 @@ std::string_view suggest(std::string_view key, std::initializer_list<std::string
 /// Context for checking one file's tree: filename plus where diagnostics go.
 class Checker {
  public:
-  Checker(const std::string& filename, const YTree& tree, core::Diagnostics& diags)
-      : file_(filename), tree_(tree), diags_(diags) {}
+  /// `source` is the text the tree was parsed from, its first line being line `line_offset` + 1
+  /// (a chunk's text and offset, as given to parse_yaml): it places messages about a part of a
+  /// scalar.
+  Checker(const std::string& filename, const YTree& tree, core::Diagnostics& diags,
+          std::string_view source, std::uint32_t line_offset)
+      : file_(filename), tree_(tree), diags_(diags), source_(source), line_offset_(line_offset) {}
 
   const YTree& tree() const { return tree_; }
   const std::string& file() const { return file_; }
@@ -132,9 +136,18 @@ class Checker {
   };
   bool check_key(std::uint32_t key, std::string_view context,
                  std::initializer_list<std::string_view> names, SeenKeys& seen);
+  /// Line `line` of the source ("" when it is not there).
+  std::string_view source_line(std::uint32_t line);
+  /// The column of byte `i` of scalar `node`'s value, where the value's first `len` bytes are
+  /// written as they are on its first line; elsewhere (escapes, folded lines, block scalars)
+  /// the scalar's own column.
+  std::uint32_t column_in(std::uint32_t node, std::size_t i, std::size_t len);
   const std::string& file_;
   const YTree& tree_;
   core::Diagnostics& diags_;
+  std::string_view source_;
+  std::uint32_t line_offset_;
+  std::vector<std::size_t> line_starts_;  // of source_, filled on first use
 };
 
 /// Resolves `path` against the directory of `filename` when it is relative; lexically normal.

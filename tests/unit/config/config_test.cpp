@@ -395,3 +395,36 @@ TEST_CASE("a checked-in oauth2 config loads and points at its checked-in fleet",
   CHECK(r->sync.max_deletes.kind == DeleteLimit::Kind::kCount);
   CHECK(r->desired_state_path == dir + "/fleet");
 }
+
+// Found by fuzz/fuzz_config: diagnostics must point inside the file.
+TEST_CASE("a ${VAR} error in a value spread over lines points at the value", "[config]") {
+  const std::string text =
+      "auth:\n"
+      "  tokenFile: /run/token\n"
+      "desiredState:\n"
+      "  path: |\n"
+      "    multi\n"
+      "    ${UNSET} line\n";
+  CHECK(only_error(text, env_of({})) ==
+        "etc/thingsync.yaml:4:9: error: environment variable UNSET is not set");
+  // Folded onto one line the value reads "/srv ${UNSET}": its column is not the file's.
+  CHECK(only_error("auth: {tokenFile: /run/token}\ndesiredState:\n  path: /srv\n    ${UNSET}\n",
+                   env_of({})) ==
+        "etc/thingsync.yaml:3:9: error: environment variable UNSET is not set");
+}
+
+TEST_CASE("a syntax error at the very end of the input stays on its line", "[config]") {
+  // yaml-cpp places this one two bytes past the end of the input.
+  const std::string text("http://08\"http://aut`\0", 22);
+  auto r = parse_config(text, "etc/thingsync.yaml", env_of({}));
+  REQUIRE_FALSE(r.ok());
+  REQUIRE(r.error().size() == 1);
+  CHECK(r.error()[0].line == 1);
+  CHECK(r.error()[0].column == 23);
+}
+
+TEST_CASE("a quoted value left open at the end of the config is a syntax error", "[config]") {
+  CHECK(only_error(std::string(kMinimal) + "state:\n  path: \"/var/lib/thingsync/state.json\n") ==
+        "etc/thingsync.yaml:6:9: error: YAML syntax error: a quoted value starts here and is "
+        "never closed");
+}

@@ -10,6 +10,7 @@ using thingsync::config::PasswordSource;
 using thingsync::config::test::all;
 using thingsync::config::test::env_of;
 using thingsync::config::test::kDefaults;
+using thingsync::config::test::kSharedSources;
 using thingsync::core::Severity;
 
 namespace {
@@ -255,4 +256,83 @@ TEST_CASE("YAML aliases are rejected with a clear message", "[config][desired_st
              "  - deviceId: imei:350266800610993\n    password: *pw\n") ==
         "fleet/a.yaml:5:15: error: password must be a map (with one of derive, file, env, "
         "value), found an alias (aliases are not supported)");
+}
+
+// Found by fuzz/fuzz_desired_state: the builder of the second document kept references to
+// temporaries, so a list in it was read through a dangling std::function (ASan:
+// stack-use-after-scope).
+TEST_CASE("a second YAML document is an error, whatever it holds", "[config][desired_state]") {
+  for (const char* second :
+       {"bindings: []\n", "- deviceId: imei:350266800610994\n", "{a: [1, [2]]}\n"}) {
+    INFO(second);
+    CHECK(only(with_defaults("  - deviceId: imei:350266800610993\n---\n") + second) ==
+          "fleet/a.yaml:8:1: error: a second YAML document ('---') in one file is not supported");
+  }
+}
+
+// Found by fuzz/fuzz_desired_state: yaml-cpp 0.7 reads a quoted value that is never closed, at
+// the end of a file, as ending there ("abc" plus the line break as a space), so a forgotten
+// quote silently changed a value (and let a large file's parts be cut inside a quoted value).
+TEST_CASE("a quoted value left open at the end of a file is a syntax error",
+          "[config][desired_state]") {
+  const auto r = parse("defaults:\n  password:\n    file: \"secrets/a.pass\n\n");
+  CHECK(all(r.diagnostics) ==
+        "fleet/a.yaml:3:11: error: YAML syntax error: a quoted value starts here and is never "
+        "closed\n");
+  const auto single = parse("bindings:\n  - deviceId: 'imei:350266800610993''\n  ");
+  CHECK_FALSE(single.ok());
+  CHECK(single.diagnostics.back().message ==
+        "YAML syntax error: a quoted value starts here and is never closed");
+  // Closed ones, escaped quotes and quotes in comments are fine.
+  const auto fine =
+      parse(with_defaults("  - deviceId: \"imei:350266800610993\"  # \"\n"
+                          "    password: {value: 'it''s \"x\\\"'}\n"));
+  CHECK(fine.ok());
+}
+
+// Found by fuzz/fuzz_desired_state: bindings are checked while the file is read and the defaults
+// after it, so the defaults' source was numbered last and a source shared with a binding took
+// the binding's place -- unlike the same file parsed in parts.
+TEST_CASE("sources are numbered in the order they are written, each where it first appears",
+          "[config][desired_state]") {
+  const auto r = parse(kSharedSources);
+  INFO(all(r.diagnostics));
+  REQUIRE(r.ok());
+  const auto& s = r.state.sources;
+  REQUIRE(s.size() == 2);
+  CHECK(s[0].kind == PasswordSource::Kind::kEnv);
+  CHECK(s[0].line == 2);
+  CHECK(s[0].column == 13);
+  CHECK(s[1].kind == PasswordSource::Kind::kFile);
+  CHECK(s[1].line == 5);
+  REQUIRE(r.state.bindings.size() == 3);
+  CHECK(r.state.bindings[0].source == 1);  // imei:...993, its own file
+  CHECK(r.state.bindings[1].source == 0);  // the defaults
+  CHECK(r.state.bindings[2].source == 0);  // the same env source as the defaults
+}
+
+// Found by fuzz/fuzz_config: the column of a ${VAR} error was counted in the value as read, not
+// as written, so in a multi-line, escaped or anchored value it pointed past the end of the line.
+TEST_CASE("a ${VAR} error points at the reference where it is written as is, else at the value",
+          "[config][desired_state]") {
+  const auto r = parse(
+      "defaults:\n"
+      "  password:\n"
+      "    derive: {keyFile: \"/k/${A}\"}\n"
+      "bindings:\n"
+      "  - deviceId: imei:350266800610993\n"
+      "    password: {file: \"\\x41/${B}\"}\n"
+      "  - deviceId: imei:350266800610994\n"
+      "    password:\n"
+      "      file: |\n"
+      "        /very/long/path/${C}\n"
+      "  - deviceId: imei:350266800610995\n"
+      "    password:\n"
+      "      file: &f /x/${D}\n",
+      env_of({}));
+  CHECK(all(r.diagnostics) ==
+        "fleet/a.yaml:3:27: error: environment variable A is not set\n"
+        "fleet/a.yaml:6:22: error: environment variable B is not set\n"
+        "fleet/a.yaml:9:13: error: environment variable C is not set\n"
+        "fleet/a.yaml:13:13: error: environment variable D is not set\n");
 }

@@ -9,6 +9,7 @@ using thingsync::config::test::all;
 using thingsync::config::test::env_of;
 using thingsync::config::test::fleet;
 using thingsync::config::test::kDefaults;
+using thingsync::config::test::kSharedSources;
 using thingsync::config::test::load_options;
 using thingsync::config::test::TempDir;
 
@@ -166,4 +167,40 @@ TEST_CASE("the checked-in test fleet loads with its sources shared", "[config][l
   REQUIRE(r.state.sources.size() == 2);  // one fleet key, one env variable
   CHECK(r.state.sources[0].ref == "/run/credentials/thingsync/fleet-key");
   CHECK(r.state.location(r.state.bindings[0]) == dir + "/sensors/lora.yml:6:15");
+}
+
+// Found by fuzz/fuzz_desired_state, which loads every input whole and in parts: the numbering
+// of sources depended on how the file was cut, and a part that ended inside a quoted value
+// (which yaml-cpp accepted) hid a cut that must not be made.
+TEST_CASE("a file loads the same, source numbers included, whole or in parts", "[config][load]") {
+  TempDir dir;
+  const std::string text = std::string(kSharedSources) +
+                           "  - deviceId: imei:350266800610996\n"
+                           "    password: {value: \"x\n"
+                           "  - deviceId: imei:350266800610997 # \"}\n"
+                           "  - deviceId: imei:350266800610998\n";
+  for (const char* variant : {"closed", "open"}) {
+    INFO(variant);
+    // "open": the value of line 10 runs to line 11, over a place where the file may be cut.
+    std::string t = text;
+    if (std::string_view(variant) == "closed") t.replace(t.find("\"x\n"), 3, "\"x\"}\n");
+    const auto file = dir.write(std::string(variant) + ".yaml", t);
+    LoadOptions split = load_options(1);
+    split.split_bytes = 1;  // as many parts as it takes
+    LoadOptions whole = load_options(1);
+    whole.split_bytes = std::size_t{1} << 40;
+    const auto a = load_desired_state(file, split);
+    const auto b = load_desired_state(file, whole);
+    CHECK(all(a.diagnostics) == all(b.diagnostics));
+    REQUIRE(a.state.bindings.size() == b.state.bindings.size());
+    for (std::size_t i = 0; i < a.state.bindings.size(); ++i) {
+      CHECK(a.state.bindings[i].source == b.state.bindings[i].source);
+      CHECK(a.state.location(a.state.bindings[i]) == b.state.location(b.state.bindings[i]));
+    }
+    REQUIRE(a.state.sources.size() == b.state.sources.size());
+    for (std::size_t i = 0; i < a.state.sources.size(); ++i) {
+      CHECK(a.state.sources[i].ref == b.state.sources[i].ref);
+      CHECK(a.state.sources[i].line == b.state.sources[i].line);
+    }
+  }
 }

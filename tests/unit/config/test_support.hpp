@@ -26,6 +26,18 @@ inline constexpr const char* kDefaults =
     "      keyFile: /keys/fleet\n"
     "bindings:\n";
 
+/// A file whose sources are written in this order: env FLEET in the defaults (line 2, column
+/// 13), a file (line 5), env FLEET again (line 8). Binding 993 has the file, 994 the defaults.
+inline constexpr const char* kSharedSources =
+    "defaults:\n"
+    "  password: {env: FLEET}\n"
+    "bindings:\n"
+    "  - deviceId: imei:350266800610993\n"
+    "    password: {file: /secrets/a}\n"
+    "  - deviceId: imei:350266800610994\n"
+    "  - deviceId: imei:350266800610995\n"
+    "    password: {env: FLEET}\n";
+
 inline EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
     auto it = vars.find(std::string(name));
