@@ -35,17 +35,30 @@ void Fleet::set_desired(const std::vector<std::string>& devices,
     }
   }
   std::filesystem::remove_all(desired_dir());
+  // write_file registers every password this desired state gives (see artifacts.hpp).
   testsupport::write_file(desired_dir() / "fleet.yaml", y);
 }
 
 std::string Fleet::derived(const std::string& device) const {
   core::PasswordDeriver d{core::Secret(key_)};
-  return d.derive(*core::DeviceId::parse(device)).reveal();
+  auto password = d.derive(*core::DeviceId::parse(device)).reveal();
+  testsupport::audit::register_secret("derived password", password);
+  return password;
+}
+
+void Fleet::record_outputs(const std::vector<std::string>& args) const {
+  // Each run's state snapshot and journal (a later run may overwrite what this one wrote).
+  testsupport::audit::record_thingsync_outputs(dir(), "fleet-after-" + (args.empty() ? "" : args[0]));
+  for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--output-dir") {
+      testsupport::audit::record_thingsync_outputs(args[i + 1], "export");
+    }
+  }
 }
 
 Fleet::Run Fleet::run(std::vector<std::string> args) const {
   std::vector<std::string> argv{THINGSYNC_PATH};
-  for (auto& a : args) argv.push_back(std::move(a));
+  argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back("--config");
   argv.push_back(config().string());
   Process p(argv);
@@ -54,6 +67,7 @@ Fleet::Run Fleet::run(std::vector<std::string> args) const {
   r.code = code.value_or(-1);
   r.out = p.out();
   r.err = p.err();
+  record_outputs(args);
   return r;
 }
 

@@ -31,14 +31,16 @@ class Fleet {
   /// `literal` (device → password, written as `value:`).
   void set_desired(const std::vector<std::string>& devices,
                    const std::map<std::string, std::string>& literal = {});
-  /// The password thingsync derives for `device` with this fleet's key.
+  /// The password thingsync derives for `device` with this fleet's key (registered as a
+  /// secret for the audit, as write_file() registers every password set_desired() gives).
   std::string derived(const std::string& device) const;
 
   struct Run {
     int code = -1;
     std::string out, err;
   };
-  /// Runs `thingsync <args> --config <config>` to its end.
+  /// Runs `thingsync <args> --config <config>` to its end; the state file, the journal and
+  /// an export it leaves are recorded for the audit.
   Run run(std::vector<std::string> args) const;
   Run apply() const { return run({"apply", "--yes"}); }
   Run plan_json() const { return run({"plan", "--output", "json"}); }
@@ -49,6 +51,8 @@ class Fleet {
   std::filesystem::path desired_dir() const { return dir_ / "fleet"; }
 
  private:
+  void record_outputs(const std::vector<std::string>& args) const;
+
   const Sim& sim_;
   TempDir dir_{"thingsync-e2e"};
   std::string key_;

@@ -10,6 +10,8 @@
 
 #include <fcntl.h>
 
+#include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -29,6 +31,13 @@ TempDir::TempDir(const std::string& tag) {
 }
 
 TempDir::~TempDir() {
+  try {
+    audit::record_thingsync_outputs(path_, path_.filename().string());
+  } catch (const std::exception& e) {
+    // A destructor cannot throw; the audit then misses these files, so say so loudly.
+    std::fprintf(stderr, "test support: could not record the outputs in %s: %s\n",
+                 path_.c_str(), e.what());
+  }
   std::error_code ec;
   fs::remove_all(path_, ec);
 }
@@ -38,6 +47,7 @@ void write_file(const fs::path& file, const std::string& text) {
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   out << text;
   if (!out) throw std::runtime_error("cannot write " + file.string());
+  audit::register_file_secrets(file, text);
 }
 
 std::string read_file(const fs::path& file) {
@@ -47,7 +57,49 @@ std::string read_file(const fs::path& file) {
   return ss.str();
 }
 
+namespace {
+
+// The secrets on a command line: thingsync-sim's --token and --oauth-client ID:SECRET.
+void register_argv_secrets(const std::vector<std::string>& argv) {
+  for (std::size_t i = 0; i + 1 < argv.size(); ++i) {
+    const auto& value = argv[i + 1];
+    if (argv[i] == "--token") audit::register_secret("static token (--token)", value);
+    if (argv[i] == "--oauth-client") {
+      audit::register_secret("OAuth2 client secret (--oauth-client)", value.substr(value.find(':') + 1));
+    }
+  }
+}
+
+// The values of added environment variables whose names say they hold a secret.
+void register_env_secrets(const std::vector<std::string>& env) {
+  static const char* const kWords[] = {"PASSWORD", "SECRET", "TOKEN", "KEY", "CRED"};
+  for (const auto& e : env) {
+    const auto eq = e.find('=');
+    if (eq == std::string::npos) continue;
+    std::string name = e.substr(0, eq);
+    for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (const char* w : kWords) {
+      if (name.find(w) != std::string::npos) {
+        audit::register_secret("environment variable " + e.substr(0, eq), e.substr(eq + 1));
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Process::Process(std::vector<std::string> argv, std::vector<std::string> env, fs::path cwd) {
+  register_argv_secrets(argv);
+  register_env_secrets(env);
+  if (auto paths = audit::capture_paths(argv.at(0))) {
+    out_ = std::move(paths->out);
+    err_ = std::move(paths->err);
+  } else {
+    dir_.emplace("thingsync-proc");
+    out_ = dir_->path() / "stdout";
+    err_ = dir_->path() / "stderr";
+  }
   std::vector<std::string> envs;
   for (char** e = environ; *e; ++e) envs.emplace_back(*e);
   for (auto& e : env) envs.push_back(std::move(e));
@@ -60,10 +112,8 @@ Process::Process(std::vector<std::string> argv, std::vector<std::string> env, fs
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  const auto out = (dir_.path() / "stdout").string();
-  const auto err = (dir_.path() / "stderr").string();
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
   const int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&fa);
@@ -99,8 +149,8 @@ void Process::signal(int sig) {
 
 bool Process::running() { return !exit_code_ && !wait(std::chrono::milliseconds(0)); }
 
-std::string Process::out() const { return read_file(dir_.path() / "stdout"); }
-std::string Process::err() const { return read_file(dir_.path() / "stderr"); }
+std::string Process::out() const { return read_file(out_); }
+std::string Process::err() const { return read_file(err_); }
 
 bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -112,8 +162,28 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
   return false;
 }
 
-HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
-                const std::string& body, const std::string& bearer) {
+namespace {
+
+// The secrets a request carries: the bearer token, a JSON body's "password" (binding writes).
+void register_request_secrets(const std::string& body, const std::string& bearer) {
+  audit::register_secret("bearer token", bearer);
+  if (body.find("\"password\"") != std::string::npos) {
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_object() && j.contains("password") && j["password"].is_string()) {
+      audit::register_secret("binding password sent to the sim", j["password"].get<std::string>());
+    }
+  }
+}
+
+// thingsync's observability endpoints: what they answer is an output the audit scans.
+void record_scrape(std::uint16_t port, const std::string& target, const HttpResult& res) {
+  const auto path = target.substr(0, target.find('?'));
+  if (path != "/metrics" && path != "/healthz" && path != "/readyz") return;
+  audit::record_append("http-" + std::to_string(port) + path, res.body);
+}
+
+HttpResult exchange(std::uint16_t port, const std::string& method, const std::string& target,
+                    const std::string& body, const std::string& bearer) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -166,6 +236,16 @@ HttpResult http(std::uint16_t port, const std::string& method, const std::string
     }
     res.body = std::move(joined);
   }
+  return res;
+}
+
+}  // namespace
+
+HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
+                const std::string& body, const std::string& bearer) {
+  register_request_secrets(body, bearer);
+  HttpResult res = exchange(port, method, target, body, bearer);
+  record_scrape(port, target, res);
   return res;
 }
 

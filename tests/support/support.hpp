@@ -2,20 +2,26 @@
 
 // Support for tests that run the real binaries: temporary directories, child processes, the
 // simulator, and a small blocking HTTP client on plain POSIX sockets (no Beast: fast to build).
+// Everything here feeds the secrets audit (artifacts.hpp): what the binaries write is recorded,
+// and the secrets the tests give them are registered.
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "artifacts.hpp"
+
 namespace thingsync::testsupport {
 
-/// A unique empty directory under the system temp dir, removed on destruction.
+/// A unique empty directory under the system temp dir, removed on destruction; before that,
+/// the files thingsync wrote in it (state, journal, exports) are recorded for the audit.
 class TempDir {
  public:
   explicit TempDir(const std::string& tag = "thingsync-test");
@@ -29,14 +35,17 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+/// Writes `text`; a file that holds a secret by its name or YAML `value:` registers it.
 void write_file(const std::filesystem::path& file, const std::string& text);
 std::string read_file(const std::filesystem::path& file);
 
-/// A child process with stdout and stderr captured into files. Killed (SIGKILL) on destruction
-/// if still running.
+/// A child process with stdout and stderr captured into files (in the audit's artifacts
+/// directory when there is one). Killed (SIGKILL) on destruction if still running.
 class Process {
  public:
-  /// `env` entries ("K=V") are added to the current environment.
+  /// `env` entries ("K=V") are added to the current environment. Registered as secrets: the
+  /// values of added variables whose names say PASSWORD, SECRET, TOKEN, KEY or CRED, and the
+  /// values of --token and --oauth-client (thingsync-sim's) in `argv`.
   Process(std::vector<std::string> argv, std::vector<std::string> env = {},
           std::filesystem::path cwd = {});
   ~Process();
@@ -56,7 +65,8 @@ class Process {
  private:
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
-  TempDir dir_{"thingsync-proc"};
+  std::optional<TempDir> dir_;  ///< holds the capture files when the audit does not
+  std::filesystem::path out_, err_;
 };
 
 struct HttpResult {
@@ -65,7 +75,9 @@ struct HttpResult {
   nlohmann::json json() const { return nlohmann::json::parse(body); }
 };
 
-/// One blocking HTTP/1.1 request with "Connection: close" to 127.0.0.1:port.
+/// One blocking HTTP/1.1 request with "Connection: close" to 127.0.0.1:port. Answers from
+/// /metrics, /healthz and /readyz are recorded for the audit; the bearer token and a JSON
+/// body's "password" are registered as secrets.
 HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
                 const std::string& body = {}, const std::string& bearer = {});
 
