@@ -27,6 +27,7 @@ std::string device_spelling(std::size_t i) {
   return buf;
 }
 
+// A create/update input; it views `spelling`, which has to outlive it.
 BindingInput input(const std::string& spelling) {
   return {spelling, *DeviceId::parse(spelling), std::nullopt, "principal/test",
           "00000000-0000-4000-8000-000000000001"};
@@ -123,7 +124,8 @@ TEST_CASE("the store's cached JSON is what nlohmann::json writes", "[sim][store]
             R"(","deviceId":"imei:350266800610993","username":"urn:dev:IMEI:350266800610993:",)"
             R"("createdAt":"2025-09-01T23:00:00.123Z","createdBy":"principal/test",)"
             R"("modifiedAt":"2025-09-01T23:00:00.123Z","modifiedBy":"principal/test"})");
-  BindingInput odd = input("imei:350266800610994");
+  const std::string spelling = "imei:350266800610994";  // the input only views it
+  BindingInput odd = input(spelling);
   odd.principal = "principal/\"quoted\"\x01";
   const auto escaped = store.create(odd, 1'756'767'600'999);
   REQUIRE(escaped.binding != nullptr);
