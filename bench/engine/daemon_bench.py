@@ -258,8 +258,9 @@ def converge(build, wd, n, poll_interval):
     daemon = Daemon(build, wd)
     daemon.wait_ready(3600)
     puts = sum(1 for r in RequestLog(sim.log_path).read_new() if r["method"] == "PUT")
+    first = puts > n // 2
     log(f"daemon ready after {time.time() - t0:.1f} s ({puts} PUTs at start"
-        f"{': first adoption, the state file now stays in ' + wd if puts else ''})")
+        f"{': first adoption, the state file now stays in ' + wd if first else ''})")
     return sim, daemon, edited, puts
 
 
@@ -270,6 +271,37 @@ def wait_quiet(since, poll_interval):
     if left > 0:
         log(f"waiting {left:.0f} s: modifiedSinceOverlap and one more poll after convergence")
         time.sleep(left)
+
+
+def edit_once(daemon, reqlog, edited, devices, with_files):
+    """Rewrites the edited file (10 passwords from files, or back to derived) and waits for
+    the 10 PUTs and for the full pass after them. Returns (write -> 10th PUT, PUTs, failed
+    PUTs, write -> full pass done, daemon CPU seconds)."""
+    passes = daemon.metric("thingsync_reconcile_duration_seconds_count")
+    reqlog.skip_to_end()
+    tmp = os.path.join(os.path.dirname(edited), ".edit.tmp")  # hidden: not watched
+    with open(tmp, "w") as f:
+        f.write(fleet_file(devices, with_files))
+    cpu0 = daemon.cpu_seconds()
+    t_write = time.time()
+    os.rename(tmp, edited)
+    puts = []
+    deadline = time.time() + 60
+    while len(puts) < 10 and time.time() < deadline:
+        time.sleep(0.01)
+        puts += [r for r in reqlog.read_new() if r["method"] == "PUT"]
+    if len(puts) < 10:
+        sys.exit(f"only {len(puts)} PUTs within 60 s of the edit")
+    t10 = iso_to_epoch(puts[9]["time"])
+    # Then the full pass: wait for it, so that the next edit finds the daemon idle.
+    while daemon.metric("thingsync_reconcile_duration_seconds_count") <= passes:
+        daemon.check_alive()
+        time.sleep(0.1)
+    t_pass = time.time()
+    time.sleep(0.5)
+    puts += [r for r in reqlog.read_new() if r["method"] == "PUT"]
+    bad = [r for r in puts if r["status"] != 200]
+    return t10 - t_write, len(puts), len(bad), t_pass - t_write, daemon.cpu_seconds() - cpu0
 
 
 def case_reload(args, wd):
@@ -283,34 +315,10 @@ def case_reload(args, wd):
         # The file as the fixture wrote it; the first edit gives 10 bindings password files.
         for k in range(args.edits):
             with_files = k % 2 == 0
-            passes = daemon.metric("thingsync_reconcile_duration_seconds_count")
-            reqlog.skip_to_end()
-            tmp = os.path.join(os.path.dirname(edited), ".edit.tmp")  # hidden: not watched
-            with open(tmp, "w") as f:
-                f.write(fleet_file(devices, with_files))
-            cpu0 = daemon.cpu_seconds()
-            t_write = time.time()
-            os.rename(tmp, edited)
-            puts = []
-            deadline = time.time() + 60
-            while len(puts) < 10 and time.time() < deadline:
-                time.sleep(0.01)
-                puts += [r for r in reqlog.read_new() if r["method"] == "PUT"]
-            if len(puts) < 10:
-                sys.exit(f"edit {k + 1}: only {len(puts)} PUTs within 60 s")
-            t10 = iso_to_epoch(puts[9]["time"])
-            # Then the full pass: wait for it, so that the next edit finds the daemon idle.
-            while daemon.metric("thingsync_reconcile_duration_seconds_count") <= passes:
-                daemon.check_alive()
-                time.sleep(0.1)
-            t_pass = time.time()
-            time.sleep(0.5)
-            puts += [r for r in reqlog.read_new() if r["method"] == "PUT"]
-            bad = [r for r in puts if r["status"] != 200]
-            rows.append((k + 1, "to files" if with_files else "to derived", t10 - t_write,
-                         len(puts), len(bad), t_pass - t_write, daemon.cpu_seconds() - cpu0,
-                         os.getloadavg()[0]))
-            log(f"edit {k + 1}: 10th PUT after {1000 * (t10 - t_write):.0f} ms")
+            r = edit_once(daemon, reqlog, edited, devices, with_files)
+            rows.append((k + 1, "to files" if with_files else "to derived") + r +
+                        (os.getloadavg()[0],))
+            log(f"edit {k + 1}: 10th PUT after {1000 * r[0]:.0f} ms")
             time.sleep(1)
         mem = daemon.memory()
     finally:
@@ -319,7 +327,8 @@ def case_reload(args, wd):
     lat = [r[2] for r in rows]
     print()
     print(f"reload: {n:,} bindings in {imei_files(n)} files, one file edited (10 passwords)")
-    print("| edit | change | write -> 10th PUT | PUTs | failed | write -> full pass done | daemon CPU | load avg |")
+    print("| edit | change | write -> 10th PUT | PUTs | failed | write -> full pass done |"
+          " daemon CPU | load avg |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {1000 * r[2]:.0f} ms | {r[3]} | {r[4]} | {r[5]:.2f} s |"
@@ -333,7 +342,7 @@ def case_reload(args, wd):
 
 def case_idle(args, wd):
     n = args.idle_bindings
-    sim, daemon, _, _ = converge(args.build, wd, n, ", pollInterval: 1s")
+    sim, daemon, edited, _ = converge(args.build, wd, n, ", pollInterval: 1s")
     try:
         wait_quiet(time.time(), 1)
         mem_before = daemon.memory()
@@ -346,6 +355,13 @@ def case_idle(args, wd):
         mem = daemon.memory()
         load = os.getloadavg()
         reqs = reqlog.read_new()
+        # What a reload adds (an operator edits the fleet sooner or later): one edit, then
+        # back, and the memory once its full passes are over.
+        devices = json.load(open(os.path.join(wd, "edited-devices.json")))
+        edit_once(daemon, reqlog, edited, devices, True)
+        edit_once(daemon, reqlog, edited, devices, False)
+        time.sleep(2)
+        mem_reload = daemon.memory()
     finally:
         daemon.stop()
         sim.stop()
@@ -366,6 +382,8 @@ def case_idle(args, wd):
     print(f"| VmRSS | {mem['VmRSS'] / 2**20:.1f} MiB = {mem['VmRSS'] / n:.0f} B/binding"
           f" (before the window {mem_before['VmRSS'] / n:.0f}) | < 300 B |")
     print(f"| VmHWM | {mem['VmHWM'] / 2**20:.1f} MiB = {mem['VmHWM'] / n:.0f} B/binding | |")
+    print(f"| VmRSS after two reloads | {mem_reload['VmRSS'] / 2**20:.1f} MiB ="
+          f" {mem_reload['VmRSS'] / n:.0f} B/binding (VmHWM {mem_reload['VmHWM'] / n:.0f}) | |")
     return (per_poll == 1 and not other and cpu / wall < 0.01 and mem["VmRSS"] / n < 300)
 
 

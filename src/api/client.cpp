@@ -206,14 +206,10 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
         req.bearer.reset();
       }
     }
-    bool admitted = false;
-    if (have_token) admitted = try_admit();
-    if (have_token && !admitted) admitted = co_await admit();
-    if (!have_token) {
-      // err holds the token provider's failure
-    } else if (!admitted) {
-      co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
-    } else {
+    if (have_token) {  // else err holds the token provider's failure
+      bool admitted = try_admit();
+      if (!admitted) admitted = co_await admit();
+      if (!admitted) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
       const auto started = Clock::now();
       auto res = co_await http_.send_borrowed(req);
       const auto took = Clock::now() - started;

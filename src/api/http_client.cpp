@@ -266,6 +266,17 @@ struct HttpClient::Impl {
       sweep_.cancel();
     }
   }
+  // A connection in busy_ for the lifetime of this object.
+  struct Busy {
+    Busy(Impl& impl, Connection& conn, Clock::time_point deadline) : impl_(impl), conn_(conn) {
+      impl_.begin_busy(conn_, deadline);
+    }
+    ~Busy() { impl_.end_busy(conn_); }
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+    Impl& impl_;
+    Connection& conn_;
+  };
   void arm_sweep(Clock::time_point at) {
     sweep_armed_ = true;
     sweep_at_ = at;
@@ -515,7 +526,9 @@ net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::exchan
     }
     if (ec) break;
   }
-  if (conn.timed_out) {
+  // An answer that was complete when the deadline passed still counts.
+  const bool complete = !ec && parser.is_done();
+  if (!complete && conn.timed_out) {
     co_return failure(ErrorKind::kTimeout, Sent::kYes, "timeout",
                       where() + ": no complete answer within " +
                           std::to_string(opts_.timeout.count()) + "ms");
@@ -558,15 +571,16 @@ net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::send(
         co_return failure(ErrorKind::kCancelled, Sent::kNo, "client stopped", "");
       }
     }
-    begin_busy(*conn, deadline);
     // Not a ?: of two co_awaits: GCC 12 destroys the temporaries of such an expression twice.
     core::Result<HttpResponse, HttpFailure> result = detail::fail(HttpFailure{});
-    if (conn->tls) {
-      result = co_await exchange(*conn->tls, *conn, req);
-    } else {
-      result = co_await exchange(*conn->plain, *conn, req);
+    {
+      Busy busy(*this, *conn, deadline);
+      if (conn->tls) {
+        result = co_await exchange(*conn->tls, *conn, req);
+      } else {
+        result = co_await exchange(*conn->plain, *conn, req);
+      }
     }
-    end_busy(*conn);
     if (result) {
       if (conn->socket().is_open()) give_back(std::move(conn), started);
       co_return std::move(result);

@@ -199,20 +199,18 @@ class ObservedSet {
     return out;
   }
 
-  // The bindings of some devices (sorted, each once): one scan.
+  // The bindings of some devices: one scan, a hash lookup per binding.
   std::vector<core::RemoteBinding> of_devices(const std::vector<core::DeviceId>& devices) const {
-    std::vector<std::string_view> wanted;
+    std::unordered_set<std::string_view> wanted;
     wanted.reserve(devices.size());
-    for (const auto& d : devices) wanted.push_back(d.canonical());
+    for (const auto& d : devices) wanted.insert(d.canonical());
     std::vector<core::RemoteBinding> out;
     if (wanted.empty()) return out;
     for (const auto& r : recs_) {
-      if (std::binary_search(wanted.begin(), wanted.end(), device_of(r))) out.push_back(expand(r));
+      if (wanted.contains(device_of(r))) out.push_back(expand(r));
     }
     for (const auto& [id, b] : odd_) {
-      if (std::binary_search(wanted.begin(), wanted.end(), std::string_view(b.device.canonical()))) {
-        out.push_back(b);
-      }
+      if (wanted.contains(b.device.canonical())) out.push_back(b);
     }
     return out;
   }

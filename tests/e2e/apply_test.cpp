@@ -113,7 +113,7 @@ TEST_CASE("remote bindings in any spelling match desired ones: no spurious creat
   check_converged(sim, fleet, desired);
 }
 
-TEST_CASE("prune off leaves unmanaged bindings alone; prune on deletes them", "[e2e][apply]") {
+TEST_CASE("prune off leaves unmanaged bindings alone, prune on deletes them", "[e2e][apply]") {
   Sim sim;
   sim.create("imei:359999999999991", thingsync::testsupport::kGoodPassword);
   const auto devices = imeis(1, 3);

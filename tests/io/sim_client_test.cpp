@@ -219,7 +219,7 @@ TEST_CASE("each list filter selects what the full list says it should", "[api][i
   check_no_secrets(logs, {kToken});
 }
 
-TEST_CASE("create get update delete round trip; a second delete is already done", "[api][io]") {
+TEST_CASE("create get update delete round trip, a second delete is already done", "[api][io]") {
   LogCapture logs;
   Sim sim({"--token", kToken});
   net::io_context ioc;

@@ -415,12 +415,22 @@ TEST_CASE("a ${VAR} error in a value spread over lines points at the value", "[c
 
 TEST_CASE("a syntax error at the very end of the input stays on its line", "[config]") {
   // yaml-cpp places this one two bytes past the end of the input.
-  const std::string text("http://08\"http://aut`\0", 22);
-  auto r = parse_config(text, "etc/thingsync.yaml", env_of({}));
+  auto r = parse_config(std::string(kMinimal) + "state:\n  path: \"x\\", "c.yaml", env_of({}));
   REQUIRE_FALSE(r.ok());
   REQUIRE(r.error().size() == 1);
-  CHECK(r.error()[0].line == 1);
-  CHECK(r.error()[0].column == 23);
+  CHECK(r.error()[0].line == 6);
+  CHECK(r.error()[0].column == 12);  // just after the 11 bytes of the line
+}
+
+// Found by fuzz/fuzz_desired_state: a NUL among the first four bytes made yaml-cpp read the
+// file as UTF-16, which turned it into one long comment: an empty file, only a warning.
+TEST_CASE("a NUL byte is an error at its place", "[config]") {
+  CHECK(only_error(std::string("#\0 comment\n", 11) + kMinimal) ==
+        "etc/thingsync.yaml:1:2: error: a NUL byte: the file must be UTF-8 text (or UTF-16/32 "
+        "with a byte order mark)");
+  CHECK(only_error(std::string(kMinimal) + std::string("state:\n  path: a\0b\n", 19)) ==
+        "etc/thingsync.yaml:6:10: error: a NUL byte: the file must be UTF-8 text (or UTF-16/32 "
+        "with a byte order mark)");
 }
 
 TEST_CASE("a quoted value left open at the end of the config is a syntax error", "[config]") {

@@ -336,3 +336,11 @@ TEST_CASE("a ${VAR} error points at the reference where it is written as is, els
         "fleet/a.yaml:9:13: error: environment variable C is not set\n"
         "fleet/a.yaml:13:13: error: environment variable D is not set\n");
 }
+
+TEST_CASE("a NUL byte near the start does not make a file empty", "[config][desired_state]") {
+  const auto r = parse(std::string("#\0 a fleet\n", 11) +
+                       with_defaults("  - deviceId: imei:350266800610993\n"));
+  CHECK(all(r.diagnostics) ==
+        "fleet/a.yaml:1:2: error: a NUL byte: the file must be UTF-8 text (or UTF-16/32 with a "
+        "byte order mark)\n");
+}
