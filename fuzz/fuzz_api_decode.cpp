@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_support.hpp"
-#include "thingsync/api/bindings.hpp"
+#include "thingsync/api/decode.hpp"
 #include "thingsync/api/error.hpp"
 #include "thingsync/core/time.hpp"
 

@@ -19,11 +19,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 ApiError config_error(std::string title, std::string detail) {
-  ApiError e;
-  e.kind = ErrorKind::kConfig;
-  e.title = std::move(title);
-  e.detail = std::move(detail);
-  return e;
+  return make_error(ErrorKind::kConfig, std::move(title), std::move(detail));
 }
 
 std::string trimmed(std::string s) {
@@ -127,6 +123,9 @@ class OAuth2Provider final : public TokenProvider {
       co_await waiters_.async_wait(net::redirect_error(net::use_awaitable, ec));
       if (generation_ != generation && last_error_) co_return detail::fail(*last_error_);
     }
+    // After a failed fetch the endpoint is asked again only after a pause (Retry-After, else
+    // 1 s doubling up to 16 s): every call in the meantime gets the last failure at once.
+    if (last_error_ && Clock::now() < retry_at_) co_return detail::fail(*last_error_);
     refreshing_ = true;
     auto fetched = co_await fetch();
     refreshing_ = false;
@@ -134,9 +133,11 @@ class OAuth2Provider final : public TokenProvider {
     waiters_.cancel();
     if (!fetched) {
       last_error_ = fetched.error();
+      pause_after_failure(*last_error_);
       co_return detail::fail(fetched.error());
     }
     last_error_.reset();
+    failure_pause_ = std::chrono::milliseconds(0);
     co_return *cached_;
   }
 
@@ -149,9 +150,24 @@ class OAuth2Provider final : public TokenProvider {
   void reload() override {
     cached_.reset();
     secret_.reset();
+    retry_at_ = {};  // new credentials may work: ask at once
   }
 
  private:
+  static constexpr std::chrono::milliseconds kFirstPause{1000};
+  static constexpr std::chrono::milliseconds kMaxPause{16000};
+  static constexpr std::chrono::milliseconds kMaxRetryAfter{300000};
+
+  void pause_after_failure(const ApiError& e) {
+    failure_pause_ = failure_pause_.count() == 0 ? kFirstPause : std::min(2 * failure_pause_, kMaxPause);
+    auto pause = failure_pause_;
+    if (e.retry_after) {
+      pause = std::max(pause, std::min(std::chrono::milliseconds(*e.retry_after), kMaxRetryAfter));
+    }
+    retry_at_ = Clock::now() + pause;
+    log_->info("next token request in {} ms", pause.count());
+  }
+
   core::Result<core::Secret, ApiError> client_secret() {
     if (opts_.client_secret_file.empty()) return opts_.client_secret;
     if (!secret_) {
@@ -240,6 +256,8 @@ class OAuth2Provider final : public TokenProvider {
   bool refreshing_ = false;
   std::uint64_t generation_ = 0;
   std::optional<ApiError> last_error_;
+  Clock::time_point retry_at_{};  // no token request before this after a failure
+  std::chrono::milliseconds failure_pause_{0};
 };
 
 }  // namespace

@@ -17,14 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-ApiError make_error(ErrorKind kind, std::string title, std::string detail = {}) {
-  ApiError e;
-  e.kind = kind;
-  e.title = std::move(title);
-  e.detail = std::move(detail);
-  return e;
-}
-
 std::uint32_t default_burst(const ClientOptions& o) {
   const auto tenth = static_cast<std::uint32_t>(std::max(0.0, o.rate_limit / 10));
   return std::clamp<std::uint32_t>(tenth, 1, std::max<std::uint32_t>(1, o.concurrency));
@@ -191,6 +183,12 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
     if (!go) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
     SlotGuard guard{this};
 
+    // The rate limiter first, the token after it: a call can wait in admit() for seconds, and
+    // a token taken before that wait may expire (or be rotated away) on the way.
+    bool admitted = try_admit();
+    if (!admitted) admitted = co_await admit();
+    if (!admitted) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
+
     ApiError err;
     bool have_token = false;
     if (const core::Secret* ready = auth_->ready_token()) {
@@ -207,9 +205,6 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
       }
     }
     if (have_token) {  // else err holds the token provider's failure
-      bool admitted = try_admit();
-      if (!admitted) admitted = co_await admit();
-      if (!admitted) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
       const auto started = Clock::now();
       auto res = co_await http_.send_borrowed(req);
       const auto took = Clock::now() - started;

@@ -1,5 +1,6 @@
 #include "thingsync/api/error.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cctype>
@@ -9,6 +10,9 @@
 
 namespace thingsync::api {
 namespace {
+
+constexpr std::size_t kMaxText = 500;  // bytes of a problem's title or detail kept
+constexpr std::chrono::seconds kMaxRetryAfter{365 * 24 * 3600};
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -101,6 +105,14 @@ std::optional<std::int64_t> make_time(int year, std::optional<unsigned> month, s
 
 }  // namespace
 
+ApiError make_error(ErrorKind kind, std::string title, std::string detail) {
+  ApiError e;
+  e.kind = kind;
+  e.title = std::move(title);
+  e.detail = std::move(detail);
+  return e;
+}
+
 std::string_view to_string(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kTransport: return "transport error";
@@ -180,7 +192,11 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
   if (std::isdigit(static_cast<unsigned char>(value.front()))) {
     std::int64_t secs = 0;
     auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);
-    if (ec != std::errc() || p != value.data() + value.size()) return std::nullopt;
+    if (p != value.data() + value.size()) return std::nullopt;
+    // Digits beyond int64 or beyond a year: a year (callers cap their pauses further; a
+    // longer value would overflow in milliseconds).
+    if (ec == std::errc::result_out_of_range || secs > kMaxRetryAfter.count()) return kMaxRetryAfter;
+    if (ec != std::errc()) return std::nullopt;
     return std::chrono::seconds(secs);
   }
   auto at = parse_http_date(value);
@@ -188,7 +204,7 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
   const auto now_s =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   // Round the sub-second part of `now` down: waiting a fraction too long is the safe side.
-  return std::chrono::seconds(std::max<std::int64_t>(0, *at - now_s));
+  return std::chrono::seconds(std::clamp<std::int64_t>(*at - now_s, 0, kMaxRetryAfter.count()));
 }
 
 ApiError classify(int status, std::string_view content_type, std::string_view body,
@@ -222,7 +238,12 @@ ApiError classify(int status, std::string_view content_type, std::string_view bo
         auto it = j.find(key);
         if (it == j.end() || !it->is_string()) return {};
         auto s = it->get<std::string>();
-        if (s.size() > 500) s.resize(500);
+        if (s.size() > kMaxText) {
+          // Cut before a character, not inside one: back up over UTF-8 continuation bytes.
+          std::size_t cut = kMaxText;
+          while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+          s.resize(cut);
+        }
         return s;
       };
       e.title = text("title");

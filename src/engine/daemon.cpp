@@ -516,9 +516,31 @@ class Daemon {
     watched_through(mark);
     metrics_.set_observed(observed_.size());
     state_->retain_only(observed_.ids());
+    resolve_pending();
     log_->debug("full list: {} bindings in {} pages", observed_.size(), *pages);
     release_memory();
     co_return changed;
+  }
+
+  // Creates journaled as pending (before their POST) that a crash or an unknown outcome left
+  // open: those the full list shows happened and are resolved here; the others are looked up
+  // by device right before their create (execute() hands them to the executor).
+  void resolve_pending() {
+    const auto pending = state_->pending();
+    if (pending.empty()) return;
+    std::vector<core::DeviceId> devices;
+    devices.reserve(pending.size());
+    for (const auto& p : pending) devices.push_back(p.device);
+    std::unordered_set<std::string> seen;
+    for (const auto& b : observed_.of_devices(devices)) seen.insert(b.device.canonical());
+    std::size_t resolved = 0;
+    for (const auto& p : pending) {
+      if (!seen.contains(p.device.canonical())) continue;
+      state_->end_create(p.device);
+      ++resolved;
+    }
+    log_->info("pending creates of an earlier pass or run: {} seen in the list, {} to look up "
+               "before their create", resolved, pending.size() - resolved);
   }
 
   // modifiedSince poll. True when something changed. Nothing here is O(fleet): a poll that
@@ -736,6 +758,7 @@ class Daemon {
     eo.concurrency = config_.sync.concurrency;
     eo.metrics = &metrics_;
     eo.stop = &stopping_;
+    for (const auto& p : state_->pending()) eo.unresolved_pending.push_back(p.device);
     auto report = co_await execute_plan(plan, desired, prepared, *state_, session_->bindings(),
                                         std::move(eo));
     // Our own writes, with the modifiedAt their answers gave, so that the next poll does not

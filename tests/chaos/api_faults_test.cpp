@@ -140,8 +140,8 @@ TEST_CASE("a 429 storm with Retry-After: every request waits out the pause, conv
   report(line.str());
 }
 
-TEST_CASE("--drop-after-create 0.2: every unanswered create resolved by a lookup, none re-posted",
-          "[.][open-bug][chaos][faults]") {
+TEST_CASE("the simulator drops 20% of create answers (--drop-after-create 0.2): every unanswered create resolved by a lookup, none re-posted",
+          "[chaos][faults]") {
   const auto seed = chaos_seed();
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";

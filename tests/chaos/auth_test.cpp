@@ -27,7 +27,7 @@ bool log_has_token(const Daemon& d) { return d.proc().err().find("sim_") != std:
 }  // namespace
 
 TEST_CASE("OAuth2 tokens expiring every 3 s: renewed ahead of expiry, no operation fails",
-          "[.][open-bug][chaos][auth]") {
+          "[chaos][auth]") {
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
   AuthSpec auth;
@@ -75,7 +75,7 @@ TEST_CASE("OAuth2 tokens expiring every 3 s: renewed ahead of expiry, no operati
 }
 
 TEST_CASE("the token file rotated mid-run: each new token used before the old one expires",
-          "[.][open-bug][chaos][auth]") {
+          "[chaos][auth]") {
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
   AuthSpec client;
@@ -137,7 +137,7 @@ TEST_CASE("the token file rotated mid-run: each new token used before the old on
 }
 
 TEST_CASE("the token endpoint down for 20 s: nothing sent without a token, recovers after",
-          "[.][open-bug][chaos][auth]") {
+          "[chaos][auth]") {
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
   AuthSpec auth;

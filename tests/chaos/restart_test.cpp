@@ -22,7 +22,7 @@ double unanswered(const Daemon& d) {
 }  // namespace
 
 TEST_CASE("kill -9 of the daemon at random moments, 5 times, during a 2,000-binding convergence",
-          "[.][open-bug][chaos][restart]") {
+          "[chaos][restart]") {
   const auto seed = chaos_seed();
   std::mt19937_64 rng(seed);
   SimProc sim({"--latency", "3ms"});
@@ -126,7 +126,7 @@ TEST_CASE("the simulator killed mid-run and restarted from --data on the same po
 }
 
 TEST_CASE("the simulator unreachable for 30 s mid-run (stopped: connections hang)",
-          "[.][open-bug][chaos][restart]") {
+          "[chaos][restart]") {
   SimProc sim({"--latency", "3ms"});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()), {.timeout = "2s"});

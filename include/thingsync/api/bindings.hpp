@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "thingsync/api/client.hpp"
+#include "thingsync/api/decode.hpp"
 #include "thingsync/api/error.hpp"
 #include "thingsync/core/binding.hpp"
 #include "thingsync/core/device_id.hpp"
@@ -36,17 +37,6 @@ struct ListQuery {
   /// "clientId=…&deviceId=…" (percent-encoded, in a fixed order); empty when no filter is set.
   std::string to_query_string() const;
 };
-
-/// One page as parsed (pure; exposed for tests).
-struct Page {
-  std::vector<core::RemoteBinding> items;
-  std::vector<std::string> skipped;  ///< ids of items whose deviceId did not parse
-  std::optional<std::string> next;   ///< the raw `next` link
-};
-/// Parses a PageOfMqttBindings body. Errors are kProtocol and say what is wrong.
-core::Result<Page, ApiError> parse_page(std::string_view body);
-/// Parses one MqttBinding body (the answer to GET/POST/PUT).
-core::Result<core::RemoteBinding, ApiError> parse_binding(std::string_view body);
 
 struct ListResult {
   std::vector<core::RemoteBinding> bindings;

@@ -41,6 +41,9 @@ struct ApiError {
   std::string to_string() const;
 };
 
+/// An error of `kind` with a title and detail (no status).
+ApiError make_error(ErrorKind kind, std::string title, std::string detail = {});
+
 /// Classifies a non-2xx HTTP response (pure). `content_type`/`body` feed the problem+json
 /// title and detail; `retry_after` is the raw header value, if any; `now` resolves HTTP-dates.
 ApiError classify(int status, std::string_view content_type, std::string_view body,

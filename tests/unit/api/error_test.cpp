@@ -85,3 +85,25 @@ TEST_CASE("classify ignores bodies that are not JSON", "[api][error]") {
   const auto broken = classify(500, "application/problem+json", "{\"title\":", std::nullopt, kNow);
   CHECK(broken.title == "Internal Server Error");
 }
+
+// Found by fuzz/fuzz_api_decode (fuzz/corpus/api_decode/regression-*).
+TEST_CASE("Retry-After beyond a year is a year, in seconds and as a date", "[api][error]") {
+  constexpr auto kYear = std::chrono::seconds(365 * 24 * 3600);
+  CHECK(parse_retry_after("31536000", kNow) == kYear);
+  CHECK(parse_retry_after("31536001", kNow) == kYear);
+  CHECK(parse_retry_after("99999999999999999999999999", kNow) == kYear);  // beyond int64
+  CHECK(parse_retry_after("Fri, 01 Jan 9999 00:00:00 GMT", kNow) == kYear);
+  // What callers do with it must not overflow: milliseconds of a year fit easily.
+  const auto ms = std::chrono::milliseconds(*parse_retry_after("9223372036854775807", kNow));
+  CHECK(ms.count() == 31536000000);
+}
+
+TEST_CASE("a long problem title is cut before a character, never inside one", "[api][error]") {
+  std::string title = "x";
+  for (int i = 0; i < 400; ++i) title += "\xC3\xA9";  // é: two bytes each, the 500th cut
+  const auto e = classify(400, "application/problem+json",
+                          R"({"title":")" + title + R"(","detail":"d"})", std::nullopt, kNow);
+  CHECK(e.title.size() == 499);  // "x" and 249 whole é; the 250th would end at byte 501
+  CHECK(e.title == title.substr(0, 499));
+  CHECK(e.detail == "d");
+}
