@@ -206,20 +206,24 @@ std::string_view rtrim(std::string_view s) {
 bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_t line_offset,
                 YTree& tree, core::Diagnostics& diags, const StreamRule& rule,
                 const ItemSink& sink) {
-  // YAML may be UTF-16 or UTF-32 without a byte order mark, which yaml-cpp infers from NUL bytes
-  // among the first four: a stray NUL near the start of a UTF-8 file would turn all of it into
-  // one comment, an empty file. Those encodings are taken only with a BOM; else a NUL is an
-  // error (it is no YAML character anyway).
-  const bool bom16or32 = text.substr(0, 2) == "\xFE\xFF" || text.substr(0, 2) == "\xFF\xFE" ||
-                         text.substr(0, 4) == std::string_view("\0\0\xFE\xFF", 4);
-  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos && !bom16or32) {
+  // Desired state and config are UTF-8. yaml-cpp would also take UTF-16/32, with a byte order
+  // mark or guessed from NUL bytes among the first four: a stray NUL near the start of a UTF-8
+  // file would turn all of it into one comment (an empty file), and a large file cut into parts
+  // would be read in two encodings. So a UTF-16/32 byte order mark, or a NUL anywhere (no YAML
+  // character), is an error at its place.
+  if (text.starts_with("\xFE\xFF") || text.starts_with("\xFF\xFE") ||
+      text.starts_with(std::string_view("\0\0\xFE\xFF", 4))) {
+    diags.push_back({filename, 1 + line_offset, 1, core::Severity::kError,
+                     "a UTF-16/UTF-32 byte order mark: the file must be UTF-8 text"});
+    return false;
+  }
+  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos) {
     const std::size_t line_start = text.rfind('\n', nul) + 1;  // npos + 1 == 0
     const auto line = static_cast<std::uint32_t>(
         std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
     diags.push_back({filename, line + 1 + line_offset,
                      static_cast<std::uint32_t>(nul - line_start) + 1, core::Severity::kError,
-                     "a NUL byte: the file must be UTF-8 text (or UTF-16/32 with a byte order "
-                     "mark)"});
+                     "a NUL byte: the file must be UTF-8 text"});
     return false;
   }
   ViewBuf buf(text);

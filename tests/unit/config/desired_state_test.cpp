@@ -341,6 +341,21 @@ TEST_CASE("a NUL byte near the start does not make a file empty", "[config][desi
   const auto r = parse(std::string("#\0 a fleet\n", 11) +
                        with_defaults("  - deviceId: imei:350266800610993\n"));
   CHECK(all(r.diagnostics) ==
-        "fleet/a.yaml:1:2: error: a NUL byte: the file must be UTF-8 text (or UTF-16/32 with a "
-        "byte order mark)\n");
+        "fleet/a.yaml:1:2: error: a NUL byte: the file must be UTF-8 text\n");
+}
+
+// Found by fuzz/fuzz_desired_state: a UTF-16 byte order mark made yaml-cpp read the file as
+// UTF-16 (one comment: an empty file), while the parts of a large file after the first were
+// read as UTF-8. Only UTF-8 is taken (a UTF-8 byte order mark is fine).
+TEST_CASE("a UTF-16 or UTF-32 file is an error, a UTF-8 byte order mark is fine",
+          "[config][desired_state]") {
+  const std::string fleet = with_defaults("  - deviceId: imei:350266800610993\n");
+  for (const std::string& bom : {std::string("\xFE\xFF"), std::string("\xFF\xFE"),
+                                std::string("\0\0\xFE\xFF", 4)}) {
+    CHECK(all(parse(bom + fleet).diagnostics) ==
+          "fleet/a.yaml:1:1: error: a UTF-16/UTF-32 byte order mark: the file must be UTF-8 text\n");
+  }
+  const auto r = parse("\xEF\xBB\xBF" + fleet);
+  CHECK(r.ok());
+  CHECK(r.state.bindings.size() == 1);
 }
