@@ -116,21 +116,18 @@ class ObservedSet {
     return out;
   }
 
-  // The bindings of some devices: one scan, a binary search per binding.
+  // The bindings of some devices: one scan, a hash lookup per binding.
   std::vector<core::RemoteBinding> of_devices(const std::vector<core::DeviceId>& devices) const {
     std::vector<core::RemoteBinding> out;
     if (devices.empty()) return out;
-    std::vector<core::PackedDevice> wanted;
+    std::unordered_set<core::PackedDevice, core::PackedDeviceHash> wanted;
     wanted.reserve(devices.size());
-    for (const auto& d : devices) wanted.emplace_back(d);
-    std::sort(wanted.begin(), wanted.end());
+    for (const auto& d : devices) wanted.emplace(d);
     for (const auto& r : table_.records()) {
-      if (std::binary_search(wanted.begin(), wanted.end(), r.device)) out.push_back(expand(r));
+      if (wanted.contains(r.device)) out.push_back(expand(r));
     }
     for (const auto& [id, b] : odd_) {
-      if (std::binary_search(wanted.begin(), wanted.end(), core::PackedDevice(b.device))) {
-        out.push_back(b);
-      }
+      if (wanted.contains(core::PackedDevice(b.device))) out.push_back(b);
     }
     return out;
   }

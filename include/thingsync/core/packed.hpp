@@ -38,6 +38,19 @@ class PackedDevice {
   friend bool operator==(const PackedDevice&, const PackedDevice&) = default;
   /// An order of the packed bytes, for sorted lookups; not the canonical order of DeviceId.
   friend auto operator<=>(const PackedDevice&, const PackedDevice&) = default;
+  /// A hash of the packed bytes (for hash sets of devices).
+  std::size_t hash() const {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, bytes_.data(), 8);
+    std::memcpy(&b, bytes_.data() + 8, 8);
+    std::uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull) ^ (std::uint64_t{digits_} << 8) ^
+                      static_cast<std::uint64_t>(kind_);
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return static_cast<std::size_t>(h);
+  }
   /// The order of the canonical forms (DeviceId's order), without unpacking.
   friend std::strong_ordering canonical_order(const PackedDevice& a, const PackedDevice& b);
   /// Writes the device into `out`, reusing its memory (no allocation when it has room).
@@ -47,6 +60,10 @@ class PackedDevice {
   std::array<std::uint8_t, 16> bytes_{};
   DeviceKind kind_ = DeviceKind::kUuid;
   std::uint8_t digits_ = 0;  ///< IMEI: its number of digits (15 or 16); leading zeros count
+};
+
+struct PackedDeviceHash {
+  std::size_t operator()(const PackedDevice& d) const noexcept { return d.hash(); }
 };
 
 /// An index from PackedUuid to records kept in one vector: open addressing with 4-byte slots

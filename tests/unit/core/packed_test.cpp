@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <random>
+#include <unordered_set>
 
 using thingsync::core::DeviceId;
 using thingsync::core::pack_uuid;
@@ -141,4 +142,20 @@ TEST_CASE("unpacking into a device ID replaces it whole", "[core][packed]") {
   CHECK(target == imei);
   CHECK(target.kind() == imei.kind());
   CHECK(target.urn() == "urn:dev:IMEI:012345678901234:");
+}
+
+TEST_CASE("equal packed devices hash alike, and a set of them finds exactly its members",
+          "[core][packed]") {
+  std::unordered_set<PackedDevice, thingsync::core::PackedDeviceHash> set;
+  const auto a = *DeviceId::parse("imei:012345678901234");
+  const auto b = *DeviceId::parse("imei:0012345678901234");
+  const auto c = *DeviceId::parse("ed8b73ac-f48f-4457-8ccc-9926cf28979f");
+  const auto d = *DeviceId::parse("dvnuuid:ed8b73ac-f48f-4457-8ccc-9926cf28979f");
+  set.emplace(a);
+  set.emplace(c);
+  CHECK(PackedDevice(a).hash() == PackedDevice(*DeviceId::parse("IMEI:012345678901234")).hash());
+  CHECK(set.contains(PackedDevice(a)));
+  CHECK(set.contains(PackedDevice(c)));
+  CHECK_FALSE(set.contains(PackedDevice(b)));
+  CHECK_FALSE(set.contains(PackedDevice(d)));
 }
