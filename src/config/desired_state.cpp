@@ -507,8 +507,17 @@ bool EntryLess::operator()(const DesiredEntry& a, const DesiredEntry& b) const {
          std::tuple((*rank)[b.file], b.line, b.column);
 }
 
+bool PackedEntryLess::operator()(const PackedEntry& a, const PackedEntry& b) const {
+  if (const auto c = canonical_order(a.device, b.device); c != 0) return c < 0;
+  return std::tuple((*rank)[a.file], a.line, a.column) <
+         std::tuple((*rank)[b.file], b.line, b.column);
+}
+
+namespace {
+
 // Sorts in `threads` runs at once, then merges them.
-void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads) {
+template <typename Entry, typename Less>
+void sort_in_parts(std::vector<Entry>& v, const Less& less, unsigned threads) {
   const std::size_t parts = v.size() < 100'000 ? 1 : std::max(1U, threads);
   std::vector<std::size_t> bounds;
   for (std::size_t i = 0; i <= parts; ++i) bounds.push_back(v.size() * i / parts);
@@ -520,6 +529,16 @@ void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned
     std::inplace_merge(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
                        v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), less);
   }
+}
+
+}  // namespace
+
+void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads) {
+  sort_in_parts(v, less, threads);
+}
+
+void parallel_sort(std::vector<PackedEntry>& v, const PackedEntryLess& less, unsigned threads) {
+  sort_in_parts(v, less, threads);
 }
 
 std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
@@ -572,41 +591,51 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
   return out;
 }
 
-void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
-              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries, bool consume) {
+namespace {
+
+const core::DeviceId& device_of(const DesiredEntry& e) { return e.device; }
+core::DeviceId device_of(const PackedEntry& e) { return e.device.unpack(); }
+
+// `consume` (DesiredEntry only): the parses and entries are moved from.
+template <bool consume, typename Kept, typename Parses, typename Entries>
+void assemble_impl(const std::vector<std::string>& files, std::vector<PasswordSource>& sources,
+                   Kept& kept, core::Diagnostics& diagnostics,
+                   const std::vector<std::uint32_t>& order, Parses& parses, Entries& entries) {
   // File ids to places, file-local sources to shared ones, in path order: the sources come
   // out in order of first appearance, whichever files were parsed last.
   std::vector<std::uint32_t> rank(parses.size(), kNone);
   std::vector<std::vector<std::uint32_t>> source_of(parses.size());
-  SourceTable table(out.state.sources);
+  SourceTable table(sources);
   for (std::uint32_t r = 0; r < order.size(); ++r) {
     const std::uint32_t id = order[r];
-    FileParse& f = parses[id];
+    auto& f = parses[id];
     rank[id] = r;
     source_of[id].reserve(f.sources.size());
     for (auto& s : f.sources) {
-      PasswordSource g = consume ? std::move(s) : s;
+      PasswordSource g;
+      if constexpr (consume) {
+        g = std::move(s);
+      } else {
+        g = s;
+      }
       g.file = r;
       source_of[id].push_back(table.add(std::move(g)));
     }
-    if (consume) {
-      std::move(f.diags.begin(), f.diags.end(), std::back_inserter(out.diagnostics));
+    if constexpr (consume) {
+      std::move(f.diags.begin(), f.diags.end(), std::back_inserter(diagnostics));
       f.sources.clear();
       f.diags.clear();
     } else {
-      out.diagnostics.insert(out.diagnostics.end(), f.diags.begin(), f.diags.end());
+      diagnostics.insert(diagnostics.end(), f.diags.begin(), f.diags.end());
     }
   }
 
   // The first entry of each device counts; the others are duplicates of it.
-  const auto& files = out.state.files;
-  auto location = [&](const DesiredEntry& e) {
+  auto location = [&](const auto& e) {
     return files[rank[e.file]] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
   };
   auto& v = entries;
-  auto& kept = out.state.bindings;
-  // Copying: entries already in `kept` (a recycled result) are assigned to, which reuses their
-  // memory; only the rest are allocated.
+  // Copying (packed entries into packed ones): entries already in `kept` are overwritten.
   const std::size_t reusable = consume ? 0 : kept.size();
   if (!consume) kept.reserve(v.size());
   std::size_t w = 0;
@@ -614,37 +643,49 @@ void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
     std::size_t s = r + 1;
     for (; s < v.size() && v[s].device == v[r].device; ++s) {
       const auto& d = v[s];
-      out.diagnostics.push_back(
+      diagnostics.push_back(
           {files[rank[d.file]], d.line, d.column, core::Severity::kError,
-           "duplicate device " + d.device.canonical() + "; first listed at " + location(v[r])});
+           "duplicate device " + device_of(d).canonical() + "; first listed at " +
+               location(v[r])});
     }
-    const DesiredEntry& e = v[r];
+    const auto& e = v[r];
     const std::uint32_t source = source_of[e.file][e.source];
     const std::uint32_t file = rank[e.file];
-    if (consume) {
+    if constexpr (consume) {
       if (w != r) v[w] = std::move(v[r]);
       v[w].source = source;
       v[w].file = file;
     } else if (w < reusable) {
-      kept[w].device = e.device;
-      kept[w].source = source;
-      kept[w].file = file;
-      kept[w].line = e.line;
-      kept[w].column = e.column;
+      kept[w] = {e.device, source, file, e.line, e.column};
     } else {
       kept.push_back({e.device, source, file, e.line, e.column});
     }
     ++w;
     r = s;
   }
-  if (consume) {
+  if constexpr (consume) {
     v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
     v.shrink_to_fit();
     kept = std::move(v);
   } else {
     kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(w), kept.end());
   }
-  core::sort_diagnostics(out.diagnostics);
+  core::sort_diagnostics(diagnostics);
+}
+
+}  // namespace
+
+void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
+              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries) {
+  assemble_impl<true>(out.state.files, out.state.sources, out.state.bindings, out.diagnostics,
+                      order, parses, entries);
+}
+
+void assemble(PackedDesiredState& out, core::Diagnostics& diagnostics,
+              const std::vector<std::uint32_t>& order, const std::vector<FileParse>& parses,
+              const std::vector<PackedEntry>& entries) {
+  assemble_impl<false>(out.common.files, out.common.sources, out.bindings, diagnostics, order,
+                       parses, entries);
 }
 
 bool is_hidden(const fs::path& p) {
@@ -717,6 +758,27 @@ std::string_view to_string(PasswordSource::Kind k) {
   return "?";
 }
 
+void PackedDesiredState::unpack_into(DesiredState& out) const {
+  out.files = common.files;
+  out.sources = common.sources;
+  auto& kept = out.bindings;
+  const std::size_t reusable = std::min(kept.size(), bindings.size());
+  kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(reusable), kept.end());
+  kept.reserve(bindings.size());
+  for (std::size_t i = 0; i < bindings.size(); ++i) {
+    const auto& e = bindings[i];
+    if (i < reusable) {
+      e.device.unpack_into(kept[i].device);  // reuses the string's memory
+      kept[i].source = e.source;
+      kept[i].file = e.file;
+      kept[i].line = e.line;
+      kept[i].column = e.column;
+    } else {
+      kept.push_back(e.unpack());
+    }
+  }
+}
+
 std::string DesiredState::location(const DesiredEntry& e) const {
   return files[e.file] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
 }
@@ -732,7 +794,7 @@ LoadResult parse_desired_state_file(std::string_view text, std::string_view file
   const auto order = identity(1);
   auto entries = gather_entries(parses);
   detail::parallel_sort(entries, detail::EntryLess{&order}, 1);
-  detail::assemble(out, order, parses, entries, true);
+  detail::assemble(out, order, parses, entries);
   return out;
 }
 
@@ -750,7 +812,7 @@ LoadResult load_desired_state(const fs::path& path, const LoadOptions& options) 
   auto parses = detail::parse_files(out.state.files, order, options, threads);
   auto entries = gather_entries(parses);
   detail::parallel_sort(entries, detail::EntryLess{&order}, threads);
-  detail::assemble(out, order, parses, entries, true);
+  detail::assemble(out, order, parses, entries);
   return out;
 }
 

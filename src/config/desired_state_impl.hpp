@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "thingsync/config/desired_state.hpp"
+#include "thingsync/core/packed.hpp"
 
 namespace thingsync::config::detail {
 
@@ -44,14 +45,28 @@ struct EntryLess {
 
 void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads);
 
+using PackedEntry = PackedDesiredEntry;
+
+/// EntryLess for packed entries: the same order.
+struct PackedEntryLess {
+  const std::vector<std::uint32_t>* rank;
+  bool operator()(const PackedEntry& a, const PackedEntry& b) const;
+};
+
+void parallel_sort(std::vector<PackedEntry>& v, const PackedEntryLess& less, unsigned threads);
+
 /// Builds `out` from per-file parses. out.state.files must list the files in path order, and
 /// order[i] is the id of out.state.files[i]; `parses` is indexed by id. `entries` holds the
 /// entries of all those files, sorted by EntryLess over the same order. Shares sources, finds
-/// duplicates and sorts the diagnostics (appended to those already in `out`). With `consume`
-/// the parses and `entries` are moved from (one-shot load); else they are only read, and the
-/// bindings already in `out` (a recycled result) are overwritten rather than reallocated.
+/// duplicates and sorts the diagnostics (appended to those already in `out`). The parses and
+/// `entries` are moved from (one-shot load).
 void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
-              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries, bool consume);
+              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries);
+/// The same from packed entries, which are only read (the incremental loader), into a packed
+/// state: `out.common.files` must be filled in as above; `diagnostics` is appended to.
+void assemble(PackedDesiredState& out, core::Diagnostics& diagnostics,
+              const std::vector<std::uint32_t>& order, const std::vector<FileParse>& parses,
+              const std::vector<PackedEntry>& entries);
 
 enum class RootKind : std::uint8_t { kMissing, kFile, kDirectory };
 

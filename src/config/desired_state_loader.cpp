@@ -21,6 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using detail::FileParse;
 using detail::kNone;
+using detail::PackedEntry;
 using detail::RootKind;
 
 /// Enough of stat(2) to tell that a file was replaced or written since it was parsed.
@@ -77,8 +78,8 @@ class DesiredStateLoader::Impl {
     root_abs_ = fs::absolute(without_trailing_slashes(root_.string()), ec).lexically_normal();
   }
 
-  ReloadResult load_all() {
-    ReloadResult rr;
+  PackedReloadResult load_all() {
+    PackedReloadResult rr;
     rr.full = true;
     loaded_ = false;
     parses_.clear();
@@ -106,17 +107,17 @@ class DesiredStateLoader::Impl {
     for (const auto& p : parses_) total += p.entries.size();
     all_.reserve(total + total / 64);  // room for a fleet that grows a little
     for (auto& p : parses_) {
-      std::move(p.entries.begin(), p.entries.end(), std::back_inserter(all_));
+      for (const auto& e : p.entries) all_.push_back(PackedEntry::of(e));
       std::vector<DesiredEntry>().swap(p.entries);
     }
     update_order();
-    detail::parallel_sort(all_, detail::EntryLess{&rank_}, threads_);
+    detail::parallel_sort(all_, detail::PackedEntryLess{&rank_}, threads_);
     loaded_ = true;
-    rr.result = assemble();
+    assemble(rr);
     return rr;
   }
 
-  ReloadResult reload(const std::vector<fs::path>& changed) {
+  PackedReloadResult reload(const std::vector<fs::path>& changed) {
     if (!loaded_ || !root_errors_.empty() || kind_of(root_) != root_kind_) return load_all();
     // What to re-parse and what to drop, by name (as load_desired_state names files).
     std::map<std::string, bool> todo;  // name -> parse (true) or drop (false)
@@ -132,6 +133,19 @@ class DesiredStateLoader::Impl {
 
   void recycle(DesiredState&& spent) {
     if (spent.bindings.capacity() > spare_.bindings.capacity()) spare_ = std::move(spent);
+  }
+
+  // The unpacked form of a packed result, written into the memory of a recycled state.
+  ReloadResult unpacked(PackedReloadResult&& p) {
+    ReloadResult rr;
+    rr.result.state = std::move(spare_);
+    spare_ = DesiredState{};
+    p.state.unpack_into(rr.result.state);
+    rr.result.diagnostics = std::move(p.diagnostics);
+    rr.affected = std::move(p.affected);
+    rr.full = p.full;
+    rr.files_parsed = p.files_parsed;
+    return rr;
   }
 
  private:
@@ -198,10 +212,10 @@ class DesiredStateLoader::Impl {
     return !s.empty() && s[0] == '.' && s != "." && s != "..";
   }
 
-  ReloadResult apply(const std::map<std::string, bool>& todo) {
-    ReloadResult rr;
+  PackedReloadResult apply(const std::map<std::string, bool>& todo) {
+    PackedReloadResult rr;
     if (todo.empty()) {
-      rr.result = assemble();
+      assemble(rr);
       return rr;
     }
     loaded_ = false;  // until the cache is whole again: after a throw, start over
@@ -250,11 +264,11 @@ class DesiredStateLoader::Impl {
     rr.files_parsed = paths.size();
     update_order();
 
-    std::vector<DesiredEntry> fresh;
+    std::vector<PackedEntry> fresh;
     for (std::size_t i = 0; i < parsed.size(); ++i) {
       for (auto& e : parsed[i].entries) {
-        rr.affected.push_back(e.device);
-        fresh.push_back(std::move(e));
+        fresh.push_back(PackedEntry::of(e));
+        rr.affected.push_back(std::move(e.device));
       }
       parsed[i].entries = {};
       parses_[ids[i]] = std::move(parsed[i]);
@@ -264,15 +278,15 @@ class DesiredStateLoader::Impl {
     std::sort(rr.affected.begin(), rr.affected.end());
     rr.affected.erase(std::unique(rr.affected.begin(), rr.affected.end()), rr.affected.end());
     loaded_ = true;
-    rr.result = assemble();
+    assemble(rr);
     return rr;
   }
 
   // Replaces the entries at `old` (ascending positions in all_) by `fresh`; the replaced
   // devices go to `gone`.
-  void splice(const std::vector<std::size_t>& old, std::vector<DesiredEntry>& fresh,
+  void splice(const std::vector<std::size_t>& old, std::vector<PackedEntry>& fresh,
               std::vector<core::DeviceId>& gone) {
-    const detail::EntryLess less{&rank_};
+    const detail::PackedEntryLess less{&rank_};
     std::sort(fresh.begin(), fresh.end(), less);
     // An edit that keeps the file's devices (passwords changed, say) keeps every place in
     // all_: swap the entries in place and check the order around them.
@@ -283,7 +297,7 @@ class DesiredStateLoader::Impl {
                (p + 1 == all_.size() || less(all_[p], all_[p + 1]));
       });
       if (sorted) {
-        for (auto& e : fresh) gone.push_back(std::move(e.device));
+        for (const auto& e : fresh) gone.push_back(e.device.unpack());
         return;
       }
       for (std::size_t k = 0; k < old.size(); ++k) std::swap(all_[old[k]], fresh[k]);
@@ -294,7 +308,7 @@ class DesiredStateLoader::Impl {
       std::size_t next = 0;
       for (std::size_t r = old.front(); r < all_.size(); ++r) {
         if (next < old.size() && old[next] == r) {
-          gone.push_back(std::move(all_[r].device));
+          gone.push_back(all_[r].device.unpack());
           ++next;
           continue;
         }
@@ -323,20 +337,17 @@ class DesiredStateLoader::Impl {
     }
   }
 
-  LoadResult assemble() {
-    LoadResult out;
-    out.state = std::move(spare_);
-    spare_ = DesiredState{};
-    out.state.files.clear();
-    out.state.sources.clear();
-    out.diagnostics = root_errors_;
+  void assemble(PackedReloadResult& rr) {
+    auto& out = rr.state;
+    out.common.files.clear();
+    out.common.sources.clear();
+    rr.diagnostics = root_errors_;
     if (root_kind_ == RootKind::kDirectory && by_name_.empty() && root_errors_.empty()) {
-      out.diagnostics.push_back(detail::no_files_error(root_));
+      rr.diagnostics.push_back(detail::no_files_error(root_));
     }
-    out.state.files.reserve(order_.size());
-    for (const std::uint32_t id : order_) out.state.files.push_back(names_[id]);
-    detail::assemble(out, order_, parses_, all_, false);
-    return out;
+    out.common.files.reserve(order_.size());
+    for (const std::uint32_t id : order_) out.common.files.push_back(names_[id]);
+    detail::assemble(out, rr.diagnostics, order_, parses_, all_);
   }
 
   fs::path root_;
@@ -356,8 +367,8 @@ class DesiredStateLoader::Impl {
   std::vector<std::uint32_t> order_;              // ids in path order
   std::vector<std::uint32_t> rank_;               // id -> place in path order
   // Every valid entry of every file, duplicates included, sorted by EntryLess over rank_;
-  // `file` is the file id and `source` indexes that file's sources.
-  std::vector<DesiredEntry> all_;
+  // `file` is the file id and `source` indexes that file's sources. Packed: 36 bytes an entry.
+  std::vector<PackedEntry> all_;
   DesiredState spare_;  // a state given back: its bindings' memory makes the next one
 };
 
@@ -367,9 +378,15 @@ DesiredStateLoader::~DesiredStateLoader() = default;
 DesiredStateLoader::DesiredStateLoader(DesiredStateLoader&&) noexcept = default;
 DesiredStateLoader& DesiredStateLoader::operator=(DesiredStateLoader&&) noexcept = default;
 
-ReloadResult DesiredStateLoader::load_all() { return impl_->load_all(); }
+ReloadResult DesiredStateLoader::load_all() { return impl_->unpacked(impl_->load_all()); }
 
 ReloadResult DesiredStateLoader::reload(const std::vector<fs::path>& changed) {
+  return impl_->unpacked(impl_->reload(changed));
+}
+
+PackedReloadResult DesiredStateLoader::load_all_packed() { return impl_->load_all(); }
+
+PackedReloadResult DesiredStateLoader::reload_packed(const std::vector<fs::path>& changed) {
   return impl_->reload(changed);
 }
 

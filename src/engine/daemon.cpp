@@ -5,9 +5,7 @@
 #include <malloc.h>
 
 #include <algorithm>
-#include <array>
 #include <csignal>
-#include <cstring>
 #include <iterator>
 #include <optional>
 #include <stdexcept>
@@ -23,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "thingsync/config/desired_state.hpp"
+#include "thingsync/core/packed.hpp"
 #include "thingsync/engine/desired.hpp"
 #include "thingsync/engine/executor.hpp"
 #include "thingsync/engine/plan_render.hpp"
@@ -59,70 +58,25 @@ auto log_crash(const char* what) {
   };
 }
 
-// A binding id in 16 bytes. Ids are lower-case UUIDs; any other spelling is kept as text.
-using PackedId = std::array<std::uint8_t, 16>;
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-std::optional<PackedId> pack_id(std::string_view s) {
-  if (s.size() != 36) return std::nullopt;
-  PackedId out{};
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < 36; ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return std::nullopt;
-      continue;
-    }
-    const int hi = hex_digit(s[i]);
-    const int lo = hex_digit(s[++i]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[n++] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return out;
-}
-
-std::string unpack_id(const PackedId& id) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (std::size_t i = 0; i < id.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kDigits[id[i] >> 4]);
-    out.push_back(kDigits[id[i] & 15]);
-  }
-  return out;
-}
-
 // The remote bindings as last seen. Compact, because the daemon holds them all the time: a
-// record of 40 bytes (packed id, times, where its device's canonical form is in one shared
-// string), an open-addressing index of 4-byte slots, and the device's characters: about 80
-// bytes a binding instead of ~500 as std::string-keyed maps. Bindings whose id is not a
-// lower-case UUID (never seen from the API, but possible) are kept as they are.
+// record of 56 bytes (packed binding id, times, packed device) and an open-addressing index
+// of 4-byte slots: about 70 bytes a binding instead of ~500 as std::string-keyed maps.
+// Bindings whose id is not a lower-case UUID (never seen from the API, but possible) are kept
+// as they are.
 class ObservedSet {
  public:
-  std::size_t size() const { return recs_.size() + odd_.size(); }
+  std::size_t size() const { return table_.size() + odd_.size(); }
 
-  void reserve(std::size_t n) {
-    recs_.reserve(n);
-    rehash(n);
-  }
+  void reserve(std::size_t n) { table_.reserve(n); }
 
-  // Gives back what growing by doubling left unused (up to half of it).
-  void shrink_to_fit() {
-    recs_.shrink_to_fit();
-    devices_.shrink_to_fit();
-  }
+  // Gives back what growing by doubling left unused.
+  void shrink_to_fit() { table_.shrink_to_fit(); }
 
   // True when `b` is held with the same device and modifiedAt: nothing new.
   bool holds_same(const core::RemoteBinding& b) const {
-    if (const auto id = pack_id(b.id)) {
-      const std::uint32_t r = slots_.empty() ? kEmpty : slots_[slot_of(*id)];
-      return r != kEmpty && recs_[r].modified_at_ms == b.modified_at_ms &&
-             device_of(recs_[r]) == b.device.canonical();
+    if (const auto id = core::pack_uuid(b.id)) {
+      const Rec* r = table_.find(*id);
+      return r != nullptr && r->modified_at_ms == b.modified_at_ms && r->device.holds(b.device);
     }
     const auto it = odd_.find(b.id);
     return it != odd_.end() && it->second.modified_at_ms == b.modified_at_ms &&
@@ -130,87 +84,50 @@ class ObservedSet {
   }
 
   bool contains(const std::string& id) const {
-    if (const auto p = pack_id(id)) return !slots_.empty() && slots_[slot_of(*p)] != kEmpty;
+    if (const auto p = core::pack_uuid(id)) return table_.find(*p) != nullptr;
     return odd_.contains(id);
   }
 
   void put(const core::RemoteBinding& b) {
-    const auto id = pack_id(b.id);
-    const auto& device = b.device.canonical();
-    if (!id || device.size() > 255) {
+    const auto id = core::pack_uuid(b.id);
+    if (!id) {
       odd_.insert_or_assign(b.id, b);
       return;
     }
-    if ((recs_.size() + 1) * 2 > slots_.size()) rehash(recs_.size() + 1);
-    const std::size_t s = slot_of(*id);
-    if (slots_[s] == kEmpty) {
-      slots_[s] = static_cast<std::uint32_t>(recs_.size());
-      recs_.push_back({*id, b.created_at_ms, b.modified_at_ms, store_device(device),
-                       static_cast<std::uint8_t>(device.size())});
-      return;
-    }
-    Rec& r = recs_[slots_[s]];
-    r.created_at_ms = b.created_at_ms;
-    r.modified_at_ms = b.modified_at_ms;
-    if (device_of(r) != device) {
-      garbage_ += r.device_size;
-      r.device_at = store_device(device);
-      r.device_size = static_cast<std::uint8_t>(device.size());
-      maybe_compact();
-    }
+    const Rec rec{*id, b.created_at_ms, b.modified_at_ms, core::PackedDevice(b.device)};
+    auto [at, added] = table_.insert(rec);
+    if (!added) *at = rec;
   }
 
   void erase(const std::string& id) {
-    const auto p = pack_id(id);
-    if (!p) {
+    if (const auto p = core::pack_uuid(id)) {
+      table_.erase(*p);
+    } else {
       odd_.erase(id);
-      return;
     }
-    if (slots_.empty()) return;
-    std::size_t hole = slot_of(*p);
-    const std::uint32_t r = slots_[hole];
-    if (r == kEmpty) return;
-    // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
-    const std::size_t mask = slots_.size() - 1;
-    for (std::size_t j = (hole + 1) & mask; slots_[j] != kEmpty; j = (j + 1) & mask) {
-      const std::size_t home = hash(recs_[slots_[j]].id) & mask;
-      const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-      if (stays) continue;
-      slots_[hole] = slots_[j];
-      hole = j;
-    }
-    slots_[hole] = kEmpty;
-    garbage_ += recs_[r].device_size;
-    const std::uint32_t last = static_cast<std::uint32_t>(recs_.size() - 1);
-    if (r != last) {
-      recs_[r] = recs_[last];
-      slots_[slot_of(recs_[r].id)] = r;
-    }
-    recs_.pop_back();
-    maybe_compact();
   }
 
   // Everything, as the plan takes it (a transient copy: a full pass only).
   std::vector<core::RemoteBinding> all() const {
     std::vector<core::RemoteBinding> out;
     out.reserve(size());
-    for (const auto& r : recs_) out.push_back(expand(r));
+    for (const auto& r : table_.records()) out.push_back(expand(r));
     for (const auto& [id, b] : odd_) out.push_back(b);
     return out;
   }
 
   // The bindings of some devices: one scan, a hash lookup per binding.
   std::vector<core::RemoteBinding> of_devices(const std::vector<core::DeviceId>& devices) const {
-    std::unordered_set<std::string_view> wanted;
-    wanted.reserve(devices.size());
-    for (const auto& d : devices) wanted.insert(d.canonical());
     std::vector<core::RemoteBinding> out;
-    if (wanted.empty()) return out;
-    for (const auto& r : recs_) {
-      if (wanted.contains(device_of(r))) out.push_back(expand(r));
+    if (devices.empty()) return out;
+    std::unordered_set<core::PackedDevice, core::PackedDeviceHash> wanted;
+    wanted.reserve(devices.size());
+    for (const auto& d : devices) wanted.emplace(d);
+    for (const auto& r : table_.records()) {
+      if (wanted.contains(r.device)) out.push_back(expand(r));
     }
     for (const auto& [id, b] : odd_) {
-      if (wanted.contains(b.device.canonical())) out.push_back(b);
+      if (wanted.contains(core::PackedDevice(b.device))) out.push_back(b);
     }
     return out;
   }
@@ -218,84 +135,24 @@ class ObservedSet {
   std::vector<std::string> ids() const {
     std::vector<std::string> out;
     out.reserve(size());
-    for (const auto& r : recs_) out.push_back(unpack_id(r.id));
+    for (const auto& r : table_.records()) out.push_back(core::unpack_uuid(r.id));
     for (const auto& [id, b] : odd_) out.push_back(id);
     return out;
   }
 
  private:
   struct Rec {
-    PackedId id;
+    core::PackedUuid id;
     std::int64_t created_at_ms;
     std::int64_t modified_at_ms;
-    std::uint32_t device_at;  // the canonical device ID: devices_[device_at, + device_size)
-    std::uint8_t device_size;
+    core::PackedDevice device;
   };
-  static constexpr std::uint32_t kEmpty = 0xffffffffu;
 
-  static std::size_t hash(const PackedId& id) {
-    std::uint64_t a = 0;
-    std::uint64_t b = 0;
-    std::memcpy(&a, id.data(), 8);
-    std::memcpy(&b, id.data() + 8, 8);
-    std::uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull);
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ull;
-    h ^= h >> 32;
-    return static_cast<std::size_t>(h);
+  static core::RemoteBinding expand(const Rec& r) {
+    return {core::unpack_uuid(r.id), r.device.unpack(), r.created_at_ms, r.modified_at_ms};
   }
 
-  // The slot that holds `id`, or the empty slot where it would go.
-  std::size_t slot_of(const PackedId& id) const {
-    const std::size_t mask = slots_.size() - 1;
-    std::size_t i = hash(id) & mask;
-    while (slots_[i] != kEmpty && recs_[slots_[i]].id != id) i = (i + 1) & mask;
-    return i;
-  }
-
-  // Room for `n` records at a load of at most one half.
-  void rehash(std::size_t n) {
-    std::size_t cap = 16;
-    while (cap < n * 2) cap *= 2;
-    if (cap <= slots_.size()) return;
-    slots_.assign(cap, kEmpty);
-    for (std::uint32_t r = 0; r < recs_.size(); ++r) slots_[slot_of(recs_[r].id)] = r;
-  }
-
-  std::string_view device_of(const Rec& r) const {
-    return std::string_view(devices_).substr(r.device_at, r.device_size);
-  }
-
-  std::uint32_t store_device(std::string_view canonical) {
-    const auto at = static_cast<std::uint32_t>(devices_.size());
-    devices_.append(canonical);
-    return at;
-  }
-
-  // Drops the characters of replaced and erased devices once they are most of the string.
-  void maybe_compact() {
-    if (garbage_ < (1u << 16) || garbage_ * 2 < devices_.size()) return;
-    std::string fresh;
-    fresh.reserve(devices_.size() - garbage_);
-    for (auto& r : recs_) {
-      const auto d = device_of(r);
-      r.device_at = static_cast<std::uint32_t>(fresh.size());
-      fresh.append(d);
-    }
-    devices_ = std::move(fresh);
-    garbage_ = 0;
-  }
-
-  core::RemoteBinding expand(const Rec& r) const {
-    auto device = core::DeviceId::parse(device_of(r));  // a canonical form always parses
-    if (!device) throw std::logic_error("observed set: unparseable canonical device ID");
-    return {unpack_id(r.id), std::move(*device), r.created_at_ms, r.modified_at_ms};
-  }
-
-  std::vector<Rec> recs_;
-  std::vector<std::uint32_t> slots_;  // indexes into recs_, or kEmpty; a power of two
-  std::string devices_;
-  std::size_t garbage_ = 0;
+  core::PackedUuidTable<Rec> table_;
   std::unordered_map<std::string, core::RemoteBinding> odd_;
 };
 
@@ -632,9 +489,9 @@ class Daemon {
     std::vector<std::filesystem::path> changed(changed_.begin(), changed_.end());
     changed_.clear();
     if (full && session_) session_->auth().reload();
-    auto r = full ? loader_.load_all() : loader_.reload(changed);
+    auto r = full ? loader_.load_all_packed() : loader_.reload_packed(changed);
     std::size_t warnings = 0;
-    for (const auto& d : r.result.diagnostics) {
+    for (const auto& d : r.diagnostics) {
       if (d.severity == core::Severity::kError) {
         log_->error("{}", d.to_string());
       } else {
@@ -652,17 +509,16 @@ class Daemon {
       r.affected = std::move(merged);
     }
     DesiredFingerprints prepared;
-    if (r.result.ok()) {
+    if (r.ok()) {
       if (all) {
-        prepared = fingerprint_desired(r.result.state, state_->salt(), config::process_env());
+        prepared = fingerprint_desired(r.state, state_->salt(), config::process_env());
       } else {
-        prepared = fingerprint_desired_incremental(r.result.state, desired_, fps_, r.affected,
+        prepared = fingerprint_desired_incremental(r.state, desired_, fps_, r.affected,
                                                    state_->salt(), config::process_env());
       }
     }
-    if (!r.result.ok() || !prepared.ok()) {
+    if (!r.ok() || !prepared.ok()) {
       for (const auto& d : prepared.diagnostics) log_->error("{}", d.to_string());
-      loader_.recycle(std::move(r.result.state));
       unapplied_all_ = all;
       unapplied_ = all ? std::vector<core::DeviceId>{} : std::move(r.affected);
       metrics_.desired_state_load_error();
@@ -670,8 +526,7 @@ class Daemon {
       set_error("desired state does not load; the last good one stays in force");
       return false;
     }
-    std::swap(desired_, r.result.state);
-    loader_.recycle(std::move(r.result.state));
+    desired_ = std::move(r.state);
     fps_ = std::move(prepared.fps);
     unapplied_all_ = false;
     unapplied_.clear();
@@ -683,7 +538,7 @@ class Daemon {
     const auto commit = sys::git_head_commit(config_.desired_state_path);
     metrics_.set_desired_commit(commit.value_or(""));
     log_->info("desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
-               desired_.bindings.size(), desired_.files.size(), r.files_parsed,
+               desired_.bindings.size(), desired_.common.files.size(), r.files_parsed,
                affected_all_ ? "" : ", " + std::to_string(affected_.size()) + " devices affected",
                warnings ? ", " + std::to_string(warnings) + " warnings" : "",
                commit ? " commit=" : "", commit.value_or(""));
@@ -701,7 +556,8 @@ class Daemon {
   net::awaitable<void> full_pass() {
     const auto start = Clock::now();
     // The plan's inputs are copies made for this pass only; the daemon keeps compact forms.
-    const PreparedDesired prepared = with_fingerprints(desired_, fps_);
+    const config::DesiredState desired = desired_.unpack();
+    const PreparedDesired prepared = with_fingerprints(desired, fps_);
     core::Plan plan;
     {
       const auto observed = observed_.all();
@@ -726,7 +582,7 @@ class Daemon {
       log_->info("drift (observe mode, nothing written): {}", plan_summary(plan));
     } else {
       log_->info("reconciling: {}", plan_summary(plan));
-      auto report = co_await execute(plan, desired_, prepared);
+      auto report = co_await execute(plan, desired, prepared);
       metrics_.set_observed(observed_.size());
       ok = report.failed == 0 && report.state_error.empty();
       drift_ = report.failed;
@@ -776,18 +632,21 @@ class Daemon {
   // grow with the fleet (but for one scan of the observed set).
   net::awaitable<void> reconcile_devices(const std::vector<core::DeviceId>& devices) {
     config::DesiredState desired;
-    desired.files = desired_.files;
-    desired.sources = desired_.sources;
+    desired.files = desired_.common.files;
+    desired.sources = desired_.common.sources;
     PreparedDesired prepared;
     for (const auto& d : devices) {
+      const core::PackedDevice packed(d);
       const auto it = std::lower_bound(
-          desired_.bindings.begin(), desired_.bindings.end(), d,
-          [](const config::DesiredEntry& e, const core::DeviceId& x) { return e.device < x; });
-      if (it != desired_.bindings.end() && it->device == d) {
+          desired_.bindings.begin(), desired_.bindings.end(), packed,
+          [](const config::PackedDesiredEntry& e, const core::PackedDevice& x) {
+            return canonical_order(e.device, x) < 0;
+          });
+      if (it != desired_.bindings.end() && it->device == packed) {
         const auto i = static_cast<std::size_t>(it - desired_.bindings.begin());
         prepared.bindings.push_back(
             {d, fps_[i], static_cast<std::uint32_t>(desired.bindings.size())});
-        desired.bindings.push_back(*it);
+        desired.bindings.push_back(it->unpack());
       }
     }
     auto observed = observed_.of_devices(devices);
@@ -861,7 +720,7 @@ class Daemon {
   std::unique_ptr<obs::HttpServer> metrics_server_;
   std::unique_ptr<sys::TreeWatcher> watcher_;
 
-  config::DesiredState desired_;
+  config::PackedDesiredState desired_;   // in force: packed, 36 bytes a binding
   std::vector<core::Fingerprint> fps_;  // of desired_.bindings, in its order
   config::DesiredStateLoader loader_;
   ObservedSet observed_;

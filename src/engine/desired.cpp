@@ -19,24 +19,25 @@ void sort_and_dedupe(core::Diagnostics& diagnostics) {
                     diagnostics.end());
 }
 
-}  // namespace
-
-DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
-                                        const config::EnvLookup& env, unsigned threads) {
+// Fingerprints every binding on `threads` threads; `common` has the files and sources,
+// `entry(i)` gives binding i.
+template <typename EntryOf>
+DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::size_t n,
+                                    const EntryOf& entry, std::string_view salt,
+                                    const config::EnvLookup& env, unsigned threads) {
   DesiredFingerprints out;
-  const std::size_t n = state.bindings.size();
   out.fps.resize(n);
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, n / 4096 + 1)));
 
   std::vector<core::Diagnostics> diags(threads);
   auto work = [&](unsigned t) {
-    config::PasswordResolver resolver(state, env);
+    config::PasswordResolver resolver(common, env);
     core::Fingerprinter fingerprint(salt);
     const std::size_t begin = n * t / threads;
     const std::size_t end = n * (t + 1) / threads;
     for (std::size_t i = begin; i < end; ++i) {
-      const auto& e = state.bindings[i];
+      const auto& e = entry(i);
       auto pw = resolver.resolve(e);
       if (!pw) {
         diags[t].push_back(pw.error());
@@ -57,6 +58,23 @@ DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::
   return out;
 }
 
+}  // namespace
+
+DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
+                                        const config::EnvLookup& env, unsigned threads) {
+  const auto entry = [&](std::size_t i) -> const config::DesiredEntry& {
+    return state.bindings[i];
+  };
+  return fingerprint_all(state, state.bindings.size(), entry, salt, env, threads);
+}
+
+DesiredFingerprints fingerprint_desired(const config::PackedDesiredState& state,
+                                        std::string_view salt, const config::EnvLookup& env,
+                                        unsigned threads) {
+  const auto entry = [&](std::size_t i) { return state.bindings[i].unpack(); };
+  return fingerprint_all(state.common, state.bindings.size(), entry, salt, env, threads);
+}
+
 PreparedDesired with_fingerprints(const config::DesiredState& state,
                                   const std::vector<core::Fingerprint>& fps) {
   PreparedDesired out;
@@ -75,28 +93,35 @@ PreparedDesired prepare_desired(const config::DesiredState& state, std::string_v
   return out;
 }
 
-DesiredFingerprints fingerprint_desired_incremental(const config::DesiredState& state,
-                                                    const config::DesiredState& previous,
+DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredState& state,
+                                                    const config::PackedDesiredState& previous,
                                                     const std::vector<core::Fingerprint>& previous_fps,
                                                     const std::vector<core::DeviceId>& affected,
                                                     std::string_view salt,
                                                     const config::EnvLookup& env) {
   DesiredFingerprints out;
   out.fps.resize(state.bindings.size());
-  config::PasswordResolver resolver(state, env);
+  config::PasswordResolver resolver(state.common, env);
   core::Fingerprinter fingerprint(salt);
-  const auto& before = previous.bindings;
+  std::vector<core::PackedDevice> changed;  // `affected`, packed; still in canonical order
+  changed.reserve(affected.size());
+  for (const auto& d : affected) changed.emplace_back(d);
+  const auto before = [](const core::PackedDevice& a, const core::PackedDevice& b) {
+    return canonical_order(a, b) < 0;
+  };
+  const auto& was = previous.bindings;
   std::size_t p = 0;  // walks previous
-  std::size_t a = 0;  // walks affected
+  std::size_t a = 0;  // walks changed
   for (std::size_t i = 0; i < state.bindings.size(); ++i) {
-    const auto& e = state.bindings[i];
-    while (a < affected.size() && affected[a] < e.device) ++a;
-    while (p < before.size() && before[p].device < e.device) ++p;
-    const bool is_affected = a < affected.size() && affected[a] == e.device;
-    if (!is_affected && p < before.size() && before[p].device == e.device) {
+    const auto& device = state.bindings[i].device;
+    while (a < changed.size() && before(changed[a], device)) ++a;
+    while (p < was.size() && before(was[p].device, device)) ++p;
+    const bool is_affected = a < changed.size() && changed[a] == device;
+    if (!is_affected && p < was.size() && was[p].device == device) {
       out.fps[i] = previous_fps[p];
       continue;
     }
+    const auto e = state.bindings[i].unpack();
     auto pw = resolver.resolve(e);
     if (!pw) {
       out.diagnostics.push_back(pw.error());

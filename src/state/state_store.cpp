@@ -276,14 +276,14 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   salt_ = std::move(*salt);
 
   applied_.reserve(out.bindings.size());
-  for (auto& [id, device, fp_hex] : out.bindings) {
+  for (const auto& [id, device, fp_hex] : out.bindings) {
     auto dev = core::DeviceId::parse(device);
     core::Fingerprint fp{};
     if (!dev) return Result<Ok>::failure(corrupt(path_, "binding " + id + ": bad device ID"));
     if (!core::from_hex(fp_hex, fp)) {
       return Result<Ok>::failure(corrupt(path_, "binding " + id + ": bad fingerprint"));
     }
-    applied_.insert_or_assign(std::move(id), Applied{std::move(*dev), fp});
+    put_applied(id, *dev, fp);
   }
   for (auto& [device, since] : out.pending) {
     auto dev = core::DeviceId::parse(device);
@@ -344,9 +344,9 @@ Result<Ok> StateStore::apply_line(std::string_view line) {
     if (!device || !core::from_hex(str("fp"), fp) || str("id").empty()) {
       return Result<Ok>::failure(Error{"bad applied record"});
     }
-    applied_.insert_or_assign(str("id"), Applied{*device, fp});
+    put_applied(str("id"), *device, fp);
   } else if (a == "forget") {
-    applied_.erase(str("id"));
+    erase_applied(str("id"));
   } else if (a == "pending" && device) {
     pending_.insert_or_assign(device->canonical(), PendingCreate{*device, num("since")});
   } else if (a == "resolved" && device) {
@@ -363,18 +363,43 @@ Result<Ok> StateStore::apply_line(std::string_view line) {
   return Ok{};
 }
 
+void StateStore::put_applied(const std::string& binding_id, const core::DeviceId& device,
+                             const core::Fingerprint& fp) {
+  const auto id = core::pack_uuid(binding_id);
+  if (!id) {
+    odd_applied_.insert_or_assign(binding_id, Applied{device, fp});
+    return;
+  }
+  const AppliedRec rec{*id, fp, core::PackedDevice(device)};
+  auto [at, added] = applied_.insert(rec);
+  if (!added) *at = rec;
+}
+
+bool StateStore::erase_applied(const std::string& binding_id) {
+  const auto id = core::pack_uuid(binding_id);
+  return id ? applied_.erase(*id) : odd_applied_.erase(binding_id) > 0;
+}
+
 std::vector<core::AppliedBinding> StateStore::applied() const {
   std::vector<core::AppliedBinding> out;
-  out.reserve(applied_.size());
-  for (const auto& [id, a] : applied_) out.push_back({id, a.device, a.fp});
+  out.reserve(size());
+  for (const auto& r : applied_.records()) {
+    out.push_back({core::unpack_uuid(r.id), r.device.unpack(), r.fp});
+  }
+  for (const auto& [id, a] : odd_applied_) out.push_back({id, a.device, a.fp});
   std::sort(out.begin(), out.end(),
             [](const auto& x, const auto& y) { return x.binding_id < y.binding_id; });
   return out;
 }
 
 std::optional<core::AppliedBinding> StateStore::find(const std::string& binding_id) const {
-  const auto it = applied_.find(binding_id);
-  if (it == applied_.end()) return std::nullopt;
+  if (const auto id = core::pack_uuid(binding_id)) {
+    const AppliedRec* r = applied_.find(*id);
+    if (!r) return std::nullopt;
+    return core::AppliedBinding{binding_id, r->device.unpack(), r->fp};
+  }
+  const auto it = odd_applied_.find(binding_id);
+  if (it == odd_applied_.end()) return std::nullopt;
   return core::AppliedBinding{it->first, it->second.device, it->second.fp};
 }
 
@@ -385,6 +410,16 @@ std::vector<PendingCreate> StateStore::pending() const {
   return out;
 }
 
+// Empties the journal buffer; a large one (a pass of many operations) gives its memory back
+// rather than staying resident for the daemon's life.
+void StateStore::release_journal_buffer() {
+  if (journal_buffer_.capacity() > (std::size_t{1} << 20)) {
+    std::string().swap(journal_buffer_);
+  } else {
+    journal_buffer_.clear();
+  }
+}
+
 void StateStore::append(std::string line) {
   journal_buffer_ += line;
   journal_buffer_.push_back('\n');
@@ -392,7 +427,7 @@ void StateStore::append(std::string line) {
 
 void StateStore::record_applied(const std::string& binding_id, const core::DeviceId& device,
                                 const core::Fingerprint& fp) {
-  applied_.insert_or_assign(binding_id, Applied{device, fp});
+  put_applied(binding_id, device, fp);
   std::string line = R"({"a":"applied","id":)";
   append_quoted(line, binding_id);
   line += R"(,"device":)";
@@ -402,7 +437,7 @@ void StateStore::record_applied(const std::string& binding_id, const core::Devic
 }
 
 void StateStore::forget(const std::string& binding_id) {
-  if (applied_.erase(binding_id) == 0) return;
+  if (!erase_applied(binding_id)) return;
   std::string line = R"({"a":"forget","id":)";
   append_quoted(line, binding_id);
   append(line + "}");
@@ -450,7 +485,11 @@ void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
   live.reserve(live_binding_ids.size());
   for (const auto& id : live_binding_ids) live.emplace(id, true);
   std::vector<std::string> gone;
-  for (const auto& [id, a] : applied_) {
+  for (const auto& r : applied_.records()) {
+    auto id = core::unpack_uuid(r.id);
+    if (!live.contains(id)) gone.push_back(std::move(id));
+  }
+  for (const auto& [id, a] : odd_applied_) {
     if (!live.contains(id)) gone.push_back(id);
   }
   for (const auto& id : gone) forget(id);
@@ -476,29 +515,45 @@ Result<Ok> StateStore::flush() {
   }
   journal_records_ += static_cast<std::size_t>(
       std::count(journal_buffer_.begin(), journal_buffer_.end(), '\n'));
-  journal_buffer_.clear();
+  release_journal_buffer();
   return Ok{};
 }
 
 Result<Ok> StateStore::checkpoint() {
   std::string out;
-  out.reserve(64 + applied_.size() * 110);
+  out.reserve(64 + size() * 110);
   out += "{\"format\":\"thingsync-state\",\"version\":1,\"salt\":\"" + hex(salt_) +
          "\",\n\"bindings\":{";
   // Sorted, so that two snapshots of the same state are byte-identical.
-  std::vector<const std::pair<const std::string, Applied>*> rows;
-  rows.reserve(applied_.size());
-  for (const auto& kv : applied_) rows.push_back(&kv);
-  std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  // Packed ids sort as their spellings do; the odd ones are merged in by spelling.
+  const auto& recs = applied_.records();
+  std::vector<std::uint32_t> rows(recs.size());
+  for (std::uint32_t i = 0; i < rows.size(); ++i) rows[i] = i;
+  std::sort(rows.begin(), rows.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return recs[a].id < recs[b].id; });
+  std::vector<const std::pair<const std::string, Applied>*> odd;
+  odd.reserve(odd_applied_.size());
+  for (const auto& kv : odd_applied_) odd.push_back(&kv);
+  std::sort(odd.begin(), odd.end(), [](auto* a, auto* b) { return a->first < b->first; });
   bool first = true;
-  for (const auto* kv : rows) {
+  const auto row = [&](const std::string& id, const core::DeviceId& device,
+                       const core::Fingerprint& fp) {
     out += first ? "\n" : ",\n";
     first = false;
-    append_quoted(out, kv->first);
+    append_quoted(out, id);
     out += ":{\"device\":";
-    append_quoted(out, kv->second.device.canonical());
-    out += ",\"fp\":\"" + core::to_hex(kv->second.fp) + "\"}";
+    append_quoted(out, device.canonical());
+    out += ",\"fp\":\"" + core::to_hex(fp) + "\"}";
+  };
+  std::size_t o = 0;
+  for (const std::uint32_t i : rows) {
+    const auto id = core::unpack_uuid(recs[i].id);
+    for (; o < odd.size() && odd[o]->first < id; ++o) {
+      row(odd[o]->first, odd[o]->second.device, odd[o]->second.fp);
+    }
+    row(id, recs[i].device.unpack(), recs[i].fp);
   }
+  for (; o < odd.size(); ++o) row(odd[o]->first, odd[o]->second.device, odd[o]->second.fp);
   out += "},\n\"pending\":[";
   first = true;
   for (const auto& p : pending()) {
@@ -552,7 +607,7 @@ Result<Ok> StateStore::checkpoint() {
     return Result<Ok>::failure(
         Error{"cannot truncate state journal " + journal_path_.string() + ": " + errno_text()});
   }
-  journal_buffer_.clear();
+  release_journal_buffer();
   journal_records_ = 0;
   return Ok{};
 }

@@ -45,6 +45,7 @@ class DeviceId {
   }
 
  private:
+  friend class PackedDevice;  // unpacks into a DeviceId without parsing or allocating
   DeviceId(DeviceKind kind, std::string canonical)
       : canonical_(std::move(canonical)), kind_(kind) {}
   std::string canonical_;

@@ -11,6 +11,7 @@
 
 #include "thingsync/core/binding.hpp"
 #include "thingsync/core/device_id.hpp"
+#include "thingsync/core/packed.hpp"
 #include "thingsync/core/result.hpp"
 
 namespace thingsync::state {
@@ -61,7 +62,7 @@ class StateStore {
   const std::string& salt() const { return salt_; }
   bool existed() const { return existed_; }  ///< false on first adoption
 
-  std::size_t size() const { return applied_.size(); }
+  std::size_t size() const { return applied_.size() + odd_applied_.size(); }
   /// All applied records, sorted by binding id (the plan's input).
   std::vector<core::AppliedBinding> applied() const;
   std::optional<core::AppliedBinding> find(const std::string& binding_id) const;
@@ -96,11 +97,22 @@ class StateStore {
     core::DeviceId device;
     core::Fingerprint fp;
   };
+  // One applied record in 50 bytes (plus ~12 of index): the store holds one per binding of
+  // the fleet for the daemon's whole life.
+  struct AppliedRec {
+    core::PackedUuid id;
+    core::Fingerprint fp;
+    core::PackedDevice device;
+  };
+  void put_applied(const std::string& binding_id, const core::DeviceId& device,
+                   const core::Fingerprint& fp);
+  bool erase_applied(const std::string& binding_id);
   explicit StateStore(std::filesystem::path path);
   Result<Ok> load_snapshot(bool& existed);
   Result<Ok> replay_journal();
   Result<Ok> apply_line(std::string_view line);
   void append(std::string line);
+  void release_journal_buffer();
 
   std::filesystem::path path_;
   std::filesystem::path journal_path_;
@@ -108,7 +120,8 @@ class StateStore {
   bool existed_ = false;   // the snapshot existed when opened
   bool on_disk_ = false;   // a snapshot with our salt is on disk
   bool torn_tail_ = false;
-  std::unordered_map<std::string, Applied> applied_;
+  core::PackedUuidTable<AppliedRec> applied_;               // ids that are lower-case UUIDs
+  std::unordered_map<std::string, Applied> odd_applied_;    // any other id spelling
   std::unordered_map<std::string, PendingCreate> pending_;  // by canonical device id
   std::unordered_map<std::string, FailureRecord> failures_;  // by canonical device id
   std::string journal_buffer_;

@@ -1,0 +1,177 @@
+#pragma once
+
+// Compact forms of binding and device IDs, for what a long-running process holds for every
+// binding of a fleet (the observed set, the state store's records): a std::string-keyed map
+// costs ~200 bytes a binding, these ~50-80.
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "thingsync/core/device_id.hpp"
+
+namespace thingsync::core {
+
+/// A lower-case UUID (binding ids) in 16 bytes. Byte order is the text's order, so packed
+/// ids sort as their spellings do.
+using PackedUuid = std::array<std::uint8_t, 16>;
+
+/// nullopt unless `s` is a UUID in lower-case 8-4-4-4-12 form (other spellings do not
+/// round-trip, so callers keep them as text).
+std::optional<PackedUuid> pack_uuid(std::string_view s);
+std::string unpack_uuid(const PackedUuid& id);
+
+/// A device ID in 18 bytes, exact for every kind (IMEI digits, DevEUI hex, UUIDs):
+/// unpack() gives back an equal DeviceId.
+class PackedDevice {
+ public:
+  PackedDevice() = default;
+  explicit PackedDevice(const DeviceId& id);
+  DeviceId unpack() const;
+  /// True when this holds `id` (cheaper than unpack() == id).
+  bool holds(const DeviceId& id) const { return *this == PackedDevice(id); }
+  friend bool operator==(const PackedDevice&, const PackedDevice&) = default;
+  /// An order of the packed bytes, for sorted lookups; not the canonical order of DeviceId.
+  friend auto operator<=>(const PackedDevice&, const PackedDevice&) = default;
+  /// A hash of the packed bytes (for hash sets of devices).
+  std::size_t hash() const {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, bytes_.data(), 8);
+    std::memcpy(&b, bytes_.data() + 8, 8);
+    std::uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull) ^ (std::uint64_t{digits_} << 8) ^
+                      static_cast<std::uint64_t>(kind_);
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return static_cast<std::size_t>(h);
+  }
+  /// The order of the canonical forms (DeviceId's order), without unpacking.
+  friend std::strong_ordering canonical_order(const PackedDevice& a, const PackedDevice& b);
+  /// Writes the device into `out`, reusing its memory (no allocation when it has room).
+  void unpack_into(DeviceId& out) const;
+
+ private:
+  std::array<std::uint8_t, 16> bytes_{};
+  DeviceKind kind_ = DeviceKind::kUuid;
+  std::uint8_t digits_ = 0;  ///< IMEI: its number of digits (15 or 16); leading zeros count
+};
+
+struct PackedDeviceHash {
+  std::size_t operator()(const PackedDevice& d) const noexcept { return d.hash(); }
+};
+
+/// An index from PackedUuid to records kept in one vector: open addressing with 4-byte slots
+/// at a load of at most one half, so about 8-16 bytes a record beside the record itself.
+/// `Rec` has a `PackedUuid id` member. Erasing moves the last record into the hole, so
+/// record order is insertion order only until the first erase.
+template <typename Rec>
+class PackedUuidTable {
+ public:
+  std::size_t size() const { return recs_.size(); }
+  bool empty() const { return recs_.empty(); }
+  const std::vector<Rec>& records() const { return recs_; }
+  std::vector<Rec>& records() { return recs_; }  ///< for in-place updates; never change ids
+
+  void reserve(std::size_t n) {
+    recs_.reserve(n);
+    rehash(n);
+  }
+  void shrink_to_fit() { recs_.shrink_to_fit(); }
+  void clear() {
+    recs_.clear();
+    slots_.clear();
+  }
+
+  Rec* find(const PackedUuid& id) {
+    if (slots_.empty()) return nullptr;
+    const std::uint32_t r = slots_[slot_of(id)];
+    return r == kEmpty ? nullptr : &recs_[r];
+  }
+  const Rec* find(const PackedUuid& id) const {
+    return const_cast<PackedUuidTable*>(this)->find(id);
+  }
+
+  /// The record of `id`, added as `rec` (whose id must be `id`) when there was none. The
+  /// bool says whether it was added.
+  std::pair<Rec*, bool> insert(const Rec& rec) {
+    if ((recs_.size() + 1) * 2 > slots_.size()) rehash(recs_.size() + 1);
+    const std::size_t s = slot_of(rec.id);
+    if (slots_[s] != kEmpty) return {&recs_[slots_[s]], false};
+    slots_[s] = static_cast<std::uint32_t>(recs_.size());
+    recs_.push_back(rec);
+    return {&recs_.back(), true};
+  }
+
+  /// False when `id` was not held. `on_erase(rec)` sees the record before it goes.
+  template <typename F>
+  bool erase(const PackedUuid& id, F&& on_erase) {
+    if (slots_.empty()) return false;
+    std::size_t hole = slot_of(id);
+    const std::uint32_t r = slots_[hole];
+    if (r == kEmpty) return false;
+    on_erase(recs_[r]);
+    // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t j = (hole + 1) & mask; slots_[j] != kEmpty; j = (j + 1) & mask) {
+      const std::size_t home = hash(recs_[slots_[j]].id) & mask;
+      const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+      if (stays) continue;
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+    slots_[hole] = kEmpty;
+    const auto last = static_cast<std::uint32_t>(recs_.size() - 1);
+    if (r != last) {
+      recs_[r] = recs_[last];
+      slots_[slot_of(recs_[r].id)] = r;
+    }
+    recs_.pop_back();
+    return true;
+  }
+  bool erase(const PackedUuid& id) {
+    return erase(id, [](const Rec&) {});
+  }
+
+ private:
+  static constexpr std::uint32_t kEmpty = 0xffffffffu;
+
+  static std::size_t hash(const PackedUuid& id) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, id.data(), 8);
+    std::memcpy(&b, id.data() + 8, 8);
+    std::uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull);
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return static_cast<std::size_t>(h);
+  }
+
+  // The slot that holds `id`, or the empty slot where it would go.
+  std::size_t slot_of(const PackedUuid& id) const {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = hash(id) & mask;
+    while (slots_[i] != kEmpty && recs_[slots_[i]].id != id) i = (i + 1) & mask;
+    return i;
+  }
+
+  // Room for `n` records at a load of at most one half.
+  void rehash(std::size_t n) {
+    std::size_t cap = 16;
+    while (cap < n * 2) cap *= 2;
+    if (cap <= slots_.size()) return;
+    slots_.assign(cap, kEmpty);
+    for (std::uint32_t r = 0; r < recs_.size(); ++r) slots_[slot_of(recs_[r].id)] = r;
+  }
+
+  std::vector<Rec> recs_;
+  std::vector<std::uint32_t> slots_;  // indexes into recs_, or kEmpty; a power of two
+};
+
+}  // namespace thingsync::core
