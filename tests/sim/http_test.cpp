@@ -226,3 +226,31 @@ TEST_CASE("a body over --max-body is 413 and the connection is closed", "[sim][h
   CHECK(r.head.find("\r\nConnection: close\r\n") != std::string::npos);
   CHECK(c.closed());
 }
+
+TEST_CASE("keep-alive connections served side by side answer pipelined and split requests in order",
+          "[sim][http]") {
+  // With more than one connection open the simulator lets the others run before it reads
+  // the next request of a connection; requests already buffered must still be answered at
+  // once, and a request split across segments must still be read whole.
+  Sim sim({"--seed", "3"});
+  Client a(sim.port());
+  Client b(sim.port());
+  Client c(sim.port());
+  const auto limit = [](int n) { return request("GET", "/mqtt/bindings?limit=" + std::to_string(n)); };
+  const auto items = [](const Client::Raw& r) {
+    REQUIRE(r.head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    return nlohmann::json::parse(r.body).at("items").size();
+  };
+  for (int round = 0; round < 20; ++round) {
+    const std::string split = limit(2);
+    a.send(limit(1) + limit(3) + split.substr(0, 20));  // two whole requests and a part
+    b.send(limit(2));
+    c.send(request("GET", "/mqtt/nothing"));
+    CHECK(items(a.response()) == 1);
+    CHECK(items(a.response()) == 3);
+    CHECK(items(b.response()) == 2);
+    CHECK(c.response().head.rfind("HTTP/1.1 404 Not Found\r\n", 0) == 0);
+    a.send(split.substr(20));
+    CHECK(items(a.response()) == 2);
+  }
+}
