@@ -293,6 +293,12 @@ struct Chunk {
 std::vector<Chunk> split_chunks(std::string_view text, std::size_t parts) {
   std::vector<Chunk> whole{{0, text.size(), 0}};
   if (parts < 2) return whole;
+  // Lines end at '\n' here. A lone '\r' is a line break to YAML as well, and a byte order
+  // mark inside the text may be read differently in a part: cut no file that has either.
+  for (auto cr = text.find('\r'); cr != std::string_view::npos; cr = text.find('\r', cr + 1)) {
+    if (cr + 1 == text.size() || text[cr + 1] != '\n') return whole;
+  }
+  if (text.find("\xEF\xBB\xBF", 1) != std::string_view::npos) return whole;
   // Pass 1: the last line with content in column 0 must be "bindings:".
   std::size_t last_top = std::string_view::npos;
   std::uint32_t last_top_line = 0;

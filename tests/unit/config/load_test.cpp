@@ -204,3 +204,22 @@ TEST_CASE("a file loads the same, source numbers included, whole or in parts", "
     }
   }
 }
+
+// Found by fuzz/fuzz_desired_state: the parts are cut at '\n', but a lone '\r' ends a line for
+// YAML too, so a file the whole parse rejected was accepted in parts.
+TEST_CASE("a file with a lone carriage return is accepted or rejected alike, whole or in parts",
+          "[config][load]") {
+  TempDir dir;
+  // The fuzzer's input (fuzz/corpus/desired_state/regression-lone-cr-split.yaml).
+  const std::string text("bindings:\r\n  -\r\x8a 93  e\xEF\xBB\xBF" "5or\r&a    env: A\r\n", 43);
+  const auto file = dir.write("cr.yaml", text);
+  LoadOptions split = load_options(1);
+  split.split_bytes = 1;
+  LoadOptions whole = load_options(1);
+  whole.split_bytes = std::size_t{1} << 40;
+  const auto a = load_desired_state(file, split);
+  const auto b = load_desired_state(file, whole);
+  CHECK(a.ok() == b.ok());
+  CHECK(all(a.diagnostics) == all(b.diagnostics));
+  CHECK(a.state.bindings.size() == b.state.bindings.size());
+}
