@@ -197,7 +197,7 @@ TEST_CASE("once the overlap has passed, a poll of a quiet fleet is one request a
   Sim sim({"--request-log", log_path.string()});
   // More bindings than fit a page (1,000): re-reading all of them would take two requests.
   Fleet fleet(sim, {.extra_sync = "  pollInterval: 100ms\n  fullResyncInterval: 1h\n"
-                                  "  modifiedSinceOverlap: 2s\n"});
+                                  "  modifiedSinceOverlap: 5s\n"});
   const auto devices = imeis(1, 1200);
   fleet.set_desired(devices);
   Daemon d(fleet);
@@ -208,7 +208,9 @@ TEST_CASE("once the overlap has passed, a poll of a quiet fleet is one request a
     std::vector<std::string> out;
     std::istringstream in(read_file(log_path));
     for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::json::parse(line);
+      // The sim may be writing the last line right now: a line cut short is skipped.
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) continue;
       if (j["method"] == "GET" && j["path"] == "/mqtt/bindings") out.push_back(j["query"]);
     }
     return out;
@@ -224,7 +226,7 @@ TEST_CASE("once the overlap has passed, a poll of a quiet fleet is one request a
                  s.find("cursor=") == std::string::npos;
         });
       },
-      std::chrono::seconds(10));
+      std::chrono::seconds(20));
   REQUIRE(quiet);
   const auto before = list_queries();
   // Polls re-read two pages before that (within the overlap window).

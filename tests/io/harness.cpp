@@ -126,6 +126,8 @@ std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file) 
   std::ifstream in(file);
   std::string line;
   while (std::getline(in, line)) {
+    // A last line without its newline is still being written by the sim: not read yet.
+    if (in.eof()) break;
     if (!line.empty()) out.push_back(nlohmann::json::parse(line));
   }
   return out;
