@@ -4,14 +4,15 @@
 # figure that stays meaningful when other processes share the machine.
 #   bench/sim/wrk_bench.sh [path/to/thingsync-sim]     (default: build/dev/src/sim/thingsync-sim)
 # Environment: DURATION (default 10s), SEED (bindings preloaded, default 10000),
-#              DELETE_SEED (bindings preloaded for the DELETE run, default 400000),
+#              DELETE_SEED (bindings preloaded for the DELETE run, default 800000:
+#              more than 10 s of DELETEs take),
 #              SIM_CPU / WRK_CPU (cores for the simulator and for wrk, default 0 and 1).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 sim="${1:-$here/../../build/dev/src/sim/thingsync-sim}"
 duration="${DURATION:-10s}"
 seed="${SEED:-10000}"
-delete_seed="${DELETE_SEED:-400000}"
+delete_seed="${DELETE_SEED:-800000}"
 sim_cpu="${SIM_CPU:-0}"
 wrk_cpu="${WRK_CPU:-1}"
 work="$(mktemp -d)"
