@@ -82,14 +82,12 @@ TEST_CASE("30% 5xx for a minute: converges, applies an edit and repairs deletes,
         fives);
   check_daemon_side(d, sim, rig, second, 1110, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "30% 5xx for " << seconds_since(t0) << " s: 1000 bindings converged in " << initial
        << " s, edit (+100, 10 new passwords) in " << edit << " s, 20 portal deletes repaired in "
        << repair << " s, " << idle << " s idle with 0 writes; " << fives << " 5xx, " << retries
        << " retries, " << failed_ops << " operations failed (retried later), seed " << seed;
-  report(line.str());
+  report(line);
 }
 
 TEST_CASE("a 429 storm with Retry-After: every request waits out the pause, converges",
@@ -131,13 +129,11 @@ TEST_CASE("a 429 storm with Retry-After: every request waits out the pause, conv
   CHECK(storm <= 16 * (static_cast<int>(took) + 2));
   check_daemon_side(d, sim, rig, desired, 310, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "429 storm (sim limit 25/s, daemon 2000/s): 300 bindings converged in " << took << " s ("
        << ok / took << " ok answers/s), " << storm << " 429s, " << in_pause
        << " requests sent inside a Retry-After pause, 0 duplicates";
-  report(line.str());
+  report(line);
 }
 
 TEST_CASE("the simulator drops 20% of create answers (--drop-after-create 0.2): every unanswered create resolved by a lookup, none re-posted",
@@ -172,11 +168,9 @@ TEST_CASE("the simulator drops 20% of create answers (--drop-after-create 0.2): 
   CHECK(sim.count("PUT") == dropped);
   check_daemon_side(d, sim, rig, desired, 1010, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "drop-after-create 0.2: 1000 bindings converged in " << took << " s, " << dropped
        << " answers dropped, " << adopted << " resolved by lookup, 0 re-posted (409: "
        << sim.count("POST", "409") << "), 0 duplicates, seed " << seed;
-  report(line.str());
+  report(line);
 }

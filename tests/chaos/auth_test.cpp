@@ -66,12 +66,10 @@ TEST_CASE("OAuth2 tokens expiring every 3 s: renewed ahead of expiry, no operati
   CHECK_FALSE(log_has_token(d));
   check_daemon_side(d, sim, rig, desired, 610, {auth.client_secret});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "oauth2 tokens living 3 s: 600 bindings converged in " << took << " s with " << tokens
        << " tokens, " << unauthorized << " 401s, 0 failed operations";
-  report(line.str());
+  report(line);
 }
 
 TEST_CASE("the token file rotated mid-run: each new token used before the old one expires",
@@ -127,13 +125,11 @@ TEST_CASE("the token file rotated mid-run: each new token used before the old on
   rig.write_token(tokens.back());
   check_daemon_side(d, sim, rig, desired, 760, tokens);
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "token file rotated every 3 s (tokens live 6 s): 750 bindings converged in " << took
        << " s over " << rotations << " rotations, " << noticed << " noticed, " << unauthorized
        << " 401s, 0 failed operations";
-  report(line.str());
+  report(line);
 }
 
 TEST_CASE("the token endpoint down for 20 s: nothing sent without a token, recovers after",
@@ -192,12 +188,10 @@ TEST_CASE("the token endpoint down for 20 s: nothing sent without a token, recov
   CHECK_FALSE(log_has_token(d));
   check_daemon_side(d, sim, rig, second, 310, {auth.client_secret});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "token endpoint down 20 s (tokens live 3 s): " << api_without_token
        << " API requests without a token, " << token_attempts << " token requests in " << window
        << " s (" << token_attempts / window << "/s), 100 new bindings made " << recovery
        << " s after it came back, 0 duplicates";
-  report(line.str());
+  report(line);
 }

@@ -84,7 +84,14 @@ std::uint64_t chaos_seed() {
   return (static_cast<std::uint64_t>(rd()) << 32) | rd();
 }
 
-void report(const std::string& line) { std::cout << "chaos: " << line << std::endl; }
+std::ostringstream summary() {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(1);
+  return s;
+}
+
+void report(const std::ostringstream& line) { std::cout << "chaos: " << line.str() << std::endl; }
 
 std::vector<std::string> devices(int first, int count) {
   std::vector<std::string> out;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,8 +35,10 @@ double seconds_since(Clock::time_point t0);
 /// The seed of this run's random choices: THINGSYNC_CHAOS_SEED, else a random one.
 std::uint64_t chaos_seed();
 
+/// A stream for a scenario's summary line: fixed notation, one decimal.
+std::ostringstream summary();
 /// Prints one "chaos: ..." line to stdout (the lead collects these).
-void report(const std::string& line);
+void report(const std::ostringstream& line);
 
 /// Device IDs "imei:35NNNNNNNNNNNNN" for n = first .. first+count-1.
 std::vector<std::string> devices(int first, int count);

@@ -146,13 +146,11 @@ TEST_CASE("desired-state commits: emptied (guard holds), broken YAML (last good 
   CHECK(d.metric("thingsync_desired_state_load_errors_total") == 1);
   check_daemon_side(d, sim, rig, fourth, 225, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "desired-state commits (prune on, maxDeletes 5%): emptied fleet -> 200 deletes blocked, "
           "0 DELETEs over "
        << guard_held << " s; broken YAML -> 1 load error, commit " << c2.substr(0, 7)
        << " stays in force; good commit converged in " << good
        << " s (30 created, 5 deleted), 10 out-of-scope bindings untouched";
-  report(line.str());
+  report(line);
 }

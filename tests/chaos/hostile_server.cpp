@@ -163,10 +163,13 @@ bool HostileServer::remove(const std::string& device) {
   return std::erase_if(store_, [&](const Binding& b) { return b.canonical == c; }) > 0;
 }
 
-bool HostileServer::has(const std::string& device) const {
+bool HostileServer::has(const std::string& device) const { return bindings_of(device) > 0; }
+
+std::size_t HostileServer::bindings_of(const std::string& device) const {
   std::lock_guard lock(mu_);
   const auto c = canonical_of(device);
-  return std::any_of(store_.begin(), store_.end(), [&](const Binding& b) { return b.canonical == c; });
+  return static_cast<std::size_t>(
+      std::count_if(store_.begin(), store_.end(), [&](const Binding& b) { return b.canonical == c; }));
 }
 
 HostileServer::Counts HostileServer::counts() const {
@@ -266,6 +269,8 @@ void HostileServer::answer(int fd, const Request& req) {
   if (req.method != "GET") {
     std::lock_guard lock(mu_);
     ++counts_.writes;
+    counts_.posts += req.method == "POST";
+    counts_.deletes += req.method == "DELETE";
   }
   if (req.authorization != "Bearer " + token_) {
     {

@@ -35,6 +35,8 @@ class HostileServer {
     int first_pages = 0;          ///< list walks started (requests without a cursor)
     int hostile = 0;              ///< hostile answers given
     int writes = 0;               ///< POST, PUT and DELETE requests
+    int posts = 0;                ///< of which POST (creates)
+    int deletes = 0;              ///< of which DELETE
     int unauthorized = 0;         ///< requests without the expected bearer token
     int foreign_connections = 0;  ///< connections to the other origin
   };
@@ -54,6 +56,8 @@ class HostileServer {
   /// Deletes the binding of `device` behind the client's back.
   bool remove(const std::string& device);
   bool has(const std::string& device) const;
+  /// How many bindings hold `device` (any spelling).
+  std::size_t bindings_of(const std::string& device) const;
   Counts counts() const;
 
  private:

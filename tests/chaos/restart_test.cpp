@@ -67,14 +67,12 @@ TEST_CASE("kill -9 of the daemon at random moments, 5 times, during a 2,000-bind
   CHECK(reputs < 5 * 300);
   check_daemon_side(d, sim, rig, desired, 2020, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "kill9 x5: converged in " << last_run << " s after the last restart (" << total
        << " s in all), " << view.bindings - 20 << " bindings, " << view.duplicated
        << " duplicates, creates done at each kill " << kills.str() << ", passwords re-put "
        << reputs << ", requests retried " << retries << ", seed " << seed;
-  report(line.str());
+  report(line);
 }
 
 TEST_CASE("the simulator killed mid-run and restarted from --data on the same port",
@@ -114,15 +112,13 @@ TEST_CASE("the simulator killed mid-run and restarted from --data on the same po
   CHECK(conflicts == 0);
   check_daemon_side(d, sim, rig, desired, 2020, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "sim kill -9 + restart (--data, same port): down " << down << " s after "
        << posts_first_run << " POSTs, " << after_restart.missing
        << " bindings still to make after the restart, converged " << recovery
        << " s after it, " << view.bindings - 20 << " bindings, " << view.duplicated
        << " duplicates, re-posts refused (409) " << conflicts;
-  report(line.str());
+  report(line);
 }
 
 TEST_CASE("the simulator unreachable for 30 s mid-run (stopped: connections hang)",
@@ -171,14 +167,12 @@ TEST_CASE("the simulator unreachable for 30 s mid-run (stopped: connections hang
   CHECK(conflicts == 0);
   check_daemon_side(d, sim, rig, desired, 2020, {sim.token()});
 
-  std::ostringstream line;
-  line.setf(std::ios::fixed);
-  line.precision(1);
+  auto line = summary();
   line << "sim unreachable 30 s (SIGSTOP): " << none_during << " requests without answer, "
        << timeouts << " timeouts logged, /healthz " << health_checks - health_failures << "/"
        << health_checks
        << " ok (worst " << worst_health_ms << " ms), converged " << recovery
        << " s after SIGCONT, " << view.bindings - 20 << " bindings, " << view.duplicated
        << " duplicates, re-posts refused (409) " << conflicts;
-  report(line.str());
+  report(line);
 }
