@@ -91,17 +91,12 @@ net::awaitable<core::Result<Observed, std::string>> observe_and_plan(Loaded& l,
                               "are left alone (first: id={})",
                               o.list.skipped.size(), o.list.skipped.front());
   }
-  // Pending creates of an earlier run: those the list shows are resolved (the plan adopts them
-  // and puts the password once); the others are looked up again just before their create.
+  // Pending creates of an earlier run that the list shows are resolved (the plan adopts them
+  // and puts the password once).
   std::unordered_set<std::string> seen;
   for (const auto& b : o.list.bindings) seen.insert(b.device.canonical());
-  for (const auto& p : l.state->pending()) {
-    if (seen.contains(p.device.canonical())) {
-      l.state->end_create(p.device);
-    } else {
-      o.unresolved_pending.push_back(p.device);
-    }
-  }
+  o.unresolved_pending = engine::resolve_pending_creates(
+      *l.state, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
   o.plan = core::make_plan(l.prepared.bindings, o.list.bindings, l.state->applied(),
                            policy_of(l.config));
   co_return o;

@@ -390,14 +390,10 @@ class Daemon {
     for (const auto& p : pending) devices.push_back(p.device);
     std::unordered_set<std::string> seen;
     for (const auto& b : observed_.of_devices(devices)) seen.insert(b.device.canonical());
-    std::size_t resolved = 0;
-    for (const auto& p : pending) {
-      if (!seen.contains(p.device.canonical())) continue;
-      state_->end_create(p.device);
-      ++resolved;
-    }
+    const auto left = resolve_pending_creates(
+        *state_, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
     log_->info("pending creates of an earlier pass or run: {} seen in the list, {} to look up "
-               "before their create", resolved, pending.size() - resolved);
+               "before their create", pending.size() - left.size(), left.size());
   }
 
   // modifiedSince poll. True when something changed. Nothing here is O(fleet): a poll that

@@ -285,4 +285,17 @@ net::awaitable<ExecReport> execute_plan(const core::Plan& plan,
   co_return co_await ex.run();
 }
 
+std::vector<core::DeviceId> resolve_pending_creates(
+    state::StateStore& state, const std::function<bool(const core::DeviceId&)>& listed) {
+  std::vector<core::DeviceId> unresolved;
+  for (const auto& p : state.pending()) {
+    if (listed(p.device)) {
+      state.end_create(p.device);
+    } else {
+      unresolved.push_back(p.device);
+    }
+  }
+  return unresolved;
+}
+
 }  // namespace thingsync::engine

@@ -75,4 +75,11 @@ boost::asio::awaitable<ExecReport> execute_plan(const core::Plan& plan,
                                                 state::StateStore& state, api::BindingsApi& api,
                                                 ExecOptions options);
 
+/// Pending creates of an earlier pass or run (journaled before their POST, outcome unknown):
+/// those whose device a complete list shows (`listed` says so) happened and are resolved in
+/// `state`; the others are returned, to be looked up by device right before their create
+/// (ExecOptions::unresolved_pending). Call it after a complete list only.
+std::vector<core::DeviceId> resolve_pending_creates(
+    state::StateStore& state, const std::function<bool(const core::DeviceId&)>& listed);
+
 }  // namespace thingsync::engine
