@@ -59,10 +59,10 @@ auto log_crash(const char* what) {
 }
 
 // The remote bindings as last seen. Compact, because the daemon holds them all the time: a
-// record of 56 bytes (packed binding id, times, packed device) and an open-addressing index
-// of 4-byte slots: about 70 bytes a binding instead of ~500 as std::string-keyed maps.
-// Bindings whose id is not a lower-case UUID (never seen from the API, but possible) are kept
-// as they are.
+// record of 46 bytes (packed binding id, 6-byte times, packed device) and an open-addressing
+// index of 4-byte slots: about 60 bytes a binding instead of ~500 as std::string-keyed maps.
+// Bindings whose id is not a lower-case UUID or whose times do not fit 6 bytes (never seen
+// from the API, but possible) are kept as they are.
 class ObservedSet {
  public:
   std::size_t size() const { return table_.size() + odd_.size(); }
@@ -74,9 +74,9 @@ class ObservedSet {
 
   // True when `b` is held with the same device and modifiedAt: nothing new.
   bool holds_same(const core::RemoteBinding& b) const {
-    if (const auto id = core::pack_uuid(b.id)) {
+    if (const auto id = packable(b)) {
       const Rec* r = table_.find(*id);
-      return r != nullptr && r->modified_at_ms == b.modified_at_ms && r->device.holds(b.device);
+      return r != nullptr && r->modified_at.get() == b.modified_at_ms && r->device.holds(b.device);
     }
     const auto it = odd_.find(b.id);
     return it != odd_.end() && it->second.modified_at_ms == b.modified_at_ms &&
@@ -84,27 +84,27 @@ class ObservedSet {
   }
 
   bool contains(const std::string& id) const {
-    if (const auto p = core::pack_uuid(id)) return table_.find(*p) != nullptr;
+    if (const auto p = core::pack_uuid(id); p && table_.find(*p) != nullptr) return true;
     return odd_.contains(id);
   }
 
   void put(const core::RemoteBinding& b) {
-    const auto id = core::pack_uuid(b.id);
+    const auto id = packable(b);
     if (!id) {
+      erase(b.id);  // in the table until now, should its times have fitted before
       odd_.insert_or_assign(b.id, b);
       return;
     }
-    const Rec rec{*id, b.created_at_ms, b.modified_at_ms, core::PackedDevice(b.device)};
+    if (!odd_.empty()) odd_.erase(b.id);
+    const Rec rec{*id, core::PackedMillis(b.created_at_ms), core::PackedMillis(b.modified_at_ms),
+                  core::PackedDevice(b.device)};
     auto [at, added] = table_.insert(rec);
     if (!added) *at = rec;
   }
 
   void erase(const std::string& id) {
-    if (const auto p = core::pack_uuid(id)) {
-      table_.erase(*p);
-    } else {
-      odd_.erase(id);
-    }
+    if (const auto p = core::pack_uuid(id)) table_.erase(*p);
+    if (!odd_.empty()) odd_.erase(id);
   }
 
   // Everything, as the plan takes it (a transient copy: a full pass only).
@@ -143,13 +143,22 @@ class ObservedSet {
  private:
   struct Rec {
     core::PackedUuid id;
-    std::int64_t created_at_ms;
-    std::int64_t modified_at_ms;
+    core::PackedMillis created_at;
+    core::PackedMillis modified_at;
     core::PackedDevice device;
   };
+  static_assert(sizeof(Rec) == 46);
+
+  // The packed id of `b` when its record fits the table.
+  static std::optional<core::PackedUuid> packable(const core::RemoteBinding& b) {
+    if (!core::PackedMillis::fits(b.created_at_ms) || !core::PackedMillis::fits(b.modified_at_ms)) {
+      return std::nullopt;
+    }
+    return core::pack_uuid(b.id);
+  }
 
   static core::RemoteBinding expand(const Rec& r) {
-    return {core::unpack_uuid(r.id), r.device.unpack(), r.created_at_ms, r.modified_at_ms};
+    return {core::unpack_uuid(r.id), r.device.unpack(), r.created_at.get(), r.modified_at.get()};
   }
 
   core::PackedUuidTable<Rec> table_;

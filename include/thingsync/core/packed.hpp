@@ -26,6 +26,31 @@ using PackedUuid = std::array<std::uint8_t, 16>;
 std::optional<PackedUuid> pack_uuid(std::string_view s);
 std::string unpack_uuid(const PackedUuid& id);
 
+/// A time in ms since the epoch in 6 bytes (48-bit two's complement): exact for any time within
+/// about 4,400 years of 1970, which every timestamp the API gives is.
+class PackedMillis {
+ public:
+  static constexpr std::int64_t kMax = (std::int64_t{1} << 47) - 1;
+  static constexpr std::int64_t kMin = -(std::int64_t{1} << 47);
+  static bool fits(std::int64_t ms) { return ms >= kMin && ms <= kMax; }
+
+  PackedMillis() = default;
+  /// `ms` must fit().
+  explicit PackedMillis(std::int64_t ms) {
+    const auto u = static_cast<std::uint64_t>(ms);
+    for (std::size_t i = 0; i < bytes_.size(); ++i) bytes_[i] = static_cast<std::uint8_t>(u >> (8 * i));
+  }
+  std::int64_t get() const {
+    std::uint64_t u = 0;
+    for (std::size_t i = 0; i < bytes_.size(); ++i) u |= std::uint64_t{bytes_[i]} << (8 * i);
+    if (u >> 47) u |= ~std::uint64_t{0} << 48;  // sign-extend
+    return static_cast<std::int64_t>(u);
+  }
+
+ private:
+  std::array<std::uint8_t, 6> bytes_{};
+};
+
 /// A device ID in 18 bytes, exact for every kind (IMEI digits, DevEUI hex, UUIDs):
 /// unpack() gives back an equal DeviceId.
 class PackedDevice {

@@ -8,6 +8,7 @@
 using thingsync::core::DeviceId;
 using thingsync::core::pack_uuid;
 using thingsync::core::PackedDevice;
+using thingsync::core::PackedMillis;
 using thingsync::core::PackedUuid;
 using thingsync::core::PackedUuidTable;
 using thingsync::core::unpack_uuid;
@@ -30,6 +31,28 @@ TEST_CASE("a lower-case UUID packs into 16 bytes and back", "[core][packed]") {
   const auto b = pack_uuid("10000000-0000-0000-0000-000000000000");
   REQUIRE((a && b));
   CHECK(*a < *b);
+}
+
+TEST_CASE("a time in ms packs into 6 bytes and back, exactly, within 4,400 years of 1970",
+          "[core][packed]") {
+  static_assert(sizeof(PackedMillis) == 6);
+  for (const std::int64_t ms :
+       {std::int64_t{0}, std::int64_t{-1}, std::int64_t{1}, std::int64_t{1764165600123},
+        std::int64_t{-62135596800000} /* 0001-01-01 */, std::int64_t{127000000000000} /* year 5994 */,
+        PackedMillis::kMax, PackedMillis::kMin, std::int64_t{0x7fffffffff}, -std::int64_t{0x8000000000}}) {
+    INFO(ms);
+    REQUIRE(PackedMillis::fits(ms));
+    CHECK(PackedMillis(ms).get() == ms);
+  }
+  CHECK_FALSE(PackedMillis::fits(PackedMillis::kMax + 1));
+  CHECK_FALSE(PackedMillis::fits(PackedMillis::kMin - 1));
+  CHECK_FALSE(PackedMillis::fits(INT64_MAX));
+  CHECK_FALSE(PackedMillis::fits(INT64_MIN));
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 10000; ++i) {
+    const auto ms = static_cast<std::int64_t>(rng()) >> 16;  // every 48-bit value
+    CHECK(PackedMillis(ms).get() == ms);
+  }
 }
 
 TEST_CASE("a packed device unpacks to the same device, for every kind", "[core][packed]") {
