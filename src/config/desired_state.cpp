@@ -602,20 +602,23 @@ namespace {
 const core::DeviceId& device_of(const DesiredEntry& e) { return e.device; }
 core::DeviceId device_of(const PackedEntry& e) { return e.device.unpack(); }
 
-// `consume` (DesiredEntry only): the parses and entries are moved from.
-template <bool consume, typename Kept, typename Parses, typename Entries>
-void assemble_impl(const std::vector<std::string>& files, std::vector<PasswordSource>& sources,
-                   Kept& kept, core::Diagnostics& diagnostics,
-                   const std::vector<std::uint32_t>& order, Parses& parses, Entries& entries) {
-  // File ids to places, file-local sources to shared ones, in path order: the sources come
-  // out in order of first appearance, whichever files were parsed last.
-  std::vector<std::uint32_t> rank(parses.size(), kNone);
+using Numbering = PackedBindings::Numbering;
+
+// File ids to places, file-local sources to shared ones, in path order: the sources come out
+// in order of first appearance, whichever files were parsed last. Appends the files' own
+// diagnostics. `consume`: the parses' sources and diagnostics are moved from.
+template <bool consume, typename Parses>
+Numbering number_files(std::vector<PasswordSource>& sources, core::Diagnostics& diagnostics,
+                       const std::vector<std::uint32_t>& order, Parses& parses) {
+  Numbering n;
+  n.rank.assign(parses.size(), kNone);
+  n.first_source.assign(parses.size(), 0);
   std::vector<std::vector<std::uint32_t>> source_of(parses.size());
   SourceTable table(sources);
   for (std::uint32_t r = 0; r < order.size(); ++r) {
     const std::uint32_t id = order[r];
     auto& f = parses[id];
-    rank[id] = r;
+    n.rank[id] = r;
     source_of[id].reserve(f.sources.size());
     for (auto& s : f.sources) {
       PasswordSource g;
@@ -635,63 +638,79 @@ void assemble_impl(const std::vector<std::string>& files, std::vector<PasswordSo
       diagnostics.insert(diagnostics.end(), f.diags.begin(), f.diags.end());
     }
   }
+  for (std::size_t id = 0; id < source_of.size(); ++id) {
+    n.first_source[id] = static_cast<std::uint32_t>(n.sources.size());
+    n.sources.insert(n.sources.end(), source_of[id].begin(), source_of[id].end());
+  }
+  return n;
+}
 
-  // The first entry of each device counts; the others are duplicates of it.
+// The first entry of each device counts; each other one is reported as a duplicate of it.
+// Calls keep(r) for every first entry r, after its duplicates were reported; returns how
+// many were kept.
+template <typename Entries, typename Keep>
+std::size_t keep_firsts(const std::vector<std::string>& files, const Numbering& n,
+                        const Entries& v, core::Diagnostics& diagnostics, Keep&& keep) {
   auto location = [&](const auto& e) {
-    return files[rank[e.file]] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
+    return files[n.rank[e.file]] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
   };
-  auto& v = entries;
-  // Copying (packed entries into packed ones): entries already in `kept` are overwritten.
-  const std::size_t reusable = consume ? 0 : kept.size();
-  if (!consume) kept.reserve(v.size());
-  std::size_t w = 0;
+  std::size_t kept = 0;
   for (std::size_t r = 0; r < v.size();) {
     std::size_t s = r + 1;
     for (; s < v.size() && v[s].device == v[r].device; ++s) {
       const auto& d = v[s];
-      diagnostics.push_back(
-          {files[rank[d.file]], d.line, d.column, core::Severity::kError,
-           "duplicate device " + device_of(d).canonical() + "; first listed at " +
-               location(v[r])});
+      diagnostics.push_back({files[n.rank[d.file]], d.line, d.column, core::Severity::kError,
+                             "duplicate device " + device_of(d).canonical() +
+                                 "; first listed at " + location(v[r])});
     }
-    const auto& e = v[r];
-    const std::uint32_t source = source_of[e.file][e.source];
-    const std::uint32_t file = rank[e.file];
-    if constexpr (consume) {
-      if (w != r) v[w] = std::move(v[r]);
-      v[w].source = source;
-      v[w].file = file;
-    } else if (w < reusable) {
-      kept[w] = {e.device, source, file, e.line, e.column};
-    } else {
-      kept.push_back({e.device, source, file, e.line, e.column});
-    }
-    ++w;
+    keep(r);
+    ++kept;
     r = s;
   }
-  if constexpr (consume) {
-    v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
-    v.shrink_to_fit();
-    kept = std::move(v);
-  } else {
-    kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(w), kept.end());
-  }
-  core::sort_diagnostics(diagnostics);
+  return kept;
 }
 
 }  // namespace
 
 void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
               std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries) {
-  assemble_impl<true>(out.state.files, out.state.sources, out.state.bindings, out.diagnostics,
-                      order, parses, entries);
+  const Numbering n = number_files<true>(out.state.sources, out.diagnostics, order, parses);
+  auto& v = entries;
+  std::size_t w = 0;
+  keep_firsts(out.state.files, n, v, out.diagnostics, [&](std::size_t r) {
+    if (w != r) v[w] = std::move(v[r]);
+    v[w].source = n.source(v[w]);
+    v[w].file = n.rank[v[w].file];
+    ++w;
+  });
+  v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
+  v.shrink_to_fit();
+  out.state.bindings = std::move(v);
+  core::sort_diagnostics(out.diagnostics);
 }
 
 void assemble(PackedDesiredState& out, core::Diagnostics& diagnostics,
               const std::vector<std::uint32_t>& order, const std::vector<FileParse>& parses,
-              const std::vector<PackedEntry>& entries) {
-  assemble_impl<false>(out.common.files, out.common.sources, out.bindings, diagnostics, order,
-                       parses, entries);
+              std::shared_ptr<const std::vector<PackedEntry>> entries) {
+  auto n = std::make_shared<Numbering>(
+      number_files<false>(out.common.sources, diagnostics, order, parses));
+  const auto& v = *entries;
+  const std::size_t kept = keep_firsts(out.common.files, *n, v, diagnostics, [](std::size_t) {});
+  if (kept == v.size()) {
+    out.bindings = PackedBindings(std::move(entries), std::move(n));  // shared, not copied
+  } else {  // duplicates (an error): a state of its own, for the messages that name places
+    std::vector<PackedEntry> own;
+    own.reserve(kept);
+    core::Diagnostics again;  // the same duplicates, reported above
+    keep_firsts(out.common.files, *n, v, again, [&](std::size_t r) {
+      PackedEntry e = v[r];
+      e.source = n->source(e);
+      e.file = n->rank[e.file];
+      own.push_back(e);
+    });
+    out.bindings = PackedBindings(std::move(own));
+  }
+  core::sort_diagnostics(diagnostics);
 }
 
 bool is_hidden(const fs::path& p) {
@@ -764,6 +783,31 @@ std::string_view to_string(PasswordSource::Kind k) {
   return "?";
 }
 
+PackedBindings::PackedBindings(std::vector<PackedDesiredEntry> own)
+    : v_(std::make_shared<const std::vector<PackedDesiredEntry>>(std::move(own))) {}
+
+PackedBindings::PackedBindings(std::shared_ptr<const std::vector<PackedDesiredEntry>> shared,
+                               std::shared_ptr<const Numbering> numbering)
+    : v_(std::move(shared)), numbering_(std::move(numbering)) {}
+
+PackedDesiredEntry PackedBindings::operator[](std::size_t i) const {
+  PackedDesiredEntry e = (*v_)[i];
+  if (numbering_) {
+    e.source = numbering_->source(e);  // before `file` becomes the state's index
+    e.file = numbering_->rank[e.file];
+  }
+  return e;
+}
+
+std::size_t PackedBindings::lower_bound(const core::PackedDevice& d) const {
+  if (!v_) return 0;
+  const auto it = std::lower_bound(v_->begin(), v_->end(), d,
+                                   [](const PackedDesiredEntry& e, const core::PackedDevice& x) {
+                                     return canonical_order(e.device, x) < 0;
+                                   });
+  return static_cast<std::size_t>(it - v_->begin());
+}
+
 void PackedDesiredState::unpack_into(DesiredState& out) const {
   out.files = common.files;
   out.sources = common.sources;
@@ -772,7 +816,7 @@ void PackedDesiredState::unpack_into(DesiredState& out) const {
   kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(reusable), kept.end());
   kept.reserve(bindings.size());
   for (std::size_t i = 0; i < bindings.size(); ++i) {
-    const auto& e = bindings[i];
+    const PackedDesiredEntry e = bindings[i];
     if (i < reusable) {
       e.device.unpack_into(kept[i].device);  // reuses the string's memory
       kept[i].source = e.source;

@@ -63,10 +63,11 @@ void parallel_sort(std::vector<PackedEntry>& v, const PackedEntryLess& less, uns
 void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
               std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries);
 /// The same from packed entries, which are only read (the incremental loader), into a packed
-/// state: `out.common.files` must be filled in as above; `diagnostics` is appended to.
+/// state: `out.common.files` must be filled in as above; `diagnostics` is appended to. Without
+/// duplicates the state's bindings share `entries` (one copy of the fleet, not two).
 void assemble(PackedDesiredState& out, core::Diagnostics& diagnostics,
               const std::vector<std::uint32_t>& order, const std::vector<FileParse>& parses,
-              const std::vector<PackedEntry>& entries);
+              std::shared_ptr<const std::vector<PackedEntry>> entries);
 
 enum class RootKind : std::uint8_t { kMissing, kFile, kDirectory };
 

@@ -87,7 +87,8 @@ class DesiredStateLoader::Impl {
     names_.clear();
     free_.clear();
     by_name_.clear();
-    all_ = {};
+    entries_ = std::make_shared<std::vector<PackedEntry>>();
+    auto& all = *entries_;
 
     auto found = detail::discover(root_);
     root_kind_ = found.kind;
@@ -105,13 +106,13 @@ class DesiredStateLoader::Impl {
 
     std::size_t total = 0;
     for (const auto& p : parses_) total += p.entries.size();
-    all_.reserve(total + total / 64);  // room for a fleet that grows a little
+    all.reserve(total + total / 64);  // room for a fleet that grows a little
     for (auto& p : parses_) {
-      for (const auto& e : p.entries) all_.push_back(PackedEntry::of(e));
+      for (const auto& e : p.entries) all.push_back(PackedEntry::of(e));
       std::vector<DesiredEntry>().swap(p.entries);
     }
     update_order();
-    detail::parallel_sort(all_, detail::PackedEntryLess{&rank_}, threads_);
+    detail::parallel_sort(all, detail::PackedEntryLess{&rank_}, threads_);
     loaded_ = true;
     assemble(rr);
     return rr;
@@ -224,9 +225,10 @@ class DesiredStateLoader::Impl {
     for (const auto& [name, parse] : todo) {
       if (const auto it = by_name_.find(name); it != by_name_.end()) touched[it->second] = 1;
     }
-    std::vector<std::size_t> old;  // where their entries are in all_
-    for (std::size_t i = 0; i < all_.size(); ++i) {
-      if (touched[all_[i].file]) old.push_back(i);
+    const auto& all = writable_entries();
+    std::vector<std::size_t> old;  // where their entries are in entries_
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (touched[all[i].file]) old.push_back(i);
     }
 
     // Update the file table; parse what is to be parsed.
@@ -282,48 +284,49 @@ class DesiredStateLoader::Impl {
     return rr;
   }
 
-  // Replaces the entries at `old` (ascending positions in all_) by `fresh`; the replaced
+  // Replaces the entries at `old` (ascending positions in entries_) by `fresh`; the replaced
   // devices go to `gone`.
   void splice(const std::vector<std::size_t>& old, std::vector<PackedEntry>& fresh,
               std::vector<core::DeviceId>& gone) {
+    auto& all = writable_entries();
     const detail::PackedEntryLess less{&rank_};
     std::sort(fresh.begin(), fresh.end(), less);
     // An edit that keeps the file's devices (passwords changed, say) keeps every place in
-    // all_: swap the entries in place and check the order around them.
+    // entries_: swap the entries in place and check the order around them.
     if (old.size() == fresh.size()) {
-      for (std::size_t k = 0; k < old.size(); ++k) std::swap(all_[old[k]], fresh[k]);
+      for (std::size_t k = 0; k < old.size(); ++k) std::swap(all[old[k]], fresh[k]);
       const bool sorted = std::all_of(old.begin(), old.end(), [&](std::size_t p) {
-        return (p == 0 || less(all_[p - 1], all_[p])) &&
-               (p + 1 == all_.size() || less(all_[p], all_[p + 1]));
+        return (p == 0 || less(all[p - 1], all[p])) &&
+               (p + 1 == all.size() || less(all[p], all[p + 1]));
       });
       if (sorted) {
         for (const auto& e : fresh) gone.push_back(e.device.unpack());
         return;
       }
-      for (std::size_t k = 0; k < old.size(); ++k) std::swap(all_[old[k]], fresh[k]);
+      for (std::size_t k = 0; k < old.size(); ++k) std::swap(all[old[k]], fresh[k]);
     }
     // Else take the old entries out, then merge the new ones in: two linear passes.
     if (!old.empty()) {
       std::size_t w = old.front();
       std::size_t next = 0;
-      for (std::size_t r = old.front(); r < all_.size(); ++r) {
+      for (std::size_t r = old.front(); r < all.size(); ++r) {
         if (next < old.size() && old[next] == r) {
-          gone.push_back(all_[r].device.unpack());
+          gone.push_back(all[r].device.unpack());
           ++next;
           continue;
         }
-        if (w != r) all_[w] = std::move(all_[r]);
+        if (w != r) all[w] = std::move(all[r]);
         ++w;
       }
-      all_.erase(all_.begin() + static_cast<std::ptrdiff_t>(w), all_.end());
+      all.erase(all.begin() + static_cast<std::ptrdiff_t>(w), all.end());
     }
-    const std::size_t kept = all_.size();
-    if (all_.capacity() < kept + fresh.size()) {
+    const std::size_t kept = all.size();
+    if (all.capacity() < kept + fresh.size()) {
       const std::size_t want = kept + fresh.size();
-      all_.reserve(want + want / 64);
+      all.reserve(want + want / 64);
     }
-    std::move(fresh.begin(), fresh.end(), std::back_inserter(all_));
-    std::inplace_merge(all_.begin(), all_.begin() + static_cast<std::ptrdiff_t>(kept), all_.end(),
+    std::move(fresh.begin(), fresh.end(), std::back_inserter(all));
+    std::inplace_merge(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(kept), all.end(),
                        less);
   }
 
@@ -347,7 +350,8 @@ class DesiredStateLoader::Impl {
     }
     out.common.files.reserve(order_.size());
     for (const std::uint32_t id : order_) out.common.files.push_back(names_[id]);
-    detail::assemble(out, rr.diagnostics, order_, parses_, all_);
+    if (!entries_) entries_ = std::make_shared<std::vector<PackedEntry>>();
+    detail::assemble(out, rr.diagnostics, order_, parses_, entries_);
   }
 
   fs::path root_;
@@ -358,7 +362,7 @@ class DesiredStateLoader::Impl {
   RootKind root_kind_ = RootKind::kMissing;
   core::Diagnostics root_errors_;  // a missing root or an unlistable tree: reload = load_all
 
-  // Per file id: its parse (entries moved to all_), when it was read, its name ("" when free).
+  // Per file id: its parse (entries moved to entries_), when it was read, its name ("" when free).
   std::vector<FileParse> parses_;
   std::vector<FileStamp> stamps_;
   std::vector<std::string> names_;
@@ -368,8 +372,22 @@ class DesiredStateLoader::Impl {
   std::vector<std::uint32_t> rank_;               // id -> place in path order
   // Every valid entry of every file, duplicates included, sorted by EntryLess over rank_;
   // `file` is the file id and `source` indexes that file's sources. Packed: 36 bytes an entry.
-  std::vector<PackedEntry> all_;
+  // Shared with the results made from it (their bindings): a daemon holds one copy of its
+  // fleet, not two. Copied before a change while a result still holds it.
+  std::shared_ptr<std::vector<PackedEntry>> entries_;
   DesiredState spare_;  // a state given back: its bindings' memory makes the next one
+
+  std::vector<PackedEntry>& writable_entries() {
+    if (!entries_) {
+      entries_ = std::make_shared<std::vector<PackedEntry>>();
+    } else if (entries_.use_count() > 1) {
+      auto copy = std::make_shared<std::vector<PackedEntry>>();
+      copy->reserve(entries_->size() + entries_->size() / 64);
+      copy->assign(entries_->begin(), entries_->end());
+      entries_ = std::move(copy);
+    }
+    return *entries_;
+  }
 };
 
 DesiredStateLoader::DesiredStateLoader(fs::path root, LoadOptions options)

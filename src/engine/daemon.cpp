@@ -642,16 +642,11 @@ class Daemon {
     PreparedDesired prepared;
     for (const auto& d : devices) {
       const core::PackedDevice packed(d);
-      const auto it = std::lower_bound(
-          desired_.bindings.begin(), desired_.bindings.end(), packed,
-          [](const config::PackedDesiredEntry& e, const core::PackedDevice& x) {
-            return canonical_order(e.device, x) < 0;
-          });
-      if (it != desired_.bindings.end() && it->device == packed) {
-        const auto i = static_cast<std::size_t>(it - desired_.bindings.begin());
+      const std::size_t i = desired_.bindings.lower_bound(packed);
+      if (i < desired_.bindings.size() && desired_.bindings.device(i) == packed) {
         prepared.bindings.push_back(
             {d, fps_[i], static_cast<std::uint32_t>(desired.bindings.size())});
-        desired.bindings.push_back(it->unpack());
+        desired.bindings.push_back(desired_.bindings[i].unpack());
       }
     }
     auto observed = observed_.of_devices(devices);
@@ -725,7 +720,7 @@ class Daemon {
   std::unique_ptr<obs::HttpServer> metrics_server_;
   std::unique_ptr<sys::TreeWatcher> watcher_;
 
-  config::PackedDesiredState desired_;   // in force: packed, 36 bytes a binding
+  config::PackedDesiredState desired_;   // in force: packed, 36 bytes a binding, shared with loader_
   std::vector<core::Fingerprint> fps_;  // of desired_.bindings, in its order
   config::DesiredStateLoader loader_;
   ObservedSet observed_;

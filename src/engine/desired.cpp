@@ -113,11 +113,11 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
   std::size_t p = 0;  // walks previous
   std::size_t a = 0;  // walks changed
   for (std::size_t i = 0; i < state.bindings.size(); ++i) {
-    const auto& device = state.bindings[i].device;
+    const auto& device = state.bindings.device(i);
     while (a < changed.size() && before(changed[a], device)) ++a;
-    while (p < was.size() && before(was[p].device, device)) ++p;
+    while (p < was.size() && before(was.device(p), device)) ++p;
     const bool is_affected = a < changed.size() && changed[a] == device;
-    if (!is_affected && p < was.size() && was[p].device == device) {
+    if (!is_affected && p < was.size() && was.device(p) == device) {
       out.fps[i] = previous_fps[p];
       continue;
     }

@@ -65,10 +65,49 @@ struct PackedDesiredEntry {
   DesiredEntry unpack() const { return {device.unpack(), source, file, line, column}; }
 };
 
+/// The bindings of a PackedDesiredState: sorted by device (canonical order), each device once.
+/// Read-only and cheap to copy. The entries may be shared with the loader that made them, in
+/// its numbering (file ids and file-local source indices, translated on access), so that a
+/// long-running process holds one copy of its fleet instead of two.
+class PackedBindings {
+ public:
+  /// How a loader's file ids and file-local source indices become a state's indices.
+  struct Numbering {
+    std::vector<std::uint32_t> rank;          ///< file id -> index into DesiredState::files
+    std::vector<std::uint32_t> first_source;  ///< file id -> where its sources start in `sources`
+    std::vector<std::uint32_t> sources;       ///< -> index into DesiredState::sources
+    std::uint32_t source(const DesiredEntry& e) const { return sources[first_source[e.file] + e.source]; }
+    std::uint32_t source(const PackedDesiredEntry& e) const {
+      return sources[first_source[e.file] + e.source];
+    }
+  };
+
+  PackedBindings() = default;
+  /// Entries in the state's numbering, owned.
+  explicit PackedBindings(std::vector<PackedDesiredEntry> own);
+  /// Entries in a loader's numbering, shared with it.
+  PackedBindings(std::shared_ptr<const std::vector<PackedDesiredEntry>> shared,
+                 std::shared_ptr<const Numbering> numbering);
+
+  std::size_t size() const { return v_ ? v_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  /// Entry `i`, in the state's numbering.
+  PackedDesiredEntry operator[](std::size_t i) const;
+  const core::PackedDevice& device(std::size_t i) const { return (*v_)[i].device; }
+  /// The first index whose device is not before `d` in canonical order; size() if none.
+  std::size_t lower_bound(const core::PackedDevice& d) const;
+  /// True when both hold the same entries in memory (not a copy).
+  bool shares_entries(const PackedBindings& other) const { return v_ && v_ == other.v_; }
+
+ private:
+  std::shared_ptr<const std::vector<PackedDesiredEntry>> v_;
+  std::shared_ptr<const Numbering> numbering_;  ///< null: `v_` is in the state's numbering
+};
+
 /// The desired state in the form a long-running process keeps it between passes.
 struct PackedDesiredState {
-  DesiredState common;                       ///< files and sources; its bindings stay empty
-  std::vector<PackedDesiredEntry> bindings;  ///< sorted by device (canonical order), each once
+  DesiredState common;      ///< files and sources; its bindings stay empty
+  PackedBindings bindings;  ///< sorted by device (canonical order), each once
 
   /// The whole state, as load_desired_state gives it. `out`'s bindings are overwritten in
   /// place (their memory reused) where it has some.

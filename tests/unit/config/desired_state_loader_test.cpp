@@ -459,3 +459,56 @@ TEST_CASE("many reloads of random edits always equal a fresh load", "[config][lo
     last = std::move(r);
   }
 }
+
+TEST_CASE("a packed result shares the loader's entries, and a reload never changes one still held",
+          "[config][loader]") {
+  using thingsync::config::PackedReloadResult;
+  const auto unpacked = [](const PackedReloadResult& p) {
+    LoadResult r;
+    r.state = p.state.unpack();
+    r.diagnostics = p.diagnostics;
+    return r;
+  };
+  TempDir dir;
+  dir.write("a.yaml", fleet({"imei:350266800610001", "imei:350266800610003"}));
+  const auto b = dir.write("b.yaml", fleet({"imei:350266800610002", "imei:350266800610004"}));
+  DesiredStateLoader loader(dir.path(), load_options());
+  const auto in_force = loader.load_all_packed();  // what a daemon keeps
+  REQUIRE(in_force.ok());
+  const std::string before = dump(unpacked(in_force));
+  CHECK(before == dump(load_desired_state(dir.path(), load_options())));
+
+  // Nothing changed: the next result holds the same entries, not a copy.
+  const auto same = loader.reload_packed({});
+  CHECK(same.state.bindings.shares_entries(in_force.state.bindings));
+
+  // Edits that move entries (a device swapped, one added): the loader copies before it
+  // splices, so the state in force reads as before, and the new one as a fresh load.
+  dir.write("b.yaml", fleet({"imei:350266800610000", "imei:350266800610004",
+                             "imei:350266800610005"}));
+  const auto edited = loader.reload_packed({b});
+  REQUIRE(edited.ok());
+  CHECK_FALSE(edited.state.bindings.shares_entries(in_force.state.bindings));
+  CHECK(dump(unpacked(in_force)) == before);
+  CHECK(dump(unpacked(same)) == before);
+  CHECK(dump(unpacked(edited)) == dump(load_desired_state(dir.path(), load_options())));
+
+  // An edit that keeps the file's devices swaps entries in place: the same holds.
+  dir.write("b.yaml", std::string(kDefaults) +
+                          "  - deviceId: imei:350266800610000\n"
+                          "    password:\n      env: PW_0\n"
+                          "  - deviceId: imei:350266800610004\n"
+                          "  - deviceId: imei:350266800610005\n");
+  const auto kept = loader.reload_packed({b});
+  REQUIRE(kept.ok());
+  CHECK(dump(unpacked(edited)) != dump(unpacked(kept)));
+  CHECK(dump(unpacked(in_force)) == before);
+  CHECK(dump(unpacked(kept)) == dump(load_desired_state(dir.path(), load_options())));
+
+  // A duplicate (an error): the result holds the devices once, with the first place.
+  dir.write("b.yaml", fleet({"imei:350266800610001", "imei:350266800610004"}));
+  const auto dup = loader.reload_packed({b});
+  CHECK_FALSE(dup.ok());
+  CHECK(dump(unpacked(dup)) == dump(load_desired_state(dir.path(), load_options())));
+  CHECK(dup.state.bindings.size() == 3);
+}
