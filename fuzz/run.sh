@@ -5,7 +5,8 @@
 #
 #   fuzz/run.sh BUILD_DIR [SECONDS_PER_TARGET]      (default 30)
 #
-# Environment: FUZZ_TARGETS="config api_decode" runs only those; FUZZ_WORK_DIR=DIR keeps the
+# Environment: FUZZ_TARGETS="config api_decode" runs only those; FUZZ_JOBS=N runs N targets at
+# a time (default: the number of cores); FUZZ_WORK_DIR=DIR keeps the
 # grown corpora and logs in DIR (default: a temporary directory, removed at the end). Crashing
 # inputs are kept in BUILD_DIR/fuzz-artifacts/.
 set -euo pipefail
@@ -53,25 +54,26 @@ mkdir -p "$artifacts"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  corpus="$work/corpus/$t"
+# Runs one target; its summary line goes to $work/$t.summary, its exit code to $work/$t.rc.
+run_target() {
+  local t="$1"
+  local corpus="$work/corpus/$t"
   rm -rf "$corpus"
   mkdir -p "$corpus" "$artifacts/$t"
   cp "$here/corpus/$t"/* "$corpus"/
-  dict="$work/$t.dict"
+  local dict="$work/$t.dict"
   : >"$dict"
   for part in $(dict_parts "$t"); do cat "$here/dict/$part.dict" >>"$dict"; done
-  log="$work/$t.log"
+  local log="$work/$t.log"
 
   echo "== fuzz_$t: ${seconds}s over $(find "$corpus" -type f | wc -l) seeds"
-  rc=0
+  local rc=0
   "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -dict="$dict" -artifact_prefix="$artifacts/$t/" \
     "$corpus" >"$log" 2>&1 || rc=$?
 
   # "#1234 DONE cov: 567 ft: 890 corp: ..." (or the last status line, if it stopped early).
+  local status cov ft corp execs rate result
   status="$(grep -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|INITED)' "$log" | tail -n 1 || true)"
   cov="$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$status")"
   ft="$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$status")"
@@ -82,19 +84,40 @@ for t in "${targets[@]}"; do
     result=ok
   else
     result="FAILED (exit $rc)"
-    failed+=("$t")
-    echo "-- fuzz_$t failed; the end of its log:"
-    tail -n 60 "$log"
-    for a in "$artifacts/$t"/*; do
-      [ -f "$a" ] || continue
-      echo "-- input $a ($(wc -c <"$a") bytes), reproduce with: $build/fuzz/fuzz_$t $a"
-      head -c 512 "$a" | od -An -c | head -n 20
-    done
+    {
+      echo "-- fuzz_$t failed; the end of its log:"
+      tail -n 60 "$log"
+      for a in "$artifacts/$t"/*; do
+        [ -f "$a" ] || continue
+        echo "-- input $a ($(wc -c <"$a") bytes), reproduce with: $build/fuzz/fuzz_$t $a"
+        head -c 512 "$a" | od -An -c | head -n 20
+      done
+    } >"$work/$t.failure"
   fi
-  line="$(printf '%-14s %8s execs %7s exec/s  cov %6s  ft %6s  corpus %5s  %s' \
-    "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result")"
-  echo "$line"
-  summary+=("$line")
+  printf '%-14s %8s execs %7s exec/s  cov %6s  ft %6s  corpus %5s  %s\n' \
+    "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result" >"$work/$t.summary"
+  echo "$rc" >"$work/$t.rc"
+}
+
+# FUZZ_JOBS targets at a time (default: one per core).
+jobs="${FUZZ_JOBS:-$(nproc)}"
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  run_target "$t" &
+  running=$((running + 1))
+done
+wait
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  if [ -s "$work/$t.failure" ]; then cat "$work/$t.failure"; fi
+  summary+=("$(cat "$work/$t.summary" 2>/dev/null || echo "$t: no result")")
+  if [ "$(cat "$work/$t.rc" 2>/dev/null || echo 1)" != 0 ]; then failed+=("$t"); fi
 done
 
 echo
