@@ -216,7 +216,7 @@ class Daemon:
         out = {}
         for line in open(f"/proc/{self.pid}/status"):
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[key] = int(value.split()[0]) * 1024
         return out
 
@@ -353,6 +353,10 @@ def case_idle(args, wd):
         time.sleep(args.window)
         cpu1, t1 = daemon.cpu_seconds(), time.time()
         mem = daemon.memory()
+        shutil.copyfile(f"/proc/{daemon.pid}/smaps", os.path.join(wd, "smaps-idle.txt"))
+        if os.environ.get("BENCH_HOLD"):  # time to look at the daemon (gdb -p, heaptrack -p)
+            log(f"holding the daemon (pid {daemon.pid}) for {os.environ['BENCH_HOLD']} s")
+            time.sleep(float(os.environ["BENCH_HOLD"]))
         load = os.getloadavg()
         reqs = reqlog.read_new()
         # What a reload adds (an operator edits the fleet sooner or later): one edit, then
@@ -380,7 +384,8 @@ def case_idle(args, wd):
     print(f"| requests per poll | {per_poll:.2f} | 1 |")
     print(f"| CPU (utime+stime) | {cpu:.2f} s = {100 * cpu / wall:.2f}% of one core | < 1% |")
     print(f"| VmRSS | {mem['VmRSS'] / 2**20:.1f} MiB = {mem['VmRSS'] / n:.0f} B/binding"
-          f" (before the window {mem_before['VmRSS'] / n:.0f}) | < 300 B |")
+          f" (before the window {mem_before['VmRSS'] / n:.0f}; heap and stacks"
+          f" {mem['RssAnon'] / n:.0f}, mapped files {mem['RssFile'] / n:.0f}) | < 300 B |")
     print(f"| VmHWM | {mem['VmHWM'] / 2**20:.1f} MiB = {mem['VmHWM'] / n:.0f} B/binding | |")
     print(f"| VmRSS after two reloads | {mem_reload['VmRSS'] / 2**20:.1f} MiB ="
           f" {mem_reload['VmRSS'] / n:.0f} B/binding (VmHWM {mem_reload['VmHWM'] / n:.0f}) | |")
