@@ -63,11 +63,11 @@ TEST_CASE("the store's indexes follow random creates, moves and deletes", "[sim]
       const auto out = store.create(input(spelling), 1000, allow_duplicate);
       if (!allow_duplicate && !holders.empty()) {
         REQUIRE(out.conflict != nullptr);
-        CHECK(out.conflict->id == holders.front());
+        CHECK(out.conflict->id() == holders.front());
         CHECK(out.binding == nullptr);
       } else {
         REQUIRE(out.binding != nullptr);
-        model[out.binding->id] = {canonical, out.binding->created_at};
+        model[std::string(out.binding->id())] = {canonical, out.binding->created_at};
       }
     } else {
       auto it = model.begin();
@@ -80,10 +80,10 @@ TEST_CASE("the store's indexes follow random creates, moves and deletes", "[sim]
         std::erase(others, id);
         if (it->second.device != canonical && !allow_duplicate && !others.empty()) {
           REQUIRE(out->conflict != nullptr);
-          CHECK(out->conflict->id == others.front());
+          CHECK(out->conflict->id() == others.front());
         } else {
           REQUIRE(out->binding != nullptr);
-          CHECK(out->binding->id == id);
+          CHECK(out->binding->id() == id);
           it->second.device = canonical;
         }
       } else {
@@ -97,18 +97,18 @@ TEST_CASE("the store's indexes follow random creates, moves and deletes", "[sim]
     for (const auto& [id, m] : model) {
       const auto* b = store.find(id);
       REQUIRE(b != nullptr);
-      CHECK(b->device.canonical() == m.device);
+      CHECK(b->device() == m.device);
     }
     for (std::size_t d = 0; d < kDevices; ++d) {
       const std::string c = DeviceId::parse(device_spelling(d))->canonical();
       std::vector<std::string> got;
-      for (const auto* b : store.find_device(c)) got.push_back(b->id);
+      for (const auto* b : store.find_device(c)) got.push_back(std::string(b->id()));
       REQUIRE(got == model_device(model, c));
     }
     const auto all = store.all();
     REQUIRE(all.size() == model.size());
     CHECK(std::is_sorted(all.begin(), all.end(), [](const auto* a, const auto* b) {
-      return std::pair(a->created_at, a->id) < std::pair(b->created_at, b->id);
+      return std::pair(a->created_at, a->id()) < std::pair(b->created_at, b->id());
     }));
   }
   CHECK(store.find("00000000-0000-4000-8000-000000000000") == nullptr);
@@ -119,8 +119,8 @@ TEST_CASE("the store's cached JSON is what nlohmann::json writes", "[sim][store]
   // Plain strings are written by hand; a spelling that needs escaping takes the library's way.
   const auto plain = store.create(input("imei:350266800610993"), 1'756'767'600'123);
   REQUIRE(plain.binding != nullptr);
-  CHECK(plain.binding->json ==
-        R"({"id":")" + plain.binding->id +
+  CHECK(plain.binding->json() ==
+        R"({"id":")" + std::string(plain.binding->id()) +
             R"(","deviceId":"imei:350266800610993","username":"urn:dev:IMEI:350266800610993:",)"
             R"("createdAt":"2025-09-01T23:00:00.123Z","createdBy":"principal/test",)"
             R"("modifiedAt":"2025-09-01T23:00:00.123Z","modifiedBy":"principal/test"})");
@@ -129,8 +129,8 @@ TEST_CASE("the store's cached JSON is what nlohmann::json writes", "[sim][store]
   odd.principal = "principal/\"quoted\"\x01";
   const auto escaped = store.create(odd, 1'756'767'600'999);
   REQUIRE(escaped.binding != nullptr);
-  CHECK(escaped.binding->json.find(R"("createdBy":"principal/\"quoted\"\u0001")") !=
+  CHECK(escaped.binding->json().find(R"("createdBy":"principal/\"quoted\"\u0001")") !=
         std::string::npos);
-  CHECK(escaped.binding->json.find(R"("createdAt":"2025-09-01T23:00:00.999Z")") !=
+  CHECK(escaped.binding->json().find(R"("createdAt":"2025-09-01T23:00:00.999Z")") !=
         std::string::npos);
 }
