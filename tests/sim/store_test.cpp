@@ -1,6 +1,7 @@
 // The simulator's store against a plain model: random creates (some allowed as duplicates),
 // updates that move bindings between devices, and deletes, checking every index after each.
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -133,4 +134,99 @@ TEST_CASE("the store's cached JSON is what nlohmann::json writes", "[sim][store]
         std::string::npos);
   CHECK(escaped.binding->json().find(R"("createdAt":"2025-09-01T23:00:00.999Z")") !=
         std::string::npos);
+}
+
+namespace {
+
+// Ids in (createdAt, id) order, walking the default sort page by page.
+std::vector<std::string> walk(const Store& store, bool backward) {
+  thingsync::sim::ListQuery q;
+  q.limit = 7;
+  std::vector<std::string> ids;
+  if (backward) {  // from past the end back to the start
+    thingsync::sim::Cursor end;
+    end.backward = true;
+    end.created_at = std::numeric_limits<std::int64_t>::max();
+    end.id = "ffffffff-ffff-4fff-bfff-ffffffffffff";
+    q.cursor = end;
+  }
+  for (;;) {
+    const auto page = store.list(q);
+    std::vector<std::string> got;
+    for (const auto* b : page.items) got.emplace_back(b->id());
+    ids.insert(backward ? ids.begin() : ids.end(), got.begin(), got.end());
+    const auto& next = backward ? page.prev : page.next;
+    if (!next) break;
+    q.cursor = next;
+  }
+  return ids;
+}
+
+void check_order(const Store& store, const std::map<std::string, std::int64_t>& model) {
+  std::vector<std::pair<std::int64_t, std::string>> want;
+  for (const auto& [id, created] : model) want.emplace_back(created, id);
+  std::sort(want.begin(), want.end());
+  std::vector<std::string> want_ids;
+  for (auto& w : want) want_ids.push_back(w.second);
+  std::vector<std::string> all;
+  for (const auto* b : store.all()) all.emplace_back(b->id());
+  REQUIRE(store.size() == model.size());
+  CHECK(all == want_ids);
+  CHECK(walk(store, false) == want_ids);
+  CHECK(walk(store, true) == want_ids);
+}
+
+}  // namespace
+
+TEST_CASE("the store keeps createdAt order through unsorted loads, seeds and mass deletes",
+          "[sim][store]") {
+  Store store(3);
+  std::mt19937 rng(5);
+  std::map<std::string, std::int64_t> model;  // id -> createdAt
+  std::string file = R"({"format":"thingsync-sim/1","bindings":[)";
+  for (int i = 0; i < 900; ++i) {
+    std::string id = store.new_uuid();
+    if (i == 899) id = model.begin()->first;  // a repeated id: the later entry wins
+    const std::int64_t created = 1'000'000 + static_cast<std::int64_t>(rng() % 300);  // ties
+    model[id] = created;
+    char entry[320];
+    std::snprintf(entry, sizeof entry,
+                  R"(%s{"id":"%s","deviceId":"imei:35%013d","clientId":"c","password":null,)"
+                  R"("createdAt":%lld,"modifiedAt":%lld,"createdBy":"p","modifiedBy":"p"})",
+                  i ? "," : "", id.c_str(), i, static_cast<long long>(created),
+                  static_cast<long long>(created));
+    file += entry;
+  }
+  file += "]}";
+  std::string error;
+  REQUIRE(store.load(file, error));
+  check_order(store, model);
+
+  SECTION("deletes at the front, in the middle and at the back") {
+    auto erase_where = [&](auto pick) {
+      std::vector<std::string> ids;
+      for (const auto* b : store.all()) ids.emplace_back(b->id());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (!pick(i, ids.size())) continue;
+        REQUIRE(store.erase(ids[i]));
+        model.erase(ids[i]);
+      }
+      check_order(store, model);
+    };
+    erase_where([](std::size_t i, std::size_t) { return i % 3 == 1; });  // some left in place
+    erase_where([](std::size_t i, std::size_t) { return i < 100; });     // the oldest
+    erase_where([](std::size_t i, std::size_t n) { return i + 50 >= n; });
+    erase_where([](std::size_t i, std::size_t) { return i % 2 == 0; });
+    const auto created = store.create(input("imei:350000000000001"), 2'000'000);
+    REQUIRE(created.binding != nullptr);
+    model[std::string(created.binding->id())] = created.binding->created_at;
+    check_order(store, model);
+    erase_where([](std::size_t, std::size_t) { return true; });
+    CHECK(store.all().empty());
+  }
+  SECTION("a seed older than the loaded bindings goes before them") {
+    store.seed(40, 1'000'100);
+    for (const auto* b : store.all()) model.emplace(std::string(b->id()), b->created_at);
+    check_order(store, model);
+  }
 }
