@@ -495,6 +495,7 @@ Response Service::write_binding(const Request& req, std::string_view id,
   const std::string_view spelling = body.device_id.text;
   auto parsed = core::DeviceId::parse_with_reason(spelling);
   if (!parsed.id) return problem(400, "invalid deviceId: " + parsed.reason);
+  store_.prefetch_device(parsed.id->canonical());
   if (!admin && !faults_.reject_devices.empty() &&
       faults_.reject_devices.contains(parsed.id->canonical())) {
     return problem(400, "device rejected by the platform (simulated fault)");

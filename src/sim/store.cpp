@@ -633,10 +633,12 @@ Store::Outcome Store::create(BindingInput in, std::int64_t now_ms, bool allow_du
   }
   const auto ts = next_timestamp(now_ms);
   const std::string id = new_uuid();
+  const std::uint64_t id_hash = BindingIndex::hash(id);
+  by_id_.prefetch(id_hash);  // a random slot: its cache miss overlaps make_binding()
   const std::string* principal = intern(in.principal);
   Binding* b = make_binding({id, in.device_spelling, in.device, in.password, intern(in.client_id),
                              principal, principal, ts, ts});
-  by_id_.insert(b);
+  by_id_.insert(b, id_hash);
   by_device_.insert(b, h);
   by_created_.insert(b);  // the newest: at the end
   last_ts_ = std::max(last_ts_, ts);
