@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     bodies[i] = buf;
   }
   std::vector<std::string> ids;
-  for (const auto* b : svc.store().all()) ids.push_back("/mqtt/bindings/" + b->id);
+  for (const auto* b : svc.store().all()) ids.push_back("/mqtt/bindings/" + std::string(b->id()));
 
   const std::string_view only = argc > 3 ? argv[3] : "";
   auto want = [&](std::string_view what) { return only.empty() || only == what; };
@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   }
   if (want("delete")) {
     ids.clear();
-    for (const auto* b : svc.store().all()) ids.push_back("/mqtt/bindings/" + b->id);
+    for (const auto* b : svc.store().all()) ids.push_back("/mqtt/bindings/" + std::string(b->id()));
     run(svc, "DELETE /mqtt/bindings/{id}", std::min(n, ids.size()), 204,
         [&](std::size_t i) { return request("DELETE", ids[i]); });
   }

@@ -194,9 +194,9 @@ std::vector<Param> parse_params(std::string_view s, std::string& error) {
 std::string iso_now() { return core::format_iso8601_ms(wall_ms()); }
 
 Json admin_json(const Binding& b) {
-  Json j = Json::parse(b.json);
-  j["clientId"] = b.client_id;
-  j["password"] = b.password ? Json(*b.password) : Json(nullptr);
+  Json j = Json::parse(b.json());
+  j["clientId"] = b.client_id();
+  j["password"] = b.password() ? Json(*b.password()) : Json(nullptr);
   return j;
 }
 
@@ -468,11 +468,11 @@ Response Service::api(const Request& req, std::string_view path, std::string_vie
   const Binding* b = store_.find(lower_id);
   if (!b) return problem(404, "no binding with id " + std::string(lower_id));
   if (req.method == "GET") {
-    Response r = json_ref(200, b->json);
-    r.device = b->device.canonical();
+    Response r = json_ref(200, b->json());
+    r.device = b->device();
     return r;
   }
-  device_copy_ = b->device.canonical();  // the binding goes; the accounting needs its device
+  device_copy_ = b->device();  // the binding goes; the accounting needs its device
   store_.erase(b);
   Response r = no_content();
   r.device = device_copy_;
@@ -495,6 +495,7 @@ Response Service::write_binding(const Request& req, std::string_view id,
   const std::string_view spelling = body.device_id.text;
   auto parsed = core::DeviceId::parse_with_reason(spelling);
   if (!parsed.id) return problem(400, "invalid deviceId: " + parsed.reason);
+  store_.prefetch_device(parsed.id->canonical());
   if (!admin && !faults_.reject_devices.empty() &&
       faults_.reject_devices.contains(parsed.id->canonical())) {
     return problem(400, "device rejected by the platform (simulated fault)");
@@ -538,22 +539,22 @@ Response Service::write_binding(const Request& req, std::string_view id,
   if (out.conflict) {
     Response r = problem(409,
                          "device " + parsed.id->canonical() + " already has binding " +
-                             out.conflict->id + " (one binding per device)",
-                         Json{{"bindingId", out.conflict->id}});
-    r.device = out.conflict->device.canonical();  // the same device
+                             std::string(out.conflict->id()) + " (one binding per device)",
+                         Json{{"bindingId", out.conflict->id()}});
+    r.device = out.conflict->device();  // the same device
     return r;
   }
   Response r = admin ? json_response(id.empty() ? 201 : 200, admin_json(*out.binding).dump())
-                     : json_ref(id.empty() ? 201 : 200, out.binding->json);
+                     : json_ref(id.empty() ? 201 : 200, out.binding->json());
   if (id.empty()) {
     r.location_base = admin ? "/_sim/bindings/" : "/mqtt/bindings/";
-    r.location_id = out.binding->id;
+    r.location_id = out.binding->id();
     if (!admin && faults_.drop_after_create > 0 &&
         std::uniform_real_distribution<double>(0, 1)(fault_rng_) < faults_.drop_after_create) {
       r.drop = true;
     }
   }
-  r.device = out.binding->device.canonical();
+  r.device = out.binding->device();
   return r;
 }
 
@@ -651,7 +652,7 @@ Response Service::list(const Request& req, std::string_view query, bool tls) {
   body.append("{\"items\":[");
   for (std::size_t i = 0; i < page.items.size(); ++i) {
     if (i) body.push_back(',');
-    body.append(page.items[i]->json);
+    body.append(page.items[i]->json());
   }
   body.push_back(']');
   if (page.next) body.append(",\"next\":").append(link(*page.next));

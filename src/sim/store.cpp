@@ -4,6 +4,9 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -21,7 +24,7 @@ struct KeyView {
   std::string_view device, username, id;
 };
 KeyView key_of(const Binding& b) {
-  return {b.created_at, b.modified_at, b.device.canonical(), b.username, b.id};
+  return {b.created_at, b.modified_at, b.device(), b.username(), b.id()};
 }
 KeyView key_of(const Cursor& c) { return {c.created_at, c.modified_at, c.device, c.username, c.id}; }
 
@@ -129,9 +132,9 @@ constexpr std::array<std::string_view, 3> kSeedClients = {
 }  // namespace
 
 bool ListFilter::matches(const Binding& b) const {
-  if (client_id && b.client_id != *client_id) return false;
-  if (device && b.device.canonical() != *device) return false;
-  if (username && b.username != *username) return false;
+  if (client_id && b.client_id() != *client_id) return false;
+  if (device && b.device() != *device) return false;
+  if (username && b.username() != *username) return false;
   if (created_before && !(b.created_at < *created_before)) return false;
   if (created_since && !(b.created_at >= *created_since)) return false;
   if (modified_before && !(b.modified_at < *modified_before)) return false;
@@ -259,9 +262,8 @@ std::string sort_spec_string(const std::vector<SortKey>& keys) {
   return out;
 }
 
-void BindingIndex::insert(const Binding* b) {
+void BindingIndex::insert(const Binding* b, std::uint64_t h) {
   if ((size_ + 1) * 2 > slots_.size()) grow();  // load factor at most 1/2
-  const std::uint64_t h = hash(key_of_(*b));
   std::size_t i = h & mask_;
   while (slots_[i].binding != nullptr) i = (i + 1) & mask_;
   slots_[i] = {h, b};
@@ -288,6 +290,17 @@ void BindingIndex::erase(const Binding* b) {
   }
   slots_[hole] = {};
   --size_;
+}
+
+void BindingIndex::replace(const Binding* old, const Binding* now) {
+  if (slots_.empty()) return;
+  for (std::size_t i = hash(key_of_(*old)) & mask_; slots_[i].binding != nullptr;
+       i = (i + 1) & mask_) {
+    if (slots_[i].binding == old) {
+      slots_[i].binding = now;
+      return;
+    }
+  }
 }
 
 const Binding* BindingIndex::find(std::string_view key) const {
@@ -327,6 +340,109 @@ void BindingIndex::grow() {
   }
 }
 
+namespace {
+// (createdAt, id) of `b` below the key.
+bool below(const Binding& b, std::int64_t created, std::string_view id) {
+  return b.created_at != created ? b.created_at < created : b.id() < id;
+}
+bool above(const Binding& b, std::int64_t created, std::string_view id) {
+  return b.created_at != created ? b.created_at > created : b.id() > id;
+}
+}  // namespace
+
+void CreatedIndex::destroy(Binding* b) {
+  b->~Binding();
+  ::operator delete(b);
+}
+
+void CreatedIndex::place(Binding* b, std::size_t i) {
+  entries_.insert(entries_.begin() + static_cast<std::ptrdiff_t>(i), b);
+  for (std::size_t j = i; j < entries_.size(); ++j) {
+    entries_[j]->created_pos_ = base_ + static_cast<std::uint32_t>(j);
+  }
+}
+
+void CreatedIndex::insert(Binding* b) {
+  std::size_t i = entries_.size();
+  if (i > head_ && !below(*entries_.back(), b->created_at, b->id())) {
+    i = upper_bound(b->created_at, b->id());
+  }
+  place(b, i);
+}
+
+void CreatedIndex::erase(Binding* b) {
+  b->erased_ = true;
+  ++erased_;
+  if (b->created_pos_ - base_ == head_) {  // the oldest: free it and erased ones after it
+    while (head_ < entries_.size() && entries_[head_]->erased_) {
+      destroy(entries_[head_]);
+      entries_[head_++] = nullptr;
+      --erased_;
+    }
+    if (head_ * 2 > entries_.size()) {  // drop the freed front (amortised: it is half)
+      entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(head_));
+      base_ += static_cast<std::uint32_t>(head_);
+      head_ = 0;
+    }
+  }
+  // Erased ones elsewhere are freed once they are a quarter, so that a walk over the index
+  // skips at most a few of them per live binding (amortised: the sweep costs four erases).
+  if (erased_ > 256 && erased_ * 4 > entries_.size() - head_) sweep();
+}
+
+void CreatedIndex::replace(Binding* old, Binding* now) {
+  entries_[old->created_pos_ - base_] = now;
+  now->created_pos_ = old->created_pos_;
+  destroy(old);
+}
+
+void CreatedIndex::sweep() {
+  std::size_t kept = 0;
+  for (std::size_t i = head_; i < entries_.size(); ++i) {
+    Binding* b = entries_[i];
+    if (b->erased_) {
+      destroy(b);
+      continue;
+    }
+    b->created_pos_ = base_ + static_cast<std::uint32_t>(kept);
+    entries_[kept++] = b;
+  }
+  entries_.resize(kept);
+  head_ = 0;
+  erased_ = 0;
+}
+
+void CreatedIndex::restore_order() {
+  sweep();
+  auto less = [](const Binding* a, const Binding* b) { return below(*a, b->created_at, b->id()); };
+  if (std::is_sorted(entries_.begin(), entries_.end(), less)) return;
+  std::sort(entries_.begin(), entries_.end(), less);
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    entries_[i]->created_pos_ = base_ + static_cast<std::uint32_t>(i);
+  }
+}
+
+void CreatedIndex::clear() {
+  for (std::size_t i = head_; i < entries_.size(); ++i) destroy(entries_[i]);
+  entries_.clear();
+  head_ = 0;
+  erased_ = 0;
+}
+
+std::size_t CreatedIndex::lower_bound(std::int64_t created, std::string_view id) const {
+  const auto it =
+      std::partition_point(entries_.begin() + static_cast<std::ptrdiff_t>(head_), entries_.end(),
+                           [&](const Binding* b) { return below(*b, created, id); });
+  return static_cast<std::size_t>(it - entries_.begin());
+}
+
+std::size_t CreatedIndex::upper_bound(std::int64_t created, std::string_view id) const {
+  const auto it =
+      std::partition_point(entries_.begin() + static_cast<std::ptrdiff_t>(head_), entries_.end(),
+                           [&](const Binding* b) { return !above(*b, created, id); });
+  return static_cast<std::size_t>(it - entries_.begin());
+}
+
 void IsoFormatter::append(std::string& out, std::int64_t ms) {
   const std::int64_t second = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   if (prefix_.empty() || second != second_) {
@@ -343,8 +459,8 @@ void IsoFormatter::append(std::string& out, std::int64_t ms) {
 }
 
 namespace {
-std::string_view id_key(const Binding& b) { return b.id; }
-std::string_view device_key(const Binding& b) { return b.device.canonical(); }
+std::string_view id_key(const Binding& b) { return b.id(); }
+std::string_view device_key(const Binding& b) { return b.device(); }
 }  // namespace
 
 Store::Store(std::uint64_t rng_seed) : by_id_(id_key), by_device_(device_key), rng_(rng_seed) {}
@@ -378,78 +494,129 @@ std::int64_t Store::next_timestamp(std::int64_t now_ms) {
   return last_ts_;
 }
 
-void Store::render(Binding& b) {
+void Store::render(const Fields& f, std::string_view username) {
+  std::string& o = json_;
+  o.clear();
   // Written by hand when no string needs escaping (then byte for byte what nlohmann writes).
-  if (json_plain(b.id) && json_plain(b.device_spelling) && json_plain(b.username) &&
-      json_plain(b.created_by) && json_plain(b.modified_by)) {
-    std::string& o = b.json;
-    o.clear();
-    // The literal parts (99 characters) and two timestamps (24 each for years 0-9999).
-    o.reserve(99 + 48 + b.id.size() + b.device_spelling.size() + b.username.size() +
-              b.created_by.size() + b.modified_by.size());
-    o.append(R"({"id":")").append(b.id);
-    o.append(R"(","deviceId":")").append(b.device_spelling);
-    o.append(R"(","username":")").append(b.username);
+  if (json_plain(f.id) && json_plain(f.spelling) && json_plain(username) &&
+      json_plain(*f.created_by) && json_plain(*f.modified_by)) {
+    o.append(R"({"id":")").append(f.id);
+    o.append(R"(","deviceId":")").append(f.spelling);
+    o.append(R"(","username":")").append(username);
     o.append(R"(","createdAt":")");
-    iso_.append(o, b.created_at);
-    o.append(R"(","createdBy":")").append(b.created_by);
+    iso_.append(o, f.created_at);
+    o.append(R"(","createdBy":")").append(*f.created_by);
     o.append(R"(","modifiedAt":")");
-    iso_.append(o, b.modified_at);
-    o.append(R"(","modifiedBy":")").append(b.modified_by);
+    iso_.append(o, f.modified_at);
+    o.append(R"(","modifiedBy":")").append(*f.modified_by);
     o.append(R"("})");
     return;
   }
   Json j;
-  j["id"] = b.id;
-  j["deviceId"] = b.device_spelling;
-  j["username"] = b.username;
-  j["createdAt"] = core::format_iso8601_ms(b.created_at);
-  j["createdBy"] = b.created_by;
-  j["modifiedAt"] = core::format_iso8601_ms(b.modified_at);
-  j["modifiedBy"] = b.modified_by;
-  b.json = j.dump();
+  j["id"] = f.id;
+  j["deviceId"] = f.spelling;
+  j["username"] = username;
+  j["createdAt"] = core::format_iso8601_ms(f.created_at);
+  j["createdBy"] = *f.created_by;
+  j["modifiedAt"] = core::format_iso8601_ms(f.modified_at);
+  j["modifiedBy"] = *f.modified_by;
+  o = j.dump();
 }
 
-std::string_view Store::intern(std::string_view s) {
-  if (s == last_interned_) return last_interned_;
+Binding* Store::make_binding(const Fields& f) {
+  const std::string username = f.device.urn();
+  render(f, username);
+  const std::string_view json = json_;
+  const std::string_view device = f.device.canonical();
+  if (json.compare(Binding::kIdAt, Binding::kIdSize, f.id) != 0 ||
+      std::max({f.spelling.size(), username.size(), device.size()}) > 0xffff) {
+    throw std::logic_error("binding " + std::string(f.id) + " does not fit the store");
+  }
+  // The spelling and the username are where both ways of rendering put them unless they
+  // needed escaping (device IDs never do); the device ID is often the spelling. What the
+  // JSON does not hold verbatim goes after it and the password.
+  const std::size_t spelling_at = Binding::kIdAt + Binding::kIdSize + 14;  // ","deviceId":"
+  const std::size_t username_at = spelling_at + f.spelling.size() + 14;    // ","username":"
+  const bool spelling_in = json.compare(spelling_at, f.spelling.size(), f.spelling) == 0;
+  const bool username_in = json.compare(username_at, username.size(), username) == 0;
+  const std::size_t device_in = json.find(device);
+  const std::size_t password_size = f.password ? f.password->size() : 0;
+  const std::size_t size = json.size() + password_size + (spelling_in ? 0 : f.spelling.size()) +
+                           (username_in ? 0 : username.size()) +
+                           (device_in != std::string_view::npos ? 0 : device.size());
+  if (size > 0xfffffff0) throw std::length_error("binding too large");
+  void* mem = ::operator new(sizeof(Binding) + size);
+  auto* b = new (mem) Binding();
+  char* text = b->text();
+  std::size_t end = 0;
+  auto put = [&](std::string_view part) {
+    std::memcpy(text + end, part.data(), part.size());
+    end += part.size();
+    return static_cast<std::uint32_t>(end - part.size());
+  };
+  put(json);
+  b->json_size_ = static_cast<std::uint32_t>(json.size());
+  if (f.password) {
+    put(*f.password);
+    b->password_size_ = static_cast<std::uint32_t>(f.password->size());
+  }
+  b->spelling_at_ = spelling_in ? static_cast<std::uint32_t>(spelling_at) : put(f.spelling);
+  b->username_at_ = username_in ? static_cast<std::uint32_t>(username_at) : put(username);
+  b->device_at_ =
+      device_in != std::string_view::npos ? static_cast<std::uint32_t>(device_in) : put(device);
+  b->spelling_size_ = static_cast<std::uint16_t>(f.spelling.size());
+  b->username_size_ = static_cast<std::uint16_t>(username.size());
+  b->device_size_ = static_cast<std::uint16_t>(device.size());
+  b->client_id_ = f.client_id;
+  b->created_by_ = f.created_by;
+  b->modified_by_ = f.modified_by;
+  b->created_at = f.created_at;
+  b->modified_at = f.modified_at;
+  return b;
+}
+
+const std::string* Store::intern(std::string_view s) {
+  if (last_interned_ != nullptr && s == *last_interned_) return last_interned_;
   auto it = interned_.find(s);
   if (it == interned_.end()) it = interned_.emplace(s).first;
-  last_interned_ = *it;
+  last_interned_ = &*it;
   return last_interned_;
 }
 
-const Binding& Store::insert(std::unique_ptr<Binding> owned) {
-  Binding& b = *owned;
-  render(b);  // may throw (invalid UTF-8 in a principal): nothing is indexed yet
-  by_id_.insert(&b);
-  by_device_.insert(&b);
-  b.created_pos = by_created_.emplace_hint(by_created_.end(), b.created_at, &b);  // mostly the newest
-  last_ts_ = std::max({last_ts_, b.created_at, b.modified_at});
+const Binding& Store::insert(Binding* b, bool bulk) {
+  by_id_.insert(b);
+  by_device_.insert(b);
+  if (bulk) {
+    by_created_.append(b);
+  } else {
+    by_created_.insert(b);
+  }
+  last_ts_ = std::max({last_ts_, b->created_at, b->modified_at});
   ++version_;
-  return *owned.release();
+  return *b;
 }
 
 const Binding* Store::find(std::string_view id) const { return by_id_.find(id); }
 
 std::vector<const Binding*> Store::find_device(std::string_view canonical) const {
   std::vector<const Binding*> out;
-  by_device_.for_each(canonical, [&](const Binding& b) { out.push_back(&b); });
+  by_device_.for_each(canonical, BindingIndex::hash(canonical),
+                      [&](const Binding& b) { out.push_back(&b); });
   std::sort(out.begin(), out.end(), [](const Binding* x, const Binding* y) {
-    return std::pair(x->created_at, std::string_view(x->id)) <
-           std::pair(y->created_at, std::string_view(y->id));
+    return std::pair(x->created_at, x->id()) < std::pair(y->created_at, y->id());
   });
   return out;
 }
 
 namespace {
-// The oldest binding of a device other than `except`, or nullptr.
+// The oldest binding of a device other than `except`, or nullptr; `h` is the hash of
+// `canonical`.
 const Binding* oldest_holder(const BindingIndex& by_device, std::string_view canonical,
-                             const Binding* except = nullptr) {
+                             std::uint64_t h, const Binding* except = nullptr) {
   const Binding* oldest = nullptr;
-  by_device.for_each(canonical, [&](const Binding& b) {
+  by_device.for_each(canonical, h, [&](const Binding& b) {
     if (&b == except) return;
-    if (!oldest || std::pair(b.created_at, std::string_view(b.id)) <
-                       std::pair(oldest->created_at, std::string_view(oldest->id))) {
+    if (!oldest || std::pair(b.created_at, b.id()) < std::pair(oldest->created_at, oldest->id())) {
       oldest = &b;
     }
   });
@@ -458,39 +625,51 @@ const Binding* oldest_holder(const BindingIndex& by_device, std::string_view can
 }  // namespace
 
 Store::Outcome Store::create(BindingInput in, std::int64_t now_ms, bool allow_duplicate) {
+  const std::uint64_t h = BindingIndex::hash(in.device.canonical());
   if (!allow_duplicate) {
-    if (const Binding* holder = oldest_holder(by_device_, in.device.canonical())) {
+    if (const Binding* holder = oldest_holder(by_device_, in.device.canonical(), h)) {
       return {nullptr, holder};
     }
   }
   const auto ts = next_timestamp(now_ms);
-  auto b = std::make_unique<Binding>(Binding{
-      new_uuid(), std::string(in.device_spelling), in.device, in.device.urn(),
-      intern(in.client_id),
-      in.password ? std::optional<std::string>(std::in_place, *in.password) : std::nullopt, ts,
-      ts, intern(in.principal), intern(in.principal), {}});
-  return {&insert(std::move(b)), nullptr};
+  const std::string id = new_uuid();
+  const std::uint64_t id_hash = BindingIndex::hash(id);
+  by_id_.prefetch(id_hash);  // a random slot: its cache miss overlaps make_binding()
+  const std::string* principal = intern(in.principal);
+  Binding* b = make_binding({id, in.device_spelling, in.device, in.password, intern(in.client_id),
+                             principal, principal, ts, ts});
+  by_id_.insert(b, id_hash);
+  by_device_.insert(b, h);
+  by_created_.insert(b);  // the newest: at the end
+  last_ts_ = std::max(last_ts_, ts);
+  ++version_;
+  return {b, nullptr};
 }
 
 std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in,
                                             std::int64_t now_ms, bool allow_duplicate) {
-  auto* b = const_cast<Binding*>(by_id_.find(id));  // the store owns its bindings
-  if (b == nullptr) return std::nullopt;
-  const bool moves = b->device != in.device;
+  auto* old = const_cast<Binding*>(by_id_.find(id));  // the store owns its bindings
+  if (old == nullptr) return std::nullopt;
+  const bool moves = old->device() != in.device.canonical();
   if (moves && !allow_duplicate) {
-    if (const Binding* holder = oldest_holder(by_device_, in.device.canonical(), b)) {
+    if (const Binding* holder = oldest_holder(by_device_, in.device.canonical(),
+                                              BindingIndex::hash(in.device.canonical()), old)) {
       return Outcome{nullptr, holder};
     }
   }
-  if (moves) by_device_.erase(b);
-  b->device_spelling = in.device_spelling;
-  b->device = in.device;
-  b->username = in.device.urn();
-  if (in.password) b->password = std::string(*in.password);  // omitted: the password stays
-  b->modified_at = next_timestamp(now_ms);
-  b->modified_by = intern(in.principal);
-  if (moves) by_device_.insert(b);
-  render(*b);
+  // A new block replaces the old one in every index (the password stays when omitted).
+  const auto ts = next_timestamp(now_ms);
+  Binding* b = make_binding({old->id(), in.device_spelling, in.device,
+                             in.password ? in.password : old->password(), old->client_id_,
+                             old->created_by_, intern(in.principal), old->created_at, ts});
+  by_id_.replace(old, b);
+  if (moves) {
+    by_device_.erase(old);
+    by_device_.insert(b);
+  } else {
+    by_device_.replace(old, b);
+  }
+  by_created_.replace(old, b);
   ++version_;
   return Outcome{b, nullptr};
 }
@@ -505,13 +684,11 @@ bool Store::erase(std::string_view id) {
 void Store::erase(const Binding* b) {
   by_id_.erase(b);
   by_device_.erase(b);
-  by_created_.erase(b->created_pos);  // no search down the tree
-  delete b;
+  by_created_.erase(const_cast<Binding*>(b));  // the store owns its bindings
   ++version_;
 }
 
 void Store::clear() {
-  for (const auto& [ts, b] : by_created_) delete b;
   by_id_.clear();
   by_device_.clear();
   by_created_.clear();
@@ -521,7 +698,9 @@ void Store::clear() {
 std::vector<const Binding*> Store::all() const {
   std::vector<const Binding*> out;
   out.reserve(by_created_.size());
-  for (const auto& [ts, b] : by_created_) out.push_back(b);
+  for (std::size_t i = by_created_.begin(); i < by_created_.end(); ++i) {
+    if (!by_created_.at(i)->erased_) out.push_back(by_created_.at(i));
+  }
   return out;
 }
 
@@ -537,34 +716,34 @@ ListPage Store::list(const ListQuery& q) const {
   if (order.by_created_only()) {
     // The index holds (createdAt, id) ascending; the order is that or its reverse.
     const bool walk_up = backward == order.desc();
-    const CreatedOrder::Key key = bound ? CreatedOrder::Key(bound->created, bound->id)
-                                        : CreatedOrder::Key(std::int64_t{0}, std::string_view());
-    auto visit_up = [&](auto it, auto& out, std::size_t max) {
-      for (; it != by_created_.end() && out.size() < max; ++it) {
-        const Binding& b = *it->second;
-        if (q.filter.matches(b)) out.push_back(&b);
+    const auto& index = by_created_;
+    auto visit_up = [&](std::size_t i, auto& out, std::size_t max) {
+      for (; i < index.end() && out.size() < max; ++i) {
+        const Binding& b = *index.at(i);
+        if (!b.erased_ && q.filter.matches(b)) out.push_back(&b);
       }
     };
-    auto visit_down = [&](auto it, auto& out, std::size_t max) {
-      while (it != by_created_.begin() && out.size() < max) {
-        --it;
-        const Binding& b = *it->second;
-        if (q.filter.matches(b)) out.push_back(&b);
+    auto visit_down = [&](std::size_t i, auto& out, std::size_t max) {
+      while (i > index.begin() && out.size() < max) {
+        const Binding& b = *index.at(--i);
+        if (!b.erased_ && q.filter.matches(b)) out.push_back(&b);
       }
     };
     std::vector<const Binding*> probe;
     if (walk_up) {
-      visit_up(bound ? by_created_.upper_bound(key) : by_created_.begin(), got, want);
-      if (bound) visit_down(by_created_.upper_bound(key), probe, 1);
+      const std::size_t from = bound ? index.upper_bound(bound->created, bound->id) : index.begin();
+      visit_up(from, got, want);
+      if (bound) visit_down(from, probe, 1);
     } else {
-      visit_down(bound ? by_created_.lower_bound(key) : by_created_.end(), got, want);
-      if (bound) visit_up(by_created_.lower_bound(key), probe, 1);
+      const std::size_t from = bound ? index.lower_bound(bound->created, bound->id) : index.end();
+      visit_down(from, got, want);
+      if (bound) visit_up(from, probe, 1);
     }
     other_side = !probe.empty();
   } else {
-    for (const auto& [ts, binding] : by_created_) {
-      const Binding& b = *binding;
-      if (!q.filter.matches(b)) continue;
+    for (std::size_t i = by_created_.begin(); i < by_created_.end(); ++i) {
+      const Binding& b = *by_created_.at(i);
+      if (b.erased_ || !q.filter.matches(b)) continue;
       if (!bound) {
         got.push_back(&b);
         continue;
@@ -601,9 +780,9 @@ ListPage Store::list(const ListQuery& q) const {
     c.filter_digest = q.filter.digest();
     c.created_at = b.created_at;
     c.modified_at = b.modified_at;
-    c.device = b.device.canonical();
-    c.username = b.username;
-    c.id = b.id;
+    c.device = b.device();
+    c.username = b.username();
+    c.id = b.id();
     return c;
   };
   const bool has_after = backward ? other_side : more;
@@ -643,24 +822,28 @@ void Store::seed(std::size_t n, std::int64_t now_ms, void (*progress)()) {
     const std::int64_t ts = now_ms - static_cast<std::int64_t>(n) + static_cast<std::int64_t>(i);
     char pw[40];
     std::snprintf(pw, sizeof pw, "Seed#Password-%010zu", i);
-    insert(std::make_unique<Binding>(Binding{
-        new_uuid(), spelling, *device, device->urn(), intern(kSeedClients[i % kSeedClients.size()]),
-        std::string(pw), ts, ts, intern("principal/seed"), intern("principal/seed"), {}}));
+    const std::string id = new_uuid();
+    const std::string* principal = intern("principal/seed");
+    insert(
+        make_binding({id, spelling, *device, std::string_view(pw),
+                      intern(kSeedClients[i % kSeedClients.size()]), principal, principal, ts, ts}),
+        true);
   }
+  by_created_.restore_order();  // the store may have held newer bindings
 }
 
 std::string Store::dump() const {
   Json items = Json::array();
   for (const Binding* b : all()) {
     Json j;
-    j["id"] = b->id;
-    j["deviceId"] = b->device_spelling;
-    j["clientId"] = b->client_id;
-    j["password"] = b->password ? Json(*b->password) : Json(nullptr);
+    j["id"] = b->id();
+    j["deviceId"] = b->device_spelling();
+    j["clientId"] = b->client_id();
+    j["password"] = b->password() ? Json(*b->password()) : Json(nullptr);
     j["createdAt"] = b->created_at;
     j["modifiedAt"] = b->modified_at;
-    j["createdBy"] = b->created_by;
-    j["modifiedBy"] = b->modified_by;
+    j["createdBy"] = b->created_by();
+    j["modifiedBy"] = b->modified_by();
     items.push_back(std::move(j));
   }
   Json doc;
@@ -676,33 +859,46 @@ bool Store::load(std::string_view text, std::string& error) {
     error = "not a thingsync-sim data file";
     return false;
   }
-  std::vector<std::unique_ptr<Binding>> loaded;
+  // Read whole first: a malformed file leaves the content unchanged.
+  struct Loaded {
+    std::string id, spelling;
+    core::DeviceId device;
+    std::optional<std::string> password;
+    const std::string* client_id;
+    std::int64_t created_at, modified_at;
+    const std::string *created_by, *modified_by;
+  };
+  std::vector<Loaded> loaded;
   try {
     for (const auto& j : doc["bindings"]) {
-      const auto spelling = j.at("deviceId").get<std::string>();
+      auto spelling = j.at("deviceId").get<std::string>();
       auto device = core::DeviceId::parse(spelling);
-      const auto id = j.at("id").get<std::string>();
+      auto id = j.at("id").get<std::string>();
       if (!device || !core::is_uuid(id)) {
         error = "invalid binding " + id;
         return false;
       }
       std::optional<std::string> pw;
       if (j.contains("password") && j["password"].is_string()) pw = j["password"];
-      loaded.push_back(std::make_unique<Binding>(Binding{
-          id, spelling, *device, device->urn(), intern(j.at("clientId").get<std::string>()), pw,
-          j.at("createdAt").get<std::int64_t>(), j.at("modifiedAt").get<std::int64_t>(),
-          intern(j.at("createdBy").get<std::string>()),
-          intern(j.at("modifiedBy").get<std::string>()), {}}));
+      loaded.push_back({std::move(id), std::move(spelling), std::move(*device), std::move(pw),
+                        intern(j.at("clientId").get<std::string>()),
+                        j.at("createdAt").get<std::int64_t>(),
+                        j.at("modifiedAt").get<std::int64_t>(),
+                        intern(j.at("createdBy").get<std::string>()),
+                        intern(j.at("modifiedBy").get<std::string>())});
     }
   } catch (const Json::exception& e) {
     error = std::string("malformed binding: ") + e.what();
     return false;
   }
   clear();
-  for (auto& b : loaded) {
-    erase(b->id);  // a repeated id: the later entry wins
-    insert(std::move(b));
+  for (const Loaded& l : loaded) {
+    erase(l.id);  // a repeated id: the later entry wins
+    insert(make_binding({l.id, l.spelling, l.device, l.password, l.client_id, l.created_by,
+                         l.modified_by, l.created_at, l.modified_at}),
+           true);
   }
+  by_created_.restore_order();
   return true;
 }
 

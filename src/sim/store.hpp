@@ -14,45 +14,103 @@
 
 namespace thingsync::sim {
 
-struct Binding;
-
-/// The store's ordered index: (createdAt, binding) by (createdAt, id), the default sort.
-struct CreatedOrder {
-  using is_transparent = void;
-  using Entry = std::pair<std::int64_t, const Binding*>;
-  using Key = std::pair<std::int64_t, std::string_view>;
-  bool operator()(const Entry& a, const Entry& b) const;
-  bool operator()(const Entry& a, const Key& b) const;
-  bool operator()(const Key& a, const Entry& b) const;
-};
-using CreatedIndex = std::set<CreatedOrder::Entry, CreatedOrder>;
-
-/// One MQTT binding as the simulator keeps it. `password` is held in clear (it is a
+/// One MQTT binding as the simulator keeps it: one heap block holding these fields and then
+/// their text, the cached API JSON (no password, no clientId) followed by the password and
+/// the canonical device ID when the JSON does not hold that already. The id, the deviceId
+/// spelling and the username are views into the JSON: a binding costs one allocation and
+/// ~350 bytes, not ten allocations and ~1 KB. The password is held in clear (it is a
 /// simulator); it never leaves through the API, only through the admin interface.
-struct Binding {
-  std::string id;               ///< lower-case UUID
-  std::string device_spelling;  ///< deviceId as the client sent it; returned as sent
-  core::DeviceId device;
-  std::string username;        ///< device URN, set by the "platform"
-  std::string_view client_id;  ///< owner of the device (the clientId filter); not in the API body
-  std::optional<std::string> password;
+/// Only the Store makes and frees bindings.
+class Binding {
+ public:
+  Binding(const Binding&) = delete;
+  Binding& operator=(const Binding&) = delete;
+
+  std::string_view id() const { return {text() + kIdAt, kIdSize}; }  ///< lower-case UUID
+  /// deviceId as the client sent it; returned as sent.
+  std::string_view device_spelling() const { return {text() + spelling_at_, spelling_size_}; }
+  /// Canonical device ID (core::DeviceId::canonical()).
+  std::string_view device() const { return {text() + device_at_, device_size_}; }
+  /// Device URN, set by the "platform".
+  std::string_view username() const { return {text() + username_at_, username_size_}; }
+  /// Owner of the device (the clientId filter); not in the API body.
+  std::string_view client_id() const { return *client_id_; }
+  std::optional<std::string_view> password() const {
+    if (password_size_ == kNoPassword) return std::nullopt;
+    return std::string_view(text() + json_size_, password_size_);
+  }
+  std::string_view created_by() const { return *created_by_; }
+  std::string_view modified_by() const { return *modified_by_; }
+  std::string_view json() const { return {text(), json_size_}; }  ///< cached API representation
+
   std::int64_t created_at = 0;  ///< ms since the epoch, UTC
   std::int64_t modified_at = 0;
-  std::string_view created_by;  ///< client_id, created_by and modified_by are interned by the
-  std::string_view modified_by;  ///< store: they stay valid as long as the store
-  std::string json;  ///< cached API representation (no password, no clientId)
-  CreatedIndex::const_iterator created_pos;  ///< its entry in the store's ordered index
+
+ private:
+  friend class Store;
+  friend class CreatedIndex;
+  static constexpr std::size_t kIdAt = 7;  // {"id":"
+  static constexpr std::size_t kIdSize = 36;
+  static constexpr std::uint32_t kNoPassword = 0xffffffff;
+  Binding() = default;
+  const char* text() const { return reinterpret_cast<const char*>(this + 1); }
+  char* text() { return reinterpret_cast<char*>(this + 1); }
+
+  const std::string* client_id_ = nullptr;   ///< client id and principals are interned by the
+  const std::string* created_by_ = nullptr;  ///< store: they stay valid as long as the store
+  const std::string* modified_by_ = nullptr;
+  std::uint32_t json_size_ = 0;
+  std::uint32_t password_size_ = kNoPassword;  ///< the password follows the JSON
+  std::uint32_t spelling_at_ = 0, username_at_ = 0, device_at_ = 0;
+  std::uint16_t spelling_size_ = 0, username_size_ = 0, device_size_ = 0;  ///< device IDs are short
+  bool erased_ = false;  ///< out of the hash indexes, left in CreatedIndex until it frees it
+  std::uint32_t created_pos_ = 0;  ///< where CreatedIndex holds it (see CreatedIndex::base_)
 };
 
-inline bool CreatedOrder::operator()(const Entry& a, const Entry& b) const {
-  return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
-}
-inline bool CreatedOrder::operator()(const Entry& a, const Key& b) const {
-  return a.first != b.first ? a.first < b.first : std::string_view(a.second->id) < b.second;
-}
-inline bool CreatedOrder::operator()(const Key& a, const Entry& b) const {
-  return a.first != b.first ? a.first < b.first : a.second < std::string_view(b.second->id);
-}
+/// The store's ordered index, by (createdAt, id): the default sort. Bindings mostly come in
+/// createdAt order (every create is the newest), so a vector of pointers with no per-binding
+/// node. An erased binding stays allocated in place (marked, so that searches can still
+/// compare it) until it is at the front, where most deletes are, or until erased ones are a
+/// quarter of the index; then they are freed together. The index owns the bindings.
+class CreatedIndex {
+ public:
+  CreatedIndex() = default;
+  CreatedIndex(const CreatedIndex&) = delete;
+  CreatedIndex& operator=(const CreatedIndex&) = delete;
+  ~CreatedIndex() { clear(); }
+
+  /// Adds `b`; at the end (cheap) when it is the newest, else in order.
+  void insert(Binding* b);
+  /// Adds `b` at the end, out of order until restore_order(): for bulk loads.
+  void append(Binding* b) { place(b, entries_.size()); }
+  /// Sorts what append() added out of order.
+  void restore_order();
+  /// Marks `b` erased and frees it (maybe later, with others).
+  void erase(Binding* b);
+  /// Puts `now` where `old` was (same createdAt and id) and frees `old`.
+  void replace(Binding* old, Binding* now);
+  void clear();
+  std::size_t size() const { return entries_.size() - head_ - erased_; }
+
+  // Positions [begin(), end()) hold live and erased bindings; at(i) may be an erased one.
+  std::size_t begin() const { return head_; }
+  std::size_t end() const { return entries_.size(); }
+  const Binding* at(std::size_t i) const { return entries_[i]; }
+  /// First position whose binding is not below (not above, for upper_bound) the key.
+  std::size_t lower_bound(std::int64_t created, std::string_view id) const;
+  std::size_t upper_bound(std::int64_t created, std::string_view id) const;
+
+ private:
+  static void destroy(Binding* b);
+  void place(Binding* b, std::size_t i);
+  void sweep();  // frees the erased bindings, renumbering the rest
+
+  std::vector<Binding*> entries_;  ///< [0, head_) are freed
+  std::size_t head_ = 0;           ///< first position in use
+  std::size_t erased_ = 0;         ///< erased bindings in [head_, end)
+  std::uint32_t base_ = 0;         ///< created_pos_ of entries_[0] (positions wrap around)
+};
+
 /// One field of a `sort` parameter.
 enum class SortField : std::uint8_t { kCreatedAt, kModifiedAt, kDeviceId, kUsername, kId };
 struct SortKey {
@@ -121,14 +179,22 @@ class BindingIndex {
   using KeyOf = std::string_view (*)(const Binding&);
   explicit BindingIndex(KeyOf key_of) : key_of_(key_of) {}
 
-  void insert(const Binding* b);
+  /// `h` is hash(key_of(*b)).
+  void insert(const Binding* b, std::uint64_t h);
+  void insert(const Binding* b) { insert(b, hash(key_of_(*b))); }
+  /// Starts loading the slot where a key with hash `h` goes, for an insert a little later:
+  /// in a big index it is a cache miss, which then overlaps other work.
+  void prefetch(std::uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & mask_], 1);
+  }
   /// Removes exactly `b` (indexed under its current key).
   void erase(const Binding* b);
-  /// Calls `f(const Binding&)` for every binding with key `key`.
+  /// Puts `now` in the place of `old`; both have the same key.
+  void replace(const Binding* old, const Binding* now);
+  /// Calls `f(const Binding&)` for every binding with key `key`, whose hash is `h`.
   template <typename F>
-  void for_each(std::string_view key, F&& f) const {
+  void for_each(std::string_view key, std::uint64_t h, F&& f) const {
     if (slots_.empty()) return;
-    const std::uint64_t h = hash(key);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.binding == nullptr) return;
@@ -138,13 +204,13 @@ class BindingIndex {
   const Binding* find(std::string_view key) const;
   std::size_t size() const { return size_; }
   void clear();
+  static std::uint64_t hash(std::string_view key);
 
  private:
   struct Slot {
     std::uint64_t hash = 0;
     const Binding* binding = nullptr;  ///< nullptr: empty
   };
-  static std::uint64_t hash(std::string_view key);
   void grow();
 
   KeyOf key_of_;
@@ -174,6 +240,11 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   const Binding* find(std::string_view id) const;
+  /// A hint that create() or update() for this device follows soon: starts loading its slot
+  /// in the device index (a cache miss in a big store) so that it overlaps the work between.
+  void prefetch_device(std::string_view canonical) const {
+    by_device_.prefetch(BindingIndex::hash(canonical));
+  }
   /// Bindings of one device, oldest first.
   std::vector<const Binding*> find_device(std::string_view canonical) const;
 
@@ -210,18 +281,33 @@ class Store {
   std::mt19937_64& rng() { return rng_; }
 
  private:
+  /// What make_binding() puts into a new binding.
+  struct Fields {
+    std::string_view id, spelling;
+    const core::DeviceId& device;
+    std::optional<std::string_view> password;
+    const std::string* client_id;
+    const std::string* created_by;
+    const std::string* modified_by;
+    std::int64_t created_at, modified_at;
+  };
   std::int64_t next_timestamp(std::int64_t now_ms);
-  /// Takes ownership of `b` and indexes it.
-  const Binding& insert(std::unique_ptr<Binding> b);
-  std::string_view intern(std::string_view s);
-  void render(Binding& b);
+  /// A new binding, indexed nowhere yet. Throws (invalid UTF-8 in a principal) before it
+  /// allocates.
+  Binding* make_binding(const Fields& f);
+  /// Indexes `b` (from make_binding), which the store then owns.
+  const Binding& insert(Binding* b, bool bulk = false);
+  const std::string* intern(std::string_view s);
+  /// Writes the API JSON of `f` into json_.
+  void render(const Fields& f, std::string_view username);
 
   BindingIndex by_id_;      ///< owns the bindings
   BindingIndex by_device_;  ///< by canonical device ID
   CreatedIndex by_created_;
   std::set<std::string, std::less<>> interned_;  ///< client ids and principals
-  std::string_view last_interned_;
+  const std::string* last_interned_ = nullptr;
   IsoFormatter iso_;
+  std::string json_;  ///< render()'s output, reused
   std::int64_t last_ts_ = 0;
   std::uint64_t version_ = 0;
   std::mt19937_64 rng_;
