@@ -101,12 +101,16 @@ run_target() {
 
 # FUZZ_JOBS targets at a time (default: one per core).
 jobs="${FUZZ_JOBS:-$(nproc)}"
+case "$jobs" in '' | *[!0-9]* | 0) echo "run.sh: FUZZ_JOBS must be a whole number above 0" >&2; exit 64 ;; esac
+# Interrupted: stop the targets still running before the work directory goes.
+trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
 running=0
 for t in "${targets[@]}"; do
   if [ "$running" -ge "$jobs" ]; then
     wait -n || true
     running=$((running - 1))
   fi
+  rm -f "$work/$t.summary" "$work/$t.rc" "$work/$t.failure"  # a kept FUZZ_WORK_DIR's last run
   run_target "$t" &
   running=$((running + 1))
 done

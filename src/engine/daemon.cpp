@@ -720,7 +720,7 @@ class Daemon {
   std::unique_ptr<obs::HttpServer> metrics_server_;
   std::unique_ptr<sys::TreeWatcher> watcher_;
 
-  config::PackedDesiredState desired_;   // in force: packed, 36 bytes a binding, shared with loader_
+  config::PackedDesiredState desired_;  // in force: packed, 36 B a binding, shared with loader_
   std::vector<core::Fingerprint> fps_;  // of desired_.bindings, in its order
   config::DesiredStateLoader loader_;
   ObservedSet observed_;

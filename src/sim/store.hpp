@@ -301,7 +301,7 @@ class Store {
   /// Writes the API JSON of `f` into json_.
   void render(const Fields& f, std::string_view username);
 
-  BindingIndex by_id_;      ///< owns the bindings
+  BindingIndex by_id_;      ///< by id (by_created_ owns the bindings)
   BindingIndex by_device_;  ///< by canonical device ID
   CreatedIndex by_created_;
   std::set<std::string, std::less<>> interned_;  ///< client ids and principals

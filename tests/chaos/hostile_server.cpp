@@ -168,8 +168,8 @@ bool HostileServer::has(const std::string& device) const { return bindings_of(de
 std::size_t HostileServer::bindings_of(const std::string& device) const {
   std::lock_guard lock(mu_);
   const auto c = canonical_of(device);
-  return static_cast<std::size_t>(
-      std::count_if(store_.begin(), store_.end(), [&](const Binding& b) { return b.canonical == c; }));
+  return static_cast<std::size_t>(std::count_if(
+      store_.begin(), store_.end(), [&](const Binding& b) { return b.canonical == c; }));
 }
 
 HostileServer::Counts HostileServer::counts() const {

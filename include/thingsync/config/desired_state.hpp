@@ -76,8 +76,9 @@ class PackedBindings {
     std::vector<std::uint32_t> rank;          ///< file id -> index into DesiredState::files
     std::vector<std::uint32_t> first_source;  ///< file id -> where its sources start in `sources`
     std::vector<std::uint32_t> sources;       ///< -> index into DesiredState::sources
-    std::uint32_t source(const DesiredEntry& e) const { return sources[first_source[e.file] + e.source]; }
-    std::uint32_t source(const PackedDesiredEntry& e) const {
+    /// The state's source index of entry `e` (a DesiredEntry or PackedDesiredEntry).
+    template <typename Entry>
+    std::uint32_t source(const Entry& e) const {
       return sources[first_source[e.file] + e.source];
     }
   };

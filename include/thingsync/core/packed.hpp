@@ -5,6 +5,7 @@
 // costs ~200 bytes a binding, these ~50-80.
 
 #include <array>
+#include <cassert>
 #include <compare>
 #include <cstdint>
 #include <cstring>
@@ -37,8 +38,11 @@ class PackedMillis {
   PackedMillis() = default;
   /// `ms` must fit().
   explicit PackedMillis(std::int64_t ms) {
+    assert(fits(ms));
     const auto u = static_cast<std::uint64_t>(ms);
-    for (std::size_t i = 0; i < bytes_.size(); ++i) bytes_[i] = static_cast<std::uint8_t>(u >> (8 * i));
+    for (std::size_t i = 0; i < bytes_.size(); ++i) {
+      bytes_[i] = static_cast<std::uint8_t>(u >> (8 * i));
+    }
   }
   std::int64_t get() const {
     std::uint64_t u = 0;

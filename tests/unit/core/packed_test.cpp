@@ -36,10 +36,17 @@ TEST_CASE("a lower-case UUID packs into 16 bytes and back", "[core][packed]") {
 TEST_CASE("a time in ms packs into 6 bytes and back, exactly, within 4,400 years of 1970",
           "[core][packed]") {
   static_assert(sizeof(PackedMillis) == 6);
-  for (const std::int64_t ms :
-       {std::int64_t{0}, std::int64_t{-1}, std::int64_t{1}, std::int64_t{1764165600123},
-        std::int64_t{-62135596800000} /* 0001-01-01 */, std::int64_t{127000000000000} /* year 5994 */,
-        PackedMillis::kMax, PackedMillis::kMin, std::int64_t{0x7fffffffff}, -std::int64_t{0x8000000000}}) {
+  const std::int64_t samples[] = {0,
+                                  -1,
+                                  1,
+                                  1764165600123,
+                                  -62135596800000,  // 0001-01-01
+                                  127000000000000,  // year 5994
+                                  PackedMillis::kMax,
+                                  PackedMillis::kMin,
+                                  0x7fffffffff,
+                                  -0x8000000000};
+  for (const std::int64_t ms : samples) {
     INFO(ms);
     REQUIRE(PackedMillis::fits(ms));
     CHECK(PackedMillis(ms).get() == ms);
