@@ -7,8 +7,10 @@
 #
 # Environment: FUZZ_TARGETS="config api_decode" runs only those; FUZZ_JOBS=N runs N targets at
 # a time (default: the number of cores); FUZZ_WORK_DIR=DIR keeps the
-# grown corpora and logs in DIR (default: a temporary directory, removed at the end). Crashing
-# inputs are kept in BUILD_DIR/fuzz-artifacts/.
+# grown corpora and logs in DIR (default: a temporary directory, removed at the end); FUZZ_SEED=N
+# seeds libFuzzer's random choices (default 1, so that a CI run can be repeated on the same
+# machine; 0 picks a new seed each run: use that, and more seconds, to look for new findings).
+# Crashing inputs are kept in BUILD_DIR/fuzz-artifacts/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,6 +22,8 @@ build="$(cd "$1" && pwd)"
 seconds="${2:-30}"
 case "$seconds" in '' | *[!0-9]*) echo "run.sh: seconds must be a whole number" >&2; exit 64 ;; esac
 read -r -a targets <<<"${FUZZ_TARGETS:-device_id config desired_state api_decode}"
+seed="${FUZZ_SEED:-1}"
+case "$seed" in '' | *[!0-9]*) echo "run.sh: FUZZ_SEED must be a whole number" >&2; exit 64 ;; esac
 
 # Dictionaries per target (libFuzzer takes one file: the parts are joined).
 dict_parts() {
@@ -66,9 +70,9 @@ run_target() {
   for part in $(dict_parts "$t"); do cat "$here/dict/$part.dict" >>"$dict"; done
   local log="$work/$t.log"
 
-  echo "== fuzz_$t: ${seconds}s over $(find "$corpus" -type f | wc -l) seeds"
+  echo "== fuzz_$t: ${seconds}s over $(find "$corpus" -type f | wc -l) seeds, seed $seed"
   local rc=0
-  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  "$build/fuzz/fuzz_$t" -seed="$seed" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -dict="$dict" -artifact_prefix="$artifacts/$t/" \
     "$corpus" >"$log" 2>&1 || rc=$?
 

@@ -323,8 +323,8 @@ BindingBody::Status BindingBody::parse(std::string_view body) {
       case Next::kAfterValue: {
         ws(pos);
         if (stack_.empty()) {
-          // nlohmann takes a NUL byte for the end of the input.
-          if (pos < n && body[pos] != '\0') return Status::kInvalid;
+          // Unlike nlohmann, which takes a NUL byte for the end of the input, nothing may follow.
+          if (pos < n) return Status::kInvalid;
           return top_object ? Status::kObject : Status::kNotObject;
         }
         if (pos >= n) return Status::kInvalid;

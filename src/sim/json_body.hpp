@@ -20,12 +20,13 @@ struct JsonMember {
 };
 
 /// The members of a binding write (POST/PUT, and the admin's) read straight from the body,
-/// without a DOM. It accepts exactly what nlohmann::json::parse(body, nullptr, false) accepts
-/// and reads the same values: RFC 8259 grammar with no comments; strings must be valid UTF-8
-/// with no raw control character, and \u escapes must pair surrogates; a number whose value
-/// overflows a double is an error; a UTF-8 byte order mark may start the body; a NUL byte
-/// after the top-level value ends the input; when a key repeats, its last value counts. Nested
-/// values are checked and skipped. tests/sim/json_body_test.cpp compares it with nlohmann.
+/// without a DOM. It accepts what nlohmann::json::parse(body, nullptr, false) accepts and reads
+/// the same values: RFC 8259 grammar with no comments; strings must be valid UTF-8 with no raw
+/// control character, and \u escapes must pair surrogates; a number whose value overflows a
+/// double is an error; a UTF-8 byte order mark may start the body; when a key repeats, its last
+/// value counts. Nested values are checked and skipped. One difference: nlohmann ends the input
+/// at a NUL byte, this reader rejects any raw NUL, as JSON does. tests/sim/json_body_test.cpp
+/// compares it with nlohmann.
 class BindingBody {
  public:
   enum class Status : std::uint8_t { kObject, kInvalid, kNotObject };

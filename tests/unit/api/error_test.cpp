@@ -84,6 +84,10 @@ TEST_CASE("classify ignores bodies that are not JSON", "[api][error]") {
   CHECK(e.detail.empty());
   const auto broken = classify(500, "application/problem+json", "{\"title\":", std::nullopt, kNow);
   CHECK(broken.title == "Internal Server Error");
+  // nlohmann alone would stop at the NUL and read the title.
+  const std::string nul = std::string("{\"title\":\"from junk\"}") + '\0' + "junk";
+  const auto trailing = classify(500, "application/problem+json", nul, std::nullopt, kNow);
+  CHECK(trailing.title == "Internal Server Error");
 }
 
 // Found by fuzz/fuzz_api_decode (fuzz/corpus/api_decode/regression-*).
