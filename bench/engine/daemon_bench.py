@@ -176,7 +176,9 @@ class Daemon:
         self.err_path = os.path.join(wd, "daemon.log")
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", "1", os.path.join(build, "src/cli/thingsync"), "run",
+            # BENCH_WRAP: a command to run the daemon under (heaptrack, valgrind --tool=massif).
+            ["taskset", "-c", "1"] + os.environ.get("BENCH_WRAP", "").split() +
+            [os.path.join(build, "src/cli/thingsync"), "run",
              "--config", os.path.join(wd, "config.yaml"), "--log-level", "info"],
             stdout=subprocess.DEVNULL, stderr=self.err)
         self.pid = self.proc.pid

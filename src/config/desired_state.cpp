@@ -547,6 +547,27 @@ void parallel_sort(std::vector<PackedEntry>& v, const PackedEntryLess& less, uns
   sort_in_parts(v, less, threads);
 }
 
+namespace {
+
+// What a caller keeps of a file for long (its sources and diagnostics: a few dozen bytes) is
+// copied on this thread. Left where a parsing thread allocated it, it would keep most of that
+// thread's malloc arena resident long after the transient parse data is gone (~2 MB for 1,000
+// files, measured). All copies are made before any original is freed: glibc's per-thread cache
+// would hand a just-freed chunk of the same size straight back to the copy.
+void rehome_kept_parts(std::vector<FileParse>& parses) {
+  std::vector<FileParse> copies(parses.size());
+  for (std::size_t f = 0; f < parses.size(); ++f) {
+    copies[f].sources = parses[f].sources;
+    copies[f].diags = parses[f].diags;
+  }
+  for (std::size_t f = 0; f < parses.size(); ++f) {
+    copies[f].sources.swap(parses[f].sources);
+    copies[f].diags.swap(parses[f].diags);
+  }
+}
+
+}  // namespace
+
 std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
                                    const std::vector<std::uint32_t>& ids,
                                    const LoadOptions& options, unsigned threads) {
@@ -594,6 +615,7 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
     out[f] = combine_chunks(results[f], paths[f]);
     std::vector<ChunkResult>().swap(results[f]);
   }
+  rehome_kept_parts(out);
   return out;
 }
 
