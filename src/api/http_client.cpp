@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <optional>
 #include <type_traits>
 
 #include <sys/socket.h>
@@ -168,16 +169,11 @@ void apply_proxy_environment(HttpOptions& opts) {
 
 struct HttpClient::Impl {
   Impl(net::any_io_executor ex, HttpOptions opts)
-      : ex_(std::move(ex)), opts_(std::move(opts)), ctx_(ssl::context::tls_client), sweep_(ex_) {
-    ctx_.set_verify_mode(ssl::verify_peer);
-    SSL_CTX_set_min_proto_version(ctx_.native_handle(), TLS1_2_VERSION);
-    if (opts_.ca_file.empty()) {
-      ctx_.set_default_verify_paths();
-    } else {
-      beast::error_code ec;
-      ctx_.load_verify_file(opts_.ca_file, ec);
-      if (ec) ca_error_ = "cannot load CA file " + opts_.ca_file + ": " + ec.message();
-    }
+      : ex_(std::move(ex)), opts_(std::move(opts)), sweep_(ex_) {
+    // A CA file that was named is checked at once; the system's store (its bundle is parsed
+    // whole: ~1 MB of heap) is loaded with the first https connection, and never for an
+    // http:// API such as a local simulator.
+    if (!opts_.ca_file.empty()) tls_context();
     if (!opts_.proxy.empty()) {
       proxy_ = Url::parse(opts_.proxy.find("://") == std::string::npos ? "http://" + opts_.proxy
                                                                         : opts_.proxy);
@@ -303,9 +299,28 @@ struct HttpClient::Impl {
     if (next != Clock::time_point::max()) arm_sweep(next);
   }
 
+  // The TLS client context, made on first use; null (and ca_error_ says why) when its CA
+  // certificates do not load.
+  ssl::context* tls_context() {
+    if (ctx_ || !ca_error_.empty()) return ctx_ ? &*ctx_ : nullptr;
+    auto& ctx = ctx_.emplace(ssl::context::tls_client);
+    ctx.set_verify_mode(ssl::verify_peer);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    beast::error_code ec;
+    if (opts_.ca_file.empty()) {
+      ctx.set_default_verify_paths(ec);
+      if (ec) ca_error_ = "cannot load the system's CA certificates: " + ec.message();
+    } else {
+      ctx.load_verify_file(opts_.ca_file, ec);
+      if (ec) ca_error_ = "cannot load CA file " + opts_.ca_file + ": " + ec.message();
+    }
+    if (!ca_error_.empty()) ctx_.reset();
+    return ctx_ ? &*ctx_ : nullptr;
+  }
+
   net::any_io_executor ex_;
   HttpOptions opts_;
-  ssl::context ctx_;
+  std::optional<ssl::context> ctx_;
   std::string ca_error_;
   std::optional<Url> proxy_;
   std::string proxy_error_;
@@ -419,7 +434,9 @@ net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> HttpClien
     conn->plain->non_blocking(true, ec);
     co_return conn;
   }
-  conn->tls = std::make_unique<ssl::stream<beast::tcp_stream>>(std::move(*tcp_stream), ctx_);
+  ssl::context* ctx = tls_context();
+  if (!ctx) co_return failure(ErrorKind::kConfig, Sent::kNo, "TLS setup", ca_error_);
+  conn->tls = std::make_unique<ssl::stream<beast::tcp_stream>>(std::move(*tcp_stream), *ctx);
   SSL* ssl_handle = conn->tls->native_handle();
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);

@@ -229,6 +229,15 @@ TEST_CASE("HTTPS verifies the server against the configured CA", "[api][io]") {
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::kTls);
   }
+  SECTION("a CA file that does not load is a configuration error") {
+    o.http.ca_file = (dir / "missing-ca.pem").string();
+    auto client = make_client(ioc, o, token());
+    api::BindingsApi api(*client);
+    auto r = run(ioc, api.list_all({}));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::kConfig);
+    CHECK(r.error().detail.find("missing-ca.pem") != std::string::npos);
+  }
   SECTION("a host name the certificate does not name fails") {
     o.base_url = "https://localhost:" + std::to_string(sim.port());
     o.http.ca_file = (dir / "ca.pem").string();
