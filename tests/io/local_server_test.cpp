@@ -204,36 +204,33 @@ TEST_CASE("HTTPS verifies the server against the configured CA", "[api][io]") {
   REQUIRE(sim.url().rfind("https://", 0) == 0);
   net::io_context ioc;
   auto o = test_options(sim.url());
-  SECTION("the test CA succeeds") {
-    o.http.ca_file = (dir / "ca.pem").string();
+  auto list = [&] {
     auto client = make_client(ioc, o, token());
     api::BindingsApi api(*client);
-    auto r = run(ioc, api.list_all({}));
+    return run(ioc, api.list_all({}));
+  };
+  SECTION("the test CA succeeds") {
+    o.http.ca_file = (dir / "ca.pem").string();
+    auto r = list();
     REQUIRE(r);
     CHECK(r->bindings.size() == 3);
   }
   SECTION("a wrong CA fails with a clear TLS error") {
     o.http.ca_file = (dir / "other-ca.pem").string();
-    auto client = make_client(ioc, o, token());
-    api::BindingsApi api(*client);
-    auto r = run(ioc, api.list_all({}));
+    auto r = list();
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::kTls);
     CHECK_FALSE(r.error().transient());
     CHECK(r.error().detail.find("certificate verify failed") != std::string::npos);
   }
   SECTION("the system store does not know the test CA") {
-    auto client = make_client(ioc, o, token());
-    api::BindingsApi api(*client);
-    auto r = run(ioc, api.list_all({}));
+    auto r = list();
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::kTls);
   }
   SECTION("a CA file that does not load is a configuration error") {
     o.http.ca_file = (dir / "missing-ca.pem").string();
-    auto client = make_client(ioc, o, token());
-    api::BindingsApi api(*client);
-    auto r = run(ioc, api.list_all({}));
+    auto r = list();
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::kConfig);
     CHECK(r.error().detail.find("missing-ca.pem") != std::string::npos);
@@ -241,9 +238,7 @@ TEST_CASE("HTTPS verifies the server against the configured CA", "[api][io]") {
   SECTION("a host name the certificate does not name fails") {
     o.base_url = "https://localhost:" + std::to_string(sim.port());
     o.http.ca_file = (dir / "ca.pem").string();
-    auto client = make_client(ioc, o, token());
-    api::BindingsApi api(*client);
-    auto r = run(ioc, api.list_all({}));
+    auto r = list();
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::kTls);
   }
