@@ -163,6 +163,13 @@ std::string to_hex(const Fingerprint& fp) {
 }
 
 bool from_hex(std::string_view hex, Fingerprint& out) {
+  constexpr std::size_t kVersion1Digits = 32;
+  if (hex.size() == kVersion1Digits) {
+    // The longer fingerprint of version 1: all of it must be hex, its first 8 bytes are kept.
+    Fingerprint rest{};
+    if (!from_hex(hex.substr(out.size() * 2), rest)) return false;
+    hex = hex.substr(0, out.size() * 2);
+  }
   if (hex.size() != out.size() * 2) return false;
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';

@@ -21,7 +21,10 @@ namespace {
 
 using json = nlohmann::json;
 constexpr std::string_view kFormat = "thingsync-state";
-constexpr int kVersion = 1;
+// Version 2 writes 8-byte fingerprints (16 hex digits); version 1 wrote 16 bytes, whose first 8
+// are the same fingerprint: such files (and journals) load as they are.
+constexpr int kVersion = 2;
+constexpr int kOldestVersion = 1;
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -268,7 +271,7 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   SnapshotReader reader(out);
   if (!json::sax_parse(text, &reader)) return Result<Ok>::failure(corrupt(path_, reader.error()));
   if (out.format != kFormat) return Result<Ok>::failure(corrupt(path_, "not a thingsync state file"));
-  if (out.version != kVersion) {
+  if (out.version < kOldestVersion || out.version > kVersion) {
     return Result<Ok>::failure(corrupt(path_, "unsupported version " + std::to_string(out.version)));
   }
   auto salt = unhex(out.salt_hex);
@@ -522,7 +525,8 @@ Result<Ok> StateStore::flush() {
 Result<Ok> StateStore::checkpoint() {
   std::string out;
   out.reserve(64 + size() * 110);
-  out += "{\"format\":\"thingsync-state\",\"version\":1,\"salt\":\"" + hex(salt_) +
+  out += "{\"format\":\"" + std::string(kFormat) + "\",\"version\":" + std::to_string(kVersion) +
+         ",\"salt\":\"" + hex(salt_) +
          "\",\n\"bindings\":{";
   // Sorted, so that two snapshots of the same state are byte-identical.
   // Packed ids sort as their spellings do; the odd ones are merged in by spelling.

@@ -9,7 +9,9 @@
 namespace thingsync::core {
 
 /// Salted digest of a password (see password.hpp). Never the password; safe to store and log.
-using Fingerprint = std::array<std::uint8_t, 16>;
+/// 8 bytes: it only has to tell that a password changed (two different passwords of one
+/// device share a fingerprint with odds of 1 in 2^64), and the daemon holds two per binding.
+using Fingerprint = std::array<std::uint8_t, 8>;
 
 /// What the plan needs of one desired binding: the device and the fingerprint of the
 /// password its source yields now. `index` points back into the caller's desired state.

@@ -95,10 +95,13 @@ struct PackedDeviceHash {
   std::size_t operator()(const PackedDevice& d) const noexcept { return d.hash(); }
 };
 
-/// An index from PackedUuid to records kept in one vector: open addressing with 4-byte slots
-/// at a load of at most one half, so about 8-16 bytes a record beside the record itself.
-/// `Rec` has a `PackedUuid id` member. Erasing moves the last record into the hole, so
-/// record order is insertion order only until the first erase.
+/// An index from PackedUuid to records kept in one vector: open addressing (linear probing)
+/// with 4-byte slots at a load of at most 0.8, so about 5-10 bytes a record beside the record
+/// itself. A slot holds the record's index in its low bits and bits of the id's hash above
+/// them (as many as the table's size leaves: 15 at 100,000 records, 11 at 1,000,000), so a
+/// probe looks at a record only when those bits match. `Rec` has a `PackedUuid id` member.
+/// Erasing moves the last record into the hole, so record order is insertion order only until
+/// the first erase.
 template <typename Rec>
 class PackedUuidTable {
  public:
@@ -119,8 +122,8 @@ class PackedUuidTable {
 
   Rec* find(const PackedUuid& id) {
     if (slots_.empty()) return nullptr;
-    const std::uint32_t r = slots_[slot_of(id)];
-    return r == kEmpty ? nullptr : &recs_[r];
+    const std::uint32_t s = slots_[slot_of(id, hash(id))];
+    return s == kEmpty ? nullptr : &recs_[s & index_mask_];
   }
   const Rec* find(const PackedUuid& id) const {
     return const_cast<PackedUuidTable*>(this)->find(id);
@@ -129,10 +132,11 @@ class PackedUuidTable {
   /// The record of `id`, added as `rec` (whose id must be `id`) when there was none. The
   /// bool says whether it was added.
   std::pair<Rec*, bool> insert(const Rec& rec) {
-    if ((recs_.size() + 1) * 2 > slots_.size()) rehash(recs_.size() + 1);
-    const std::size_t s = slot_of(rec.id);
-    if (slots_[s] != kEmpty) return {&recs_[slots_[s]], false};
-    slots_[s] = static_cast<std::uint32_t>(recs_.size());
+    if (too_full(recs_.size() + 1, slots_.size())) rehash(recs_.size() + 1);
+    const std::uint64_t h = hash(rec.id);
+    const std::size_t s = slot_of(rec.id, h);
+    if (slots_[s] != kEmpty) return {&recs_[slots_[s] & index_mask_], false};
+    slots_[s] = tag(h) | static_cast<std::uint32_t>(recs_.size());
     recs_.push_back(rec);
     return {&recs_.back(), true};
   }
@@ -141,14 +145,14 @@ class PackedUuidTable {
   template <typename F>
   bool erase(const PackedUuid& id, F&& on_erase) {
     if (slots_.empty()) return false;
-    std::size_t hole = slot_of(id);
-    const std::uint32_t r = slots_[hole];
-    if (r == kEmpty) return false;
+    std::size_t hole = slot_of(id, hash(id));
+    if (slots_[hole] == kEmpty) return false;
+    const std::uint32_t r = slots_[hole] & index_mask_;
     on_erase(recs_[r]);
     // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
     const std::size_t mask = slots_.size() - 1;
     for (std::size_t j = (hole + 1) & mask; slots_[j] != kEmpty; j = (j + 1) & mask) {
-      const std::size_t home = hash(recs_[slots_[j]].id) & mask;
+      const std::size_t home = hash(recs_[slots_[j] & index_mask_].id) & mask;
       const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
       if (stays) continue;
       slots_[hole] = slots_[j];
@@ -158,7 +162,8 @@ class PackedUuidTable {
     const auto last = static_cast<std::uint32_t>(recs_.size() - 1);
     if (r != last) {
       recs_[r] = recs_[last];
-      slots_[slot_of(recs_[r].id)] = r;
+      const std::uint64_t h = hash(recs_[r].id);
+      slots_[slot_of(recs_[r].id, h)] = tag(h) | r;
     }
     recs_.pop_back();
     return true;
@@ -168,9 +173,12 @@ class PackedUuidTable {
   }
 
  private:
+  // No slot is ever all ones: a record's index is below 0.8 of the slot count.
   static constexpr std::uint32_t kEmpty = 0xffffffffu;
 
-  static std::size_t hash(const PackedUuid& id) {
+  static bool too_full(std::size_t records, std::size_t slots) { return records * 5 > slots * 4; }
+
+  static std::uint64_t hash(const PackedUuid& id) {
     std::uint64_t a = 0;
     std::uint64_t b = 0;
     std::memcpy(&a, id.data(), 8);
@@ -179,28 +187,42 @@ class PackedUuidTable {
     h ^= h >> 32;
     h *= 0xd6e8feb86659fd93ull;
     h ^= h >> 32;
-    return static_cast<std::size_t>(h);
+    return h;
+  }
+  // The hash bits a slot keeps above the index: the hash's top 32 bits, the index's cleared
+  // (the home slot comes from the low bits).
+  std::uint32_t tag(std::uint64_t h) const {
+    return static_cast<std::uint32_t>(h >> 32) & ~index_mask_;
   }
 
   // The slot that holds `id`, or the empty slot where it would go.
-  std::size_t slot_of(const PackedUuid& id) const {
+  std::size_t slot_of(const PackedUuid& id, std::uint64_t h) const {
     const std::size_t mask = slots_.size() - 1;
-    std::size_t i = hash(id) & mask;
-    while (slots_[i] != kEmpty && recs_[slots_[i]].id != id) i = (i + 1) & mask;
+    const std::uint32_t t = tag(h);
+    std::size_t i = h & mask;
+    for (std::uint32_t s; (s = slots_[i]) != kEmpty; i = (i + 1) & mask) {
+      if ((s & ~index_mask_) == t && recs_[s & index_mask_].id == id) break;
+    }
     return i;
   }
 
-  // Room for `n` records at a load of at most one half.
+  // Room for `n` records at a load of at most 0.8.
   void rehash(std::size_t n) {
     std::size_t cap = 16;
-    while (cap < n * 2) cap *= 2;
+    while (too_full(n, cap)) cap *= 2;
     if (cap <= slots_.size()) return;
+    assert(cap <= (std::size_t{1} << 32));
     slots_.assign(cap, kEmpty);
-    for (std::uint32_t r = 0; r < recs_.size(); ++r) slots_[slot_of(recs_[r].id)] = r;
+    index_mask_ = static_cast<std::uint32_t>(cap - 1);
+    for (std::uint32_t r = 0; r < recs_.size(); ++r) {
+      const std::uint64_t h = hash(recs_[r].id);
+      slots_[slot_of(recs_[r].id, h)] = tag(h) | r;
+    }
   }
 
   std::vector<Rec> recs_;
-  std::vector<std::uint32_t> slots_;  // indexes into recs_, or kEmpty; a power of two
+  std::vector<std::uint32_t> slots_;  // tag | index into recs_, or kEmpty; a power of two
+  std::uint32_t index_mask_ = 0;      // slots_.size() - 1: the index bits of a slot
 };
 
 }  // namespace thingsync::core

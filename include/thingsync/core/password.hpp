@@ -37,7 +37,7 @@ class PasswordDeriver {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Salted fingerprint of the password applied to a device: the first 16 bytes of
+/// Salted fingerprint of the password applied to a device: the first 8 bytes of
 /// HMAC-SHA256(salt, canonical device ID || 0x00 || password). The salt is per state file,
 /// and the device ID in the message keeps equal passwords of two devices apart.
 /// Not thread-safe per instance; keep one per thread.
@@ -55,8 +55,10 @@ class Fingerprinter {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Lower-case hex of a fingerprint ("3f9a…", 32 characters) and back. from_hex accepts either
-/// case, and leaves `out` alone and returns false unless given exactly 32 hex digits.
+/// Lower-case hex of a fingerprint ("3f9a…", 16 characters) and back. from_hex accepts either
+/// case and 16 hex digits, or 32: a fingerprint as thingsync wrote it before (state file
+/// version 1), the first 16 bytes of the same HMAC, of which the first 8 are today's. It
+/// leaves `out` alone and returns false for anything else.
 std::string to_hex(const Fingerprint& fp);
 bool from_hex(std::string_view hex, Fingerprint& out);
 

@@ -97,7 +97,7 @@ class StateStore {
     core::DeviceId device;
     core::Fingerprint fp;
   };
-  // One applied record in 50 bytes (plus ~12 of index): the store holds one per binding of
+  // One applied record in 42 bytes (plus ~5-10 of index): the store holds one per binding of
   // the fleet for the daemon's whole life.
   struct AppliedRec {
     core::PackedUuid id;

@@ -233,11 +233,11 @@ TEST_CASE("a fingerprint depends on salt, device and password and on nothing els
               fp(id("imei:350266800610993"), Secret("123456789012345678901234Aa-")));
 }
 
-TEST_CASE("fingerprints round-trip through 32 lower case hex digits", "[core][password]") {
+TEST_CASE("fingerprints round-trip through 16 lower case hex digits", "[core][password]") {
   Fingerprinter fp("salt");
   const Fingerprint f = fp(id("deveui:ea8fa35e2cf3489f"), Secret("Abcdefghijklmnopqrstuvw1-"));
   const std::string hex = to_hex(f);
-  CHECK(hex.size() == 32);
+  CHECK(hex.size() == 16);
   CHECK(hex.find_first_not_of("0123456789abcdef") == std::string::npos);
   Fingerprint back{};
   REQUIRE(from_hex(hex, back));
@@ -245,10 +245,28 @@ TEST_CASE("fingerprints round-trip through 32 lower case hex digits", "[core][pa
 
   Fingerprint known{};
   for (std::size_t i = 0; i < known.size(); ++i) known[i] = static_cast<std::uint8_t>(i * 17);
-  CHECK(to_hex(known) == "00112233445566778899aabbccddeeff");
+  CHECK(to_hex(known) == "0011223344556677");
   Fingerprint upper{};
-  REQUIRE(from_hex("00112233445566778899AABBCCDDEEFF", upper));
+  REQUIRE(from_hex("00112233445566778899AABBCCDDEEFF", upper));  // version 1's 32 digits
   CHECK(upper == known);
+  Fingerprint lower{};
+  REQUIRE(from_hex("0011223344556677", lower));
+  CHECK(lower == known);
+}
+
+TEST_CASE("a fingerprint is the first 8 bytes of HMAC-SHA256(salt, device, 0, password)",
+          "[core][password]") {
+  // Computed apart from thingsync: printf 'imei:350266800610993\0Abcdefghijklmnopqrstuvw1-' |
+  //   openssl dgst -sha256 -mac HMAC -macopt key:Jefe
+  // Its first 16 bytes are what state file version 1 stored; a fingerprint is the first 8.
+  constexpr std::string_view kJefeMac =
+      "aa177191191e2784ac27894483246a761a721e3934a5244aabdefa6191aad056";
+  Fingerprinter fp("Jefe");
+  const Fingerprint f = fp(id("imei:350266800610993"), Secret("Abcdefghijklmnopqrstuvw1-"));
+  CHECK(to_hex(f) == kJefeMac.substr(0, 16));
+  Fingerprint v1{};
+  REQUIRE(from_hex(kJefeMac.substr(0, 32), v1));
+  CHECK(v1 == f);
 }
 
 TEST_CASE("malformed fingerprint hex is rejected and leaves the output alone",
@@ -256,9 +274,11 @@ TEST_CASE("malformed fingerprint hex is rejected and leaves the output alone",
   Fingerprint out{};
   out.fill(0x5A);
   const Fingerprint before = out;
-  for (const char* bad : {"", "00", "00112233445566778899aabbccddeef",
-                          "00112233445566778899aabbccddeeff0", "00112233445566778899aabbccddeefg",
-                          "0x112233445566778899aabbccddeeff", " 0112233445566778899aabbccddeeff"}) {
+  for (const char* bad : {"", "00", "001122334455667", "00112233445566778",
+                          "00112233445566778899aabbccddeef", "00112233445566778899aabbccddeeff0",
+                          "00112233445566778899aabbccddeefg", "0x112233445566778899aabbccddeeff",
+                          " 0112233445566778899aabbccddeeff", "001122334455667g",
+                          "0011223344556677 "}) {
     INFO('"' << bad << '"');
     CHECK_FALSE(from_hex(bad, out));
     CHECK(out == before);

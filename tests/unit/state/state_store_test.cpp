@@ -180,6 +180,43 @@ TEST_CASE("a corrupt state file is an error that says how to recover", "[state]"
   CHECK(read(p) == before);  // never silently discarded
 }
 
+TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 bytes",
+          "[state]") {
+  // Version 1 stored 16-byte fingerprints, whose first 8 bytes are today's: an upgrade must not
+  // make every binding look changed (a PUT for each of them).
+  TempDir t;
+  const auto p = t.path / "state.json";
+  std::ofstream(p) << R"({"format":"thingsync-state","version":1,"salt":")" +
+                          std::string(64, 'a') +
+                          R"(","bindings":{"a":{"device":"imei:350266800610993",)"
+                          R"("fp":"0101010101010101ffffffffffffffff"}},"pending":[],"failures":{}})";
+  std::ofstream(p.string() + ".journal")
+      << R"({"a":"applied","id":"b","device":"imei:3502668006109931","fp":"02020202020202020000000000000000"})"
+      << "\n";
+  auto s = open_ok(p);
+  REQUIRE(s->find("a"));
+  CHECK(s->find("a")->password_fp == fp(1));
+  REQUIRE(s->find("b"));
+  CHECK(s->find("b")->password_fp == fp(2));
+  REQUIRE(s->checkpoint());
+  const auto text = read(p);
+  CHECK_THAT(text, Catch::Contains(R"("version":2)") &&
+                       Catch::Contains(R"("fp":"0101010101010101")") &&
+                       Catch::Contains(R"("fp":"0202020202020202")"));
+}
+
+TEST_CASE("a state file of a newer version is refused, not rewritten", "[state]") {
+  TempDir t;
+  const auto p = t.path / "state.json";
+  std::ofstream(p) << R"({"format":"thingsync-state","version":3,"salt":")" +
+                          std::string(64, 'a') + R"(","bindings":{},"pending":[],"failures":{}})";
+  const auto before = read(p);
+  auto r = StateStore::open(p, kSalt);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("unsupported version 3"));
+  CHECK(read(p) == before);
+}
+
 TEST_CASE("a corrupt line in the middle of the journal is an error", "[state]") {
   TempDir t;
   const auto p = t.path / "state.json";
@@ -227,6 +264,6 @@ TEST_CASE("the state file never holds anything but fingerprints", "[state]") {
   s->record_applied("a", dev("imei:350266800610993"), fp(0xab));
   REQUIRE(s->checkpoint());
   const auto text = read(p);
-  CHECK_THAT(text, Catch::Contains(R"("fp":"abababababababababababababababab")"));
+  CHECK_THAT(text, Catch::Contains(R"("fp":"abababababababab")"));
   CHECK_THAT(text, Catch::Contains("\"format\":\"thingsync-state\""));
 }
