@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fail.hpp"
+#include "json_text.hpp"
 #include "log.hpp"
 
 namespace thingsync::api {
@@ -209,7 +210,7 @@ class OAuth2Provider final : public TokenProvider {
       // RFC 6749 5.2 errors: {"error":"invalid_client","error_description":"…"}.
       auto e = classify(res->status, res->header("Content-Type").value_or(""), res->body,
                         res->header("Retry-After"), std::chrono::system_clock::now());
-      auto j = nlohmann::json::parse(res->body, nullptr, false);
+      auto j = detail::parse_json(res->body);
       if (j.is_object() && j.contains("error") && j["error"].is_string()) {
         e.title = j["error"].get<std::string>();
         if (j.contains("error_description") && j["error_description"].is_string()) {
@@ -225,7 +226,7 @@ class OAuth2Provider final : public TokenProvider {
                  e.to_string());
       co_return detail::fail(std::move(e));
     }
-    auto j = nlohmann::json::parse(res->body, nullptr, false);
+    auto j = detail::parse_json(res->body);
     if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string()) {
       ApiError e;
       e.kind = ErrorKind::kProtocol;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fail.hpp"
+#include "json_text.hpp"
 #include "thingsync/core/time.hpp"
 
 namespace thingsync::api {
@@ -345,10 +346,7 @@ bool scan_plain(std::string_view body, Decoder& d) {
 bool decode(std::string_view body, Decoder& decoder) {
   if (scan_plain(body, decoder)) return true;
   decoder.reset();
-  // nlohmann's lexer takes a NUL byte for the end of the input, as in a C string: it would
-  // accept "{...}\0junk". JSON text never holds a raw NUL (RFC 8259: not whitespace, and
-  // escaped in strings), so such a body is not JSON, alone or inside a page.
-  if (body.find('\0') != std::string_view::npos) return false;
+  if (detail::has_nul(body)) return false;  // alone or inside a page
   return json::sax_parse(body, &decoder, json::input_format_t::json, true);
 }
 

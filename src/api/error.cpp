@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_text.hpp"
+
 namespace thingsync::api {
 namespace {
 
@@ -232,9 +234,7 @@ ApiError classify(int status, std::string_view content_type, std::string_view bo
   const auto semi = content_type.find(';');
   const auto media = trim(content_type.substr(0, semi));
   if (iequals(media, "application/problem+json") || iequals(media, "application/json")) {
-    // nlohmann would end the input at a NUL byte; a body with one is not JSON.
-    auto j = body.find('\0') == std::string_view::npos ? nlohmann::json::parse(body, nullptr, false)
-                                                         : nlohmann::json(nullptr);
+    const auto j = detail::parse_json(body);
     if (j.is_object()) {
       auto text = [&](const char* key) -> std::string {
         auto it = j.find(key);

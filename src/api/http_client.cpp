@@ -569,7 +569,9 @@ net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::exchan
 net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::send(
     const HttpRequest& req) {
   if (stopped_) co_return failure(ErrorKind::kCancelled, Sent::kNo, "client stopped", "");
-  if (!ca_error_.empty()) co_return failure(ErrorKind::kConfig, Sent::kNo, "TLS setup", ca_error_);
+  if (!ca_error_.empty() && req.url.tls()) {
+    co_return failure(ErrorKind::kConfig, Sent::kNo, "TLS setup", ca_error_);
+  }
   if (!proxy_error_.empty()) {
     co_return failure(ErrorKind::kConfig, Sent::kNo, "proxy setup", proxy_error_);
   }

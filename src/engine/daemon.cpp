@@ -60,7 +60,8 @@ auto log_crash(const char* what) {
 
 // The remote bindings as last seen. Compact, because the daemon holds them all the time: a
 // record of 46 bytes (packed binding id, 6-byte times, packed device) and an open-addressing
-// index of 4-byte slots: about 60 bytes a binding instead of ~500 as std::string-keyed maps.
+// index of 4-byte slots (5-10 bytes a record): about 55 bytes a binding instead of ~500 as
+// std::string-keyed maps.
 // Bindings whose id is not a lower-case UUID or whose times do not fit 6 bytes (never seen
 // from the API, but possible) are kept as they are.
 class ObservedSet {

@@ -248,7 +248,9 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
   if (auto r = s->load_snapshot(existed); !r) return Result<std::unique_ptr<StateStore>>::failure(r.error());
   if (!existed) s->salt_ = fresh_salt;
   s->existed_ = existed;
-  s->on_disk_ = existed;
+  // A snapshot of an older version is rewritten before the first journal append: a journal of
+  // today's records behind an old snapshot would be unreadable to the version that wrote it.
+  s->on_disk_ = existed && s->version_ == kVersion;
   if (auto r = s->replay_journal(); !r) return Result<std::unique_ptr<StateStore>>::failure(r.error());
   return s;
 }
@@ -271,9 +273,18 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   SnapshotReader reader(out);
   if (!json::sax_parse(text, &reader)) return Result<Ok>::failure(corrupt(path_, reader.error()));
   if (out.format != kFormat) return Result<Ok>::failure(corrupt(path_, "not a thingsync state file"));
-  if (out.version < kOldestVersion || out.version > kVersion) {
+  if (out.version > kVersion) {
+    return Result<Ok>::failure(
+        Error{"state file " + path_.string() + " was written by a newer thingsync (state version " +
+              std::to_string(out.version) + "; this one reads versions " +
+              std::to_string(kOldestVersion) + " to " + std::to_string(kVersion) +
+              "): run that version or a newer one. Do not move the file aside: that would "
+              "re-send every binding's password"});
+  }
+  if (out.version < kOldestVersion) {
     return Result<Ok>::failure(corrupt(path_, "unsupported version " + std::to_string(out.version)));
   }
+  version_ = out.version;
   auto salt = unhex(out.salt_hex);
   if (!salt || salt->size() < 16) return Result<Ok>::failure(corrupt(path_, "missing or bad salt"));
   salt_ = std::move(*salt);

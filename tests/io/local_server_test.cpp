@@ -335,3 +335,20 @@ TEST_CASE("a GET on a keep-alive connection the server has closed is re-sent on 
   CHECK(client->stats().sent == 3);  // no retry at the client's level
   CHECK(client->stats().retries == 0);
 }
+
+TEST_CASE("a token answer with a NUL byte after its JSON is refused, not read up to the NUL",
+          "[api][io]") {
+  net::io_context ioc;
+  std::string body = R"({"access_token":"tok-before-nul","token_type":"Bearer","expires_in":3600})";
+  body += std::string(1, '\0') + "junk";
+  CannedServer server(ioc, [&](const std::string&) { return CannedReply{http_response(200, body)}; });
+  api::OAuth2Options o;
+  o.token_url = server.url() + "/oauth2/token";
+  o.client_id = "thingsync";
+  o.client_secret = core::Secret("client-secret-for-nul-test");
+  auto provider = api::make_oauth2_provider(ioc.get_executor(), o);
+  auto r = run(ioc, provider->token());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == ErrorKind::kProtocol);
+  CHECK(server.requests() == 1);
+}

@@ -19,7 +19,7 @@ struct PreparedDesired {
 };
 
 /// Only the fingerprints, one per DesiredState::bindings entry and in its order: what a
-/// long-running process keeps between passes (16 bytes a binding; the devices are in the
+/// long-running process keeps between passes (8 bytes a binding; the devices are in the
 /// DesiredState already). with_fingerprints() makes the plan's input from it when needed.
 struct DesiredFingerprints {
   std::vector<core::Fingerprint> fps;

@@ -118,7 +118,8 @@ class StateStore {
   std::filesystem::path journal_path_;
   std::string salt_;
   bool existed_ = false;   // the snapshot existed when opened
-  bool on_disk_ = false;   // a snapshot with our salt is on disk
+  bool on_disk_ = false;   // a snapshot with our salt, of today's version, is on disk
+  int version_ = 0;        // of the snapshot as loaded (0: none)
   bool torn_tail_ = false;
   core::PackedUuidTable<AppliedRec> applied_;               // ids that are lower-case UUIDs
   std::unordered_map<std::string, Applied> odd_applied_;    // any other id spelling

@@ -213,8 +213,34 @@ TEST_CASE("a state file of a newer version is refused, not rewritten", "[state]"
   const auto before = read(p);
   auto r = StateStore::open(p, kSalt);
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("unsupported version 3"));
+  CHECK_THAT(r.error().message, Catch::Contains("newer thingsync (state version 3") &&
+                                    Catch::Contains("Do not move the file aside"));
   CHECK(read(p) == before);
+}
+
+TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "[state]") {
+  // Otherwise a crash would leave version 2 journal lines behind a version 1 snapshot, which
+  // the thingsync that wrote version 1 cannot read.
+  TempDir t;
+  const auto p = t.path / "state.json";
+  std::ofstream(p) << R"({"format":"thingsync-state","version":1,"salt":")" +
+                          std::string(64, 'a') +
+                          R"(","bindings":{"a":{"device":"imei:350266800610993",)"
+                          R"("fp":"0101010101010101ffffffffffffffff"}},"pending":[],"failures":{}})";
+  {
+    auto s = open_ok(p);
+    CHECK_THAT(read(p), Catch::Contains(R"("version":1)"));  // opening alone writes nothing
+    s->record_applied("b", dev("imei:3502668006109931"), fp(2));
+    REQUIRE(s->flush());
+    CHECK_THAT(read(p), Catch::Contains(R"("version":2)") &&
+                            Catch::Contains(R"("fp":"0101010101010101")"));
+    s->record_applied("c", dev("deveui:ea8fa35e2cf3489f"), fp(3));
+    REQUIRE(s->flush());  // now appended to the journal
+  }  // no checkpoint: a crash here
+  auto s = open_ok(p);
+  CHECK(s->size() == 3);
+  REQUIRE(s->find("c"));
+  CHECK(s->find("c")->password_fp == fp(3));
 }
 
 TEST_CASE("a corrupt line in the middle of the journal is an error", "[state]") {
