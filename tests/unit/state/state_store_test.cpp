@@ -32,6 +32,14 @@ Fingerprint fp(std::uint8_t b) {
   f.fill(b);
   return f;
 }
+// A state file as thingsync wrote it before fingerprints were cut to 8 bytes: binding "a" with
+// the 16-byte fingerprint 01 x 8, ff x 8.
+void write_version1_state(const fs::path& p) {
+  std::ofstream(p) << R"({"format":"thingsync-state","version":1,"salt":")" +
+                          std::string(64, 'a') +
+                          R"(","bindings":{"a":{"device":"imei:350266800610993",)"
+                          R"("fp":"0101010101010101ffffffffffffffff"}},"pending":[],"failures":{}})";
+}
 std::string read(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;
@@ -186,10 +194,7 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
   // make every binding look changed (a PUT for each of them).
   TempDir t;
   const auto p = t.path / "state.json";
-  std::ofstream(p) << R"({"format":"thingsync-state","version":1,"salt":")" +
-                          std::string(64, 'a') +
-                          R"(","bindings":{"a":{"device":"imei:350266800610993",)"
-                          R"("fp":"0101010101010101ffffffffffffffff"}},"pending":[],"failures":{}})";
+  write_version1_state(p);
   std::ofstream(p.string() + ".journal")
       << R"({"a":"applied","id":"b","device":"imei:3502668006109931","fp":"02020202020202020000000000000000"})"
       << "\n";
@@ -223,10 +228,7 @@ TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "
   // the thingsync that wrote version 1 cannot read.
   TempDir t;
   const auto p = t.path / "state.json";
-  std::ofstream(p) << R"({"format":"thingsync-state","version":1,"salt":")" +
-                          std::string(64, 'a') +
-                          R"(","bindings":{"a":{"device":"imei:350266800610993",)"
-                          R"("fp":"0101010101010101ffffffffffffffff"}},"pending":[],"failures":{}})";
+  write_version1_state(p);
   {
     auto s = open_ok(p);
     CHECK_THAT(read(p), Catch::Contains(R"("version":1)"));  // opening alone writes nothing
