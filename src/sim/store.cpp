@@ -263,7 +263,7 @@ std::string sort_spec_string(const std::vector<SortKey>& keys) {
 }
 
 void BindingIndex::insert(const Binding* b, std::uint64_t h) {
-  if ((size_ + 1) * 2 > slots_.size()) grow();  // load factor at most 1/2
+  reserve_one();
   std::size_t i = h & mask_;
   while (slots_[i].binding != nullptr) i = (i + 1) & mask_;
   slots_[i] = {h, b};
@@ -329,15 +329,17 @@ std::uint64_t BindingIndex::hash(std::string_view key) {
 }
 
 void BindingIndex::grow() {
-  std::vector<Slot> old = std::move(slots_);
-  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
-  mask_ = slots_.size() - 1;
-  for (const Slot& s : old) {
+  // The new slots first: if they cannot be had (bad_alloc), the index stays as it was.
+  std::vector<Slot> fresh(slots_.empty() ? 64 : slots_.size() * 2);
+  const std::size_t mask = fresh.size() - 1;
+  for (const Slot& s : slots_) {
     if (s.binding == nullptr) continue;
-    std::size_t i = s.hash & mask_;
-    while (slots_[i].binding != nullptr) i = (i + 1) & mask_;
-    slots_[i] = s;
+    std::size_t i = s.hash & mask;
+    while (fresh[i].binding != nullptr) i = (i + 1) & mask;
+    fresh[i] = s;
   }
+  slots_.swap(fresh);
+  mask_ = mask;
 }
 
 namespace {
@@ -583,7 +585,9 @@ const std::string* Store::intern(std::string_view s) {
   return last_interned_;
 }
 
-const Binding& Store::insert(Binding* b, bool bulk) {
+const Binding& Store::insert(const Fields& f, bool bulk) {
+  reserve_one();  // then nothing below allocates but make_binding, before any index changes
+  Binding* b = make_binding(f);
   by_id_.insert(b);
   by_device_.insert(b);
   if (bulk) {
@@ -634,6 +638,7 @@ Store::Outcome Store::create(BindingInput in, std::int64_t now_ms, bool allow_du
   const auto ts = next_timestamp(now_ms);
   const std::string id = new_uuid();
   const std::uint64_t id_hash = BindingIndex::hash(id);
+  reserve_one();
   by_id_.prefetch(id_hash);  // a random slot: its cache miss overlaps make_binding()
   const std::string* principal = intern(in.principal);
   Binding* b = make_binding({id, in.device_spelling, in.device, in.password, intern(in.client_id),
@@ -658,6 +663,7 @@ std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in
     }
   }
   // A new block replaces the old one in every index (the password stays when omitted).
+  if (moves) by_device_.reserve_one();
   const auto ts = next_timestamp(now_ms);
   Binding* b = make_binding({old->id(), in.device_spelling, in.device,
                              in.password ? in.password : old->password(), old->client_id_,
@@ -672,6 +678,12 @@ std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in
   by_created_.replace(old, b);
   ++version_;
   return Outcome{b, nullptr};
+}
+
+void Store::reserve_one() {
+  by_id_.reserve_one();
+  by_device_.reserve_one();
+  by_created_.reserve_one();
 }
 
 bool Store::erase(std::string_view id) {
@@ -824,10 +836,9 @@ void Store::seed(std::size_t n, std::int64_t now_ms, void (*progress)()) {
     std::snprintf(pw, sizeof pw, "Seed#Password-%010zu", i);
     const std::string id = new_uuid();
     const std::string* principal = intern("principal/seed");
-    insert(
-        make_binding({id, spelling, *device, std::string_view(pw),
-                      intern(kSeedClients[i % kSeedClients.size()]), principal, principal, ts, ts}),
-        true);
+    insert({id, spelling, *device, std::string_view(pw),
+            intern(kSeedClients[i % kSeedClients.size()]), principal, principal, ts, ts},
+           true);
   }
   by_created_.restore_order();  // the store may have held newer bindings
 }
@@ -894,8 +905,8 @@ bool Store::load(std::string_view text, std::string& error) {
   clear();
   for (const Loaded& l : loaded) {
     erase(l.id);  // a repeated id: the later entry wins
-    insert(make_binding({l.id, l.spelling, l.device, l.password, l.client_id, l.created_by,
-                         l.modified_by, l.created_at, l.modified_at}),
+    insert({l.id, l.spelling, l.device, l.password, l.client_id, l.created_by, l.modified_by,
+            l.created_at, l.modified_at},
            true);
   }
   by_created_.restore_order();

@@ -79,6 +79,12 @@ class CreatedIndex {
   CreatedIndex& operator=(const CreatedIndex&) = delete;
   ~CreatedIndex() { clear(); }
 
+  /// Makes room for one more binding, so that the next insert() allocates nothing.
+  void reserve_one() {
+    if (entries_.size() == entries_.capacity()) {
+      entries_.reserve(std::max<std::size_t>(64, 2 * entries_.capacity()));
+    }
+  }
   /// Adds `b`; at the end (cheap) when it is the newest, else in order.
   void insert(Binding* b);
   /// Adds `b` at the end, out of order until restore_order(): for bulk loads.
@@ -179,6 +185,10 @@ class BindingIndex {
   using KeyOf = std::string_view (*)(const Binding&);
   explicit BindingIndex(KeyOf key_of) : key_of_(key_of) {}
 
+  /// Makes room for one more binding, so that the next insert() allocates nothing.
+  void reserve_one() {
+    if ((size_ + 1) * 2 > slots_.size()) grow();  // load factor at most 1/2
+  }
   /// `h` is hash(key_of(*b)).
   void insert(const Binding* b, std::uint64_t h);
   void insert(const Binding* b) { insert(b, hash(key_of_(*b))); }
@@ -295,8 +305,11 @@ class Store {
   /// A new binding, indexed nowhere yet. Throws (invalid UTF-8 in a principal) before it
   /// allocates.
   Binding* make_binding(const Fields& f);
-  /// Indexes `b` (from make_binding), which the store then owns.
-  const Binding& insert(Binding* b, bool bulk = false);
+  /// Makes a binding of `f` and indexes it; the store owns it. All or nothing: when memory
+  /// runs out (bad_alloc), the store is as it was.
+  const Binding& insert(const Fields& f, bool bulk = false);
+  /// Room for one more binding in every index, so that indexing one allocates nothing.
+  void reserve_one();
   const std::string* intern(std::string_view s);
   /// Writes the API JSON of `f` into json_.
   void render(const Fields& f, std::string_view username);
