@@ -131,7 +131,14 @@ std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) {
 
   const std::int64_t days = days_from_civil(year, month, day);
   const std::int64_t seconds = ((days * 24 + hour) * 60 + minute) * 60 + second;
-  return seconds * 1000 + millis - offset_min * 60'000;
+  const std::int64_t ms = seconds * 1000 + millis - offset_min * 60'000;
+  // A leap second or an offset can carry a time past 9999-12-31T23:59:59.999Z or before
+  // 0000-01-01T00:00:00Z: out of range like any other year outside 0000-9999, so that every
+  // time parsed here formats back to a text that parses (found by fuzz_api_decode).
+  static const std::int64_t kFirst = days_from_civil(0, 1, 1) * 86'400'000;
+  static const std::int64_t kLast = days_from_civil(10000, 1, 1) * 86'400'000 - 1;
+  if (ms < kFirst || ms > kLast) return std::nullopt;
+  return ms;
 }
 
 }  // namespace thingsync::core

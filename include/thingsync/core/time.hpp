@@ -15,7 +15,8 @@ std::string format_iso8601_ms(std::int64_t ms_since_epoch);
 /// (any number of digits, truncated to ms) and "Z" or "+hh:mm"/"-hh:mm" offsets; 't' and 'z'
 /// may be lower case. Years 0000-9999; day checked against the month (leap years included);
 /// a leap second ":60" counts as the next minute's ":00". nullopt when malformed or out of
-/// range (no offset, no 'T', trailing characters).
+/// range (no offset, no 'T', trailing characters, or a time in UTC outside the years
+/// 0000-9999, which a leap second or an offset can reach).
 std::optional<std::int64_t> parse_iso8601_ms(std::string_view text);
 
 }  // namespace thingsync::core

@@ -58,7 +58,8 @@ TEST_CASE("ISO 8601 date-times with fractions and offsets parse to UTC milliseco
       {"2016-12-31T23:59:60Z", 1'483'228'800'000},
       {"0000-01-01T00:00:00Z", -62'167'219'200'000},
       {"9999-12-31T23:59:59.999Z", 253'402'300'799'999},
-      {"0000-01-01T00:00:00+23:59", -62'167'219'200'000 - (23 * 60 + 59) * 60'000LL},
+      {"0001-01-01T00:00:00+23:59", -62'135'596'800'000 - (23 * 60 + 59) * 60'000LL},
+      {"9999-12-31T23:59:59.999+23:59", 253'402'300'799'999 - (23 * 60 + 59) * 60'000LL},
   };
   for (const auto& r : rows) {
     INFO(r.text);
@@ -98,6 +99,11 @@ TEST_CASE("malformed or out-of-range date-times are rejected", "[core][time]") {
            "+2025-09-01T23:00:00Z",         // signed year
            "2025-09-01T23:00:00.12a3Z",     // letter in fraction
            "2025-09-01T23:0a:00Z",          // letter in minute
+           // In range as written, not in UTC (found by fuzz/fuzz_api_decode):
+           "9999-12-31T23:59:60.999Z",      // a leap second into the year 10000
+           "9999-12-31T23:59:59.999-00:01", // an offset into the year 10000
+           "0000-01-01T00:00:00+00:01",     // an offset into the year -1
+           "0000-01-01T00:00:00+23:59",     // the same, further
        }) {
     INFO('"' << text << '"');
     CHECK_FALSE(parse_iso8601_ms(text));
