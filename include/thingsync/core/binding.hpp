@@ -27,13 +27,17 @@ struct RemoteBinding {
   DeviceId device;
   std::int64_t created_at_ms = 0;
   std::int64_t modified_at_ms = 0;
+  std::string modified_by;  ///< who last wrote it, as the API says; empty when not known
 };
 
-/// What the state file remembers of one binding: the password last applied to it.
+/// What the state file remembers of one binding: the password last applied to it, and the
+/// receipt of that write: the `modifiedAt` the API answered to it. A listed binding whose
+/// modifiedAt differs from its receipt was changed outside thingsync.
 struct AppliedBinding {
   std::string binding_id;
   DeviceId device;
   Fingerprint password_fp{};
+  std::int64_t receipt_ms = 0;  ///< 0: no receipt known (a state file of version 2 or older)
 };
 
 }  // namespace thingsync::core
