@@ -1,15 +1,7 @@
 #include "thingsync/state/state_store.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
@@ -26,10 +18,7 @@ constexpr std::string_view kFormat = "thingsync-state";
 constexpr int kVersion = 2;
 constexpr int kOldestVersion = 1;
 
-std::string errno_text() { return std::strerror(errno); }
-
-Error corrupt(const std::filesystem::path& p, const std::string& why) {
-  const auto s = p.string();
+Error corrupt(const std::string& s, const std::string& why) {
   return Error{"state file " + s + " is corrupt: " + why +
                ". thingsync does not guess: move it aside (mv " + s + " " + s +
                ".broken) and run again; the next apply then re-sends each binding's password "
@@ -87,27 +76,6 @@ std::optional<std::string> unhex(std::string_view h) {
     out.push_back(static_cast<char>(hi * 16 + lo));
   }
   return out;
-}
-
-// Writes all of `data` to fd; false with errno set on failure.
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const auto n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-bool fsync_dir(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
 }
 
 // Streams the snapshot into the store's maps without building a DOM (a million bindings
@@ -224,12 +192,9 @@ class SnapshotReader : public json::json_sax_t {
 
 }  // namespace
 
-StateStore::StateStore(std::filesystem::path path)
-    : path_(std::move(path)), journal_path_(path_.string() + ".journal") {}
+StateStore::StateStore(std::shared_ptr<Medium> medium) : medium_(std::move(medium)) {}
 
-StateStore::~StateStore() {
-  if (journal_fd_ >= 0) ::close(journal_fd_);
-}
+StateStore::~StateStore() = default;
 
 std::string StateStore::random_salt() {
   std::string salt(32, '\0');
@@ -243,7 +208,14 @@ std::string StateStore::random_salt() {
 
 Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path& path,
                                                       const std::string& fresh_salt) {
-  std::unique_ptr<StateStore> s(new StateStore(path));
+  auto s = open(std::make_shared<FileMedium>(path), fresh_salt);
+  if (s) s.value()->path_ = path;
+  return s;
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::open(std::shared_ptr<Medium> medium,
+                                                      const std::string& fresh_salt) {
+  std::unique_ptr<StateStore> s(new StateStore(std::move(medium)));
   bool existed = false;
   if (auto r = s->load_snapshot(existed); !r) return Result<std::unique_ptr<StateStore>>::failure(r.error());
   if (!existed) s->salt_ = fresh_salt;
@@ -256,69 +228,63 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::filesystem::path
 }
 
 Result<Ok> StateStore::load_snapshot(bool& existed) {
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) {
-      existed = false;
-      return Ok{};
-    }
-    return Result<Ok>::failure(Error{"cannot read state file " + path_.string() + ": " + errno_text()});
-  }
-  existed = true;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  auto read = medium_->read_snapshot();
+  if (!read) return Result<Ok>::failure(read.error());
+  existed = read->has_value();
+  if (!existed) return Ok{};
+  const std::string text = std::move(**read);
+  const std::string name = medium_->snapshot_name();
 
   SnapshotReader::Out out;
   SnapshotReader reader(out);
-  if (!json::sax_parse(text, &reader)) return Result<Ok>::failure(corrupt(path_, reader.error()));
-  if (out.format != kFormat) return Result<Ok>::failure(corrupt(path_, "not a thingsync state file"));
+  if (!json::sax_parse(text, &reader)) return Result<Ok>::failure(corrupt(name, reader.error()));
+  if (out.format != kFormat) {
+    return Result<Ok>::failure(corrupt(name, "not a thingsync state file"));
+  }
   if (out.version > kVersion) {
     return Result<Ok>::failure(
-        Error{"state file " + path_.string() + " was written by a newer thingsync (state version " +
+        Error{"state file " + name + " was written by a newer thingsync (state version " +
               std::to_string(out.version) + "; this one reads versions " +
               std::to_string(kOldestVersion) + " to " + std::to_string(kVersion) +
               "): run that version or a newer one. Do not move the file aside: that would "
               "re-send every binding's password"});
   }
   if (out.version < kOldestVersion) {
-    return Result<Ok>::failure(corrupt(path_, "unsupported version " + std::to_string(out.version)));
+    return Result<Ok>::failure(corrupt(name, "unsupported version " + std::to_string(out.version)));
   }
   version_ = out.version;
   auto salt = unhex(out.salt_hex);
-  if (!salt || salt->size() < 16) return Result<Ok>::failure(corrupt(path_, "missing or bad salt"));
+  if (!salt || salt->size() < 16) return Result<Ok>::failure(corrupt(name, "missing or bad salt"));
   salt_ = std::move(*salt);
 
   applied_.reserve(out.bindings.size());
   for (const auto& [id, device, fp_hex] : out.bindings) {
     auto dev = core::DeviceId::parse(device);
     core::Fingerprint fp{};
-    if (!dev) return Result<Ok>::failure(corrupt(path_, "binding " + id + ": bad device ID"));
+    if (!dev) return Result<Ok>::failure(corrupt(name, "binding " + id + ": bad device ID"));
     if (!core::from_hex(fp_hex, fp)) {
-      return Result<Ok>::failure(corrupt(path_, "binding " + id + ": bad fingerprint"));
+      return Result<Ok>::failure(corrupt(name, "binding " + id + ": bad fingerprint"));
     }
     put_applied(id, *dev, fp);
   }
   for (auto& [device, since] : out.pending) {
     auto dev = core::DeviceId::parse(device);
-    if (!dev) return Result<Ok>::failure(corrupt(path_, "pending create: bad device ID"));
+    if (!dev) return Result<Ok>::failure(corrupt(name, "pending create: bad device ID"));
     pending_.insert_or_assign(dev->canonical(), PendingCreate{*dev, since});
   }
   for (auto& [device, rec] : out.failures) {
     auto dev = core::DeviceId::parse(device);
-    if (!dev) return Result<Ok>::failure(corrupt(path_, "failure record: bad device ID"));
+    if (!dev) return Result<Ok>::failure(corrupt(name, "failure record: bad device ID"));
     failures_.insert_or_assign(dev->canonical(), std::move(rec));
   }
   return Ok{};
 }
 
 Result<Ok> StateStore::replay_journal() {
-  std::ifstream in(journal_path_, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return Ok{};
-    return Result<Ok>::failure(
-        Error{"cannot read state journal " + journal_path_.string() + ": " + errno_text()});
-  }
+  auto opened = medium_->read_journal();
+  if (!opened) return Result<Ok>::failure(opened.error());
+  if (!*opened) return Ok{};
+  std::istream& in = **opened;
   std::string line;
   std::size_t lineno = 0;
   while (std::getline(in, line)) {
@@ -332,8 +298,8 @@ Result<Ok> StateStore::replay_journal() {
         torn_tail_ = true;
         break;
       }
-      return Result<Ok>::failure(corrupt(journal_path_, "line " + std::to_string(lineno) + ": " +
-                                                            r.error().message));
+      return Result<Ok>::failure(corrupt(
+          medium_->journal_name(), "line " + std::to_string(lineno) + ": " + r.error().message));
     }
     ++journal_records_;
   }
@@ -512,21 +478,13 @@ void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
 Result<Ok> StateStore::flush() {
   if (journal_buffer_.empty()) return Ok{};
   if (!on_disk_ || torn_tail_) {
-    // The salt must reach the disk before any fingerprint made with it; a torn journal tail
-    // must go before anything is appended behind it.
+    // The salt must reach the medium before any fingerprint made with it; a torn journal
+    // tail must go before anything is appended behind it.
     return checkpoint();
   }
-  if (journal_fd_ < 0) {
-    journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (journal_fd_ < 0) {
-      return Result<Ok>::failure(
-          Error{"cannot open state journal " + journal_path_.string() + ": " + errno_text()});
-    }
-  }
-  if (!write_all(journal_fd_, journal_buffer_) || ::fdatasync(journal_fd_) != 0) {
-    return Result<Ok>::failure(
-        Error{"cannot write state journal " + journal_path_.string() + ": " + errno_text()});
-  }
+  auto r = medium_->append_journal(journal_buffer_);
+  if (r) r = medium_->sync_journal();
+  if (!r) return r;
   journal_records_ += static_cast<std::size_t>(
       std::count(journal_buffer_.begin(), journal_buffer_.end(), '\n'));
   release_journal_buffer();
@@ -591,37 +549,11 @@ Result<Ok> StateStore::checkpoint() {
   }
   out += "}}\n";
 
-  const auto dir = path_.parent_path();
-  std::string tmpl = (dir.empty() ? std::string(".") : dir.string()) + "/." +
-                     path_.filename().string() + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) {
-    return Result<Ok>::failure(
-        Error{"cannot create a temporary file beside " + path_.string() + ": " + errno_text()});
-  }
-  const bool ok = ::fchmod(fd, 0600) == 0 && write_all(fd, out) && ::fsync(fd) == 0;
-  const std::string why = ok ? "" : errno_text();
-  ::close(fd);
-  if (!ok || ::rename(tmpl.c_str(), path_.c_str()) != 0) {
-    const std::string msg = ok ? errno_text() : why;
-    ::unlink(tmpl.c_str());
-    return Result<Ok>::failure(Error{"cannot write state file " + path_.string() + ": " + msg});
-  }
-  if (!fsync_dir(dir)) {
-    return Result<Ok>::failure(
-        Error{"cannot fsync the directory of " + path_.string() + ": " + errno_text()});
-  }
+  if (auto r = medium_->replace_snapshot(out); !r) return r;
   on_disk_ = true;
   torn_tail_ = false;
   // The snapshot now holds everything: the journal starts over.
-  if (journal_fd_ >= 0) {
-    ::close(journal_fd_);
-    journal_fd_ = -1;
-  }
-  if (::truncate(journal_path_.c_str(), 0) != 0 && errno != ENOENT) {
-    return Result<Ok>::failure(
-        Error{"cannot truncate state journal " + journal_path_.string() + ": " + errno_text()});
-  }
+  if (auto r = medium_->clear_journal(); !r) return r;
   release_journal_buffer();
   journal_records_ = 0;
   return Ok{};

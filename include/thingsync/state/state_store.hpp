@@ -12,7 +12,7 @@
 #include "thingsync/core/binding.hpp"
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/packed.hpp"
-#include "thingsync/core/result.hpp"
+#include "thingsync/state/medium.hpp"
 
 namespace thingsync::state {
 
@@ -30,34 +30,32 @@ struct FailureRecord {
   std::string last_error;  ///< status and problem title/detail; never a secret
 };
 
-struct Error {
-  std::string message;
-};
-template <typename T>
-using Result = core::Result<T, Error>;
-struct Ok {};
-
 /// The state of one thingsync installation: which password (as a salted fingerprint) was last
 /// applied to each binding, the pending-create journal and per-device failure backoff.
 ///
-/// On disk it is a snapshot, `state.path` (JSON, mode 0600, replaced atomically: temp file in
-/// the same directory, fsync, rename, fsync of the directory), plus an append-only journal
-/// beside it, `state.path + ".journal"` (JSON lines, mode 0600). Mutations go to memory and to
-/// the journal buffer; flush() writes the buffer with one fsync, so a batch of operations
-/// costs one fsync; checkpoint() folds the journal into a new snapshot. Loading replays the
-/// journal over the snapshot; a torn last journal line (a crash during a write that was never
-/// acknowledged) is ignored. Not thread-safe: one owner (the engine's event loop).
+/// It is kept on a Medium as a snapshot (JSON, replaced atomically) plus an append-only
+/// journal (JSON lines); on disk (FileMedium) they are `state.path` and `state.path +
+/// ".journal"`, mode 0600. Mutations go to memory and to the journal buffer; flush() writes the
+/// buffer with one sync, so a batch of operations costs one fsync; checkpoint() folds the
+/// journal into a new snapshot. Loading replays the journal over the snapshot; a torn last
+/// journal line (a crash during a write that was never acknowledged) is ignored. Not
+/// thread-safe: one owner (the engine's event loop).
 class StateStore {
  public:
-  /// Opens `path`. A missing file starts an empty state with a fresh salt (first adoption);
-  /// an unreadable or corrupt file is an error that says how to recover, never discarded.
-  /// `fresh_salt` supplies the salt for a new state (random bytes in production).
+  /// Opens the state at `path` (a FileMedium). A missing file starts an empty state with a
+  /// fresh salt (first adoption); an unreadable or corrupt file is an error that says how to
+  /// recover, never discarded. `fresh_salt` supplies the salt for a new state (random bytes in
+  /// production).
   static Result<std::unique_ptr<StateStore>> open(const std::filesystem::path& path,
+                                                  const std::string& fresh_salt);
+  /// Opens the state kept on `medium`, as above.
+  static Result<std::unique_ptr<StateStore>> open(std::shared_ptr<Medium> medium,
                                                   const std::string& fresh_salt);
 
   /// Random bytes from the OS, for fresh_salt.
   static std::string random_salt();
 
+  /// The state file; empty when opened on a Medium.
   const std::filesystem::path& path() const { return path_; }
   const std::string& salt() const { return salt_; }
   bool existed() const { return existed_; }  ///< false on first adoption
@@ -81,7 +79,7 @@ class StateStore {
   /// Drops records of bindings that no longer exist remotely (after a complete list).
   void retain_only(const std::vector<std::string>& live_binding_ids);
 
-  /// Appends buffered journal records and fsyncs once. Cheap when nothing is buffered.
+  /// Appends buffered journal records and syncs once. Cheap when nothing is buffered.
   Result<Ok> flush();
   /// Writes a new snapshot atomically and empties the journal.
   Result<Ok> checkpoint();
@@ -107,18 +105,18 @@ class StateStore {
   void put_applied(const std::string& binding_id, const core::DeviceId& device,
                    const core::Fingerprint& fp);
   bool erase_applied(const std::string& binding_id);
-  explicit StateStore(std::filesystem::path path);
+  explicit StateStore(std::shared_ptr<Medium> medium);
   Result<Ok> load_snapshot(bool& existed);
   Result<Ok> replay_journal();
   Result<Ok> apply_line(std::string_view line);
   void append(std::string line);
   void release_journal_buffer();
 
+  std::shared_ptr<Medium> medium_;
   std::filesystem::path path_;
-  std::filesystem::path journal_path_;
   std::string salt_;
   bool existed_ = false;   // the snapshot existed when opened
-  bool on_disk_ = false;   // a snapshot with our salt, of today's version, is on disk
+  bool on_disk_ = false;   // a snapshot with our salt, of today's version, is on the medium
   int version_ = 0;        // of the snapshot as loaded (0: none)
   bool torn_tail_ = false;
   core::PackedUuidTable<AppliedRec> applied_;               // ids that are lower-case UUIDs
@@ -127,7 +125,6 @@ class StateStore {
   std::unordered_map<std::string, FailureRecord> failures_;  // by canonical device id
   std::string journal_buffer_;
   std::size_t journal_records_ = 0;
-  int journal_fd_ = -1;
 };
 
 }  // namespace thingsync::state

@@ -5,33 +5,15 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
-#include <random>
-#include <sstream>
 
-using thingsync::core::DeviceId;
-using thingsync::core::Fingerprint;
+#include "test_support.hpp"
+
 using thingsync::state::StateStore;
+using namespace thingsync::state::test;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("thingsync-state-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-const std::string kSalt(32, 's');
-DeviceId dev(const char* s) { return *DeviceId::parse(s); }
-Fingerprint fp(std::uint8_t b) {
-  Fingerprint f{};
-  f.fill(b);
-  return f;
-}
 // A state file as thingsync wrote it before fingerprints were cut to 8 bytes: binding "a" with
 // the 16-byte fingerprint 01 x 8, ff x 8.
 void write_version1_state(const fs::path& p) {
@@ -39,18 +21,6 @@ void write_version1_state(const fs::path& p) {
                           std::string(64, 'a') +
                           R"(","bindings":{"a":{"device":"imei:350266800610993",)"
                           R"("fp":"0101010101010101ffffffffffffffff"}},"pending":[],"failures":{}})";
-}
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-std::unique_ptr<StateStore> open_ok(const fs::path& p) {
-  auto r = StateStore::open(p, kSalt);
-  INFO((r ? "" : r.error().message));
-  REQUIRE(r);
-  return std::move(r.value());
 }
 
 }  // namespace

@@ -1,0 +1,127 @@
+#include "thingsync/state/medium.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace thingsync::state {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Writes all of `data` to fd; false with errno set on failure.
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const auto n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+FileMedium::FileMedium(std::filesystem::path path)
+    : path_(std::move(path)), journal_path_(path_.string() + ".journal") {}
+
+FileMedium::~FileMedium() {
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+}
+
+Result<std::optional<std::string>> FileMedium::read_snapshot() {
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Result<std::optional<std::string>>::failure(
+        Error{"cannot read state file " + path_.string() + ": " + errno_text()});
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return std::optional<std::string>(std::move(ss).str());
+}
+
+Result<Ok> FileMedium::replace_snapshot(std::string_view bytes) {
+  const auto dir = path_.parent_path();
+  std::string tmpl = (dir.empty() ? std::string(".") : dir.string()) + "/." +
+                     path_.filename().string() + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) {
+    return Result<Ok>::failure(
+        Error{"cannot create a temporary file beside " + path_.string() + ": " + errno_text()});
+  }
+  const bool ok = ::fchmod(fd, 0600) == 0 && write_all(fd, bytes) && ::fsync(fd) == 0;
+  const std::string why = ok ? "" : errno_text();
+  ::close(fd);
+  if (!ok || ::rename(tmpl.c_str(), path_.c_str()) != 0) {
+    const std::string msg = ok ? errno_text() : why;
+    ::unlink(tmpl.c_str());
+    return Result<Ok>::failure(Error{"cannot write state file " + path_.string() + ": " + msg});
+  }
+  if (!fsync_dir(dir)) {
+    return Result<Ok>::failure(
+        Error{"cannot fsync the directory of " + path_.string() + ": " + errno_text()});
+  }
+  return Ok{};
+}
+
+Result<std::unique_ptr<std::istream>> FileMedium::read_journal() {
+  auto in = std::make_unique<std::ifstream>(journal_path_, std::ios::binary);
+  if (!*in) {
+    if (errno == ENOENT) return std::unique_ptr<std::istream>();
+    return Result<std::unique_ptr<std::istream>>::failure(
+        Error{"cannot read state journal " + journal_path_.string() + ": " + errno_text()});
+  }
+  return std::unique_ptr<std::istream>(std::move(in));
+}
+
+Result<Ok> FileMedium::append_journal(std::string_view bytes) {
+  if (journal_fd_ < 0) {
+    journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (journal_fd_ < 0) {
+      return Result<Ok>::failure(
+          Error{"cannot open state journal " + journal_path_.string() + ": " + errno_text()});
+    }
+  }
+  if (!write_all(journal_fd_, bytes)) return journal_write_error();
+  return Ok{};
+}
+
+Result<Ok> FileMedium::sync_journal() {
+  if (journal_fd_ >= 0 && ::fdatasync(journal_fd_) != 0) return journal_write_error();
+  return Ok{};
+}
+
+Result<Ok> FileMedium::journal_write_error() const {
+  return Result<Ok>::failure(
+      Error{"cannot write state journal " + journal_path_.string() + ": " + errno_text()});
+}
+
+Result<Ok> FileMedium::clear_journal() {
+  if (journal_fd_ >= 0) {
+    ::close(journal_fd_);
+    journal_fd_ = -1;
+  }
+  if (::truncate(journal_path_.c_str(), 0) != 0 && errno != ENOENT) {
+    return Result<Ok>::failure(
+        Error{"cannot truncate state journal " + journal_path_.string() + ": " + errno_text()});
+  }
+  return Ok{};
+}
+
+}  // namespace thingsync::state
