@@ -295,7 +295,7 @@ Result<Ok> StateStore::replay_journal() {
       // A torn final line is a write that never completed, so never acknowledged: drop it,
       // and rewrite the files before the next append lands behind it.
       if (last) {
-        torn_tail_ = true;
+        rewrite_ = true;
         break;
       }
       return Result<Ok>::failure(corrupt(
@@ -477,14 +477,21 @@ void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
 
 Result<Ok> StateStore::flush() {
   if (journal_buffer_.empty()) return Ok{};
-  if (!on_disk_ || torn_tail_) {
-    // The salt must reach the medium before any fingerprint made with it; a torn journal
-    // tail must go before anything is appended behind it.
+  if (!on_disk_ || rewrite_) {
+    // The salt must reach the medium before any fingerprint made with it; a journal tail that
+    // cannot take an append must go before anything is appended behind it.
     return checkpoint();
   }
   auto r = medium_->append_journal(journal_buffer_);
   if (r) r = medium_->sync_journal();
-  if (!r) return r;
+  if (!r) {
+    // A failed write may have left part of a line behind; after a failed fsync the kernel may
+    // have dropped the pages it could not write and report the next fsync clean. Appending
+    // again could put a torn line in the middle of the journal or count lost lines durable,
+    // so the buffered records go into the next snapshot instead.
+    rewrite_ = true;
+    return r;
+  }
   journal_records_ += static_cast<std::size_t>(
       std::count(journal_buffer_.begin(), journal_buffer_.end(), '\n'));
   release_journal_buffer();
@@ -551,9 +558,11 @@ Result<Ok> StateStore::checkpoint() {
 
   if (auto r = medium_->replace_snapshot(out); !r) return r;
   on_disk_ = true;
-  torn_tail_ = false;
-  // The snapshot now holds everything: the journal starts over.
-  if (auto r = medium_->clear_journal(); !r) return r;
+  // The snapshot now holds everything: the journal starts over. While it has not, nothing may
+  // be appended behind what it holds.
+  auto cleared = medium_->clear_journal();
+  rewrite_ = !cleared;
+  if (!cleared) return cleared;
   release_journal_buffer();
   journal_records_ = 0;
   return Ok{};

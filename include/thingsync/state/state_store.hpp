@@ -79,7 +79,9 @@ class StateStore {
   /// Drops records of bindings that no longer exist remotely (after a complete list).
   void retain_only(const std::vector<std::string>& live_binding_ids);
 
-  /// Appends buffered journal records and syncs once. Cheap when nothing is buffered.
+  /// Appends buffered journal records and syncs once. Cheap when nothing is buffered. On an
+  /// error nothing buffered counts as durable: the records stay buffered, and the next flush
+  /// writes them with a new snapshot (the journal's tail can no longer be trusted).
   Result<Ok> flush();
   /// Writes a new snapshot atomically and empties the journal.
   Result<Ok> checkpoint();
@@ -115,10 +117,12 @@ class StateStore {
   std::shared_ptr<Medium> medium_;
   std::filesystem::path path_;
   std::string salt_;
-  bool existed_ = false;   // the snapshot existed when opened
-  bool on_disk_ = false;   // a snapshot with our salt, of today's version, is on the medium
-  int version_ = 0;        // of the snapshot as loaded (0: none)
-  bool torn_tail_ = false;
+  bool existed_ = false;  // the snapshot existed when opened
+  bool on_disk_ = false;  // a snapshot with our salt, of today's version, is on the medium
+  int version_ = 0;       // of the snapshot as loaded (0: none)
+  // The journal's tail cannot take an append (a torn last line, a failed write or sync): the
+  // next flush writes a snapshot instead.
+  bool rewrite_ = false;
   core::PackedUuidTable<AppliedRec> applied_;               // ids that are lower-case UUIDs
   std::unordered_map<std::string, Applied> odd_applied_;    // any other id spelling
   std::unordered_map<std::string, PendingCreate> pending_;  // by canonical device id

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "test_support.hpp"
 #include "thingsync/state/state_store.hpp"
 
@@ -47,6 +49,48 @@ TEST_CASE("on a MemoryMedium, flushed records survive a crash and unflushed ones
   CHECK(s->find("flushed"));
   CHECK(s->find("journaled"));
   CHECK_FALSE(s->find("buffered"));
+}
+
+TEST_CASE("a flush whose journal write or sync fails reports it, and a later flush succeeds",
+          "[state]") {
+  // A failed write leaves half a line behind (MemoryMedium's short write). Appending the
+  // records again behind it would bury a torn line mid-journal, which no open accepts.
+  auto m = std::make_shared<MemoryMedium>();
+  auto s = open_ok(m);
+  s->record_applied("a", dev("imei:350266800610993"), fp(1));
+  REQUIRE(s->flush());
+  s->record_applied("b", dev("imei:350266800610994"), fp(2));
+  REQUIRE(s->flush());
+  const auto durable = m->durable_journal();
+  s->record_applied("c", dev("imei:350266800610995"), fp(3));
+  m->fail_writes(true);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const auto r = s->flush();
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("memory:state"));
+  }
+  CHECK(m->durable_journal() == durable);
+  SECTION("a crash before the retry keeps what was flushed before") {
+    m->crash(std::numeric_limits<std::size_t>::max());
+    m->fail_writes(false);
+    auto after = open_ok(m);
+    CHECK(after->size() == 2);
+    CHECK_FALSE(after->find("c"));
+  }
+  SECTION("the retry writes the buffered records") {
+    m->fail_writes(false);
+    REQUIRE(s->flush());
+    CHECK(s->journal_records() == 0);  // the retry wrote a snapshot
+    s->record_applied("d", dev("imei:350266800610996"), fp(4));
+    REQUIRE(s->flush());
+    CHECK(s->journal_records() == 1);
+    m->crash();
+    auto after = open_ok(m);
+    CHECK(after->size() == 4);
+    REQUIRE(after->find("c"));
+    CHECK(after->find("c")->password_fp == fp(3));
+    CHECK(after->find("d"));
+  }
 }
 
 TEST_CASE("a snapshot that cannot be written fails flush and checkpoint and changes nothing",
