@@ -13,9 +13,10 @@ namespace {
 
 using json = nlohmann::json;
 constexpr std::string_view kFormat = "thingsync-state";
-// Version 2 writes 8-byte fingerprints (16 hex digits); version 1 wrote 16 bytes, whose first 8
-// are the same fingerprint: such files (and journals) load as they are.
-constexpr int kVersion = 2;
+// Version 3 adds each binding's receipt; files (and journals) of version 2 and older load with
+// none. Version 2 writes 8-byte fingerprints (16 hex digits); version 1 wrote 16 bytes, whose
+// first 8 are the same fingerprint: such files load as they are.
+constexpr int kVersion = 3;
 constexpr int kOldestVersion = 1;
 
 Error corrupt(const std::string& s, const std::string& why) {
@@ -86,7 +87,8 @@ class SnapshotReader : public json::json_sax_t {
     std::string format;
     int version = 0;
     std::string salt_hex;
-    std::vector<std::tuple<std::string, std::string, std::string>> bindings;  // id, device, fp
+    // id, device, fp, receipt
+    std::vector<std::tuple<std::string, std::string, std::string, std::int64_t>> bindings;
     std::vector<std::pair<std::string, std::int64_t>> pending;
     std::vector<std::tuple<std::string, FailureRecord>> failures;
   };
@@ -122,13 +124,16 @@ class SnapshotReader : public json::json_sax_t {
       device_.clear();
       fp_.clear();
       since_ = 0;
+      receipt_ = 0;
       failure_ = {};
     }
     return depth_ <= 3 || fail("nesting too deep");
   }
   bool end_object() override {
     if (depth_ == 3) {
-      if (section_ == Section::kBindings) out_.bindings.emplace_back(key_[2], device_, fp_);
+      if (section_ == Section::kBindings) {
+        out_.bindings.emplace_back(key_[2], device_, fp_, receipt_);
+      }
       if (section_ == Section::kPending) out_.pending.emplace_back(device_, since_);
       if (section_ == Section::kFailures) out_.failures.emplace_back(key_[2], failure_);
     }
@@ -170,6 +175,7 @@ class SnapshotReader : public json::json_sax_t {
   bool integer(std::int64_t v) {
     if (depth_ == 1 && key_[1] == "version") out_.version = static_cast<int>(v);
     if (depth_ == 3 && section_ == Section::kPending && key_[3] == "since") since_ = v;
+    if (depth_ == 3 && section_ == Section::kBindings && key_[3] == "receipt") receipt_ = v;
     if (depth_ == 3 && section_ == Section::kFailures) {
       if (key_[3] == "failures") failure_.failures = static_cast<std::uint32_t>(v);
       if (key_[3] == "nextAttemptMs") failure_.next_attempt_ms = v;
@@ -186,6 +192,7 @@ class SnapshotReader : public json::json_sax_t {
   std::string key_[4];
   std::string device_, fp_, ignored_;
   std::int64_t since_ = 0;
+  std::int64_t receipt_ = 0;
   FailureRecord failure_;
   std::string error_;
 };
@@ -258,14 +265,14 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   salt_ = std::move(*salt);
 
   applied_.reserve(out.bindings.size());
-  for (const auto& [id, device, fp_hex] : out.bindings) {
+  for (const auto& [id, device, fp_hex, receipt_ms] : out.bindings) {
     auto dev = core::DeviceId::parse(device);
     core::Fingerprint fp{};
     if (!dev) return Result<Ok>::failure(corrupt(name, "binding " + id + ": bad device ID"));
     if (!core::from_hex(fp_hex, fp)) {
       return Result<Ok>::failure(corrupt(name, "binding " + id + ": bad fingerprint"));
     }
-    put_applied(id, *dev, fp);
+    put_applied(id, *dev, fp, receipt_ms);
   }
   for (auto& [device, since] : out.pending) {
     auto dev = core::DeviceId::parse(device);
@@ -324,7 +331,10 @@ Result<Ok> StateStore::apply_line(std::string_view line) {
     if (!device || !core::from_hex(str("fp"), fp) || str("id").empty()) {
       return Result<Ok>::failure(Error{"bad applied record"});
     }
-    put_applied(str("id"), *device, fp);
+    put_applied(str("id"), *device, fp, num("receipt"));
+  } else if (a == "receipt") {
+    if (str("id").empty()) return Result<Ok>::failure(Error{"bad receipt record"});
+    put_receipt(str("id"), num("receipt"));
   } else if (a == "forget") {
     erase_applied(str("id"));
   } else if (a == "pending" && device) {
@@ -343,30 +353,34 @@ Result<Ok> StateStore::apply_line(std::string_view line) {
   return Ok{};
 }
 
+// A binding is held in exactly one of applied_ and odd_applied_; a new receipt may move it.
 void StateStore::put_applied(const std::string& binding_id, const core::DeviceId& device,
-                             const core::Fingerprint& fp) {
+                             const core::Fingerprint& fp, std::int64_t receipt_ms) {
   const auto id = core::pack_uuid(binding_id);
-  if (!id) {
-    odd_applied_.insert_or_assign(binding_id, Applied{device, fp});
+  if (!id || !core::PackedMillis::fits(receipt_ms)) {
+    if (id) applied_.erase(*id);
+    odd_applied_.insert_or_assign(binding_id, Applied{device, fp, receipt_ms});
     return;
   }
-  const AppliedRec rec{*id, fp, core::PackedDevice(device)};
+  if (!odd_applied_.empty()) odd_applied_.erase(binding_id);
+  const AppliedRec rec{*id, fp, core::PackedDevice(device), core::PackedMillis(receipt_ms)};
   auto [at, added] = applied_.insert(rec);
   if (!added) *at = rec;
 }
 
 bool StateStore::erase_applied(const std::string& binding_id) {
   const auto id = core::pack_uuid(binding_id);
-  return id ? applied_.erase(*id) : odd_applied_.erase(binding_id) > 0;
+  if (id && applied_.erase(*id)) return true;
+  return !odd_applied_.empty() && odd_applied_.erase(binding_id) > 0;
 }
 
 std::vector<core::AppliedBinding> StateStore::applied() const {
   std::vector<core::AppliedBinding> out;
   out.reserve(size());
   for (const auto& r : applied_.records()) {
-    out.push_back({core::unpack_uuid(r.id), r.device.unpack(), r.fp});
+    out.push_back({core::unpack_uuid(r.id), r.device.unpack(), r.fp, r.receipt.get()});
   }
-  for (const auto& [id, a] : odd_applied_) out.push_back({id, a.device, a.fp});
+  for (const auto& [id, a] : odd_applied_) out.push_back({id, a.device, a.fp, a.receipt_ms});
   std::sort(out.begin(), out.end(),
             [](const auto& x, const auto& y) { return x.binding_id < y.binding_id; });
   return out;
@@ -374,13 +388,15 @@ std::vector<core::AppliedBinding> StateStore::applied() const {
 
 std::optional<core::AppliedBinding> StateStore::find(const std::string& binding_id) const {
   if (const auto id = core::pack_uuid(binding_id)) {
-    const AppliedRec* r = applied_.find(*id);
-    if (!r) return std::nullopt;
-    return core::AppliedBinding{binding_id, r->device.unpack(), r->fp};
+    if (const AppliedRec* r = applied_.find(*id)) {
+      return core::AppliedBinding{binding_id, r->device.unpack(), r->fp, r->receipt.get()};
+    }
   }
+  if (odd_applied_.empty()) return std::nullopt;
   const auto it = odd_applied_.find(binding_id);
   if (it == odd_applied_.end()) return std::nullopt;
-  return core::AppliedBinding{it->first, it->second.device, it->second.fp};
+  const Applied& a = it->second;
+  return core::AppliedBinding{it->first, a.device, a.fp, a.receipt_ms};
 }
 
 std::vector<PendingCreate> StateStore::pending() const {
@@ -406,14 +422,28 @@ void StateStore::append(std::string line) {
 }
 
 void StateStore::record_applied(const std::string& binding_id, const core::DeviceId& device,
-                                const core::Fingerprint& fp) {
-  put_applied(binding_id, device, fp);
+                                const core::Fingerprint& fp, std::int64_t receipt_ms) {
+  put_applied(binding_id, device, fp, receipt_ms);
   std::string line = R"({"a":"applied","id":)";
   append_quoted(line, binding_id);
   line += R"(,"device":)";
   append_quoted(line, device.canonical());
-  line += R"(,"fp":")" + core::to_hex(fp) + "\"}";
+  line += R"(,"fp":")" + core::to_hex(fp) + R"(","receipt":)" + std::to_string(receipt_ms) + "}";
   append(std::move(line));
+}
+
+bool StateStore::put_receipt(const std::string& binding_id, std::int64_t receipt_ms) {
+  const auto a = find(binding_id);
+  if (!a || a->receipt_ms == receipt_ms) return false;
+  put_applied(binding_id, a->device, a->password_fp, receipt_ms);
+  return true;
+}
+
+void StateStore::set_receipt(const std::string& binding_id, std::int64_t receipt_ms) {
+  if (!put_receipt(binding_id, receipt_ms)) return;
+  std::string line = R"({"a":"receipt","id":)";
+  append_quoted(line, binding_id);
+  append(line + ",\"receipt\":" + std::to_string(receipt_ms) + "}");
 }
 
 void StateStore::forget(const std::string& binding_id) {
@@ -500,7 +530,7 @@ Result<Ok> StateStore::flush() {
 
 Result<Ok> StateStore::checkpoint() {
   std::string out;
-  out.reserve(64 + size() * 110);
+  out.reserve(64 + size() * 130);
   out += "{\"format\":\"" + std::string(kFormat) + "\",\"version\":" + std::to_string(kVersion) +
          ",\"salt\":\"" + hex(salt_) +
          "\",\n\"bindings\":{";
@@ -517,23 +547,24 @@ Result<Ok> StateStore::checkpoint() {
   std::sort(odd.begin(), odd.end(), [](auto* a, auto* b) { return a->first < b->first; });
   bool first = true;
   const auto row = [&](const std::string& id, const core::DeviceId& device,
-                       const core::Fingerprint& fp) {
+                       const core::Fingerprint& fp, std::int64_t receipt_ms) {
     out += first ? "\n" : ",\n";
     first = false;
     append_quoted(out, id);
     out += ":{\"device\":";
     append_quoted(out, device.canonical());
-    out += ",\"fp\":\"" + core::to_hex(fp) + "\"}";
+    out += ",\"fp\":\"" + core::to_hex(fp) + "\",\"receipt\":" + std::to_string(receipt_ms) + "}";
+  };
+  const auto odd_row = [&](const std::pair<const std::string, Applied>* kv) {
+    row(kv->first, kv->second.device, kv->second.fp, kv->second.receipt_ms);
   };
   std::size_t o = 0;
   for (const std::uint32_t i : rows) {
     const auto id = core::unpack_uuid(recs[i].id);
-    for (; o < odd.size() && odd[o]->first < id; ++o) {
-      row(odd[o]->first, odd[o]->second.device, odd[o]->second.fp);
-    }
-    row(id, recs[i].device.unpack(), recs[i].fp);
+    for (; o < odd.size() && odd[o]->first < id; ++o) odd_row(odd[o]);
+    row(id, recs[i].device.unpack(), recs[i].fp, recs[i].receipt.get());
   }
-  for (; o < odd.size(); ++o) row(odd[o]->first, odd[o]->second.device, odd[o]->second.fp);
+  for (; o < odd.size(); ++o) odd_row(odd[o]);
   out += "},\n\"pending\":[";
   first = true;
   for (const auto& p : pending()) {

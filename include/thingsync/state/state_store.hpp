@@ -67,8 +67,13 @@ class StateStore {
   std::vector<PendingCreate> pending() const;
   const std::unordered_map<std::string, FailureRecord>& failures() const { return failures_; }
 
+  /// Records that the password of fingerprint `fp` was written to the binding, and the
+  /// binding's `modifiedAt` that the API answered to that write (0: none known).
   void record_applied(const std::string& binding_id, const core::DeviceId& device,
-                      const core::Fingerprint& fp);
+                      const core::Fingerprint& fp, std::int64_t receipt_ms);
+  /// Records a receipt for a binding already recorded, its fingerprint unchanged (a state of
+  /// version 2 or older holds none). Does nothing when the binding is not recorded.
+  void set_receipt(const std::string& binding_id, std::int64_t receipt_ms);
   void forget(const std::string& binding_id);
   void begin_create(const core::DeviceId& device, std::int64_t now_ms);
   void end_create(const core::DeviceId& device);
@@ -96,17 +101,23 @@ class StateStore {
   struct Applied {
     core::DeviceId device;
     core::Fingerprint fp;
+    std::int64_t receipt_ms = 0;
   };
-  // One applied record in 42 bytes (plus ~5-10 of index): the store holds one per binding of
-  // the fleet for the daemon's whole life.
+  // One applied record in 48 bytes (plus ~5-10 of index): the store holds one per binding of
+  // the fleet for the daemon's whole life. A binding whose id is not a lower-case UUID, or
+  // whose receipt does not fit 6 bytes, is an Applied in odd_applied_ instead.
   struct AppliedRec {
     core::PackedUuid id;
     core::Fingerprint fp;
     core::PackedDevice device;
+    core::PackedMillis receipt;
   };
+  static_assert(sizeof(AppliedRec) == 48);
   void put_applied(const std::string& binding_id, const core::DeviceId& device,
-                   const core::Fingerprint& fp);
+                   const core::Fingerprint& fp, std::int64_t receipt_ms);
   bool erase_applied(const std::string& binding_id);
+  // False when the binding is not recorded or already has this receipt.
+  bool put_receipt(const std::string& binding_id, std::int64_t receipt_ms);
   explicit StateStore(std::shared_ptr<Medium> medium);
   Result<Ok> load_snapshot(bool& existed);
   Result<Ok> replay_journal();
@@ -123,9 +134,9 @@ class StateStore {
   // The journal's tail cannot take an append (a torn last line, a failed write or sync): the
   // next flush writes a snapshot instead.
   bool rewrite_ = false;
-  core::PackedUuidTable<AppliedRec> applied_;               // ids that are lower-case UUIDs
-  std::unordered_map<std::string, Applied> odd_applied_;    // any other id spelling
-  std::unordered_map<std::string, PendingCreate> pending_;  // by canonical device id
+  core::PackedUuidTable<AppliedRec> applied_;                // ids that are lower-case UUIDs
+  std::unordered_map<std::string, Applied> odd_applied_;     // see AppliedRec
+  std::unordered_map<std::string, PendingCreate> pending_;   // by canonical device id
   std::unordered_map<std::string, FailureRecord> failures_;  // by canonical device id
   std::string journal_buffer_;
   std::size_t journal_records_ = 0;

@@ -36,11 +36,11 @@ TEST_CASE("on a MemoryMedium, flushed records survive a crash and unflushed ones
     auto s = open_ok(m);
     CHECK_FALSE(s->existed());
     CHECK(s->path().empty());
-    s->record_applied("flushed", dev("imei:350266800610993"), fp(1));
+    s->record_applied("flushed", dev("imei:350266800610993"), fp(1), 0);
     REQUIRE(s->flush());
-    s->record_applied("journaled", dev("imei:350266800610994"), fp(1));
+    s->record_applied("journaled", dev("imei:350266800610994"), fp(1), 0);
     REQUIRE(s->flush());
-    s->record_applied("buffered", dev("imei:350266800610995"), fp(1));
+    s->record_applied("buffered", dev("imei:350266800610995"), fp(1), 0);
   }
   m->crash();
   auto s = open_ok(m);
@@ -57,12 +57,12 @@ TEST_CASE("a flush whose journal write or sync fails reports it, and a later flu
   // records again behind it would bury a torn line mid-journal, which no open accepts.
   auto m = std::make_shared<MemoryMedium>();
   auto s = open_ok(m);
-  s->record_applied("a", dev("imei:350266800610993"), fp(1));
+  s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
   REQUIRE(s->flush());
-  s->record_applied("b", dev("imei:350266800610994"), fp(2));
+  s->record_applied("b", dev("imei:350266800610994"), fp(2), 0);
   REQUIRE(s->flush());
   const auto durable = m->durable_journal();
-  s->record_applied("c", dev("imei:350266800610995"), fp(3));
+  s->record_applied("c", dev("imei:350266800610995"), fp(3), 0);
   m->fail_writes(true);
   for (int attempt = 0; attempt < 2; ++attempt) {
     const auto r = s->flush();
@@ -81,7 +81,7 @@ TEST_CASE("a flush whose journal write or sync fails reports it, and a later flu
     m->fail_writes(false);
     REQUIRE(s->flush());
     CHECK(s->journal_records() == 0);  // the retry wrote a snapshot
-    s->record_applied("d", dev("imei:350266800610996"), fp(4));
+    s->record_applied("d", dev("imei:350266800610996"), fp(4), 0);
     REQUIRE(s->flush());
     CHECK(s->journal_records() == 1);
     m->crash();
@@ -97,7 +97,7 @@ TEST_CASE("a snapshot that cannot be written fails flush and checkpoint and chan
           "[state]") {
   auto m = std::make_shared<MemoryMedium>();
   auto s = open_ok(m);
-  s->record_applied("a", dev("imei:350266800610993"), fp(1));
+  s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
   m->fail_writes(true);
   CHECK_FALSE(s->flush());  // the first flush writes a snapshot
   CHECK_FALSE(s->checkpoint());
@@ -112,7 +112,7 @@ TEST_CASE("a state file that cannot be written is an error naming it", "[state]"
   TempDir t;
   const auto p = t.path / "missing-dir" / "state.json";
   auto s = open_ok(p);
-  s->record_applied("a", dev("imei:350266800610993"), fp(1));
+  s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
   const auto r = s->flush();
   REQUIRE_FALSE(r);
   CHECK_THAT(r.error().message, Catch::Contains(p.string()));

@@ -39,8 +39,8 @@ TEST_CASE("applied records survive a checkpoint and reopen, sorted by binding id
   const auto p = t.path / "state.json";
   {
     auto s = open_ok(p);
-    s->record_applied("b-2", dev("imei:350266800610993"), fp(2));
-    s->record_applied("a-1", dev("deveui:ea8fa35e2cf3489f"), fp(1));
+    s->record_applied("b-2", dev("imei:350266800610993"), fp(2), 0);
+    s->record_applied("a-1", dev("deveui:ea8fa35e2cf3489f"), fp(1), 0);
     REQUIRE(s->checkpoint());
   }
   auto s = open_ok(p);
@@ -58,9 +58,9 @@ TEST_CASE("the state file and its journal are mode 0600", "[state]") {
   TempDir t;
   const auto p = t.path / "state.json";
   auto s = open_ok(p);
-  s->record_applied("x", dev("imei:350266800610993"), fp(1));
+  s->record_applied("x", dev("imei:350266800610993"), fp(1), 0);
   REQUIRE(s->flush());  // first flush writes the snapshot (salt first)
-  s->record_applied("y", dev("imei:350266800610994"), fp(1));
+  s->record_applied("y", dev("imei:350266800610994"), fp(1), 0);
   REQUIRE(s->flush());  // then the journal
   struct stat st {};
   REQUIRE(::stat(p.c_str(), &st) == 0);
@@ -74,9 +74,9 @@ TEST_CASE("journal records flushed without a checkpoint are replayed on open", "
   const auto p = t.path / "state.json";
   {
     auto s = open_ok(p);
-    s->record_applied("keep", dev("imei:350266800610993"), fp(1));
+    s->record_applied("keep", dev("imei:350266800610993"), fp(1), 0);
     REQUIRE(s->checkpoint());
-    s->record_applied("new", dev("imei:350266800610994"), fp(3));
+    s->record_applied("new", dev("imei:350266800610994"), fp(3), 0);
     s->forget("keep");
     s->begin_create(dev("deveui:ea8fa35e2cf3489f"), 1000);
     s->begin_create(dev("deveui:ea8fa35e2cf3489e"), 1001);
@@ -105,9 +105,9 @@ TEST_CASE("unflushed records are lost on a crash, flushed ones are not", "[state
   const auto p = t.path / "state.json";
   {
     auto s = open_ok(p);
-    s->record_applied("flushed", dev("imei:350266800610993"), fp(1));
+    s->record_applied("flushed", dev("imei:350266800610993"), fp(1), 0);
     REQUIRE(s->flush());
-    s->record_applied("buffered", dev("imei:350266800610994"), fp(1));
+    s->record_applied("buffered", dev("imei:350266800610994"), fp(1), 0);
   }
   auto s = open_ok(p);
   CHECK(s->find("flushed"));
@@ -119,9 +119,9 @@ TEST_CASE("a torn last journal line is dropped and repaired before the next appe
   const auto p = t.path / "state.json";
   {
     auto s = open_ok(p);
-    s->record_applied("a", dev("imei:350266800610993"), fp(1));
+    s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
     REQUIRE(s->checkpoint());
-    s->record_applied("b", dev("imei:350266800610994"), fp(1));
+    s->record_applied("b", dev("imei:350266800610994"), fp(1), 0);
     REQUIRE(s->flush());
   }
   {
@@ -131,7 +131,7 @@ TEST_CASE("a torn last journal line is dropped and repaired before the next appe
   {
     auto s = open_ok(p);
     CHECK(s->size() == 2);
-    s->record_applied("d", dev("imei:350266800610996"), fp(1));
+    s->record_applied("d", dev("imei:350266800610996"), fp(1), 0);
     REQUIRE(s->flush());
   }
   auto s = open_ok(p);
@@ -175,7 +175,7 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
   CHECK(s->find("b")->password_fp == fp(2));
   REQUIRE(s->checkpoint());
   const auto text = read(p);
-  CHECK_THAT(text, Catch::Contains(R"("version":2)") &&
+  CHECK_THAT(text, Catch::Contains(R"("version":3)") &&
                        Catch::Contains(R"("fp":"0101010101010101")") &&
                        Catch::Contains(R"("fp":"0202020202020202")"));
 }
@@ -183,18 +183,18 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
 TEST_CASE("a state file of a newer version is refused, not rewritten", "[state]") {
   TempDir t;
   const auto p = t.path / "state.json";
-  std::ofstream(p) << R"({"format":"thingsync-state","version":3,"salt":")" +
+  std::ofstream(p) << R"({"format":"thingsync-state","version":4,"salt":")" +
                           std::string(64, 'a') + R"(","bindings":{},"pending":[],"failures":{}})";
   const auto before = read(p);
   auto r = StateStore::open(p, kSalt);
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("newer thingsync (state version 3") &&
+  CHECK_THAT(r.error().message, Catch::Contains("newer thingsync (state version 4") &&
                                     Catch::Contains("Do not move the file aside"));
   CHECK(read(p) == before);
 }
 
 TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "[state]") {
-  // Otherwise a crash would leave version 2 journal lines behind a version 1 snapshot, which
+  // Otherwise a crash would leave version 3 journal lines behind a version 1 snapshot, which
   // the thingsync that wrote version 1 cannot read.
   TempDir t;
   const auto p = t.path / "state.json";
@@ -202,11 +202,11 @@ TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "
   {
     auto s = open_ok(p);
     CHECK_THAT(read(p), Catch::Contains(R"("version":1)"));  // opening alone writes nothing
-    s->record_applied("b", dev("imei:3502668006109931"), fp(2));
+    s->record_applied("b", dev("imei:3502668006109931"), fp(2), 0);
     REQUIRE(s->flush());
-    CHECK_THAT(read(p), Catch::Contains(R"("version":2)") &&
+    CHECK_THAT(read(p), Catch::Contains(R"("version":3)") &&
                             Catch::Contains(R"("fp":"0101010101010101")"));
-    s->record_applied("c", dev("deveui:ea8fa35e2cf3489f"), fp(3));
+    s->record_applied("c", dev("deveui:ea8fa35e2cf3489f"), fp(3), 0);
     REQUIRE(s->flush());  // now appended to the journal
   }  // no checkpoint: a crash here
   auto s = open_ok(p);
@@ -220,7 +220,7 @@ TEST_CASE("a corrupt line in the middle of the journal is an error", "[state]") 
   const auto p = t.path / "state.json";
   {
     auto s = open_ok(p);
-    s->record_applied("a", dev("imei:350266800610993"), fp(1));
+    s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
     REQUIRE(s->checkpoint());
   }
   std::ofstream(p.string() + ".journal") << "garbage\n"
@@ -248,8 +248,8 @@ TEST_CASE("failure backoff doubles and is capped", "[state]") {
 TEST_CASE("retain_only forgets bindings that no longer exist remotely", "[state]") {
   TempDir t;
   auto s = open_ok(t.path / "state.json");
-  s->record_applied("a", dev("imei:350266800610993"), fp(1));
-  s->record_applied("b", dev("imei:350266800610994"), fp(1));
+  s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
+  s->record_applied("b", dev("imei:350266800610994"), fp(1), 0);
   s->retain_only({"b", "zzz"});
   CHECK(s->size() == 1);
   CHECK(s->find("b"));
@@ -259,7 +259,7 @@ TEST_CASE("the state file never holds anything but fingerprints", "[state]") {
   TempDir t;
   const auto p = t.path / "state.json";
   auto s = open_ok(p);
-  s->record_applied("a", dev("imei:350266800610993"), fp(0xab));
+  s->record_applied("a", dev("imei:350266800610993"), fp(0xab), 0);
   REQUIRE(s->checkpoint());
   const auto text = read(p);
   CHECK_THAT(text, Catch::Contains(R"("fp":"abababababababab")"));
