@@ -66,28 +66,33 @@ std::string ListQuery::to_query_string() const {
   return q;
 }
 
-net::awaitable<core::Result<std::size_t, ApiError>> BindingsApi::list_pages(ListQuery query,
+net::awaitable<core::Result<ListSummary, ApiError>> BindingsApi::list_pages(ListQuery query,
                                                                             PageHandler on_page) {
   ApiCall call;
   call.target = "/mqtt/bindings";
   if (auto qs = query.to_query_string(); !qs.empty()) call.target += "?" + qs;
   Url current = client_.url_for(call.target);
   std::unordered_set<std::string> seen{current.target};
-  std::size_t pages = 0;
+  ListSummary summary;
   for (;;) {
     auto res = co_await client_.call(call);
     if (!res) co_return detail::fail(res.error());
+    if (summary.pages == 0) {
+      if (const auto date = res->header("Date")) {
+        if (const auto secs = parse_http_date(*date)) summary.server_time_ms = *secs * 1000;
+      }
+    }
     auto page = parse_page(res->body);
     if (!page) {
       auto e = page.error();
       e.status = res->status;
-      e.detail = "page " + std::to_string(pages + 1) + " of " + std::string(current.path()) +
-                 (e.detail.empty() ? "" : ": " + e.detail);
+      e.detail = "page " + std::to_string(summary.pages + 1) + " of " +
+                 std::string(current.path()) + (e.detail.empty() ? "" : ": " + e.detail);
       co_return detail::fail(std::move(e));
     }
-    ++pages;
+    ++summary.pages;
     on_page(*page);
-    if (!page->next) co_return pages;
+    if (!page->next) co_return summary;
     auto next = resolve_reference(current, *page->next);
     if (!next) co_return detail::fail(protocol_error("invalid next link", "not an http(s) URL"));
     if (!next->same_origin(client_.base_url())) {
@@ -105,19 +110,20 @@ net::awaitable<core::Result<std::size_t, ApiError>> BindingsApi::list_pages(List
   }
 }
 
-net::awaitable<core::Result<ListResult, ApiError>> BindingsApi::list_all(ListQuery query) {
+net::awaitable<core::Result<ListResult, ApiError>> Bindings::list_all(ListQuery query) {
   ListResult out;
   auto collect = [&out](const Page& p) {
     out.bindings.insert(out.bindings.end(), p.items.begin(), p.items.end());
     out.skipped.insert(out.skipped.end(), p.skipped.begin(), p.skipped.end());
   };
-  auto pages = co_await list_pages(std::move(query), std::move(collect));
-  if (!pages) co_return detail::fail(pages.error());
-  out.pages = *pages;
+  auto summary = co_await list_pages(std::move(query), std::move(collect));
+  if (!summary) co_return detail::fail(summary.error());
+  out.pages = summary->pages;
+  out.server_time_ms = summary->server_time_ms;
   co_return std::move(out);
 }
 
-net::awaitable<core::Result<std::vector<core::RemoteBinding>, ApiError>> BindingsApi::find_by_device(
+net::awaitable<core::Result<std::vector<core::RemoteBinding>, ApiError>> Bindings::find_by_device(
     core::DeviceId device) {
   ListQuery q;
   q.device_id = device.canonical();
@@ -133,33 +139,18 @@ net::awaitable<core::Result<std::vector<core::RemoteBinding>, ApiError>> Binding
   co_return found;
 }
 
-net::awaitable<core::Result<core::RemoteBinding, ApiError>> BindingsApi::get(std::string binding_id) {
-  ApiCall call;
-  call.target = binding_target(binding_id);
-  auto res = co_await client_.call(std::move(call));
-  if (!res) co_return detail::fail(res.error());
-  co_return parse_binding(res->body);
-}
-
-net::awaitable<core::Result<CreateResult, ApiError>> BindingsApi::create(core::DeviceId device,
-                                                                          core::Secret password) {
+net::awaitable<core::Result<CreateResult, ApiError>> Bindings::create(core::DeviceId device,
+                                                                       core::Secret password) {
   auto log = detail::log();
-  const std::uint32_t rounds = std::max<std::uint32_t>(1, client_.backoff().max_attempts);
+  const std::uint32_t rounds = std::max<std::uint32_t>(1, create_rounds());
   for (std::uint32_t round = 1;; ++round) {
-    ApiCall call;
-    call.method = "POST";
-    call.target = "/mqtt/bindings";
-    call.body = binding_body(device, password);
-    auto res = co_await client_.call(std::move(call));
-    if (res) {
-      auto b = parse_binding(res->body);
-      if (!b) co_return detail::fail(b.error());
-      co_return CreateResult{std::move(*b), false};
-    }
+    auto res = co_await post(device, password);
+    if (res) co_return CreateResult{std::move(*res), false};
     auto err = scrubbed(res.error(), password);
     const bool conflict = err.status == 409;
     if (err.kind != ErrorKind::kUnknownOutcome && !conflict) co_return detail::fail(std::move(err));
-    // Never re-send blindly: the first POST may have created the binding.
+    // Never re-send blindly: the first POST may have created the binding, and the API may
+    // accept a second one for the same device.
     log->warn("create outcome unclear, looking the device up device={} round={} error=\"{}\"",
               device.canonical(), round, err.to_string());
     auto found = co_await find_by_device(device);
@@ -176,6 +167,27 @@ net::awaitable<core::Result<CreateResult, ApiError>> BindingsApi::create(core::D
     }
     if (conflict || round >= rounds) co_return detail::fail(std::move(err));
   }
+}
+
+std::uint32_t BindingsApi::create_rounds() const { return client_.backoff().max_attempts; }
+
+net::awaitable<core::Result<core::RemoteBinding, ApiError>> BindingsApi::get(std::string binding_id) {
+  ApiCall call;
+  call.target = binding_target(binding_id);
+  auto res = co_await client_.call(std::move(call));
+  if (!res) co_return detail::fail(res.error());
+  co_return parse_binding(res->body);
+}
+
+net::awaitable<core::Result<core::RemoteBinding, ApiError>> BindingsApi::post(
+    core::DeviceId device, core::Secret password) {
+  ApiCall call;
+  call.method = "POST";
+  call.target = "/mqtt/bindings";
+  call.body = binding_body(device, password);
+  auto res = co_await client_.call(std::move(call));
+  if (!res) co_return detail::fail(scrubbed(res.error(), password));
+  co_return parse_binding(res->body);
 }
 
 net::awaitable<core::Result<core::RemoteBinding, ApiError>> BindingsApi::update(

@@ -211,6 +211,7 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
       ++stats_.sent;
       stats_.connections_opened = http_.connections_opened();
       const int status = res ? res->status : 0;
+      bool rate_limited_post = false;
       if (res && status / 100 == 2) {
         if (opts_.on_request) opts_.on_request({req.method, status, took, false});
         log_->debug("request method={} path={} status={} ms={} attempt={}", req.method,
@@ -221,6 +222,20 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
       if (res) {
         err = classify(status, res->header("Content-Type").value_or(""), res->body,
                        res->header("Retry-After"), std::chrono::system_clock::now());
+        if (post && (status == 408 || status >= 500)) {
+          // A gateway may answer 502/504 after the API committed the create: never re-send
+          // it here. A 503's Retry-After still pauses all traffic.
+          if (err.kind == ErrorKind::kRateLimited) {
+            rate_limited_post = true;
+            ++stats_.rate_limited;
+            pause_all(err.retry_after ? std::chrono::milliseconds(*err.retry_after)
+                                      : std::chrono::milliseconds(std::chrono::seconds(1)),
+                      err.status);
+          }
+          err.detail = std::string(to_string(err.kind)) + (err.detail.empty() ? "" : ": ") +
+                       err.detail;
+          err.kind = ErrorKind::kUnknownOutcome;
+        }
       } else {
         err = res.error().error;
         if (post && res.error().sent != Sent::kNo && err.kind != ErrorKind::kCancelled &&
@@ -231,7 +246,8 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
         }
       }
       if (opts_.on_request) {
-        opts_.on_request({req.method, status, took, err.kind == ErrorKind::kRateLimited});
+        opts_.on_request(
+            {req.method, status, took, rate_limited_post || err.kind == ErrorKind::kRateLimited});
       }
       log_->debug("request method={} path={} status={} ms={} attempt={} error=\"{}\"", req.method,
                   req.url.path(), status,

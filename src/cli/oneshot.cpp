@@ -8,7 +8,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,6 +21,7 @@
 #include "thingsync/core/time.hpp"
 #include "thingsync/engine/desired.hpp"
 #include "thingsync/engine/executor.hpp"
+#include "thingsync/engine/pass.hpp"
 #include "thingsync/engine/plan_render.hpp"
 #include "thingsync/engine/session.hpp"
 #include "thingsync/obs/log.hpp"
@@ -70,36 +70,11 @@ std::optional<Loaded> load_all(const std::string& config_file) {
 
 core::SyncPolicy policy_of(const config::Config& c) { return {c.sync.prune, c.sync.max_deletes}; }
 
-struct Observed {
-  api::ListResult list;
-  core::Plan plan;
-  std::vector<core::DeviceId> unresolved_pending;  // pending creates the list did not show
-};
-
-// The full list in scope, all or nothing, then the plan.
-net::awaitable<core::Result<Observed, std::string>> observe_and_plan(Loaded& l,
-                                                                     engine::Session& session) {
-  using R = core::Result<Observed, std::string>;
-  auto list = co_await session.bindings().list_all(session.scope_query());
-  if (!list) {
-    co_return R::failure("listing the remote bindings failed, so nothing was planned or changed: " +
-                         list.error().to_string());
-  }
-  Observed o{std::move(list.value()), {}, {}};
-  if (!o.list.skipped.empty()) {
-    obs::logger("main")->warn("{} remote bindings have a device ID thingsync cannot parse; they "
-                              "are left alone (first: id={})",
-                              o.list.skipped.size(), o.list.skipped.front());
-  }
-  // Pending creates of an earlier run that the list shows are resolved (the plan adopts them
-  // and puts the password once).
-  std::unordered_set<std::string> seen;
-  for (const auto& b : o.list.bindings) seen.insert(b.device.canonical());
-  o.unresolved_pending = engine::resolve_pending_creates(
-      *l.state, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
-  o.plan = core::make_plan(l.prepared.bindings, o.list.bindings, l.state->applied(),
-                           policy_of(l.config));
-  co_return o;
+// The observation and the plan of this one pass.
+net::awaitable<core::Result<engine::OneShotPlan, std::string>> observe_and_plan(
+    Loaded& l, engine::Session& session) {
+  return engine::observe_and_plan(session.bindings(), session.scope_query(), l.prepared, *l.state,
+                                  policy_of(l.config));
 }
 
 template <typename T>
@@ -160,7 +135,7 @@ int run_plan(const CommandOptions& opts) {
     obs::logger("main")->error("{}", observed.error());
     return kExitError;
   }
-  const auto& plan = observed->plan;
+  const auto& plan = observed->pass.plan;
   if (opts.output == "json") {
     std::fputs(engine::render_plan_json(plan).c_str(), stdout);
   } else {
@@ -210,33 +185,32 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
     log->error("{}", observed.error());
     co_return kExitError;
   }
-  const auto& plan = observed->plan;
+  const auto& plan = observed->pass.plan;
   std::fputs(engine::render_plan_text(plan, ::isatty(STDOUT_FILENO) == 1).c_str(), stdout);
   std::fflush(stdout);
-  std::vector<std::string> live;
-  live.reserve(observed->list.bindings.size());
-  for (const auto& b : observed->list.bindings) live.push_back(b.id);
-  l.state->retain_only(live);
-  if (plan.empty()) {
+  // The list is complete: records of vanished bindings go, and pending creates of an earlier
+  // run that it shows are resolved (the plan adopts them and puts the password once).
+  auto unresolved = engine::settle_after_list(*l.state, observed->list);
+  if (plan.empty() && plan.receipts.empty()) {
     if (auto r = l.state->checkpoint(); !r) {
       log->error("{}", r.error().message);
       co_return kExitError;
     }
     co_return plan.guard_blocked() ? kExitGuard : kExitOk;
   }
-  if (!run.opts.yes && !confirm()) {
+  if (!plan.empty() && !run.opts.yes && !confirm()) {
     std::printf("Apply cancelled.\n");
     co_return kExitError;
   }
   auto progress = std::make_shared<ProgressLine>(::isatty(STDERR_FILENO) == 1);
   engine::ExecOptions eo;
   eo.concurrency = l.config.sync.concurrency;
-  eo.unresolved_pending = observed->unresolved_pending;
+  eo.unresolved_pending = std::move(unresolved);
   eo.on_progress = [progress](const engine::Progress& p) { progress->update(p); };
   eo.stop = &run.stop;
   const auto sent_before = run.session.client().stats().sent;
-  auto report = co_await engine::execute_plan(plan, l.desired.state, l.prepared, *l.state,
-                                              run.session.bindings(), std::move(eo));
+  auto report = co_await engine::execute_pass(observed->pass, l.desired.state, l.prepared,
+                                              *l.state, run.session.bindings(), std::move(eo));
   auto saved = l.state->checkpoint();
   const double secs = std::chrono::duration<double>(Clock::now() - run.start).count();
   print_report(plan, report, secs, run.session.client().stats().sent - sent_before);

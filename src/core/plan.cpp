@@ -176,9 +176,10 @@ class Planner {
         not_desired(j, end);
       } else {
         k = check_kept(dkeys_[i], okeys_[j], k);
+        const std::string& kept_id = observed_[okeys_[j].idx].id;
         for (std::size_t x = j + 1; x < end; ++x) {
           const RemoteBinding& r = observed_[okeys_[x].idx];
-          group_.push_back({r.device, r.id, DeleteReason::kDuplicate});
+          group_.push_back({r.device, r.id, DeleteReason::kDuplicate, kept_id});
         }
         flush_group(policy_.prune ? nullptr : &plan_.blocked);
         ++i;
@@ -195,7 +196,7 @@ class Planner {
     }
     for (std::size_t x = j; x < end; ++x) {
       const RemoteBinding& r = observed_[okeys_[x].idx];
-      group_.push_back({r.device, r.id, DeleteReason::kNotDesired});
+      group_.push_back({r.device, r.id, DeleteReason::kNotDesired, {}});
     }
     flush_group(nullptr);
   }
@@ -219,10 +220,18 @@ class Planner {
     if (state == nullptr) {
       // Not recorded for this device; resolve_unmatched_state() looks for it under another.
       unresolved_.push_back(plan_.updates.size());
-      plan_.updates.push_back({d.device, kept.id, UpdateReason::kNotRecorded, d.index});
+      plan_.updates.push_back({d.device, kept.id, UpdateReason::kNotRecorded, d.index, 0, {}});
+    } else if (state->receipt_ms != 0 && kept.modified_at_ms != 0 &&
+               state->receipt_ms != kept.modified_at_ms) {
+      // Written since thingsync's last write: the password may not be ours any more, and the
+      // API cannot tell (it is write-only).
+      plan_.updates.push_back({d.device, kept.id, UpdateReason::kChangedOutside, d.index,
+                               kept.modified_at_ms, kept.modified_by});
     } else if (state->password_fp != d.password_fp) {
-      plan_.updates.push_back({d.device, kept.id, UpdateReason::kPasswordChanged, d.index});
+      plan_.updates.push_back(
+          {d.device, kept.id, UpdateReason::kPasswordChanged, d.index, 0, {}});
     } else {
+      if (state->receipt_ms == 0 && kept.modified_at_ms != 0) plan_.receipts.push_back({kept.id, kept.modified_at_ms});
       ++plan_.unchanged;
     }
     return k;
@@ -302,6 +311,7 @@ std::string_view to_string(UpdateReason r) {
     case UpdateReason::kPasswordChanged: return "password changed";
     case UpdateReason::kNotRecorded: return "not recorded in state (first adoption)";
     case UpdateReason::kDeviceChanged: return "device changed";
+    case UpdateReason::kChangedOutside: return "changed outside thingsync";
   }
   return "unknown";
 }

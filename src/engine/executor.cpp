@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "thingsync/config/password_resolver.hpp"
+#include "thingsync/engine/plan_render.hpp"
 #include "thingsync/obs/log.hpp"
 
 namespace thingsync::engine {
@@ -53,7 +54,7 @@ std::vector<DeviceWork> group_by_device(const core::Plan& plan) {
 class Executor {
  public:
   Executor(const core::Plan& plan, const config::DesiredState& desired,
-           const PreparedDesired& prepared, state::StateStore& state, api::BindingsApi& api,
+           const PreparedDesired& prepared, state::StateStore& state, api::Bindings& api,
            ExecOptions options)
       : desired_(desired),
         prepared_(prepared),
@@ -108,7 +109,11 @@ class Executor {
       }
       const std::size_t i = next_++;
       if (work_[i].create && i >= journaled_upto_) journal_creates_from(i);
-      co_await run_device(work_[i]);
+      if (work_[i].create && i < journal_failed_upto_) {
+        not_durable(*work_[i].device);
+      } else {
+        co_await run_device(work_[i]);
+      }
       ++done_;
       maybe_flush();
       if (opts_.on_progress) opts_.on_progress({done_, work_.size(), report_.failed});
@@ -126,19 +131,31 @@ class Executor {
       ++n;
     }
     journaled_upto_ = j;
-    flush();
+    // No create is sent unless its pending record is durable: a crash after the POST would
+    // otherwise leave a binding that no one knows to look for.
+    if (!flush()) journal_failed_upto_ = j;
+  }
+
+  void not_durable(const core::DeviceId& device) {
+    api::ApiError e;
+    e.kind = api::ErrorKind::kConfig;
+    e.title = "not sent: the pending-create record could not be saved";
+    e.detail = report_.state_error;
+    failed(device, obs::Action::kCreate, e);
   }
 
   void maybe_flush() {
     if (std::chrono::steady_clock::now() - last_flush_ >= opts_.flush_interval) flush();
   }
 
-  void flush() {
+  bool flush() {
     last_flush_ = std::chrono::steady_clock::now();
-    if (auto r = state_.flush(); !r && report_.state_error.empty()) {
+    auto r = state_.flush();
+    if (!r && report_.state_error.empty()) {
       report_.state_error = r.error().message;
       log_->error("state not saved: {}", report_.state_error);
     }
+    return static_cast<bool>(r);
   }
 
   bool waiting_out_backoff(const core::DeviceId& device) {
@@ -183,7 +200,10 @@ class Executor {
     const core::DeviceId& device = *w.device;
     if (waiting_out_backoff(device)) co_return;
     if (w.create) co_await do_create(*w.create);
-    if (w.update) co_await do_update(w.update->binding_id, w.update->desired_index, device);
+    if (w.update) {
+      co_await do_update(w.update->binding_id, w.update->desired_index, device,
+                         update_reason(*w.update));
+    }
     for (const auto* d : w.deletes) co_await do_delete(*d);
   }
 
@@ -203,7 +223,8 @@ class Executor {
                    found->front().id);
         state_.end_create(c.device);
         ++report_.adopted;
-        co_await do_update(found->front().id, c.desired_index, c.device);
+        co_await do_update(found->front().id, c.desired_index, c.device,
+                           "adopted: an earlier create was found by a lookup");
         co_return;
       }
     }
@@ -218,10 +239,11 @@ class Executor {
     if (r->adopted) {
       // The binding existed already, with a password that may not be ours.
       ++report_.adopted;
-      co_await do_update(r->binding.id, c.desired_index, c.device);
+      co_await do_update(r->binding.id, c.desired_index, c.device,
+                         "adopted: the create's outcome was unknown and a lookup found it");
       co_return;
     }
-    state_.record_applied(r->binding.id, c.device, fp);
+    state_.record_applied(r->binding.id, c.device, fp, r->binding.modified_at_ms);
     report_.written_bindings.push_back(r->binding);
     ++report_.created;
     succeeded(c.device, obs::Action::kCreate);
@@ -229,23 +251,71 @@ class Executor {
   }
 
   net::awaitable<void> do_update(std::string binding_id, std::uint32_t desired_index,
-                                 core::DeviceId device) {
+                                 core::DeviceId device, std::string reason) {
     auto pw = password_for(desired_index, obs::Action::kUpdate);
     if (!pw) co_return;
     const auto fp = prepared_.bindings[desired_index].password_fp;
     auto r = co_await api_.update(binding_id, device, *pw);
+    if (!r && r.error().status == 404) {
+      // Deleted since it was seen (a portal delete, perhaps a re-create under a new id).
+      log_->warn("update found the binding gone device={} id={}: planning again",
+                 device.canonical(), binding_id);
+      gone(binding_id);
+      co_return;
+    }
     if (!r) {
       failed(device, obs::Action::kUpdate, r.error());
       co_return;
     }
-    state_.record_applied(binding_id, device, fp);
+    // The receipt: a later list showing another modifiedAt means someone else wrote it.
+    state_.record_applied(binding_id, device, fp, r->modified_at_ms);
     report_.written_bindings.push_back(std::move(r.value()));
     ++report_.updated;
     succeeded(device, obs::Action::kUpdate);
-    log_->info("updated device={} id={}", device.canonical(), binding_id);
+    log_->info("updated device={} id={} reason=\"{}\"", device.canonical(), binding_id, reason);
+  }
+
+  void gone(const std::string& binding_id) {
+    state_.forget(binding_id);
+    report_.gone_ids.push_back(binding_id);
+    report_.replan = true;
+  }
+
+  // Fresh evidence for a delete planned on an older observation: true when `id` is live and
+  // still bound to `device`. A binding found gone is forgotten.
+  net::awaitable<bool> confirm_live(std::string id, core::DeviceId device, obs::Action action) {
+    auto r = co_await api_.get(id);
+    if (!r && r.error().status == 404) {
+      gone(id);
+      co_return false;
+    }
+    if (!r) {
+      failed(device, action, r.error());
+      co_return false;
+    }
+    if (r->device != device) {
+      report_.replan = true;
+      co_return false;
+    }
+    co_return true;
   }
 
   net::awaitable<void> do_delete(const core::PlannedDelete& d) {
+    if (opts_.confirm_deletes) {
+      // Of two bindings for one device, the kept one must be live before the other goes: a
+      // portal delete-and-re-create would otherwise leave the device with none.
+      // (No co_await inside a condition: GCC 12 miscompiles some of those.)
+      bool kept_live = true;
+      if (!d.kept_id.empty()) kept_live = co_await confirm_live(d.kept_id, d.device, obs::Action::kDelete);
+      if (!kept_live) {
+        log_->warn("duplicate not deleted device={} id={}: the binding kept for it ({}) is not "
+                   "live; planning again", d.device.canonical(), d.binding_id, d.kept_id);
+        report_.replan = true;
+        co_return;
+      }
+      const bool live = co_await confirm_live(d.binding_id, d.device, obs::Action::kDelete);
+      if (!live) co_return;
+    }
     auto r = co_await api_.remove(d.binding_id);
     if (!r) {
       failed(d.device, obs::Action::kDelete, r.error());
@@ -262,7 +332,7 @@ class Executor {
   const config::DesiredState& desired_;
   const PreparedDesired& prepared_;
   state::StateStore& state_;
-  api::BindingsApi& api_;
+  api::Bindings& api_;
   ExecOptions opts_;
   std::vector<DeviceWork> work_;
   config::PasswordResolver resolver_;
@@ -271,6 +341,7 @@ class Executor {
   std::size_t next_ = 0;
   std::size_t done_ = 0;
   std::size_t journaled_upto_ = 0;
+  std::size_t journal_failed_upto_ = 0;  // creates before here were not made durable
   std::chrono::steady_clock::time_point last_flush_;
   ExecReport report_;
 };
@@ -280,7 +351,7 @@ class Executor {
 net::awaitable<ExecReport> execute_plan(const core::Plan& plan,
                                         const config::DesiredState& desired,
                                         const PreparedDesired& prepared, state::StateStore& state,
-                                        api::BindingsApi& api, ExecOptions options) {
+                                        api::Bindings& api, ExecOptions options) {
   Executor ex(plan, desired, prepared, state, api, std::move(options));
   co_return co_await ex.run();
 }

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "thingsync/core/time.hpp"
+
 namespace thingsync::engine {
 namespace {
 
@@ -25,7 +27,24 @@ std::string blocked_why(const core::Plan& plan, const core::BlockedDelete& b) {
   return std::string(core::to_string(b.reason));
 }
 
+// The API's modifiedBy as a terminal may show it: control bytes become '?'.
+std::string printable(std::string_view s) {
+  std::string out(s.substr(0, 200));
+  for (char& ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string update_reason(const core::PlannedUpdate& u) {
+  std::string s(core::to_string(u.reason));
+  if (u.reason != core::UpdateReason::kChangedOutside) return s;
+  if (u.modified_at_ms != 0) s += " at " + core::format_iso8601_ms(u.modified_at_ms);
+  if (!u.modified_by.empty()) s += " by " + printable(u.modified_by);
+  return s;
+}
 
 std::string plan_summary(const core::Plan& plan) {
   std::string s = std::to_string(plan.creates.size()) + " to create, " +
@@ -58,7 +77,7 @@ std::string render_plan_text(const core::Plan& plan, bool color) {
     out += c.reset;
     out += x.device.canonical();
     out += " (";
-    out += core::to_string(x.reason);
+    out += update_reason(x);
     out += ") id=" + x.binding_id + '\n';
   }
   for (const auto& x : plan.deletes) {
@@ -98,9 +117,14 @@ std::string render_plan_json(const core::Plan& plan) {
   for (const auto& x : plan.creates) creates.push_back({{"deviceId", x.device.canonical()}});
   auto& updates = j["update"] = json::array();
   for (const auto& x : plan.updates) {
-    updates.push_back({{"deviceId", x.device.canonical()},
-                       {"id", x.binding_id},
-                       {"reason", core::to_string(x.reason)}});
+    json u{{"deviceId", x.device.canonical()},
+           {"id", x.binding_id},
+           {"reason", core::to_string(x.reason)}};
+    if (x.reason == core::UpdateReason::kChangedOutside) {
+      if (x.modified_at_ms != 0) u["modifiedAt"] = core::format_iso8601_ms(x.modified_at_ms);
+      if (!x.modified_by.empty()) u["modifiedBy"] = x.modified_by;
+    }
+    updates.push_back(std::move(u));
   }
   auto& deletes = j["delete"] = json::array();
   for (const auto& x : plan.deletes) {

@@ -50,6 +50,7 @@ api::ListQuery Session::scope_query() const {
   api::ListQuery q;
   q.client_id = scope_client_id_;
   q.limit = 1000;
+  q.sort = "createdAt";  // a stable order: pages do not shift while bindings change
   return q;
 }
 

@@ -39,7 +39,7 @@ TEST_CASE("30% 5xx for a minute: converges, applies an edit and repairs deletes,
   sim.set_faults({{"failRate", 0.3}});
   const auto t0 = Clock::now();
   Daemon d(rig);
-  REQUIRE(wait_converged(sim, rig, first, unmanaged, d, 120s));
+  REQUIRE(wait_converged(sim, rig, first, unmanaged, d, 240s));
   const double initial = seconds_since(t0);
 
   // An edit under faults: 100 more devices, 10 with a new (literal) password.

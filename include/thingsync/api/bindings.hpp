@@ -38,10 +38,20 @@ struct ListQuery {
   std::string to_query_string() const;
 };
 
+/// What a list saw besides its items.
+struct ListSummary {
+  std::size_t pages = 0;
+  /// The server's time when the list began: the `Date` header of its first page, else unset.
+  /// A watermark must never pass it (a binding stamped by a node whose clock runs ahead must
+  /// not hide the changes that come after it).
+  std::optional<std::int64_t> server_time_ms;
+};
+
 struct ListResult {
   std::vector<core::RemoteBinding> bindings;
   std::vector<std::string> skipped;  ///< remote ids with an unparseable deviceId (left alone)
   std::size_t pages = 0;
+  std::optional<std::int64_t> server_time_ms;  ///< ListSummary::server_time_ms
 };
 
 struct CreateResult {
@@ -53,34 +63,63 @@ struct CreateResult {
 
 enum class DeleteResult : std::uint8_t { kDeleted, kAlreadyGone };
 
-/// The Things MQTT Bindings operations over one ApiClient (which does auth, rate limit, retries).
-/// Not thread-safe: use it from the io_context thread.
-class BindingsApi {
+/// The Things MQTT Bindings operations: the narrow port through which the engine reaches the
+/// API. BindingsApi is the HTTP one; tests drive the engine with an in-memory one. Not
+/// thread-safe: use it from one io_context thread.
+///
+/// The virtual operations are single requests as the API answers them (the transport may
+/// retry what is safe to retry). The rules built on them (a create whose outcome is unknown is
+/// looked up before anything is re-sent) are the non-virtual members, so that they hold
+/// whatever the port.
+class Bindings {
  public:
-  explicit BindingsApi(ApiClient& client) : client_(client) {}
+  virtual ~Bindings() = default;
 
   using PageHandler = std::function<void(const Page&)>;
-  /// Every page of the query, following `next` links (absolute or relative) until there is none.
-  /// A link to another scheme, host or port fails with kProtocol and is never requested.
-  /// All or nothing: on error the pages already seen must be treated as incomplete.
-  net::awaitable<core::Result<std::size_t, ApiError>> list_pages(ListQuery query,
-                                                                 PageHandler on_page);
+  /// Every page of the query, following `next` links until there is none. All or nothing: on
+  /// error the pages already seen must be treated as incomplete.
+  virtual net::awaitable<core::Result<ListSummary, ApiError>> list_pages(ListQuery query,
+                                                                         PageHandler on_page) = 0;
+  virtual net::awaitable<core::Result<core::RemoteBinding, ApiError>> get(
+      std::string binding_id) = 0;
+  /// One POST, never re-sent. Anything but a definite answer (a timeout, a connection lost
+  /// after sending, 408, any 5xx) fails with kUnknownOutcome: the binding may exist.
+  virtual net::awaitable<core::Result<core::RemoteBinding, ApiError>> post(
+      core::DeviceId device, core::Secret password) = 0;
+  virtual net::awaitable<core::Result<core::RemoteBinding, ApiError>> update(
+      std::string binding_id, core::DeviceId device, core::Secret password) = 0;
+  /// DELETE; 404 means the binding is already gone, which is success.
+  virtual net::awaitable<core::Result<DeleteResult, ApiError>> remove(std::string binding_id) = 0;
+  /// How many POSTs one create() may send (each after a lookup that found nothing).
+  virtual std::uint32_t create_rounds() const { return 3; }
+
   /// list_pages() collected into one vector.
   net::awaitable<core::Result<ListResult, ApiError>> list_all(ListQuery query);
   /// Bindings of one device, oldest first (a lookup by deviceId).
   net::awaitable<core::Result<std::vector<core::RemoteBinding>, ApiError>> find_by_device(
       core::DeviceId device);
-
-  net::awaitable<core::Result<core::RemoteBinding, ApiError>> get(std::string binding_id);
-  /// POST. When the outcome is unknown (or 409), looks the device up first: adopts an existing
-  /// binding, otherwise posts again (bounded by the backoff policy's attempts).
+  /// POST. When the outcome is unknown (or 409), looks the device up before anything is
+  /// re-sent: adopts the oldest binding it has, else posts again (at most create_rounds()).
+  /// This holds against an API that accepts a second binding for a device.
   net::awaitable<core::Result<CreateResult, ApiError>> create(core::DeviceId device,
                                                                core::Secret password);
-  net::awaitable<core::Result<core::RemoteBinding, ApiError>> update(std::string binding_id,
-                                                                     core::DeviceId device,
-                                                                     core::Secret password);
-  /// DELETE; 404 means the binding is already gone, which is success.
-  net::awaitable<core::Result<DeleteResult, ApiError>> remove(std::string binding_id);
+};
+
+/// The Bindings port over HTTP: one ApiClient (auth, rate limit, retries of what is safe).
+class BindingsApi final : public Bindings {
+ public:
+  explicit BindingsApi(ApiClient& client) : client_(client) {}
+
+  /// A link to another scheme, host or port fails with kProtocol and is never requested.
+  net::awaitable<core::Result<ListSummary, ApiError>> list_pages(ListQuery query,
+                                                                 PageHandler on_page) override;
+  net::awaitable<core::Result<core::RemoteBinding, ApiError>> get(std::string binding_id) override;
+  net::awaitable<core::Result<core::RemoteBinding, ApiError>> post(core::DeviceId device,
+                                                                   core::Secret password) override;
+  net::awaitable<core::Result<core::RemoteBinding, ApiError>> update(
+      std::string binding_id, core::DeviceId device, core::Secret password) override;
+  net::awaitable<core::Result<DeleteResult, ApiError>> remove(std::string binding_id) override;
+  std::uint32_t create_rounds() const override;
 
  private:
   ApiClient& client_;

@@ -75,7 +75,8 @@ class ApiClient {
 
   /// Runs one call to a 2xx answer, retrying what is transient. A non-2xx answer that is not
   /// retried becomes an ApiError with its status, problem title and detail. A POST that was
-  /// sent but not answered is never re-sent: it fails with kUnknownOutcome.
+  /// sent but not answered, or answered 408 or 5xx (a gateway may answer so after the API
+  /// committed it), is never re-sent: it fails with kUnknownOutcome.
   net::awaitable<core::Result<HttpResponse, ApiError>> call(ApiCall call);
 
   /// Stops: waiting calls and new calls fail with kCancelled, open connections are closed.

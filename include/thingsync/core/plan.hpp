@@ -31,6 +31,7 @@ enum class UpdateReason : std::uint8_t {
   kPasswordChanged,  ///< the source yields a password other than the one last applied
   kNotRecorded,      ///< no state for this binding (first adoption, lost state file)
   kDeviceChanged,    ///< the state remembers this binding for another device
+  kChangedOutside,   ///< its modifiedAt is not the receipt of thingsync's last write
 };
 std::string_view to_string(UpdateReason r);
 
@@ -55,11 +56,23 @@ struct PlannedUpdate {
   std::string binding_id;
   UpdateReason reason;
   std::uint32_t desired_index = 0;
+  /// kChangedOutside: when and by whom the API says the binding was last written.
+  std::int64_t modified_at_ms = 0;
+  std::string modified_by;
 };
 struct PlannedDelete {
   DeviceId device;
   std::string binding_id;
   DeleteReason reason;
+  /// kDuplicate: the binding kept for the device. It must be confirmed live before this one
+  /// is deleted.
+  std::string kept_id;
+};
+/// A binding whose state record has no receipt (a state file of an older version) and whose
+/// password is unchanged: its listed modifiedAt becomes the receipt, without a write.
+struct ReceiptToRecord {
+  std::string binding_id;
+  std::int64_t modified_at_ms = 0;
 };
 struct BlockedDelete {
   PlannedDelete del;
@@ -73,6 +86,7 @@ struct Plan {
   std::vector<PlannedUpdate> updates;
   std::vector<PlannedDelete> deletes;
   std::vector<BlockedDelete> blocked;
+  std::vector<ReceiptToRecord> receipts;
   std::size_t unchanged = 0;
   std::size_t unmanaged = 0;     ///< remote bindings not desired, left alone because prune is off
   std::size_t delete_limit = 0;  ///< DeleteLimit::resolve() of this pass
@@ -86,7 +100,9 @@ struct Plan {
 /// loader rejects that). Rules (SPEC "Reconciliation semantics"): a desired device without a
 /// remote binding is created; of its remote bindings the oldest (created_at_ms, then smaller
 /// binding ID) is kept and the others are kDuplicate deletes; the kept one is updated unless
-/// its AppliedBinding (found by binding ID) names the same device and fingerprint. Remote
+/// its AppliedBinding (found by binding ID) names the same device and fingerprint, and its
+/// receipt is the binding's modifiedAt (kChangedOutside when not; a record without a receipt
+/// gets one in `receipts`). Remote
 /// bindings of undesired devices are kNotDesired deletes with prune, else only counted in
 /// `unmanaged`; without prune duplicates are blocked with kPruneDisabled. More deletes than
 /// delete_limit = max_deletes.resolve(observed.size()) move to `blocked` (kMaxDeletes) as a

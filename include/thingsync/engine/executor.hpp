@@ -39,6 +39,10 @@ struct ExecOptions {
   /// Devices pending from an earlier run whose create may have happened: looked up first.
   std::vector<core::DeviceId> unresolved_pending;
   const bool* stop = nullptr;  ///< set to stop starting new devices (SIGTERM)
+  /// Deletes only on fresh evidence: unless the plan's observation is a full list made in
+  /// this pass, each delete first GETs its binding (gone or moved to another device: not
+  /// sent) and, for a duplicate, the binding kept for the device (not live: nothing deleted).
+  bool confirm_deletes = true;
 };
 
 struct OpFailure {
@@ -60,6 +64,11 @@ struct ExecReport {
   /// What the API now holds, so that a daemon can update its observed state without a list.
   std::vector<core::RemoteBinding> written_bindings;  ///< created, adopted or updated
   std::vector<std::string> deleted_ids;
+  /// Bindings a write or a look found gone (404): to be forgotten by the observed state.
+  std::vector<std::string> gone_ids;
+  /// What the pass saw differs from what it planned on (a kept binding gone, an update's
+  /// binding gone): plan again on what is known now.
+  bool replan = false;
   std::string state_error;  ///< the state file could not be written (the run must fail)
   bool stopped = false;     ///< ExecOptions::stop ended the run early
 };
@@ -67,12 +76,12 @@ struct ExecReport {
 /// Carries out a plan: at most `concurrency` devices at once, each device's operations in
 /// order (an update and the deletes of its duplicates never overlap), a failed device never
 /// blocking the others. Creates are journaled as pending before they are sent (one fsync per
-/// batch); every outcome is recorded in `state` (fingerprints of applied passwords, failure
+/// batch; a create whose pending record could not be made durable is not sent); every outcome is recorded in `state` (fingerprints of applied passwords, failure
 /// backoff) and flushed at least every flush_interval and at the end.
 boost::asio::awaitable<ExecReport> execute_plan(const core::Plan& plan,
                                                 const config::DesiredState& desired,
                                                 const PreparedDesired& prepared,
-                                                state::StateStore& state, api::BindingsApi& api,
+                                                state::StateStore& state, api::Bindings& api,
                                                 ExecOptions options);
 
 /// Pending creates of an earlier pass or run (journaled before their POST, outcome unknown):

@@ -15,6 +15,9 @@ std::string render_plan_text(const core::Plan& plan, bool color = false);
 /// unchanged and blocked, plus unmanaged and deleteLimit.
 std::string render_plan_json(const core::Plan& plan);
 
+/// "password changed", or "changed outside thingsync at 2026-12-07T01:00:00.000Z by alice".
+std::string update_reason(const core::PlannedUpdate& update);
+
 /// "3 to create, 1 to update, 2 to delete, 40 unchanged" (+ ", 2 deletes blocked").
 std::string plan_summary(const core::Plan& plan);
 

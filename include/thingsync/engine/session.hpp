@@ -27,7 +27,7 @@ class Session {
   api::ApiClient& client() { return *client_; }
   api::BindingsApi& bindings() { return *bindings_; }
   api::TokenProvider& auth() { return *auth_; }
-  /// The list query of everything in scope (scope.clientId, large pages).
+  /// The list query of everything in scope (scope.clientId, large pages, oldest first).
   api::ListQuery scope_query() const;
 
  private:

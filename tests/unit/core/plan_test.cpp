@@ -458,3 +458,67 @@ TEST_CASE("random scenarios plan as the rules say and shuffled inputs give the s
     CHECK(rounds >= 10);
   }
 }
+
+namespace {
+Plan plan_of(std::vector<DesiredBinding> desired, std::vector<RemoteBinding> observed,
+             std::vector<AppliedBinding> applied, SyncPolicy policy = {}) {
+  return make_plan(desired, observed, applied, policy);
+}
+AppliedBinding receipted(std::string bid, std::string_view device, std::uint8_t pw,
+                         std::int64_t receipt) {
+  AppliedBinding a = state(std::move(bid), device, pw);
+  a.receipt_ms = receipt;
+  return a;
+}
+}  // namespace
+
+TEST_CASE("plan: a binding whose modifiedAt is not its receipt was changed outside thingsync") {
+  auto r = remote("b1", "imei:350266800610993", 1000);
+  r.modified_at_ms = 5000;
+  r.modified_by = "portal-user";
+  SECTION("changed: its password is put back, with when and by whom") {
+    const auto p = plan_of({want("imei:350266800610993", 1)}, {r},
+                             {receipted("b1", "imei:350266800610993", 1, 4000)}, {});
+    REQUIRE(p.updates.size() == 1);
+    CHECK(p.updates[0].reason == UpdateReason::kChangedOutside);
+    CHECK(p.updates[0].modified_at_ms == 5000);
+    CHECK(p.updates[0].modified_by == "portal-user");
+    CHECK(p.unchanged == 0);
+  }
+  SECTION("the receipt matches: unchanged") {
+    const auto p = plan_of({want("imei:350266800610993", 1)}, {r},
+                             {receipted("b1", "imei:350266800610993", 1, 5000)}, {});
+    CHECK(p.updates.empty());
+    CHECK(p.unchanged == 1);
+    CHECK(p.receipts.empty());
+  }
+  SECTION("no receipt (an older state file): the listed modifiedAt becomes it, no write") {
+    const auto p = plan_of({want("imei:350266800610993", 1)}, {r},
+                             {receipted("b1", "imei:350266800610993", 1, 0)}, {});
+    CHECK(p.updates.empty());
+    REQUIRE(p.receipts.size() == 1);
+    CHECK(p.receipts[0].binding_id == "b1");
+    CHECK(p.receipts[0].modified_at_ms == 5000);
+  }
+  SECTION("no state record at all: adopted with one PUT") {
+    const auto p = plan_of({want("imei:350266800610993", 1)}, {r}, {}, {});
+    REQUIRE(p.updates.size() == 1);
+    CHECK(p.updates[0].reason == UpdateReason::kNotRecorded);
+  }
+  SECTION("the API gave no modifiedAt: nothing to compare, no endless PUTs") {
+    r.modified_at_ms = 0;
+    const auto p = plan_of({want("imei:350266800610993", 1)}, {r},
+                             {receipted("b1", "imei:350266800610993", 1, 4000)}, {});
+    CHECK(p.updates.empty());
+  }
+}
+
+TEST_CASE("plan: a duplicate's delete names the binding kept for its device") {
+  const auto p =
+      plan_of({want("imei:350266800610993", 1)},
+                {remote("old", "imei:350266800610993", 1000), remote("new", "imei:350266800610993", 2000)},
+                {state("old", "imei:350266800610993", 1)}, prune_with(count(10)));
+  REQUIRE(p.deletes.size() == 1);
+  CHECK(p.deletes[0].binding_id == "new");
+  CHECK(p.deletes[0].kept_id == "old");
+}

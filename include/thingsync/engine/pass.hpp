@@ -1,0 +1,74 @@
+#pragma once
+
+#include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
+
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "thingsync/api/bindings.hpp"
+#include "thingsync/config/desired_state.hpp"
+#include "thingsync/core/plan.hpp"
+#include "thingsync/engine/desired.hpp"
+#include "thingsync/engine/executor.hpp"
+#include "thingsync/state/state_store.hpp"
+
+namespace thingsync::engine {
+
+/// One reconcile pass is: observe, plan, guard, execute, record. `plan`, `apply`, the
+/// daemon's full pass and its device-scoped pass all run it through these functions, so they
+/// share one idea of what was observed and what is allowed (docs/operations.md,
+/// "Reconciliation").
+enum class PassKind : std::uint8_t {
+  kFull,     ///< the whole fleet: the only kind that deletes (its guard sees every delete)
+  kDevices,  ///< some devices only (a desired-state edit): creates and updates, no deletes
+};
+
+struct PassPlan {
+  core::Plan plan;
+  PassKind kind = PassKind::kFull;
+  /// The observation is a full list made for this pass: deletes need no further look.
+  bool fresh = false;
+  /// kDevices: deletes left to the full pass that follows, whose guard counts the whole
+  /// fleet's delete set.
+  std::size_t deferred_deletes = 0;
+};
+
+/// Plans a pass (pure). For kDevices the inputs hold the affected devices only.
+PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
+                   std::span<const core::RemoteBinding> observed,
+                   std::span<const core::AppliedBinding> applied, const core::SyncPolicy& policy);
+
+/// The observation and plan of a one-shot pass (`plan`, `apply`): the full list in scope, all
+/// or nothing, then the plan on it (fresh: a delete needs no further look).
+struct OneShotPlan {
+  api::ListResult list;
+  PassPlan pass;
+};
+boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
+    api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
+    const state::StateStore& state, core::SyncPolicy policy);
+
+/// settle_after_full_list() on a one-shot pass's list.
+std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list);
+
+/// After a complete list: drops state records of bindings the list does not hold, and
+/// resolves the pending creates whose device it shows. Returns the pending creates it does not
+/// show: each is looked up right before its create (ExecOptions::unresolved_pending).
+std::vector<core::DeviceId> settle_after_full_list(
+    state::StateStore& state, const std::vector<std::string>& live_ids,
+    const std::function<bool(const core::DeviceId&)>& listed);
+
+/// Executes a planned pass: records the receipts the plan adopted, then runs the executor,
+/// which looks again before each delete unless the pass is fresh.
+boost::asio::awaitable<ExecReport> execute_pass(const PassPlan& pass,
+                                                const config::DesiredState& desired,
+                                                const PreparedDesired& prepared,
+                                                state::StateStore& state, api::Bindings& api,
+                                                ExecOptions options);
+
+}  // namespace thingsync::engine

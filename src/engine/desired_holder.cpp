@@ -1,0 +1,75 @@
+#include "desired_holder.hpp"
+
+#include <algorithm>
+#include <iterator>
+
+#include "thingsync/config/env.hpp"
+#include "thingsync/core/packed.hpp"
+
+namespace thingsync::engine {
+
+DesiredHolder::DesiredHolder(std::filesystem::path root, std::string salt)
+    : salt_(std::move(salt)), loader_(std::move(root)) {}
+
+DesiredHolder::Outcome DesiredHolder::reload() {
+  const bool full = full_wanted();
+  full_ = false;
+  std::vector<std::filesystem::path> changed(changed_.begin(), changed_.end());
+  changed_.clear();
+  auto r = full ? loader_.load_all_packed() : loader_.reload_packed(changed);
+  Outcome out;
+  out.files_parsed = r.files_parsed;
+  for (auto& d : r.diagnostics) {
+    if (d.severity == core::Severity::kError) {
+      out.errors.push_back(std::move(d));
+    } else {
+      ++out.warnings;
+    }
+  }
+  // The loader says what changed since its previous result, whether or not that one came
+  // into force: the devices of loads that failed stay affected until a load succeeds.
+  out.all = r.full || full || unapplied_all_;
+  if (!out.all && !unapplied_.empty()) {
+    std::vector<core::DeviceId> merged;
+    merged.reserve(r.affected.size() + unapplied_.size());
+    std::set_union(r.affected.begin(), r.affected.end(), unapplied_.begin(), unapplied_.end(),
+                   std::back_inserter(merged));
+    r.affected = std::move(merged);
+  }
+  DesiredFingerprints prepared;
+  if (r.ok()) {
+    prepared = out.all ? fingerprint_desired(r.state, salt_, config::process_env())
+                       : fingerprint_desired_incremental(r.state, state_, fps_, r.affected, salt_,
+                                                         config::process_env());
+  }
+  if (!r.ok() || !prepared.ok()) {
+    for (auto& d : prepared.diagnostics) out.errors.push_back(std::move(d));
+    unapplied_all_ = out.all;
+    unapplied_ = out.all ? std::vector<core::DeviceId>{} : std::move(r.affected);
+    return out;
+  }
+  state_ = std::move(r.state);
+  fps_ = std::move(prepared.fps);
+  unapplied_all_ = false;
+  unapplied_.clear();
+  loaded_once_ = true;
+  out.ok = true;
+  out.affected = std::move(r.affected);
+  return out;
+}
+
+void DesiredHolder::subset(const std::vector<core::DeviceId>& devices,
+                           config::DesiredState& desired, PreparedDesired& prepared) const {
+  desired.files = state_.common.files;
+  desired.sources = state_.common.sources;
+  for (const auto& d : devices) {
+    const core::PackedDevice packed(d);
+    const std::size_t i = state_.bindings.lower_bound(packed);
+    if (i < state_.bindings.size() && state_.bindings.device(i) == packed) {
+      prepared.bindings.push_back({d, fps_[i], static_cast<std::uint32_t>(desired.bindings.size())});
+      desired.bindings.push_back(state_.bindings[i].unpack());
+    }
+  }
+}
+
+}  // namespace thingsync::engine

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "thingsync/config/desired_state.hpp"
+#include "thingsync/core/binding.hpp"
+#include "thingsync/core/diagnostic.hpp"
+#include "thingsync/engine/desired.hpp"
+
+namespace thingsync::engine {
+
+/// The desired state in force in the daemon, and its reloads: all or nothing (a load that
+/// fails leaves the last good state in force), incremental where it can be (only the changed
+/// files are parsed, only the affected devices fingerprinted). Not thread-safe.
+class DesiredHolder {
+ public:
+  DesiredHolder(std::filesystem::path root, std::string salt);
+
+  /// A changed path (from the file watcher) for the next reload.
+  void changed(const std::filesystem::path& p) { changed_.insert(p.string()); }
+  /// The next reload parses everything (SIGHUP, a lost watch, a swapped root).
+  void want_full() { full_ = true; }
+  bool full_wanted() const { return full_ || !loaded_once_; }
+
+  struct Outcome {
+    bool ok = false;
+    bool all = false;                      ///< every device may have changed
+    std::vector<core::DeviceId> affected;  ///< else: these did (sorted)
+    std::size_t files_parsed = 0;
+    std::size_t warnings = 0;
+    core::Diagnostics errors;  ///< when !ok: why, one per line
+  };
+  /// Loads; on success the new state is in force.
+  Outcome reload();
+
+  const config::PackedDesiredState& state() const { return state_; }
+  const std::vector<core::Fingerprint>& fingerprints() const { return fps_; }
+  std::size_t size() const { return state_.bindings.size(); }
+
+  /// The plan's inputs for the whole fleet: copies made for one pass.
+  config::DesiredState unpack() const { return state_.unpack(); }
+  /// The plan's inputs for some devices only (sorted): `desired` and `prepared` hold those.
+  void subset(const std::vector<core::DeviceId>& devices, config::DesiredState& desired,
+              PreparedDesired& prepared) const;
+
+ private:
+  std::string salt_;
+  config::DesiredStateLoader loader_;
+  config::PackedDesiredState state_;  // in force: packed, 36 B a binding, shared with loader_
+  std::vector<core::Fingerprint> fps_;  // of state_.bindings, in its order
+  std::unordered_set<std::string> changed_;
+  bool full_ = false;
+  bool loaded_once_ = false;
+  std::vector<core::DeviceId> unapplied_;  // affected by loads that failed
+  bool unapplied_all_ = false;
+};
+
+}  // namespace thingsync::engine

@@ -1,0 +1,38 @@
+#include "health.hpp"
+
+#include "thingsync/obs/log.hpp"
+
+namespace thingsync::engine {
+
+void Health::set_counts(std::size_t desired, std::size_t observed, std::size_t drift) {
+  desired_ = desired;
+  observed_ = observed;
+  drift_ = drift;
+}
+
+void Health::set_error(std::string e) {
+  obs::logger("daemon")->error("{}", e);
+  last_error_ = std::move(e);
+  update();
+}
+
+void Health::update() {
+  std::string s = "desired=" + std::to_string(desired_) + " observed=" + std::to_string(observed_) +
+                  " drift=" + std::to_string(drift_);
+  if (observe_only_) s += " mode=observe";
+  if (!last_error_.empty()) s += " last error: " + last_error_;
+  notifier_.status(s);
+}
+
+obs::HttpReply Health::serve(const obs::HttpGet& g) const {
+  if (g.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (g.path == "/readyz") {
+    if (ready()) return {200, "text/plain; charset=utf-8", "ready\n"};
+    return {503, "text/plain; charset=utf-8",
+            !ready_ ? "not ready: first reconcile not finished\n"
+                    : "not ready: the last desired-state load failed\n"};
+  }
+  return {404, "text/plain; charset=utf-8", "not found\n"};
+}
+
+}  // namespace thingsync::engine

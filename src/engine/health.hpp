@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "thingsync/obs/http_server.hpp"
+#include "thingsync/sys/notify.hpp"
+
+namespace thingsync::engine {
+
+/// What the daemon tells about itself: /healthz and /readyz, and systemd's STATUS= line.
+/// Not thread-safe (the event loop's).
+class Health {
+ public:
+  Health(sys::Notifier& notifier, bool observe_only)
+      : notifier_(notifier), observe_only_(observe_only) {}
+
+  void set_counts(std::size_t desired, std::size_t observed, std::size_t drift);
+  void set_ready() { ready_ = true; update(); }
+  void set_load_ok(bool ok) { load_ok_ = ok; }
+  /// Logs `e` (error level) and shows it in the status line until clear_error().
+  void set_error(std::string e);
+  void clear_error() { last_error_.clear(); }
+  void update();
+
+  bool ready() const { return ready_ && load_ok_; }
+  /// /healthz, /readyz; /metrics is served by the caller.
+  obs::HttpReply serve(const obs::HttpGet& get) const;
+
+ private:
+  sys::Notifier& notifier_;
+  bool observe_only_;
+  bool ready_ = false;
+  bool load_ok_ = false;
+  std::size_t desired_ = 0, observed_ = 0, drift_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace thingsync::engine

@@ -1,0 +1,82 @@
+#include "thingsync/engine/pass.hpp"
+
+#include <limits>
+#include <unordered_set>
+
+#include "thingsync/obs/log.hpp"
+
+namespace thingsync::engine {
+
+PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
+                   std::span<const core::RemoteBinding> observed,
+                   std::span<const core::AppliedBinding> applied, const core::SyncPolicy& policy) {
+  PassPlan out;
+  out.kind = kind;
+  out.fresh = fresh;
+  if (kind == PassKind::kFull) {
+    out.plan = core::make_plan(desired, observed, applied, policy);
+    return out;
+  }
+  // Some devices only: a guard over a part of the fleet would count a part of its delete set,
+  // so the deletes wait for the full pass.
+  core::SyncPolicy unguarded = policy;
+  unguarded.max_deletes = {core::DeleteLimit::Kind::kCount,
+                           static_cast<double>(std::numeric_limits<std::uint32_t>::max())};
+  out.plan = core::make_plan(desired, observed, applied, unguarded);
+  out.deferred_deletes = out.plan.deletes.size();
+  out.plan.deletes.clear();
+  out.plan.delete_limit = 0;
+  return out;
+}
+
+boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
+    api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
+    const state::StateStore& state, core::SyncPolicy policy) {
+  using R = core::Result<OneShotPlan, std::string>;
+  auto list = co_await api.list_all(std::move(scope));
+  if (!list) {
+    co_return R::failure("listing the remote bindings failed, so nothing was planned or changed: " +
+                         list.error().to_string());
+  }
+  OneShotPlan o{std::move(list.value()), {}};
+  if (!o.list.skipped.empty()) {
+    obs::logger("reconcile")->warn(
+        "{} remote bindings have a device ID thingsync cannot parse; they are left alone "
+        "(first: id={})", o.list.skipped.size(), o.list.skipped.front());
+  }
+  o.pass = plan_pass(PassKind::kFull, true, prepared.bindings, o.list.bindings, state.applied(),
+                     policy);
+  co_return o;
+}
+
+std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
+                                              const api::ListResult& list) {
+  std::vector<std::string> live;
+  live.reserve(list.bindings.size());
+  std::unordered_set<std::string> seen;
+  for (const auto& b : list.bindings) {
+    live.push_back(b.id);
+    seen.insert(b.device.canonical());
+  }
+  return settle_after_full_list(
+      state, live, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
+}
+
+std::vector<core::DeviceId> settle_after_full_list(
+    state::StateStore& state, const std::vector<std::string>& live_ids,
+    const std::function<bool(const core::DeviceId&)>& listed) {
+  state.retain_only(live_ids);
+  return resolve_pending_creates(state, listed);
+}
+
+boost::asio::awaitable<ExecReport> execute_pass(const PassPlan& pass,
+                                                const config::DesiredState& desired,
+                                                const PreparedDesired& prepared,
+                                                state::StateStore& state, api::Bindings& api,
+                                                ExecOptions options) {
+  for (const auto& r : pass.plan.receipts) state.set_receipt(r.binding_id, r.modified_at_ms);
+  options.confirm_deletes = !pass.fresh;
+  co_return co_await execute_plan(pass.plan, desired, prepared, state, api, std::move(options));
+}
+
+}  // namespace thingsync::engine

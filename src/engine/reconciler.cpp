@@ -1,0 +1,165 @@
+#include "reconciler.hpp"
+
+#include <malloc.h>
+
+#include <chrono>
+#include <unordered_set>
+
+#include "thingsync/engine/plan_render.hpp"
+#include "thingsync/obs/log.hpp"
+
+namespace thingsync::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool has_transient(const ExecReport& r) {
+  for (const auto& f : r.failures) {
+    if (!f.permanent) return true;
+  }
+  return false;
+}
+
+// A pass that found the world moved is planned again at once, but not forever: a portal that
+// keeps changing is caught up with by the next poll.
+constexpr int kMaxReplans = 3;
+
+}  // namespace
+
+core::SyncPolicy Reconciler::policy() const {
+  return {p_.config.sync.prune, p_.config.sync.max_deletes};
+}
+
+void Reconciler::settle_after_full_list() {
+  auto log = obs::logger("daemon");
+  const auto pending = p_.state.pending();
+  std::unordered_set<std::string> seen;
+  if (!pending.empty()) {
+    std::vector<core::DeviceId> devices;
+    devices.reserve(pending.size());
+    for (const auto& c : pending) devices.push_back(c.device);
+    for (const auto& b : p_.observer.set().of_devices(devices)) seen.insert(b.device.canonical());
+  }
+  const auto left = engine::settle_after_full_list(
+      p_.state, p_.observer.set().ids(),
+      [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
+  if (!pending.empty()) {
+    log->info("pending creates of an earlier pass or run: {} seen in the list, {} to look up "
+              "before their create", pending.size() - left.size(), left.size());
+  }
+}
+
+boost::asio::awaitable<void> Reconciler::full_pass() {
+  for (int i = 0; i <= kMaxReplans && !p_.stopping; ++i) {
+    const bool again = co_await one_full_pass();
+    if (!again) break;
+    obs::logger("daemon")->info("the remote side moved under the plan: planning again");
+  }
+  ::malloc_trim(0);  // the pass's copies: the daemon idles for most of its life
+}
+
+boost::asio::awaitable<bool> Reconciler::one_full_pass() {
+  auto log = obs::logger("daemon");
+  const auto start = Clock::now();
+  // The plan's inputs are copies made for this pass only; the daemon keeps compact forms.
+  const config::DesiredState desired = p_.desired.unpack();
+  const PreparedDesired prepared = with_fingerprints(desired, p_.desired.fingerprints());
+  const bool fresh = p_.observer.take_fresh();
+  PassPlan pass;
+  {
+    const auto observed = p_.observer.set().all();
+    pass = plan_pass(PassKind::kFull, fresh, prepared.bindings, observed, p_.state.applied(),
+                     policy());
+  }
+  const core::Plan& plan = pass.plan;
+  std::size_t blocked_guard = 0;
+  for (const auto& b : plan.blocked) blocked_guard += b.reason == core::BlockReason::kMaxDeletes;
+  p_.metrics.set_drift(plan.creates.size(), plan.updates.size(),
+                       plan.deletes.size() + plan.blocked.size());
+  p_.metrics.set_deletes_blocked(plan.blocked.size());
+  std::size_t drift = plan.creates.size() + plan.updates.size() + plan.deletes.size();
+  if (plan.guard_blocked()) {
+    log->warn("delete guard: {} deletes blocked (maxDeletes allows {}); creates and updates go on",
+              blocked_guard, plan.delete_limit);
+  }
+  bool ok = true;
+  bool again = false;
+  retry_pending_ = false;
+  if (p_.observe_only) {
+    if (!plan.empty()) log->info("drift (observe mode, nothing written): {}", plan_summary(plan));
+  } else if (plan.empty() && plan.receipts.empty()) {
+    log->debug("in sync: {}", plan_summary(plan));
+  } else {
+    if (!plan.empty()) log->info("reconciling: {}", plan_summary(plan));
+    const auto report = co_await execute(pass, desired, prepared);
+    ok = report.failed == 0 && report.state_error.empty();
+    drift = report.failed;
+    std::size_t failed[3] = {0, 0, 0};
+    for (const auto& f : report.failures) ++failed[static_cast<int>(f.action)];
+    p_.metrics.set_drift(failed[0], failed[1], failed[2] + plan.blocked.size());
+    // Transient failures are retried at the next poll; permanent ones wait out their backoff.
+    retry_pending_ = has_transient(report);
+    again = report.replan;
+    if (!ok) p_.health.set_error(std::to_string(report.failed) + " operations failed");
+    if (!plan.empty()) {
+      log->info("reconciled: {} created, {} updated, {} deleted, {} failed", report.created,
+                report.updated, report.deleted, report.failed);
+    }
+    if (p_.state.journal_records() > std::max<std::size_t>(50'000, p_.state.size() / 2)) {
+      if (auto r = p_.state.checkpoint(); !r) log->error("{}", r.error().message);
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  p_.metrics.reconcile_finished(secs, ok, unix_now());
+  last_pass_ok_ = ok;
+  if (ok) p_.health.clear_error();
+  p_.health.set_counts(p_.desired.size(), p_.observer.set().size(), drift);
+  p_.health.update();
+  co_return again;
+}
+
+boost::asio::awaitable<void> Reconciler::devices_pass(const std::vector<core::DeviceId>& devices) {
+  auto log = obs::logger("daemon");
+  config::DesiredState desired;
+  PreparedDesired prepared;
+  p_.desired.subset(devices, desired, prepared);
+  const auto observed = p_.observer.set().of_devices(devices);
+  std::vector<core::AppliedBinding> applied;
+  for (const auto& b : observed) {
+    if (auto a = p_.state.find(b.id)) applied.push_back(std::move(*a));
+  }
+  const auto pass = plan_pass(PassKind::kDevices, false, prepared.bindings, observed, applied,
+                              policy());
+  if (pass.plan.empty()) co_return;
+  if (p_.observe_only) {
+    log->info("drift (observe mode, nothing written): {}", plan_summary(pass.plan));
+    co_return;
+  }
+  log->info("reconciling changed devices: {}{}", plan_summary(pass.plan),
+            pass.deferred_deletes ? " (deletes wait for the full pass)" : "");
+  const auto report = co_await execute(pass, desired, prepared);
+  log->info("reconciled changed devices: {} created, {} updated, {} deleted, {} failed",
+            report.created, report.updated, report.deleted, report.failed);
+}
+
+boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
+                                                       const config::DesiredState& desired,
+                                                       const PreparedDesired& prepared) {
+  ExecOptions eo;
+  eo.concurrency = p_.config.sync.concurrency;
+  eo.metrics = &p_.metrics;
+  eo.stop = &p_.stopping;
+  for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
+  auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
+  // Our own writes, with the modifiedAt their answers gave, so that the next poll does not
+  // take them for someone else's.
+  p_.observer.record(report);
+  p_.metrics.set_observed(p_.observer.set().size());
+  co_return report;
+}
+
+}  // namespace thingsync::engine

@@ -1,0 +1,248 @@
+// The reconcile pass against FakeApi: one case per rule of docs/operations.md
+// "Reconciliation". Each case is the operator's bad day that once went wrong.
+#include "thingsync/engine/pass.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "world.hpp"
+
+using namespace thingsync;
+using thingsync::testing::password;
+using thingsync::testing::World;
+
+namespace {
+constexpr const char* kD1 = "imei:350266800610993";
+constexpr const char* kD2 = "imei:350266800610994";
+
+std::string only_binding(const World& w, const char* device) {
+  const auto b = w.api.of_device(device);
+  REQUIRE(b.size() == 1);
+  return b.front().binding.id;
+}
+}  // namespace
+
+// ---- foreign changes: receipts ------------------------------------------------------------
+
+TEST_CASE("pass: a password changed in the portal while stopped is put back after a restart") {
+  World w;
+  w.want({{kD1, password(1)}, {kD2, password(2)}});
+  w.apply();
+  w.check_converged();
+  const auto id = only_binding(w, kD1);
+  w.restart();
+  w.api.portal_edit(id, "someone-elses-Passw0rd!!!!!", "alice@example.com");
+
+  const auto plan = w.plan();
+  REQUIRE(plan.plan.updates.size() == 1);
+  CHECK(plan.plan.updates[0].binding_id == id);
+  CHECK(plan.plan.updates[0].reason == core::UpdateReason::kChangedOutside);
+  CHECK(plan.plan.updates[0].modified_by == "alice@example.com");
+  w.apply();
+  w.check_converged();
+  CHECK(w.plan().plan.empty());  // our PUT's answer is the new receipt
+}
+
+TEST_CASE("pass: a portal edit seen by a poll or only by a full resync is put back") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.full_pass();
+  w.check_converged();
+  const auto id = only_binding(w, kD1);
+  SECTION("by a poll") {
+    w.api.portal_edit(id, "someone-elses-Passw0rd!!!!!");
+    CHECK(w.poll());
+  }
+  SECTION("by a full resync before any poll") {
+    w.api.portal_edit(id, "someone-elses-Passw0rd!!!!!");
+    w.full_list();
+  }
+  const auto pass = w.full_pass();
+  REQUIRE(pass.plan.updates.size() == 1);
+  CHECK(pass.plan.updates[0].reason == core::UpdateReason::kChangedOutside);
+  w.check_converged();
+}
+
+TEST_CASE("pass: a binding with no receipt is adopted with one PUT, then left alone") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.api.portal_create(kD1, "factory-Passw0rd!!!!!!!!!!");
+  w.apply();
+  CHECK(w.api.count("PUT") == 1);
+  CHECK(w.api.count("POST") == 0);
+  w.check_converged();
+  w.apply();
+  CHECK(w.api.count("PUT") == 1);
+}
+
+TEST_CASE("pass: a record of an older state file gets its receipt without a write") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.apply();
+  const auto id = only_binding(w, kD1);
+  // What a version 2 state file holds: the fingerprint, no receipt.
+  const auto rec = w.state->find(id);
+  REQUIRE(rec);
+  w.state->record_applied(id, rec->device, rec->password_fp, 0);
+  w.apply();
+  CHECK(w.api.count("PUT") == 0);
+  CHECK(w.state->find(id)->receipt_ms == w.api.store.at(id).binding.modified_at_ms);
+  // From then on a portal edit is seen.
+  w.api.portal_edit(id, "someone-elses-Passw0rd!!!!!");
+  w.apply();
+  CHECK(w.api.count("PUT") == 1);
+  w.check_converged();
+}
+
+// ---- deletes only on fresh evidence -------------------------------------------------------
+
+TEST_CASE("pass: a portal delete-and-re-create seen by a poll keeps the new binding") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.full_pass();
+  const auto old_id = only_binding(w, kD1);
+  w.api.portal_delete(old_id);
+  const auto new_id = w.api.portal_create(kD1, "portal-Passw0rd!!!!!!!!!!!");
+  CHECK(w.poll());  // sees the new one; cannot see the delete
+  w.full_pass();
+  CHECK(w.api.count("DELETE") == 0);
+  CHECK(only_binding(w, kD1) == new_id);
+  w.check_converged();  // the desired password is in the new binding
+}
+
+TEST_CASE("pass: a delete planned on an older list looks first, and sends nothing for a gone one") {
+  World w;
+  w.want({{kD1, password(1)}});
+  const auto stray = w.api.portal_create(kD2, "stray-Passw0rd!!!!!!!!!!!!");
+  w.full_list();
+  w.api.portal_delete(stray);  // gone before the pass
+  w.poll();                    // a poll in between: the list is no longer fresh evidence
+  w.full_pass();
+  CHECK(w.api.count("GET " + stray) == 1);
+  CHECK(w.api.count("DELETE") == 0);
+  w.check_converged();
+}
+
+TEST_CASE("pass: a one-shot pass deletes on its own full list without looking again") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.api.portal_create(kD2, "stray-Passw0rd!!!!!!!!!!!!");
+  w.apply();
+  CHECK(w.api.count("GET") == 0);
+  CHECK(w.api.count("DELETE") == 1);
+  w.check_converged();
+}
+
+TEST_CASE("pass: of two bindings for one device the kept one is confirmed live first") {
+  World w;
+  w.want({{kD1, password(1)}});
+  const auto first = w.api.portal_create(kD1, "a-Passw0rd!!!!!!!!!!!!!!!!");
+  const auto second = w.api.portal_create(kD1, "b-Passw0rd!!!!!!!!!!!!!!!!");
+  w.full_list();
+  w.api.portal_delete(first);
+  w.poll();
+  w.full_pass();
+  CHECK(w.api.count("GET " + first) == 1);
+  CHECK(w.api.count("DELETE") == 0);
+  CHECK(only_binding(w, kD1) == second);
+  w.check_converged();
+}
+
+// ---- creates with an unknown outcome ------------------------------------------------------
+
+TEST_CASE("pass: a create committed then answered 502 or timed out is looked up, not re-sent") {
+  World w;
+  w.api.duplicates_allowed = true;
+  w.want({{kD1, password(1)}, {kD2, password(2)}});
+  SECTION("502") { w.api.creates_then_502 = 2; }
+  SECTION("timeout") { w.api.creates_then_timeout = 2; }
+  w.apply();
+  CHECK(w.api.count("POST") == 2);
+  CHECK(w.api.count("LIST sort= device=") == 2);
+  w.check_converged();
+  CHECK(w.plan().plan.empty());
+}
+
+TEST_CASE("pass: no create is sent unless its pending record is durable") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.medium->fail_writes(true);
+  w.apply();
+  CHECK(w.api.count("POST") == 0);
+  CHECK(w.last_report.failed == 1);
+  CHECK_FALSE(w.last_report.state_error.empty());
+  w.medium->fail_writes(false);
+  w.apply();
+  CHECK(w.api.count("POST") == 1);
+  w.check_converged();
+}
+
+TEST_CASE("pass: a pending create of a crashed run is resolved by a lookup, never a second POST") {
+  World w;
+  w.want({{kD1, password(1)}});
+  // The POST landed, then the process crashed before the answer: only the pending record,
+  // synced before the POST, survives.
+  w.state->begin_create(*core::DeviceId::parse(kD1), w.api.now_ms);
+  REQUIRE(w.state->flush());
+  w.api.portal_create(kD1, "posted-before-crash-Passw0rd!", "thingsync");  // the landed POST
+  w.restart(true);
+  REQUIRE(w.state->pending().size() == 1);
+  w.apply();
+  CHECK(w.api.count("POST") == 0);
+  CHECK(w.state->pending().empty());
+  w.check_converged();
+}
+
+// ---- the delete guard ---------------------------------------------------------------------
+
+TEST_CASE("pass: a device-scoped pass never sends a delete the full pass would block") {
+  World w;
+  w.policy.max_deletes = {core::DeleteLimit::Kind::kCount, 2};
+  std::vector<std::pair<std::string, std::string>> all;
+  for (int i = 0; i < 5; ++i) {
+    all.push_back({"imei:35026680061100" + std::to_string(i), password(i)});
+  }
+  w.want(all);
+  for (int i = 0; i < 3; ++i) w.api.portal_create("imei:35999999999999" + std::to_string(i), password(9));
+  w.full_list();
+  auto pass = w.full_pass();
+  CHECK(pass.plan.blocked.size() == 3);  // 3 deletes > maxDeletes 2
+  // A commit removes two devices: their pass (creates/updates only) defers the deletes...
+  w.want({all.begin() + 2, all.end()});
+  pass = w.devices_pass({all[0].first, all[1].first});
+  CHECK(pass.deferred_deletes == 2);
+  CHECK(w.api.count("DELETE") == 0);
+  // ... to the full pass, whose guard counts all five.
+  pass = w.full_pass();
+  CHECK(pass.plan.blocked.size() == 5);
+  CHECK(w.api.count("DELETE") == 0);
+}
+
+// ---- the watermark ------------------------------------------------------------------------
+
+TEST_CASE("pass: a binding stamped in the future does not hide later portal changes from polls") {
+  World w;
+  w.want({{kD1, password(1)}, {kD2, password(2)}});
+  w.full_list();
+  w.full_pass();
+  w.check_converged();
+  const auto ahead = only_binding(w, kD1);
+  const auto other = only_binding(w, kD2);
+  w.api.stamp(ahead, w.api.now_ms + 24 * 3'600'000LL);  // a node whose clock runs a day ahead
+  w.advance_local(1000);
+  w.poll();
+  w.full_pass();  // the stamped one looks changed outside: its password is put again
+  for (int i = 0; i < 3; ++i) {  // polls, well past the overlap
+    w.advance_local(120'000);
+    w.api.now_ms += 120'000;
+    w.poll();
+  }
+  CHECK(w.observer().modified_since() <= w.api.now_ms);
+  w.api.portal_edit(other, "someone-elses-Passw0rd!!!!!");
+  CHECK(w.poll());
+  const auto pass = w.full_pass();
+  REQUIRE(pass.plan.updates.size() == 1);
+  CHECK(pass.plan.updates[0].binding_id == other);
+  w.check_converged();
+}
