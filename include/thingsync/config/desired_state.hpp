@@ -150,6 +150,12 @@ struct LoadOptions {
 /// file is split at top-level `bindings` items and its parts parsed in parallel too. A device
 /// listed twice (any spelling, any file) is an error at the later place naming the first.
 LoadResult load_desired_state(const std::filesystem::path& path, const LoadOptions& options = {});
+/// Loads several paths (directories or files, as above) as one desired state: their files in
+/// the order the paths are given, each path's sorted as above. A device listed under two paths
+/// is a duplicate as within one directory: an error at the later place naming the first. A
+/// file that an earlier path already gave (the same file, in any spelling) is read once.
+LoadResult load_desired_state(const std::vector<std::filesystem::path>& paths,
+                              const LoadOptions& options = {});
 
 /// What DesiredStateLoader gives on each call.
 struct ReloadResult {
