@@ -170,6 +170,10 @@ struct ReloadResult {
   /// Everything was read again (load_all, or a reload that had to start over): treat every
   /// device as affected.
   bool full = false;
+  /// The root resolves to another directory or file than at the previous load (a symbolic
+  /// link swapped to a new checkout, a directory replaced by another, the root appeared or
+  /// vanished), so everything was read again: `full` is set too. False at the first load.
+  bool root_changed = false;
   std::size_t files_parsed = 0;  ///< files this call read and parsed
 };
 
@@ -179,6 +183,7 @@ struct PackedReloadResult {
   core::Diagnostics diagnostics;
   std::vector<core::DeviceId> affected;
   bool full = false;
+  bool root_changed = false;
   std::size_t files_parsed = 0;
   bool ok() const { return !core::has_errors(diagnostics); }
 };
@@ -188,6 +193,15 @@ struct PackedReloadResult {
 /// million-binding tree costs that file's parse plus a splice and a copy of the result.
 /// All-or-nothing stays the caller's business (keep the last good state when `result` has
 /// errors); the loader always follows the files on disk, so fixing a broken file recovers.
+///
+/// The root is resolved again on every call: what it resolves to (its canonical path, and the
+/// device and inode of the directory or file it names) is compared with the last load's, so
+/// that a symbolic link swapped to a new checkout (`ln -s new tmp && mv -T tmp root`) or a
+/// directory replaced by another (`mv root root.bak && mv new root`) is loaded in full
+/// (`full` and `root_changed`), whatever paths the caller passes. Files are read through the
+/// root as given, so their names stay the same across a swap. A load during which the root
+/// is replaced starts over; when that happens three times in a row, the result has an error
+/// (and the next call loads in full again).
 /// Not thread-safe: one owner calls it.
 class DesiredStateLoader {
  public:
@@ -204,8 +218,9 @@ class DesiredStateLoader {
   /// Re-parses those files, drops the entries of deleted ones, keeps every other file's parse,
   /// and re-merges. Hidden paths, non-YAML files and paths outside the root are ignored. When
   /// the root is one file, any change re-parses it. Falls back to load_all() before the first
-  /// load, when the root appeared, vanished or changed type, or when a directory cannot be
-  /// listed.
+  /// load, when the root appeared, vanished, changed type or resolves to another directory or
+  /// file than at the last load, or when a directory cannot be listed. `changed` may be empty:
+  /// the result is then the same state again (nothing parsed), unless the root changed.
   ReloadResult reload(const std::vector<std::filesystem::path>& changed);
   /// Optional, and worth it for a large fleet: gives back a state the caller no longer needs
   /// (the one a reload replaced, or a rejected result's). The next result is written into its
