@@ -50,22 +50,22 @@ struct FileStamp {
   }
 };
 
-/// What the root resolves to: its canonical path and the inode it names. Another checkout
-/// behind a swapped symbolic link, or a directory replaced by another, gives another identity.
+/// What the root resolves to: its canonical path, and the inode of the directory it is (or,
+/// for a file, the directory it is in). Another checkout behind a swapped symbolic link, or a
+/// directory replaced by another, gives another identity; a file root that an editor replaces
+/// (writes a copy, renames it over) does not: that is an edit of the file.
 struct RootIdentity {
   std::string canonical;  ///< empty when the root does not resolve
   dev_t dev = 0;
   ino_t ino = 0;
 
   static RootIdentity of(const fs::path& root) {
-    RootIdentity id;
     std::error_code ec;
-    id.canonical = fs::canonical(root, ec).string();
+    const fs::path canonical = fs::canonical(root, ec);
     if (ec) return {};
-    const FileStamp s = FileStamp::of(root.string());
-    id.dev = s.dev;
-    id.ino = s.ino;
-    return id;
+    const bool dir = fs::is_directory(canonical, ec);
+    const FileStamp s = FileStamp::of((dir ? canonical : canonical.parent_path()).string());
+    return {canonical.string(), s.dev, s.ino};
   }
   friend bool operator==(const RootIdentity&, const RootIdentity&) = default;
 };

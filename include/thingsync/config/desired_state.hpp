@@ -195,10 +195,12 @@ struct PackedReloadResult {
 /// errors); the loader always follows the files on disk, so fixing a broken file recovers.
 ///
 /// The root is resolved again on every call: what it resolves to (its canonical path, and the
-/// device and inode of the directory or file it names) is compared with the last load's, so
-/// that a symbolic link swapped to a new checkout (`ln -s new tmp && mv -T tmp root`) or a
-/// directory replaced by another (`mv root root.bak && mv new root`) is loaded in full
-/// (`full` and `root_changed`), whatever paths the caller passes. Files are read through the
+/// device and inode of the directory it names, or for a file the directory holding it) is
+/// compared with the last load's, so that a symbolic link swapped to a new checkout
+/// (`ln -s new tmp && mv -T tmp root`) or a directory replaced by another
+/// (`mv root root.bak && mv new root`) is loaded in full (`full` and `root_changed`),
+/// whatever paths the caller passes. A file root replaced in its directory (an editor's
+/// rename over it) is an edit: reloaded when reported, like any change of it. Files are read through the
 /// root as given, so their names stay the same across a swap. A load during which the root
 /// is replaced starts over; when that happens three times in a row, the result has an error
 /// (and the next call loads in full again).

@@ -588,3 +588,19 @@ TEST_CASE("a one-file root behind a swapped link is loaded in full", "[config][l
   REQUIRE(r.state.bindings.size() == 1);
   CHECK(r.state.bindings[0].device.unpack().canonical() == "imei:350266800610002");
 }
+
+TEST_CASE("a one-file root renamed over in its directory is an edit, not another root",
+          "[config][loader]") {
+  TempDir dir;
+  const auto root = dir.write("fleet.yaml", fleet({"imei:350266800610001"}));
+  DesiredStateLoader loader(root, load_options());
+  REQUIRE(loader.load_all().result.ok());
+  dir.write(".fleet.yaml.swp", fleet({"imei:350266800610002"}));
+  fs::rename(dir.path() / ".fleet.yaml.swp", root);
+  const auto r = loader.reload({root});
+  CHECK_FALSE(r.full);
+  CHECK_FALSE(r.root_changed);
+  CHECK(r.files_parsed == 1);
+  check_fresh(r, root);
+  CHECK(affected(r) == Names{"imei:350266800610001", "imei:350266800610002"});
+}
