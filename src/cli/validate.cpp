@@ -19,20 +19,21 @@ int run_validate(const CommandOptions& opts) {
     roots.assign(opts.paths.begin(), opts.paths.end());
   }
 
-  std::size_t bindings = 0, files = 0, errors = 0, warnings = 0;
+  // One load of every path: a device listed under two of them is a duplicate.
+  auto loaded = config::load_desired_state(roots);
+  auto source_diags = config::validate_sources(loaded.state);
+  loaded.diagnostics.insert(loaded.diagnostics.end(), source_diags.begin(), source_diags.end());
+  core::sort_diagnostics(loaded.diagnostics);
+  print_diagnostics(loaded.diagnostics);
+  std::size_t errors = 0, warnings = 0;
+  for (const auto& d : loaded.diagnostics) {
+    (d.severity == core::Severity::kError ? errors : warnings)++;
+  }
+  const std::size_t files = loaded.state.files.size();
+  const std::size_t bindings = loaded.state.bindings.size();
   std::map<std::string, std::size_t> by_kind;
-  for (const auto& root : roots) {
-    auto loaded = config::load_desired_state(root);
-    auto source_diags = config::validate_sources(loaded.state);
-    loaded.diagnostics.insert(loaded.diagnostics.end(), source_diags.begin(), source_diags.end());
-    core::sort_diagnostics(loaded.diagnostics);
-    print_diagnostics(loaded.diagnostics);
-    for (const auto& d : loaded.diagnostics) {
-      (d.severity == core::Severity::kError ? errors : warnings)++;
-    }
-    files += loaded.state.files.size();
-    bindings += loaded.state.bindings.size();
-    for (const auto& b : loaded.state.bindings) ++by_kind[std::string(core::kind_name(b.device.kind()))];
+  for (const auto& b : loaded.state.bindings) {
+    ++by_kind[std::string(core::kind_name(b.device.kind()))];
   }
 
   std::string kinds;

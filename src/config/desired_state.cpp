@@ -1,11 +1,14 @@
 #include "thingsync/config/desired_state.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <set>
 #include <system_error>
 #include <thread>
 #include <tuple>
@@ -871,15 +874,33 @@ LoadResult parse_desired_state_file(std::string_view text, std::string_view file
 }
 
 LoadResult load_desired_state(const fs::path& path, const LoadOptions& options) {
+  return load_desired_state(std::vector<fs::path>{path}, options);
+}
+
+LoadResult load_desired_state(const std::vector<fs::path>& paths, const LoadOptions& options) {
   LoadResult out;
   const unsigned threads = detail::thread_count(options);
-  auto found = detail::discover(path);
-  out.diagnostics = std::move(found.errors);
-  if (found.kind == detail::RootKind::kDirectory && found.files.empty() &&
-      out.diagnostics.empty()) {
-    out.diagnostics.push_back(detail::no_files_error(path));
+  // The files of every path in one list, so that one assembly sees them all (duplicates
+  // across paths included). A file that an earlier path already gave is not read twice.
+  std::set<std::pair<dev_t, ino_t>> given;
+  for (const auto& path : paths) {
+    auto found = detail::discover(path);
+    if (found.kind == detail::RootKind::kDirectory && found.files.empty() &&
+        found.errors.empty()) {
+      found.errors.push_back(detail::no_files_error(path));
+    }
+    std::move(found.errors.begin(), found.errors.end(), std::back_inserter(out.diagnostics));
+    std::vector<std::pair<dev_t, ino_t>> mine;
+    for (auto& f : found.files) {
+      struct stat st {};
+      if (paths.size() > 1 && ::stat(f.c_str(), &st) == 0) {
+        if (given.count({st.st_dev, st.st_ino}) != 0) continue;
+        mine.emplace_back(st.st_dev, st.st_ino);
+      }
+      out.state.files.push_back(std::move(f));
+    }
+    given.insert(mine.begin(), mine.end());
   }
-  out.state.files = std::move(found.files);
   const auto order = identity(out.state.files.size());
   auto parses = detail::parse_files(out.state.files, order, options, threads);
   auto entries = gather_entries(parses);

@@ -50,6 +50,29 @@ struct FileStamp {
   }
 };
 
+/// What the root resolves to: its canonical path, and the inode of the directory it is (or,
+/// for a file, the directory it is in). Another checkout behind a swapped symbolic link, or a
+/// directory replaced by another, gives another identity; a file root that an editor replaces
+/// (writes a copy, renames it over) does not: that is an edit of the file.
+struct RootIdentity {
+  std::string canonical;  ///< empty when the root does not resolve
+  dev_t dev = 0;
+  ino_t ino = 0;
+
+  static RootIdentity of(const fs::path& root) {
+    std::error_code ec;
+    const fs::path canonical = fs::canonical(root, ec);
+    if (ec) return {};
+    const bool dir = fs::is_directory(canonical, ec);
+    const FileStamp s = FileStamp::of((dir ? canonical : canonical.parent_path()).string());
+    return {canonical.string(), s.dev, s.ino};
+  }
+  friend bool operator==(const RootIdentity&, const RootIdentity&) = default;
+};
+
+/// How often a load starts over because the root was swapped while it was read.
+constexpr int kLoadAttempts = 3;
+
 RootKind kind_of(const fs::path& p) {
   std::error_code ec;
   const auto st = fs::status(p, ec);
@@ -78,7 +101,65 @@ class DesiredStateLoader::Impl {
     root_abs_ = fs::absolute(without_trailing_slashes(root_.string()), ec).lexically_normal();
   }
 
+  // Loads everything; again when the root was swapped during the load, so that a result
+  // never mixes two trees (after kLoadAttempts, an error: the caller keeps its last state).
   PackedReloadResult load_all() {
+    const std::optional<RootIdentity> before = root_id_;
+    for (int attempt = 1;; ++attempt) {
+      const RootIdentity id = RootIdentity::of(root_);
+      PackedReloadResult rr = load_everything();
+      root_id_ = id;  // a swap during the load makes the next reload a full one too
+      rr.root_changed = before && *before != id;
+      if (RootIdentity::of(root_) == id) return rr;
+      if (attempt == kLoadAttempts) {
+        rr.diagnostics.push_back({root_.string(), 0, 0, core::Severity::kError,
+                                  "the desired-state path was replaced while it was read, " +
+                                      std::to_string(kLoadAttempts) + " times; not loaded"});
+        core::sort_diagnostics(rr.diagnostics);
+        return rr;
+      }
+    }
+  }
+
+  PackedReloadResult reload(const std::vector<fs::path>& changed) {
+    if (!loaded_ || !root_errors_.empty() || kind_of(root_) != root_kind_ || !root_id_ ||
+        RootIdentity::of(root_) != *root_id_) {
+      return load_all();
+    }
+    // What to re-parse and what to drop, by name (as load_desired_state names files).
+    std::map<std::string, bool> todo;  // name -> parse (true) or drop (false)
+    if (root_kind_ == RootKind::kFile) {
+      if (!changed.empty()) todo.emplace(root_.string(), true);
+    } else {
+      for (const auto& p : changed) {
+        if (!plan(p, todo)) return load_all();  // a directory could not be listed
+      }
+    }
+    auto rr = apply(todo);
+    if (RootIdentity::of(root_) != *root_id_) return load_all();  // swapped meanwhile
+    return rr;
+  }
+
+  void recycle(DesiredState&& spent) {
+    if (spent.bindings.capacity() > spare_.bindings.capacity()) spare_ = std::move(spent);
+  }
+
+  // The unpacked form of a packed result, written into the memory of a recycled state.
+  ReloadResult unpacked(PackedReloadResult&& p) {
+    ReloadResult rr;
+    rr.result.state = std::move(spare_);
+    spare_ = DesiredState{};
+    p.state.unpack_into(rr.result.state);
+    rr.result.diagnostics = std::move(p.diagnostics);
+    rr.affected = std::move(p.affected);
+    rr.full = p.full;
+    rr.root_changed = p.root_changed;
+    rr.files_parsed = p.files_parsed;
+    return rr;
+  }
+
+ private:
+  PackedReloadResult load_everything() {
     PackedReloadResult rr;
     rr.full = true;
     loaded_ = false;
@@ -118,38 +199,6 @@ class DesiredStateLoader::Impl {
     return rr;
   }
 
-  PackedReloadResult reload(const std::vector<fs::path>& changed) {
-    if (!loaded_ || !root_errors_.empty() || kind_of(root_) != root_kind_) return load_all();
-    // What to re-parse and what to drop, by name (as load_desired_state names files).
-    std::map<std::string, bool> todo;  // name -> parse (true) or drop (false)
-    if (root_kind_ == RootKind::kFile) {
-      if (!changed.empty()) todo.emplace(root_.string(), true);
-    } else {
-      for (const auto& p : changed) {
-        if (!plan(p, todo)) return load_all();  // a directory could not be listed
-      }
-    }
-    return apply(todo);
-  }
-
-  void recycle(DesiredState&& spent) {
-    if (spent.bindings.capacity() > spare_.bindings.capacity()) spare_ = std::move(spent);
-  }
-
-  // The unpacked form of a packed result, written into the memory of a recycled state.
-  ReloadResult unpacked(PackedReloadResult&& p) {
-    ReloadResult rr;
-    rr.result.state = std::move(spare_);
-    spare_ = DesiredState{};
-    p.state.unpack_into(rr.result.state);
-    rr.result.diagnostics = std::move(p.diagnostics);
-    rr.affected = std::move(p.affected);
-    rr.full = p.full;
-    rr.files_parsed = p.files_parsed;
-    return rr;
-  }
-
- private:
   // Decides what the change of `p` means; false when a directory cannot be listed.
   bool plan(const fs::path& p, std::map<std::string, bool>& todo) {
     std::error_code ec;
@@ -360,6 +409,7 @@ class DesiredStateLoader::Impl {
   unsigned threads_;
   bool loaded_ = false;
   RootKind root_kind_ = RootKind::kMissing;
+  std::optional<RootIdentity> root_id_;  // what the root resolved to at the last load
   core::Diagnostics root_errors_;  // a missing root or an unlistable tree: reload = load_all
 
   // Per file id: its parse (entries moved to entries_), when it was read, its name ("" when free).

@@ -23,10 +23,11 @@ bool is_sha(const std::string& s) {
          });
 }
 
-// The git directory of the work tree holding `start`, following a `.git` file.
+// The git directory of the work tree holding `start`, following a `.git` file. The walk
+// starts where `start` resolves (symbolic links followed), not where it is spelled.
 std::optional<fs::path> find_git_dir(fs::path start) {
   std::error_code ec;
-  start = fs::absolute(start, ec);
+  start = fs::weakly_canonical(fs::absolute(start, ec), ec);
   if (ec) return std::nullopt;
   if (!fs::is_directory(start, ec)) start = start.parent_path();
   for (fs::path dir = start;; dir = dir.parent_path()) {
@@ -64,6 +65,15 @@ std::optional<std::string> resolve_ref(const fs::path& git_dir, const std::strin
 }
 
 }  // namespace
+
+std::optional<fs::path> git_checkout_in_progress(const fs::path& path) {
+  const auto git_dir = find_git_dir(path);
+  if (!git_dir) return std::nullopt;
+  fs::path lock = *git_dir / "index.lock";
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(lock, ec))) return std::nullopt;
+  return lock;
+}
 
 std::optional<std::string> git_head_commit(const fs::path& path) {
   const auto git_dir = find_git_dir(path);

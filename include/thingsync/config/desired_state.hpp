@@ -150,6 +150,12 @@ struct LoadOptions {
 /// file is split at top-level `bindings` items and its parts parsed in parallel too. A device
 /// listed twice (any spelling, any file) is an error at the later place naming the first.
 LoadResult load_desired_state(const std::filesystem::path& path, const LoadOptions& options = {});
+/// Loads several paths (directories or files, as above) as one desired state: their files in
+/// the order the paths are given, each path's sorted as above. A device listed under two paths
+/// is a duplicate as within one directory: an error at the later place naming the first. A
+/// file that an earlier path already gave (the same file, in any spelling) is read once.
+LoadResult load_desired_state(const std::vector<std::filesystem::path>& paths,
+                              const LoadOptions& options = {});
 
 /// What DesiredStateLoader gives on each call.
 struct ReloadResult {
@@ -164,6 +170,10 @@ struct ReloadResult {
   /// Everything was read again (load_all, or a reload that had to start over): treat every
   /// device as affected.
   bool full = false;
+  /// The root resolves to another directory or file than at the previous load (a symbolic
+  /// link swapped to a new checkout, a directory replaced by another, the root appeared or
+  /// vanished), so everything was read again: `full` is set too. False at the first load.
+  bool root_changed = false;
   std::size_t files_parsed = 0;  ///< files this call read and parsed
 };
 
@@ -173,6 +183,7 @@ struct PackedReloadResult {
   core::Diagnostics diagnostics;
   std::vector<core::DeviceId> affected;
   bool full = false;
+  bool root_changed = false;
   std::size_t files_parsed = 0;
   bool ok() const { return !core::has_errors(diagnostics); }
 };
@@ -182,6 +193,17 @@ struct PackedReloadResult {
 /// million-binding tree costs that file's parse plus a splice and a copy of the result.
 /// All-or-nothing stays the caller's business (keep the last good state when `result` has
 /// errors); the loader always follows the files on disk, so fixing a broken file recovers.
+///
+/// The root is resolved again on every call: what it resolves to (its canonical path, and the
+/// device and inode of the directory it names, or for a file the directory holding it) is
+/// compared with the last load's, so that a symbolic link swapped to a new checkout
+/// (`ln -s new tmp && mv -T tmp root`) or a directory replaced by another
+/// (`mv root root.bak && mv new root`) is loaded in full (`full` and `root_changed`),
+/// whatever paths the caller passes. A file root replaced in its directory (an editor's
+/// rename over it) is an edit: reloaded when reported, like any change of it. Files are read through the
+/// root as given, so their names stay the same across a swap. A load during which the root
+/// is replaced starts over; when that happens three times in a row, the result has an error
+/// (and the next call loads in full again).
 /// Not thread-safe: one owner calls it.
 class DesiredStateLoader {
  public:
@@ -198,8 +220,9 @@ class DesiredStateLoader {
   /// Re-parses those files, drops the entries of deleted ones, keeps every other file's parse,
   /// and re-merges. Hidden paths, non-YAML files and paths outside the root are ignored. When
   /// the root is one file, any change re-parses it. Falls back to load_all() before the first
-  /// load, when the root appeared, vanished or changed type, or when a directory cannot be
-  /// listed.
+  /// load, when the root appeared, vanished, changed type or resolves to another directory or
+  /// file than at the last load, or when a directory cannot be listed. `changed` may be empty:
+  /// the result is then the same state again (nothing parsed), unless the root changed.
   ReloadResult reload(const std::vector<std::filesystem::path>& changed);
   /// Optional, and worth it for a large fleet: gives back a state the caller no longer needs
   /// (the one a reload replaced, or a rejected result's). The next result is written into its

@@ -512,3 +512,95 @@ TEST_CASE("a packed result shares the loader's entries, and a reload never chang
   CHECK(dump(unpacked(dup)) == dump(load_desired_state(dir.path(), load_options())));
   CHECK(dup.state.bindings.size() == 3);
 }
+
+namespace {
+// The git-sync pattern: a new symbolic link renamed over the old one, atomically.
+void swap_link(const fs::path& link, const fs::path& target) {
+  const fs::path tmp = link.string() + ".tmp";
+  fs::create_symlink(target, tmp);
+  fs::rename(tmp, link);
+}
+}  // namespace
+
+TEST_CASE("a symbolic link swapped to another checkout makes the next reload a full one",
+          "[config][loader]") {
+  TempDir dir;
+  dir.write("v1/a.yaml", fleet({"imei:350266800610001", "imei:350266800610002"}));
+  dir.write("v2/a.yaml", fleet({"imei:350266800610001", "imei:350266800610003"}));
+  dir.write("v2/sub/b.yaml", fleet({"imei:350266800610004"}));
+  const auto root = dir.path() / "fleet";
+  fs::create_symlink(dir.path() / "v1", root);
+  DesiredStateLoader loader(root, load_options());
+  auto r = loader.load_all();
+  REQUIRE(r.result.ok());
+  CHECK_FALSE(r.root_changed);
+  // Nothing changed: nothing is parsed.
+  r = loader.reload({});
+  CHECK_FALSE(r.full);
+  CHECK_FALSE(r.root_changed);
+  CHECK(r.files_parsed == 0);
+  swap_link(root, dir.path() / "v2");
+  SECTION("with no changed path (a watcher still on the old tree)") { r = loader.reload({}); }
+  SECTION("with a path under the root") { r = loader.reload({root / "a.yaml"}); }
+  CHECK(r.full);
+  CHECK(r.root_changed);
+  CHECK(r.files_parsed == 2);
+  check_fresh(r, root);
+  CHECK(r.result.state.files ==
+        std::vector<std::string>{(root / "a.yaml").string(), (root / "sub" / "b.yaml").string()});
+  CHECK(r.result.state.bindings.size() == 3);
+  // Settled again.
+  r = loader.reload({});
+  CHECK_FALSE(r.full);
+  CHECK_FALSE(r.root_changed);
+}
+
+TEST_CASE("a directory replaced by another makes the next reload a full one", "[config][loader]") {
+  TempDir dir;
+  dir.write("fleet/a.yaml", fleet({"imei:350266800610001"}));
+  dir.write("next/a.yaml", fleet({"imei:350266800610002"}));
+  dir.write("next/b.yaml", fleet({"imei:350266800610003"}));
+  const auto root = dir.path() / "fleet";
+  DesiredStateLoader loader(root, load_options());
+  REQUIRE(loader.load_all().result.ok());
+  fs::rename(root, dir.path() / "fleet.bak");
+  fs::rename(dir.path() / "next", root);
+  const auto r = loader.reload({});
+  CHECK(r.full);
+  CHECK(r.root_changed);
+  check_fresh(r, root);
+  CHECK(affected(r).empty());
+  CHECK(r.result.state.bindings.size() == 2);
+}
+
+TEST_CASE("a one-file root behind a swapped link is loaded in full", "[config][loader]") {
+  TempDir dir;
+  dir.write("v1.yaml", fleet({"imei:350266800610001"}));
+  dir.write("v2.yaml", fleet({"imei:350266800610002"}));
+  const auto root = dir.path() / "fleet.yaml";
+  fs::create_symlink(dir.path() / "v1.yaml", root);
+  DesiredStateLoader loader(root, load_options());
+  REQUIRE(loader.load_all().result.ok());
+  swap_link(root, dir.path() / "v2.yaml");
+  const auto r = loader.reload_packed({});
+  CHECK(r.full);
+  CHECK(r.root_changed);
+  REQUIRE(r.state.bindings.size() == 1);
+  CHECK(r.state.bindings[0].device.unpack().canonical() == "imei:350266800610002");
+}
+
+TEST_CASE("a one-file root renamed over in its directory is an edit, not another root",
+          "[config][loader]") {
+  TempDir dir;
+  const auto root = dir.write("fleet.yaml", fleet({"imei:350266800610001"}));
+  DesiredStateLoader loader(root, load_options());
+  REQUIRE(loader.load_all().result.ok());
+  dir.write(".fleet.yaml.swp", fleet({"imei:350266800610002"}));
+  fs::rename(dir.path() / ".fleet.yaml.swp", root);
+  const auto r = loader.reload({root});
+  CHECK_FALSE(r.full);
+  CHECK_FALSE(r.root_changed);
+  CHECK(r.files_parsed == 1);
+  check_fresh(r, root);
+  CHECK(affected(r) == Names{"imei:350266800610001", "imei:350266800610002"});
+}

@@ -1,4 +1,7 @@
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include "test_support.hpp"
 #include "thingsync/config/desired_state.hpp"
@@ -12,6 +15,8 @@ using thingsync::config::test::kDefaults;
 using thingsync::config::test::kSharedSources;
 using thingsync::config::test::load_options;
 using thingsync::config::test::TempDir;
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -222,4 +227,56 @@ TEST_CASE("a file with a lone carriage return is accepted or rejected alike, who
   CHECK(a.ok() == b.ok());
   CHECK(all(a.diagnostics) == all(b.diagnostics));
   CHECK(a.state.bindings.size() == b.state.bindings.size());
+}
+
+TEST_CASE("several paths load as one desired state: a device under two of them names both",
+          "[config][load]") {
+  TempDir dir;
+  const auto a = dir.write("one/a.yaml", fleet({"imei:350266800610993", "imei:350266800610001"}));
+  const auto b = dir.write("two/b.yaml", fleet({"imei:350266800610002",
+                                                "\"urn:dev:IMEI:350266800610993:\""}));
+  const auto r = load_desired_state(std::vector<fs::path>{a, b}, load_options());
+  const std::string expected =
+      b + ":7:15: error: duplicate device imei:350266800610993; first listed at " + a + ":6:15\n";
+  CHECK(all(r.diagnostics) == expected);
+  CHECK(r.state.files == std::vector<std::string>{a, b});
+  CHECK(r.state.bindings.size() == 3);
+  // Directories too, and exactly as one directory holding both files says it.
+  const auto dirs = load_desired_state(
+      std::vector<fs::path>{dir.path() / "one", dir.path() / "two"}, load_options());
+  CHECK(all(dirs.diagnostics) == expected);
+  CHECK(all(load_desired_state(dir.path(), load_options()).diagnostics) == expected);
+  // The place first given is the one that counts.
+  const auto reversed = load_desired_state(std::vector<fs::path>{b, a}, load_options());
+  CHECK(all(reversed.diagnostics) ==
+        a + ":6:15: error: duplicate device imei:350266800610993; first listed at " + b +
+            ":7:15\n");
+}
+
+TEST_CASE("a file that two of the paths give is read once", "[config][load]") {
+  TempDir dir;
+  const auto a = dir.write("fleet/a.yaml", fleet({"imei:350266800610001"}));
+  dir.write("fleet/b.yaml", fleet({"imei:350266800610002"}));
+  const auto other_spelling = dir.path() / "fleet" / ".." / "fleet" / "a.yaml";
+  const auto r = load_desired_state(
+      std::vector<fs::path>{a, dir.path() / "fleet", other_spelling}, load_options());
+  INFO(all(r.diagnostics));
+  CHECK(r.ok());
+  CHECK(r.state.files == std::vector<std::string>{a, dir.str() + "/fleet/b.yaml"});
+  CHECK(r.state.bindings.size() == 2);
+}
+
+TEST_CASE("errors of every path are reported, a missing one among them", "[config][load]") {
+  TempDir dir;
+  const auto a = dir.write("a.yaml", fleet({"imei:1"}));
+  const auto missing = dir.path() / "nope";
+  fs::create_directories(dir.path() / "empty");
+  const auto r = load_desired_state(std::vector<fs::path>{a, missing, dir.path() / "empty"},
+                                    load_options());
+  CHECK(all(r.diagnostics) ==
+        a + ":6:15: error: invalid device ID 'imei:1': IMEI must have 15 or 16 digits, got 1 "
+            "characters\n" +
+            (dir.path() / "empty").string() +
+            ": error: no *.yaml or *.yml files in the desired-state directory\n" +
+            missing.string() + ": error: cannot read desired state: No such file or directory\n");
 }

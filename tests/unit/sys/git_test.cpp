@@ -7,6 +7,7 @@
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
+using thingsync::sys::git_checkout_in_progress;
 using thingsync::sys::git_head_commit;
 
 namespace {
@@ -48,4 +49,62 @@ TEST_CASE("a directory outside any work tree has no commit", "[sys][git]") {
   thingsync::test::TempDir t;
   write(t.path / ".git" / "HEAD", "ref: refs/heads/unborn\n");  // no such ref yet
   CHECK_FALSE(git_head_commit(t.path));
+}
+
+TEST_CASE("git HEAD is found from where a symbolic link into a checkout resolves",
+          "[sys][git]") {
+  thingsync::test::TempDir repo;
+  thingsync::test::TempDir outside;
+  write(repo.path / ".git" / "HEAD", kSha1 + "\n");
+  fs::create_directories(repo.path / "fleet");
+  fs::create_symlink(repo.path / "fleet", outside.path / "fleet");
+  CHECK(git_head_commit(outside.path / "fleet") == kSha1);
+  // A repository around the link itself does not count: the files are read from the target.
+  write(outside.path / ".git" / "HEAD", kSha2 + "\n");
+  CHECK(git_head_commit(outside.path / "fleet") == kSha1);
+}
+
+TEST_CASE("a linked worktree's HEAD and branches are read through its gitdir file",
+          "[sys][git]") {
+  thingsync::test::TempDir t;
+  // git worktree add: the worktree's own HEAD, the branches in the main repository.
+  write(t.path / "main" / ".git" / "worktrees" / "w" / "HEAD", "ref: refs/heads/feature\n");
+  write(t.path / "main" / ".git" / "worktrees" / "w" / "commondir", "../..\n");
+  write(t.path / "main" / ".git" / "refs" / "heads" / "feature", kSha2 + "\n");
+  const auto gitdir = t.path / "main" / ".git" / "worktrees" / "w";
+  write(t.path / "w" / ".git", "gitdir: " + gitdir.string() + "\n");
+  fs::create_directories(t.path / "w" / "fleet");
+  CHECK(git_head_commit(t.path / "w" / "fleet") == kSha2);
+}
+
+TEST_CASE("a checkout in progress shows as the index lock of the work tree", "[sys][git]") {
+  thingsync::test::TempDir t;
+  fs::create_directories(t.path / "fleet" / "sub");
+  CHECK_FALSE(git_checkout_in_progress(t.path / "fleet"));  // no work tree at all
+  SECTION("a .git directory") {
+    write(t.path / ".git" / "HEAD", kSha1 + "\n");
+    CHECK_FALSE(git_checkout_in_progress(t.path / "fleet"));
+    write(t.path / ".git" / "index.lock", "");
+    CHECK(git_checkout_in_progress(t.path / "fleet" / "sub") == t.path / ".git" / "index.lock");
+    CHECK(git_checkout_in_progress(t.path / "fleet" / "a.yaml") == t.path / ".git" / "index.lock");
+    fs::remove(t.path / ".git" / "index.lock");
+    CHECK_FALSE(git_checkout_in_progress(t.path / "fleet"));
+  }
+  SECTION("a gitdir file (a submodule)") {
+    write(t.path / "super" / ".git" / "modules" / "fleet" / "HEAD", kSha1 + "\n");
+    write(t.path / "fleet" / ".git", "gitdir: ../super/.git/modules/fleet\n");
+    CHECK_FALSE(git_checkout_in_progress(t.path / "fleet"));
+    // The submodule's own lock counts, not one at the work tree's top.
+    write(t.path / "fleet" / "index.lock", "");
+    CHECK_FALSE(git_checkout_in_progress(t.path / "fleet" / "sub"));
+    write(t.path / "super" / ".git" / "modules" / "fleet" / "index.lock", "");
+    CHECK(git_checkout_in_progress(t.path / "fleet" / "sub") ==
+          t.path / "fleet" / "../super/.git/modules/fleet" / "index.lock");
+  }
+  SECTION("through a symbolic link into the checkout") {
+    thingsync::test::TempDir outside;
+    write(t.path / ".git" / "index.lock", "");
+    fs::create_symlink(t.path / "fleet", outside.path / "current");
+    CHECK(git_checkout_in_progress(outside.path / "current") == t.path / ".git" / "index.lock");
+  }
 }
