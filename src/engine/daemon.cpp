@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <optional>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -98,9 +99,13 @@ class Daemon {
     desired_.emplace(config_.desired_state_path, state_->salt());
     reconciler_.emplace(Reconciler::Parts{config_, observe_only_, *desired_, *observer_, *state_,
                                           session_->bindings(), metrics_, health_, stopping_});
-    if (!reload_desired()) {
-      log_->error("the desired state does not load; not starting (fix it and restart)");
-      return false;
+    // A Git checkout in progress at start is waited for (a minute at most).
+    for (int waited = 0; !reload_desired(); ++waited) {
+      if (!last_deferred_ || waited >= 60) {
+        log_->error("the desired state does not load; not starting (fix it and restart)");
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
     }
     try {
       metrics_server_ = std::make_unique<obs::HttpServer>(
@@ -113,6 +118,7 @@ class Daemon {
           });
       metrics_server_->start();
       watcher_ = std::make_unique<sys::TreeWatcher>(ioc_.get_executor(), config_.desired_state_path);
+      for (const auto& w : watcher_->take_warnings()) log_->warn("{}", w);
     } catch (const std::exception& e) {
       log_->error("cannot start: {}", e.what());
       return false;
@@ -182,11 +188,20 @@ class Daemon {
     while (!stopping_) {
       auto changes = co_await watcher_->next();
       if (stopping_) break;
-      if (changes.overflow) desired_->want_full();
-      for (auto& p : changes.paths) desired_->changed(p);
-      reload_at_ = Clock::now() + opts_.debounce;
-      wake_.cancel();
+      took_changes(changes, opts_.debounce);
     }
+  }
+
+  // File events, or what a periodic look at the root found (a swapped symlink or a replaced
+  // directory whose events were lost): a reload after `delay`.
+  void took_changes(const sys::TreeChanges& changes, Clock::duration delay) {
+    for (const auto& w : changes.warnings) log_->warn("{}", w);
+    if (changes.full()) desired_->want_full();
+    for (const auto& p : changes.paths) desired_->changed(p);
+    if (changes.paths.empty() && !changes.full()) return;
+    const auto at = Clock::now() + delay;
+    if (!reload_at_ || at < *reload_at_) reload_at_ = at;
+    wake_.cancel();
   }
 
   net::awaitable<void> watchdog_loop() {
@@ -237,6 +252,7 @@ class Daemon {
       } else if (now >= next_poll) {
         dirty |= co_await poll();
         next_poll = Clock::now() + config_.sync.poll_interval;
+        took_changes(watcher_->check_root(), opts_.debounce);  // a backstop for lost events
       }
       if (stopping_) break;
       if (dirty || reconciler_->retry_pending()) co_await reconciler_->full_pass();
@@ -307,6 +323,17 @@ class Daemon {
   bool reload_desired() {
     if (desired_->full_wanted() && session_) session_->auth().reload();
     auto r = desired_->reload();
+    last_deferred_ = !r.deferred.empty();
+    if (last_deferred_) {
+      // Not a failure: the last good state stays in force and the load is tried again.
+      log_->info("desired state not loaded yet: {}; trying again in 1 s", r.deferred);
+      reload_at_ = Clock::now() + std::chrono::seconds(1);
+      return false;
+    }
+    if (r.root_changed) {
+      log_->info("the desired-state path {} now resolves to another tree: loaded it whole",
+                 config_.desired_state_path.string());
+    }
     for (const auto& d : r.errors) log_->error("{}", d.to_string());
     health_.set_load_ok(r.ok);
     if (!r.ok) {
@@ -317,7 +344,7 @@ class Daemon {
     affected_all_ = r.all;
     affected_ = std::move(r.affected);
     metrics_.set_desired(desired_->size());
-    const auto commit = sys::git_head_commit(config_.desired_state_path);
+    const auto& commit = r.commit;
     metrics_.set_desired_commit(commit.value_or(""));
     log_->info("desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
                desired_->size(), desired_->state().common.files.size(), r.files_parsed,
@@ -348,6 +375,7 @@ class Daemon {
   std::vector<core::DeviceId> affected_;
   bool affected_all_ = true;
   std::optional<Clock::time_point> reload_at_;
+  bool last_deferred_ = false;  // the last reload waited for a Git checkout
   bool stopping_ = false;
   bool finished_ = false;
   int exit_code_ = 0;

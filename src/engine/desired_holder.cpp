@@ -5,19 +5,34 @@
 
 #include "thingsync/config/env.hpp"
 #include "thingsync/core/packed.hpp"
+#include "thingsync/sys/git.hpp"
 
 namespace thingsync::engine {
 
 DesiredHolder::DesiredHolder(std::filesystem::path root, std::string salt)
-    : salt_(std::move(salt)), loader_(std::move(root)) {}
+    : root_(root), salt_(std::move(salt)), loader_(std::move(root)) {}
 
 DesiredHolder::Outcome DesiredHolder::reload() {
+  Outcome out;
+  // A Git checkout in progress is never loaded: half its files may be of the next commit.
+  if (const auto lock = sys::git_checkout_in_progress(root_)) {
+    out.deferred = "a Git checkout is in progress (" + lock->string() + " exists)";
+    return out;
+  }
+  const auto head = sys::git_head_commit(root_);
   const bool full = full_wanted();
   full_ = false;
   std::vector<std::filesystem::path> changed(changed_.begin(), changed_.end());
   changed_.clear();
   auto r = full ? loader_.load_all_packed() : loader_.reload_packed(changed);
-  Outcome out;
+  if (sys::git_checkout_in_progress(root_) || sys::git_head_commit(root_) != head) {
+    // The loader's view moved on with this load: the next one must read everything.
+    full_ = true;
+    out.deferred = "the Git checkout changed during the load";
+    return out;
+  }
+  out.commit = head;
+  out.root_changed = r.root_changed;
   out.files_parsed = r.files_parsed;
   for (auto& d : r.diagnostics) {
     if (d.severity == core::Severity::kError) {

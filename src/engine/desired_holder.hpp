@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -28,13 +29,18 @@ class DesiredHolder {
 
   struct Outcome {
     bool ok = false;
+    /// Not loaded, and not a failure: a Git checkout is in progress or HEAD moved during the
+    /// load. Try again a little later; `deferred` says why.
+    std::string deferred;
+    std::optional<std::string> commit;   ///< the Git commit loaded, when in a work tree
+    bool root_changed = false;           ///< the path now resolves to another tree
     bool all = false;                      ///< every device may have changed
     std::vector<core::DeviceId> affected;  ///< else: these did (sorted)
     std::size_t files_parsed = 0;
     std::size_t warnings = 0;
     core::Diagnostics errors;  ///< when !ok: why, one per line
   };
-  /// Loads; on success the new state is in force.
+  /// Loads; on success the new state is in force. A checkout in progress is not loaded.
   Outcome reload();
 
   const config::PackedDesiredState& state() const { return state_; }
@@ -48,6 +54,7 @@ class DesiredHolder {
               PreparedDesired& prepared) const;
 
  private:
+  std::filesystem::path root_;
   std::string salt_;
   config::DesiredStateLoader loader_;
   config::PackedDesiredState state_;  // in force: packed, 36 B a binding, shared with loader_
