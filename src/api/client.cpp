@@ -173,7 +173,7 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
   bool refreshed = false;
   std::chrono::milliseconds sleep_for{0};
   for (std::uint32_t attempt = 1;; ++attempt) {
-    // No co_await inside conditions here: GCC 12 miscompiles some of those (see STYLE.md).
+    // No co_await inside conditions here: GCC 12 miscompiles some of those.
     // Each step has a fast path that does not suspend: a free slot, a token at hand, a token
     // in the bucket.
     bool go = true;

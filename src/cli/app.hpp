@@ -2,7 +2,7 @@
 
 namespace thingsync::cli {
 
-/// Exit codes of SPEC.md "Command line".
+/// Exit codes (README.md "Commands").
 enum ExitCode : int {
   kExitOk = 0,
   kExitError = 1,

@@ -4,19 +4,18 @@
 
 #include <malloc.h>
 
-#include <csignal>
 #include <optional>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "desired_holder.hpp"
 #include "health.hpp"
+#include "lifecycle.hpp"
 #include "reconciler.hpp"
 #include "thingsync/engine/observer.hpp"
 #include "thingsync/engine/session.hpp"
@@ -63,21 +62,21 @@ class Daemon {
         observe_only_(options.observe_only || config.sync.mode == config::SyncMode::kObserve),
         metrics_(kVersion),
         health_(notifier_, observe_only_),
+        life_(ioc_, notifier_, options.shutdown_grace,
+              {[this] { want_reload(); }, [this] { on_stop(); },
+               [this] { session_->client().stop(); }}),
+        stopping_(life_.stopping()),
         wake_(ioc_, Clock::time_point::max()),
-        signals_(ioc_, SIGINT, SIGTERM, SIGHUP),
         log_(obs::logger("daemon")) {}
 
   int run() {
     fix_malloc_thresholds();
     if (!open()) return 1;
-    net::co_spawn(ioc_, main_loop(), crash_handler("main loop"));
-    net::co_spawn(ioc_, watch_loop(), crash_handler("watcher"));
-    if (notifier_.watchdog_interval()) {
-      net::co_spawn(ioc_, watchdog_loop(), crash_handler("watchdog"));
-    }
-    wait_signal();
+    net::co_spawn(ioc_, main_loop(), life_.crash_handler("main loop"));
+    net::co_spawn(ioc_, watch_loop(), life_.crash_handler("watcher"));
+    life_.start();
     ioc_.run();
-    return exit_code_;
+    return life_.exit_code();
   }
 
  private:
@@ -130,58 +129,17 @@ class Daemon {
     return true;
   }
 
-  // An exception that escapes a loop ends the process (non-zero), so that systemd restarts it:
-  // a daemon that goes on pinging the watchdog without reconciling is worse than none.
-  std::function<void(std::exception_ptr)> crash_handler(const char* what) {
-    return [this, what](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        log_->critical("{} crashed: {}; exiting", what, x.what());
-      } catch (...) {
-        log_->critical("{} crashed; exiting", what);
-      }
-      exit_code_ = 1;
-      finished_ = true;
-      stopping_ = true;
-      ioc_.stop();
-    };
-  }
-
   // ---- triggers -------------------------------------------------------------------------
 
-  void wait_signal() {
-    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      if (sig == SIGHUP) {
-        log_->info("SIGHUP: reloading the desired state, password files and token");
-        desired_->want_full();
-        reload_at_ = Clock::now();
-        wake_.cancel();
-        wait_signal();
-        return;
-      }
-      begin_shutdown(sig);
-    });
+  void want_reload() {
+    desired_->want_full();
+    reload_at_ = Clock::now();
+    wake_.cancel();
   }
 
-  void begin_shutdown(int sig) {
-    if (stopping_) return;
-    log_->info("signal {}: stopping (in-flight requests get {} ms)", sig,
-               opts_.shutdown_grace.count());
-    stopping_ = true;
-    notifier_.stopping();
+  void on_stop() {
     wake_.cancel();
     if (watcher_) watcher_->close();
-    // Requests still running after the grace period are abandoned.
-    auto grace = std::make_shared<net::steady_timer>(ioc_, opts_.shutdown_grace);
-    grace->async_wait([this, grace](const boost::system::error_code& ec) {
-      if (!ec && !finished_) {
-        log_->warn("abandoning requests still in flight");
-        session_->client().stop();
-      }
-    });
   }
 
   net::awaitable<void> watch_loop() {
@@ -202,16 +160,6 @@ class Daemon {
     const auto at = Clock::now() + delay;
     if (!reload_at_ || at < *reload_at_) reload_at_ = at;
     wake_.cancel();
-  }
-
-  net::awaitable<void> watchdog_loop() {
-    net::steady_timer t(ioc_);
-    while (!finished_) {
-      notifier_.watchdog();  // from the event loop itself: a stuck loop stops the pings
-      t.expires_after(*notifier_.watchdog_interval());
-      boost::system::error_code ec;
-      co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
-    }
   }
 
   // ---- the loop -------------------------------------------------------------------------
@@ -277,10 +225,9 @@ class Daemon {
   net::awaitable<void> shutdown() {
     const auto saved = state_->checkpoint();
     if (!saved) log_->error("{}", saved.error().message);
-    finished_ = true;
+    life_.finished();
     session_->client().stop();
     if (metrics_server_) metrics_server_->stop();
-    signals_.cancel();
     wake_.cancel();
     if (saved) {
       log_->info("stopped; state saved to {}", config_.state_path.string());
@@ -361,8 +308,9 @@ class Daemon {
   obs::Metrics metrics_;
   sys::Notifier notifier_;
   Health health_;
+  Lifecycle life_;
+  const bool& stopping_;
   net::steady_timer wake_;
-  net::signal_set signals_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<state::StateStore> state_;
   std::unique_ptr<Session> session_;
@@ -376,9 +324,6 @@ class Daemon {
   bool affected_all_ = true;
   std::optional<Clock::time_point> reload_at_;
   bool last_deferred_ = false;  // the last reload waited for a Git checkout
-  bool stopping_ = false;
-  bool finished_ = false;
-  int exit_code_ = 0;
 };
 
 }  // namespace

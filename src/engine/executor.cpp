@@ -294,6 +294,9 @@ class Executor {
       co_return false;
     }
     if (r->device != device) {
+      log_->warn("delete not sent id={}: the binding is now bound to device={}, not {}; planning "
+                 "again", id, r->device.canonical(), device.canonical());
+      report_.seen_bindings.push_back(std::move(r.value()));
       report_.replan = true;
       co_return false;
     }

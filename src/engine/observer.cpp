@@ -79,6 +79,7 @@ void Observer::record(const ExecReport& report) {
     watermark_.saw(b.modified_at_ms, now);
     set_.put(b);
   }
+  for (const auto& b : report.seen_bindings) set_.put(b);
   for (const auto& id : report.deleted_ids) set_.erase(id);
   for (const auto& id : report.gone_ids) set_.erase(id);
 }

@@ -50,7 +50,7 @@ struct SyncConfig {
   double rate_limit = 10.0;       ///< requests per second, > 0, may be fractional
 };
 
-/// The parsed config file (SPEC.md "Config file"). Secrets are never held here: only the paths
+/// The parsed config file (README.md "Config"). Secrets are never held here: only the paths
 /// of the files that hold them. Relative paths in the file (desiredState.path, state.path,
 /// auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved against the directory
 /// of the config file, so a config works the same from any working directory.

@@ -97,7 +97,7 @@ struct Plan {
 
 /// The heart of the product: a pure, deterministic function. Inputs need not be sorted and
 /// their order does not change the result. `desired` must not hold one device twice (the
-/// loader rejects that). Rules (SPEC "Reconciliation semantics"): a desired device without a
+/// loader rejects that). Rules (docs/operations.md "Reconciliation"): a desired device without a
 /// remote binding is created; of its remote bindings the oldest (created_at_ms, then smaller
 /// binding ID) is kept and the others are kDuplicate deletes; the kept one is updated unless
 /// its AppliedBinding (found by binding ID) names the same device and fingerprint, and its

@@ -12,7 +12,7 @@ struct DaemonOptions {
   std::chrono::milliseconds shutdown_grace{4000};
 };
 
-/// `thingsync run`: the long-running reconciler (SPEC.md "Daemon behaviour"). Returns the
+/// `thingsync run`: the long-running reconciler (docs/operations.md). Returns the
 /// process exit code: 0 after SIGTERM/SIGINT, 1 when it cannot start.
 int run_daemon(const config::Config& config, const DaemonOptions& options);
 

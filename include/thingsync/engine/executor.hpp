@@ -64,6 +64,9 @@ struct ExecReport {
   /// What the API now holds, so that a daemon can update its observed state without a list.
   std::vector<core::RemoteBinding> written_bindings;  ///< created, adopted or updated
   std::vector<std::string> deleted_ids;
+  /// Bindings a look (GET) found live but other than planned on: to be merged into the
+  /// observed state, so that the next plan is made on what is there.
+  std::vector<core::RemoteBinding> seen_bindings;
   /// Bindings a write or a look found gone (404): to be forgotten by the observed state.
   std::vector<std::string> gone_ids;
   /// What the pass saw differs from what it planned on (a kept binding gone, an update's

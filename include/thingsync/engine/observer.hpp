@@ -39,8 +39,8 @@ class Observer {
   /// Merges the bindings changed since modified_since(). Nothing here grows with the fleet:
   /// a poll that brings nothing new costs one request.
   boost::asio::awaitable<Outcome> poll();
-  /// Merges thingsync's own writes (with the modifiedAt their answers gave) and deletes, and
-  /// forgets bindings a pass found gone.
+  /// Merges thingsync's own writes (with the modifiedAt their answers gave), deletes and what
+  /// a pass's looks found, and forgets bindings a pass found gone.
   void record(const ExecReport& report);
 
   const ObservedSet& set() const { return set_; }

@@ -11,7 +11,7 @@ namespace thingsync::engine {
 /// Holds device and binding IDs only: never a password.
 std::string render_plan_text(const core::Plan& plan, bool color = false);
 
-/// `thingsync plan --output json` (SPEC.md): one JSON object with create, update, delete,
+/// `thingsync plan --output json` (README.md "Commands"): one JSON object with create, update, delete,
 /// unchanged and blocked, plus unmanaged and deleteLimit.
 std::string render_plan_json(const core::Plan& plan);
 

@@ -9,7 +9,7 @@ namespace thingsync::obs {
 
 enum class Action { kCreate, kUpdate, kDelete };
 
-/// Every metric of SPEC.md "Metrics", on one prometheus-cpp registry. Labels never hold a
+/// Every metric of docs/operations.md "Monitoring", on one prometheus-cpp registry. Labels never hold a
 /// device, binding or client ID: their values come from small fixed sets (action, result,
 /// HTTP method, status code), so cardinality does not grow with the fleet. Every combination
 /// that can occur is exported as 0 from the start. Thread-safe (prometheus-cpp metrics are).

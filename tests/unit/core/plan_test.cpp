@@ -61,7 +61,7 @@ std::string describe(const Plan& p) {
   return out.str();
 }
 
-// The rules of SPEC.md written the obvious way, with ordered maps, to check make_plan against.
+// The rules of docs/operations.md "Reconciliation" written the obvious way, with ordered maps, to check make_plan against.
 Plan reference_plan(const std::vector<DesiredBinding>& desired,
                     const std::vector<RemoteBinding>& observed,
                     const std::vector<AppliedBinding>& applied, const SyncPolicy& policy) {

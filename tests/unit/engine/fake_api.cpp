@@ -57,6 +57,13 @@ void FakeApi::portal_edit(const std::string& id, std::string password, std::stri
 
 void FakeApi::portal_delete(const std::string& id) { store.erase(id); }
 
+void FakeApi::move(const std::string& id, std::string_view device) {
+  now_ms += 1000;
+  auto& b = store.at(id).binding;
+  b.device = device_of(device);
+  b.modified_at_ms = now_ms;
+}
+
 void FakeApi::stamp(const std::string& id, std::int64_t modified_at_ms) {
   store.at(id).binding.modified_at_ms = modified_at_ms;
 }
@@ -104,6 +111,10 @@ net::awaitable<core::Result<api::ListSummary, api::ApiError>> FakeApi::list_page
     return std::tie(a->binding.created_at_ms, a->binding.id) <
            std::tie(b->binding.created_at_ms, b->binding.id);
   });
+  if (fail_lists > 0) {
+    --fail_lists;
+    co_return failed(status_error(api::ErrorKind::kServer, 500, "Internal Server Error"));
+  }
   api::ListSummary summary;
   summary.server_time_ms = now_ms;
   const std::size_t fail_after = std::exchange(fail_list_after_pages, 0);

@@ -30,6 +30,7 @@ class FakeApi final : public api::Bindings {
   int creates_then_timeout = 0;  ///< the next N POSTs are committed, then never answered
   std::size_t page_size = 2;    ///< small, so that every list has several pages
   std::size_t fail_list_after_pages = 0;  ///< the next list answers 500 after this many pages
+  int fail_lists = 0;                     ///< the next N lists answer 500 at once
   std::map<std::string, Stored> store;  ///< by binding id
   std::vector<std::string> requests;    ///< "POST imei:…", "PUT id", "GET id", "LIST …"
 
@@ -40,6 +41,8 @@ class FakeApi final : public api::Bindings {
   void portal_delete(const std::string& id);
   /// Sets a binding's modifiedAt as a node with a wrong clock would.
   void stamp(const std::string& id, std::int64_t modified_at_ms);
+  /// Binds a binding to another device, as a portal PUT may.
+  void move(const std::string& id, std::string_view device);
 
   // ---- what the test checks ---------------------------------------------------------------
   std::vector<Stored> of_device(std::string_view device) const;

@@ -39,7 +39,16 @@ TEST_CASE("pass: a password changed in the portal while stopped is put back afte
   CHECK(plan.plan.updates[0].modified_by == "alice@example.com");
   w.apply();
   w.check_converged();
-  CHECK(w.plan().plan.empty());  // our PUT's answer is the new receipt
+  // Our PUT's answer is the new receipt: nothing to do, nothing to record.
+  const auto after = w.plan();
+  CHECK(after.plan.empty());
+  CHECK(after.plan.receipts.empty());
+  CHECK(w.state->find(id)->receipt_ms == w.api.store.at(id).binding.modified_at_ms);
+  // And a second portal edit after it is seen again.
+  w.api.portal_edit(id, "yet-another-Passw0rd!!!!!!!");
+  w.apply();
+  CHECK(w.api.count("PUT") == 2);
+  w.check_converged();
 }
 
 TEST_CASE("pass: a portal edit seen by a poll or only by a full resync is put back") {
@@ -63,7 +72,7 @@ TEST_CASE("pass: a portal edit seen by a poll or only by a full resync is put ba
   w.check_converged();
 }
 
-TEST_CASE("pass: a binding with no receipt is adopted with one PUT, then left alone") {
+TEST_CASE("pass: a binding with no state record is adopted with one PUT, then left alone") {
   World w;
   w.want({{kD1, password(1)}});
   w.api.portal_create(kD1, "factory-Passw0rd!!!!!!!!!!");
@@ -152,8 +161,7 @@ TEST_CASE("pass: of two bindings for one device the kept one is confirmed live f
 // ---- creates with an unknown outcome ------------------------------------------------------
 
 TEST_CASE("pass: a create committed then answered 502 or timed out is looked up, not re-sent") {
-  World w;
-  w.api.duplicates_allowed = true;
+  World w;  // FakeApi accepts a second binding for a device, as the API may
   w.want({{kD1, password(1)}, {kD2, password(2)}});
   SECTION("502") { w.api.creates_then_502 = 2; }
   SECTION("timeout") { w.api.creates_then_timeout = 2; }
@@ -178,7 +186,7 @@ TEST_CASE("pass: no create is sent unless its pending record is durable") {
   w.check_converged();
 }
 
-TEST_CASE("pass: a pending create of a crashed run is resolved by a lookup, never a second POST") {
+TEST_CASE("pass: a pending create of a crashed run that the list shows is adopted, not re-posted") {
   World w;
   w.want({{kD1, password(1)}});
   // The POST landed, then the process crashed before the answer: only the pending record,
@@ -244,5 +252,92 @@ TEST_CASE("pass: a binding stamped in the future does not hide later portal chan
   const auto pass = w.full_pass();
   REQUIRE(pass.plan.updates.size() == 1);
   CHECK(pass.plan.updates[0].binding_id == other);
+  w.check_converged();
+}
+
+TEST_CASE("pass: a pending create the list does not show is looked up before its POST") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.state->begin_create(*core::DeviceId::parse(kD1), w.api.now_ms);
+  REQUIRE(w.state->flush());
+  w.restart(true);
+  w.full_list();  // the crashed run's POST has not landed yet
+  w.api.portal_create(kD1, "posted-before-crash-Passw0rd!", "thingsync");  // now it has
+  w.full_pass();
+  CHECK(w.api.count("LIST sort= device=") == 1);
+  CHECK(w.api.count("POST") == 0);
+  CHECK(w.last_report.adopted == 1);
+  CHECK(w.state->pending().empty());
+  w.check_converged();
+}
+
+TEST_CASE("pass: a create whose outcome and lookup both failed stays pending and is looked up") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.api.creates_then_timeout = 1;
+  w.api.fail_lists = 1;  // the lookup after the timeout
+  w.full_pass();
+  CHECK(w.api.count("POST") == 1);
+  CHECK(w.state->pending().size() == 1);
+  w.full_pass();  // no list in between: only the lookup can tell
+  CHECK(w.api.count("LIST sort= device=") == 2);
+  CHECK(w.api.count("POST") == 1);
+  w.check_converged();
+}
+
+TEST_CASE("pass: an update that finds its binding gone plans again and creates it") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.full_pass();
+  const auto old_id = only_binding(w, kD1);
+  w.api.portal_delete(old_id);    // no poll can show this
+  w.want({{kD1, password(11)}});  // a commit changes the password: the pass PUTs old_id
+  w.full_pass();
+  CHECK(w.api.count("PUT " + old_id) == 1);
+  CHECK(w.api.count("POST") == 2);
+  CHECK(w.last_report.failed == 0);
+  CHECK_FALSE(w.observer().set().contains(old_id));
+  CHECK(w.state->failures().empty());
+  w.check_converged();
+}
+
+TEST_CASE("pass: a delete planned on a poll is sent once a look confirms it") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.full_pass();
+  const auto stray = w.api.portal_create(kD2, "stray-Passw0rd!!!!!!!!!!!!");
+  CHECK(w.poll());
+  w.full_pass();
+  CHECK(w.api.count("GET " + stray) == 1);
+  CHECK(w.api.count("DELETE " + stray) == 1);
+  w.check_converged();
+}
+
+TEST_CASE("pass: a delete whose binding moved to another device is not sent") {
+  World w;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.full_pass();
+  const auto stray = w.api.portal_create(kD2, "stray-Passw0rd!!!!!!!!!!!!");
+  CHECK(w.poll());
+  w.api.move(stray, "imei:350266800610995");  // a portal PUT the poll has not seen
+  w.full_pass();
+  CHECK(w.api.count("DELETE " + stray) == 1);  // deleted as what it is now, after a look
+  CHECK(w.api.count("GET " + stray) == 2);     // once refused (other device), once confirmed
+}
+
+TEST_CASE("pass: a create answered 409 (an API that refuses duplicates) adopts the binding") {
+  World w;
+  w.api.duplicates_allowed = false;
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  const auto id = w.api.portal_create(kD1, "portal-Passw0rd!!!!!!!!!!!");  // not seen yet
+  w.full_pass();
+  CHECK(w.api.count("POST") == 1);
+  CHECK(w.api.count("PUT " + id) == 1);
+  CHECK(w.last_report.adopted == 1);
   w.check_converged();
 }

@@ -91,8 +91,10 @@ bool World::full_list() {
   return true;
 }
 
+engine::Observer::Outcome World::poll_outcome() { return run(observer_->poll()); }
+
 bool World::poll() {
-  const auto out = run(observer_->poll());
+  const auto out = poll_outcome();
   return out.ok && out.changed;
 }
 

@@ -44,6 +44,7 @@ class World {
   engine::Observer& observer() { return *observer_; }
   bool full_list();  ///< false: it failed
   bool poll();       ///< true: something changed
+  engine::Observer::Outcome poll_outcome();
   engine::PassPlan full_pass();  ///< fresh when a full list came right before
   engine::PassPlan devices_pass(const std::vector<std::string>& devices);
   /// Moves the daemon's steady clock (the API's clock is api.now_ms).

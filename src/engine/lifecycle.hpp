@@ -1,0 +1,61 @@
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74 forgets it
+
+#include <chrono>
+#include <exception>
+#include <functional>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "thingsync/sys/notify.hpp"
+
+namespace thingsync::engine {
+
+/// The daemon's life as a process: signals (SIGHUP reloads, SIGTERM/SIGINT stop), the systemd
+/// watchdog, the grace period for requests in flight at a stop, and the end of the process when
+/// a loop crashes. Not thread-safe (the event loop's).
+class Lifecycle {
+ public:
+  struct Hooks {
+    std::function<void()> reload;   ///< SIGHUP
+    std::function<void()> stop;     ///< the first SIGTERM/SIGINT, after stopping() is set
+    std::function<void()> abandon;  ///< the grace period ran out with requests in flight
+  };
+  Lifecycle(boost::asio::io_context& ioc, sys::Notifier& notifier,
+            std::chrono::milliseconds grace, Hooks hooks);
+
+  /// Starts waiting for signals, and the watchdog pings when systemd asked for them.
+  void start();
+  /// Everything is done: the signal wait and every timer are cancelled, so the event loop ends.
+  void finished();
+
+  /// Set once a stop was asked for; the passes read it to start nothing new.
+  const bool& stopping() const { return stopping_; }
+  /// A completion handler for a spawned loop: an exception that escapes it ends the process
+  /// with exit code 1 (systemd restarts it), for a daemon that goes on pinging the watchdog
+  /// without reconciling is worse than none.
+  std::function<void(std::exception_ptr)> crash_handler(const char* what);
+  int exit_code() const { return exit_code_; }
+
+ private:
+  void wait_signal();
+  void begin_stop(int sig);
+  boost::asio::awaitable<void> watchdog_loop();
+
+  boost::asio::io_context& ioc_;
+  sys::Notifier& notifier_;
+  std::chrono::milliseconds grace_;
+  Hooks hooks_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer watchdog_timer_;
+  boost::asio::steady_timer grace_timer_;
+  bool stopping_ = false;
+  bool finished_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace thingsync::engine
