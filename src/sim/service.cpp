@@ -508,7 +508,7 @@ Response Service::write_binding(const Request& req, std::string_view id,
       return problem(400, "password does not meet the policy: " + why);
     }
   }
-  bool allow_duplicate = false;
+  bool allow_duplicate = faults_.duplicates == Duplicates::kAllow;
   std::string_view client_id = opts_.client_id;
   std::string lower_client;
   if (admin) {
@@ -539,7 +539,8 @@ Response Service::write_binding(const Request& req, std::string_view id,
   if (out.conflict) {
     Response r = problem(409,
                          "device " + parsed.id->canonical() + " already has binding " +
-                             std::string(out.conflict->id()) + " (one binding per device)",
+                             std::string(out.conflict->id()) +
+                             " (one binding per device: --duplicates reject)",
                          Json{{"bindingId", out.conflict->id()}});
     r.device = out.conflict->device();  // the same device
     return r;
@@ -731,6 +732,7 @@ std::string Service::faults_json() const {
               {"failRate", faults_.fail_rate},
               {"latencyMs", faults_.latency_ms},
               {"dropAfterCreate", faults_.drop_after_create},
+              {"duplicates", duplicates_name(faults_.duplicates)},
               {"failListOnPage", faults_.fail_list_on_page},
               {"tokenEndpointDown", faults_.token_endpoint_down},
               {"rejectDevices", faults_.reject_devices}}
@@ -783,6 +785,7 @@ Response Service::admin(const Request& req, std::string_view path) {
         return val.get<double>();
       };
       std::optional<double> n;
+      std::optional<Duplicates> duplicates;
       if (key == "rateLimit" && (n = number(0, 1e9))) {
         f.rate_limit = *n;
       } else if (key == "failRate" && (n = number(0, 1))) {
@@ -793,6 +796,9 @@ Response Service::admin(const Request& req, std::string_view path) {
         f.drop_after_create = *n;
       } else if (key == "failListOnPage" && (n = number(0, 1e9))) {
         f.fail_list_on_page = static_cast<std::uint32_t>(*n);
+      } else if (key == "duplicates" && v.is_string() &&
+                 (duplicates = parse_duplicates(v.get<std::string>()))) {
+        f.duplicates = *duplicates;
       } else if (key == "tokenEndpointDown" && v.is_boolean()) {
         f.token_endpoint_down = v.get<bool>();
       } else if (key == "rejectDevices" && v.is_array()) {

@@ -23,8 +23,9 @@ TEST_CASE("fault settings changed through the admin interface apply at once", "[
   Sim sim({"--admin"});
   const auto faults = sim.admin("GET", "/_sim/faults").json();
   CHECK(faults == json{{"rateLimit", 0.0}, {"failRate", 0.0}, {"latencyMs", 0},
-                       {"dropAfterCreate", 0.0}, {"failListOnPage", 0},
-                       {"tokenEndpointDown", false}, {"rejectDevices", json::array()}});
+                       {"dropAfterCreate", 0.0}, {"duplicates", "allow"},
+                       {"failListOnPage", 0}, {"tokenEndpointDown", false},
+                       {"rejectDevices", json::array()}});
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failRate", 1}}).status == 200);
   const auto failed = sim.get("/mqtt/bindings").status;
   CHECK((failed == 500 || failed == 503));
@@ -79,7 +80,7 @@ TEST_CASE("out-of-band portal changes show up in the API", "[sim][admin]") {
   CHECK(seen["createdBy"] == "principal/portal-user");
   CHECK_FALSE(seen.contains("password"));
 
-  // A duplicate binding for one device, which the API itself refuses.
+  // A duplicate binding for one device, even where the API refuses one (--duplicates reject).
   const auto dup = sim.admin("POST", "/_sim/bindings",
                              {{"deviceId", "urn:dev:IMEI:350266800610993:"}, {"allowDuplicate", true}});
   REQUIRE(dup.status == 201);
@@ -93,6 +94,48 @@ TEST_CASE("out-of-band portal changes show up in the API", "[sim][admin]") {
   CHECK(sim.admin("DELETE", "/_sim/bindings/" + id).status == 204);
   CHECK(sim.get("/mqtt/bindings/" + id).status == 404);
   CHECK(sim.admin("GET", "/_sim/bindings").json()["items"].size() == 1);
+}
+
+TEST_CASE("duplicates switches between accepting a second binding and 409 at run time",
+          "[sim][admin]") {
+  Sim sim({"--admin", "--duplicates", "reject"});
+  CHECK(sim.admin("GET", "/_sim/faults").json()["duplicates"] == "reject");
+  const json body = {{"deviceId", "imei:350266800610993"}};
+  REQUIRE(sim.post("/mqtt/bindings", body).status == 201);
+  CHECK(sim.post("/mqtt/bindings", body).status == 409);
+
+  const auto set = sim.admin("PATCH", "/_sim/faults", {{"duplicates", "allow"}});
+  REQUIRE(set.status == 200);
+  CHECK(set.json()["duplicates"] == "allow");
+  CHECK(sim.post("/mqtt/bindings", body).status == 201);
+  CHECK(sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"].size() == 2);
+
+  CHECK(sim.admin("PUT", "/_sim/faults", {{"duplicates", "maybe"}}).status == 400);
+  CHECK(sim.admin("PUT", "/_sim/faults", {{"duplicates", true}}).status == 400);
+  CHECK(sim.admin("GET", "/_sim/faults").json()["duplicates"] == "allow");
+  // A reset restores the command line's setting.
+  REQUIRE(sim.admin("POST", "/_sim/reset").status == 204);
+  CHECK(sim.admin("GET", "/_sim/faults").json()["duplicates"] == "reject");
+}
+
+TEST_CASE("the admin's allowDuplicate overrides the duplicates setting for one write",
+          "[sim][admin]") {
+  for (const char* setting : {"allow", "reject"}) {
+    INFO(setting);
+    Sim sim({"--admin", "--duplicates", setting});
+    const json device = {{"deviceId", "imei:350266800610993"}};
+    REQUIRE(sim.admin("POST", "/_sim/bindings", device).status == 201);
+    // Without the member the admin follows the setting, as the API does.
+    CHECK(sim.admin("POST", "/_sim/bindings", device).status ==
+          (std::string(setting) == "allow" ? 201 : 409));
+    auto dup = device;
+    dup["allowDuplicate"] = true;
+    CHECK(sim.admin("POST", "/_sim/bindings", dup).status == 201);
+    dup["allowDuplicate"] = false;
+    const auto refused = sim.admin("POST", "/_sim/bindings", dup);
+    CHECK(refused.status == 409);
+    CHECK(refused.json()["bindingId"].is_string());
+  }
 }
 
 TEST_CASE("reset empties the store and the counters", "[sim][admin]") {
@@ -186,7 +229,7 @@ TEST_CASE("the data file keeps the store across a restart", "[sim][data]") {
                 .status == 204);
     CHECK(sim.terminate() == 0);
   }
-  Sim again({"--data", data, "--admin"});
+  Sim again({"--data", data, "--admin", "--duplicates", "reject"});
   const auto items = again.get("/mqtt/bindings").json()["items"];
   REQUIRE(items.size() == 1);
   CHECK(items[0] == created);

@@ -120,8 +120,29 @@ TEST_CASE("every device ID kind gets its platform username", "[sim][api]") {
   }
 }
 
-TEST_CASE("a second binding for the same device in another spelling is 409", "[sim][api]") {
+TEST_CASE("by default a second binding for the same device is accepted, as the API may",
+          "[sim][api]") {
   Sim sim({});
+  const auto first = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}});
+  REQUIRE(first.status == 201);
+  const auto second = sim.post("/mqtt/bindings", {{"deviceId", "URN:DEV:imei:350266800610993:"}});
+  REQUIRE(second.status == 201);
+  CHECK(second.json()["id"] != first.json()["id"]);
+  const auto items = sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"];
+  REQUIRE(items.size() == 2);
+  CHECK(items[0]["id"] == first.json()["id"]);  // oldest first
+  // A PUT may move a binding onto a device that has one too.
+  const auto other = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610994"}});
+  const auto moved = sim.put("/mqtt/bindings/" + other.json()["id"].get<std::string>(),
+                             {{"deviceId", "imei:350266800610993"}});
+  CHECK(moved.status == 200);
+  CHECK(sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"].size() == 3);
+}
+
+TEST_CASE("a second binding for the same device in another spelling is 409 with "
+          "--duplicates reject",
+          "[sim][api]") {
+  Sim sim({"--duplicates", "reject"});
   const auto first = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}});
   REQUIRE(first.status == 201);
   const auto second = sim.post("/mqtt/bindings", {{"deviceId", "URN:DEV:imei:350266800610993:"}});
@@ -215,8 +236,10 @@ TEST_CASE("PUT replaces the device and bumps modifiedAt", "[sim][api]") {
   CHECK(sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"].empty());
 }
 
-TEST_CASE("PUT moving a binding onto a device that has another binding is 409", "[sim][api]") {
-  Sim sim({});
+TEST_CASE("PUT moving a binding onto a device that has another binding is 409 with "
+          "--duplicates reject",
+          "[sim][api]") {
+  Sim sim({"--duplicates", "reject"});
   REQUIRE(sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}}).status == 201);
   const auto other = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610994"}});
   const auto id = other.json()["id"].get<std::string>();

@@ -141,7 +141,7 @@ TEST_CASE("a delayed response does not hold up other connections", "[sim][faults
 
 TEST_CASE("drop-after-create closes the connection without an answer but creates",
           "[sim][faults]") {
-  Sim sim({"--drop-after-create", "1"});
+  Sim sim({"--drop-after-create", "1", "--duplicates", "reject"});
   const auto r = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"},
                                              {"password", kGoodPassword}});
   CHECK(r.status == 0);
