@@ -35,6 +35,8 @@ struct Faults {
   double fail_rate = 0;      ///< probability of a random 500/503 on /mqtt/*
   std::int64_t latency_ms = 0;  ///< added to every /mqtt/* and /oauth2/token response
   double drop_after_create = 0;  ///< probability that a create closes without an answer
+  /// Probability that a committed write (POST, PUT, DELETE) answers 502 or 504 instead.
+  double fail_after_commit = 0;
   Duplicates duplicates = Duplicates::kAllow;
   std::uint32_t fail_list_on_page = 0;  ///< list pages with this number answer 500; 0 = off
   bool token_endpoint_down = false;     ///< /oauth2/token answers 503

@@ -23,9 +23,9 @@ TEST_CASE("fault settings changed through the admin interface apply at once", "[
   Sim sim({"--admin"});
   const auto faults = sim.admin("GET", "/_sim/faults").json();
   CHECK(faults == json{{"rateLimit", 0.0}, {"failRate", 0.0}, {"latencyMs", 0},
-                       {"dropAfterCreate", 0.0}, {"duplicates", "allow"},
-                       {"failListOnPage", 0}, {"tokenEndpointDown", false},
-                       {"rejectDevices", json::array()}});
+                       {"dropAfterCreate", 0.0}, {"failAfterCommit", 0.0},
+                       {"duplicates", "allow"}, {"failListOnPage", 0},
+                       {"tokenEndpointDown", false}, {"rejectDevices", json::array()}});
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failRate", 1}}).status == 200);
   const auto failed = sim.get("/mqtt/bindings").status;
   CHECK((failed == 500 || failed == 503));
