@@ -516,6 +516,7 @@ Response Service::write_binding(const Request& req, std::string_view id,
   bool allow_duplicate = faults_.duplicates == Duplicates::kAllow;
   std::string_view client_id = opts_.client_id;
   std::string lower_client;
+  std::optional<std::int64_t> stamp;
   if (admin) {
     if (body.allow_duplicate.type != JsonType::kAbsent) {
       if (body.allow_duplicate.type != JsonType::kBoolean) {
@@ -531,8 +532,24 @@ Response Service::write_binding(const Request& req, std::string_view id,
       std::transform(lower_client.begin(), lower_client.end(), lower_client.begin(), lower);
       client_id = lower_client;
     }
+    // As the portal would write: another user, and a time from another node's clock.
+    if (body.modified_by.type != JsonType::kAbsent) {
+      if (body.modified_by.type != JsonType::kString || body.modified_by.text.empty()) {
+        return problem(400, "modifiedBy must be a non-empty string");
+      }
+      principal = body.modified_by.text;
+    }
+    if (body.modified_at.type != JsonType::kAbsent) {
+      if (body.modified_at.type == JsonType::kString) {
+        stamp = core::parse_iso8601_ms(body.modified_at.text);
+      }
+      if (!stamp) {
+        return problem(400, "modifiedAt must be an RFC 3339 date-time such as "
+                            "2025-09-01T23:00:00.000Z (years 0000-9999)");
+      }
+    }
   }
-  BindingInput in{spelling, *parsed.id, password, principal, client_id};
+  BindingInput in{spelling, *parsed.id, password, principal, client_id, stamp};
   Store::Outcome out;
   if (id.empty()) {
     out = store_.create(std::move(in), wall_ms(), allow_duplicate);

@@ -82,24 +82,33 @@ TEST_CASE("a binding without a password is accepted because only deviceId is req
   CHECK(sim.post("/mqtt/bindings", {{"deviceId", unique_imei()}}).status == 201);
 }
 
-TEST_CASE("read-only fields in a create request are ignored", "[sim][api]") {
+TEST_CASE("read-only fields in a create or update request are ignored", "[sim][api]") {
   Sim sim({});
-  const auto r = sim.post("/mqtt/bindings",
-                          {{"deviceId", "deveui:ea8fa35e2cf3489f"},
-                           {"password", kGoodPassword},
-                           {"id", "224ecc46-291d-482b-993f-c8b508adb0da"},
-                           {"username", "someone-else"},
-                           {"createdAt", "2000-01-01T00:00:00.000Z"},
-                           {"createdBy", "principal/mallory"},
-                           {"modifiedAt", "2000-01-01T00:00:00.000Z"},
-                           {"modifiedBy", "principal/mallory"}});
+  json body = {{"deviceId", "deveui:ea8fa35e2cf3489f"},
+               {"password", kGoodPassword},
+               {"id", "224ecc46-291d-482b-993f-c8b508adb0da"},
+               {"username", "someone-else"},
+               {"createdAt", "2000-01-01T00:00:00.000Z"},
+               {"createdBy", "principal/mallory"},
+               {"modifiedAt", "2000-01-01T00:00:00.000Z"},
+               {"modifiedBy", "principal/mallory"}};
+  const auto r = sim.post("/mqtt/bindings", body);
   REQUIRE(r.status == 201);
   const auto b = r.json();
   CHECK(b["id"] != "224ecc46-291d-482b-993f-c8b508adb0da");
   CHECK(b["username"] == "urn:dev:DEVEUI:ea8fa35e2cf3489f:");
   CHECK(b["createdAt"] != "2000-01-01T00:00:00.000Z");
+  CHECK(b["modifiedAt"] != "2000-01-01T00:00:00.000Z");
   CHECK(b["createdBy"] == "principal/static");
   CHECK(b["modifiedBy"] == "principal/static");
+  // The admin interface takes modifiedBy and modifiedAt; the API still does not.
+  body["modifiedAt"] = "2099-01-01T00:00:00.000Z";
+  const auto u = sim.put("/mqtt/bindings/" + b["id"].get<std::string>(), body);
+  REQUIRE(u.status == 200);
+  CHECK(u.json()["modifiedAt"] > b["modifiedAt"]);
+  CHECK(u.json()["modifiedAt"] < "2099");
+  CHECK(u.json()["modifiedBy"] == "principal/static");
+  CHECK(u.json()["createdAt"] == b["createdAt"]);
 }
 
 TEST_CASE("every device ID kind gets its platform username", "[sim][api]") {

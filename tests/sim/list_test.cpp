@@ -251,6 +251,50 @@ TEST_CASE("modifiedSince is inclusive and shows updated bindings", "[sim][list]"
   CHECK(before.size() == 14);
 }
 
+TEST_CASE("modifiedSince, modifiedBefore and sort=modifiedAt hold with stamped times",
+          "[sim][list]") {
+  Sim sim({"--seed", "10", "--next-links", "relative", "--admin"});
+  const auto items = sim.get("/mqtt/bindings?limit=100").json()["items"];
+  REQUIRE(items.size() == 10);
+  auto stamp = [&](const json& b, const std::string& at) {
+    REQUIRE(sim.admin("PUT", "/_sim/bindings/" + b["id"].get<std::string>(),
+                      {{"deviceId", b["deviceId"]}, {"modifiedAt", at}})
+                .status == 200);
+  };
+  stamp(items[2], "2090-01-01T00:00:00.000Z");  // a node clock ahead
+  stamp(items[7], "2000-01-01T00:00:00.000Z");  // a node clock behind
+  // Changed after both stamps, by the API: its time lies between them.
+  const auto later = sim.put("/mqtt/bindings/" + items[4]["id"].get<std::string>(),
+                             {{"deviceId", items[4]["deviceId"]}})
+                         .json();
+  const auto mark = later["modifiedAt"].get<std::string>();
+
+  auto ids = [&](const std::string& query) {
+    std::set<std::string> out;
+    for (const auto& i : walk(sim, "/mqtt/bindings?limit=3&" + query)) out.insert(i["id"]);
+    return out;
+  };
+  const auto id = [&](int i) { return items[static_cast<std::size_t>(i)]["id"].get<std::string>(); };
+  CHECK(ids("modifiedSince=" + mark) == std::set<std::string>{id(4), id(2)});
+  CHECK(ids("modifiedSince=2090-01-01T00:00:00.000Z") == std::set<std::string>{id(2)});
+  CHECK(ids("modifiedSince=2090-01-01T00:00:00.001Z").empty());
+  CHECK(ids("modifiedBefore=2000-01-01T00:00:00.001Z") == std::set<std::string>{id(7)});
+  CHECK(ids("modifiedBefore=2000-01-01T00:00:00.000Z").empty());
+  CHECK(ids("modifiedSince=2000-01-01T00:00:00Z&modifiedBefore=2000-01-01T00:00:01Z") ==
+        std::set<std::string>{id(7)});
+
+  const auto by_modified = walk(sim, "/mqtt/bindings?limit=3&sort=modifiedAt");
+  REQUIRE(by_modified.size() == 10);
+  const auto mod = field(by_modified, "modifiedAt");
+  CHECK(std::is_sorted(mod.begin(), mod.end()));
+  CHECK(by_modified.front()["id"] == id(7));
+  CHECK(by_modified.back()["id"] == id(2));
+  const auto desc = walk(sim, "/mqtt/bindings?limit=4&sort=-modifiedAt");
+  REQUIRE(desc.size() == 10);
+  CHECK(desc.front()["id"] == id(2));
+  CHECK(desc[1]["id"] == id(4));
+}
+
 TEST_CASE("modifiedAt is strictly increasing across quick changes", "[sim][list]") {
   Sim sim({});
   std::vector<std::string> stamps;
