@@ -214,11 +214,14 @@ JsonMember* BindingBody::member(std::string_view raw_key, bool escaped) {
   if (key == "password") return &password;
   if (key == "clientId") return &client_id;
   if (key == "allowDuplicate") return &allow_duplicate;
+  if (key == "modifiedBy") return &modified_by;
+  if (key == "modifiedAt") return &modified_at;
   return nullptr;
 }
 
 BindingBody::Status BindingBody::parse(std::string_view body) {
-  for (JsonMember* m : {&device_id, &password, &client_id, &allow_duplicate}) {
+  for (JsonMember* m :
+       {&device_id, &password, &client_id, &allow_duplicate, &modified_by, &modified_at}) {
     m->type = JsonType::kAbsent;
     m->boolean = false;
     m->text = {};

@@ -34,7 +34,9 @@ class BindingBody {
   /// Parses `body`; the members' views stay valid while `body` and this object live unchanged.
   Status parse(std::string_view body);
 
-  JsonMember device_id, password, client_id, allow_duplicate;
+  /// The members the API reads, then the admin's (the API ignores modifiedBy/modifiedAt, which
+  /// are read-only there).
+  JsonMember device_id, password, client_id, allow_duplicate, modified_by, modified_at;
 
  private:
   JsonMember* member(std::string_view raw_key, bool escaped);

@@ -25,9 +25,9 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"thingsync-sim: a local simulator of the KPN Things MQTT Bindings API"};
   app.set_version_flag("--version", "thingsync-sim 0.1.0");
-  std::string token_lifetime, latency, next_links = "absolute";
+  std::string token_lifetime, latency, next_links = "absolute", duplicates = "allow";
   std::vector<std::string> oauth_clients;
-  double rate_limit = 0, fail_rate = 0, drop_after_create = 0;
+  double rate_limit = 0, fail_rate = 0, drop_after_create = 0, fail_after_commit = 0;
   std::uint64_t random_seed = 0;
 
   app.add_option("--listen", o.listen, "HOST:PORT to listen on; port 0 picks a free port")
@@ -44,6 +44,13 @@ int main(int argc, char** argv) {
   app.add_option("--drop-after-create", drop_after_create,
                  "probability that a create closes the connection without an answer")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--fail-after-commit", fail_after_commit,
+                 "probability that a committed write answers 502 or 504, as a gateway may")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--duplicates", duplicates,
+                 "whether a second binding for one device is accepted or answered 409")
+      ->check(CLI::IsMember({"allow", "reject"}))
+      ->capture_default_str();
   app.add_option("--page-size", o.page_size, "default list page size")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -91,6 +98,8 @@ int main(int argc, char** argv) {
   o.faults.rate_limit = rate_limit;
   o.faults.fail_rate = fail_rate;
   o.faults.drop_after_create = drop_after_create;
+  o.faults.fail_after_commit = fail_after_commit;
+  o.faults.duplicates = *thingsync::sim::parse_duplicates(duplicates);  // checked by IsMember
   o.relative_next_links = next_links == "relative";
   if (app.count("--random-seed") > 0) o.random_seed = random_seed;
   if (!o.token && o.oauth_clients.empty()) {

@@ -6,8 +6,28 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 namespace thingsync::sim {
+
+/// Whether a second binding for a device is accepted (docs/simulator.md, "What the real API
+/// may do"): the OpenAPI file documents no 409, so `kAllow` is the default.
+enum class Duplicates : std::uint8_t { kAllow, kReject };
+
+/// "allow" or "reject": the spelling of the command line and the admin interface.
+inline std::string_view duplicates_name(Duplicates d) {
+  switch (d) {
+    case Duplicates::kAllow: return "allow";
+    case Duplicates::kReject: return "reject";
+  }
+  return "reject";
+}
+inline std::optional<Duplicates> parse_duplicates(std::string_view name) {
+  for (const auto d : {Duplicates::kAllow, Duplicates::kReject}) {
+    if (name == duplicates_name(d)) return d;
+  }
+  return std::nullopt;
+}
 
 /// Fault settings; the command line sets them, the admin interface changes them at run time.
 struct Faults {
@@ -15,6 +35,9 @@ struct Faults {
   double fail_rate = 0;      ///< probability of a random 500/503 on /mqtt/*
   std::int64_t latency_ms = 0;  ///< added to every /mqtt/* and /oauth2/token response
   double drop_after_create = 0;  ///< probability that a create closes without an answer
+  /// Probability that a committed write (POST, PUT, DELETE) answers 502 or 504 instead.
+  double fail_after_commit = 0;
+  Duplicates duplicates = Duplicates::kAllow;
   std::uint32_t fail_list_on_page = 0;  ///< list pages with this number answer 500; 0 = off
   bool token_endpoint_down = false;     ///< /oauth2/token answers 503
   /// Canonical device IDs whose API writes (POST/PUT) answer 400: a permanent failure.

@@ -31,6 +31,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "heap.hpp"
+#include "http_date.hpp"
 #include "service.hpp"
 
 namespace thingsync::sim {
@@ -72,6 +73,7 @@ struct Server {
   net::steady_timer persist_timer{ioc};
   net::steady_timer drain_deadline{ioc};
   net::steady_timer watchdog{ioc};
+  HttpDate date;
   std::uint64_t tick = 0;
   bool stopping = false;
 };
@@ -121,9 +123,10 @@ void own(Response& res) {
 }
 
 // The status line and header fields, as Beast's serializer writes them for a response built
-// with the Server and Content-Type fields, then the response's headers, keep_alive() and
+// with the Server, Date and Content-Type fields, then the response's headers, keep_alive() and
 // prepare_payload().
-void write_head(std::string& head, const Response& res, unsigned version, bool keep_alive) {
+void write_head(std::string& head, const Response& res, unsigned version, bool keep_alive,
+                std::string_view date) {
   head.clear();
   const auto status = static_cast<unsigned>(res.status);
   const char line[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + version / 10 % 10), '.',
@@ -134,6 +137,7 @@ void write_head(std::string& head, const Response& res, unsigned version, bool k
   head.append(line, sizeof line);
   head.append(sv(http::obsolete_reason(static_cast<http::status>(res.status)))).append("\r\n");
   head.append("Server: thingsync-sim\r\n");
+  head.append("Date: ").append(date).append("\r\n");
   if (!res.content_type.empty()) head.append("Content-Type: ").append(res.content_type).append("\r\n");
   if (!res.location_id.empty()) {
     head.append("Location: ").append(res.location_base).append(res.location_id).append("\r\n");
@@ -222,6 +226,11 @@ net::awaitable<void> serve(Server& srv, Stream& stream, Conn& conn, bool tls) {
                       too_large ? std::string_view() : std::string_view(msg.body()),
                       ct != msg.end(),
                       too_large};
+    // Read before the request is handled, so that a list holds every change made before its
+    // Date: clients may take the Date as the server's time of the list.
+    const auto date = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
     Response res = srv.service.handle(req, tls);
     populate_heap_growth();
     if (res.delay.count() > 0) {
@@ -236,7 +245,7 @@ net::awaitable<void> serve(Server& srv, Stream& stream, Conn& conn, bool tls) {
       co_return;
     }
     const bool keep_alive = msg.keep_alive() && !res.close && !srv.stopping;
-    write_head(head, res, msg.version(), keep_alive);
+    write_head(head, res, msg.version(), keep_alive, srv.date.format(date));
     const std::string_view body = res.payload();
     arm(srv, conn, kWriteTicks);
     if constexpr (kPlain) {

@@ -46,7 +46,9 @@ std::string_view reason(int status) {
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Error";
   }
 }
@@ -61,7 +63,9 @@ std::string_view problem_slug(int status) {
     case 413: return "content-too-large";
     case 415: return "unsupported-media-type";
     case 429: return "too-many-requests";
+    case 502: return "bad-gateway";
     case 503: return "service-unavailable";
+    case 504: return "gateway-timeout";
     default: return "internal-error";
   }
 }
@@ -301,7 +305,7 @@ Response Service::handle(const Request& req, bool tls) {
     res.accounted = true;
     if (!res.device.empty()) enter_device(res);
     count(req.method, res.status);
-    log_request(req, res.status, authorized, res.drop);
+    log_request(req, res, authorized);
     res.delay = std::chrono::milliseconds(faults_.latency_ms);
   }
   res.device = {};
@@ -476,6 +480,7 @@ Response Service::api(const Request& req, std::string_view path, std::string_vie
   store_.erase(b);
   Response r = no_content();
   r.device = device_copy_;
+  after_commit(r, false);
   return r;
 }
 
@@ -508,9 +513,10 @@ Response Service::write_binding(const Request& req, std::string_view id,
       return problem(400, "password does not meet the policy: " + why);
     }
   }
-  bool allow_duplicate = false;
+  bool allow_duplicate = faults_.duplicates == Duplicates::kAllow;
   std::string_view client_id = opts_.client_id;
   std::string lower_client;
+  std::optional<std::int64_t> stamp;
   if (admin) {
     if (body.allow_duplicate.type != JsonType::kAbsent) {
       if (body.allow_duplicate.type != JsonType::kBoolean) {
@@ -526,8 +532,24 @@ Response Service::write_binding(const Request& req, std::string_view id,
       std::transform(lower_client.begin(), lower_client.end(), lower_client.begin(), lower);
       client_id = lower_client;
     }
+    // As the portal would write: another user, and a time from another node's clock.
+    if (body.modified_by.type != JsonType::kAbsent) {
+      if (body.modified_by.type != JsonType::kString || body.modified_by.text.empty()) {
+        return problem(400, "modifiedBy must be a non-empty string");
+      }
+      principal = body.modified_by.text;
+    }
+    if (body.modified_at.type != JsonType::kAbsent) {
+      if (body.modified_at.type == JsonType::kString) {
+        stamp = core::parse_iso8601_ms(body.modified_at.text);
+      }
+      if (!stamp) {
+        return problem(400, "modifiedAt must be an RFC 3339 date-time such as "
+                            "2025-09-01T23:00:00.000Z (years 0000-9999)");
+      }
+    }
   }
-  BindingInput in{spelling, *parsed.id, password, principal, client_id};
+  BindingInput in{spelling, *parsed.id, password, principal, client_id, stamp};
   Store::Outcome out;
   if (id.empty()) {
     out = store_.create(std::move(in), wall_ms(), allow_duplicate);
@@ -539,7 +561,8 @@ Response Service::write_binding(const Request& req, std::string_view id,
   if (out.conflict) {
     Response r = problem(409,
                          "device " + parsed.id->canonical() + " already has binding " +
-                             std::string(out.conflict->id()) + " (one binding per device)",
+                             std::string(out.conflict->id()) +
+                             " (one binding per device: --duplicates reject)",
                          Json{{"bindingId", out.conflict->id()}});
     r.device = out.conflict->device();  // the same device
     return r;
@@ -549,13 +572,30 @@ Response Service::write_binding(const Request& req, std::string_view id,
   if (id.empty()) {
     r.location_base = admin ? "/_sim/bindings/" : "/mqtt/bindings/";
     r.location_id = out.binding->id();
-    if (!admin && faults_.drop_after_create > 0 &&
-        std::uniform_real_distribution<double>(0, 1)(fault_rng_) < faults_.drop_after_create) {
-      r.drop = true;
-    }
   }
   r.device = out.binding->device();
+  if (!admin) after_commit(r, id.empty());
   return r;
+}
+
+void Service::after_commit(Response& res, bool create) {
+  auto strikes = [this](double rate) {
+    return rate > 0 && std::uniform_real_distribution<double>(0, 1)(fault_rng_) < rate;
+  };
+  if (create && strikes(faults_.drop_after_create)) {
+    res.drop = true;
+    return;
+  }
+  if (!strikes(faults_.fail_after_commit)) return;
+  // What a gateway answers when the API behind it took too long or broke off its answer.
+  const bool timeout = (fault_rng_() & 1) != 0;
+  Response gateway = problem(timeout ? 504 : 502,
+                             timeout ? "the upstream service did not answer in time"
+                                     : "the upstream service sent no valid answer");
+  gateway.device = res.device;
+  gateway.failed_after_commit = true;
+  res = std::move(gateway);
+  ++failed_after_commit_;
 }
 
 Response Service::list(const Request& req, std::string_view query, bool tls) {
@@ -731,6 +771,8 @@ std::string Service::faults_json() const {
               {"failRate", faults_.fail_rate},
               {"latencyMs", faults_.latency_ms},
               {"dropAfterCreate", faults_.drop_after_create},
+              {"failAfterCommit", faults_.fail_after_commit},
+              {"duplicates", duplicates_name(faults_.duplicates)},
               {"failListOnPage", faults_.fail_list_on_page},
               {"tokenEndpointDown", faults_.token_endpoint_down},
               {"rejectDevices", faults_.reject_devices}}
@@ -753,9 +795,18 @@ std::string Service::counters_json() const {
               {"inFlight", in_flight_},
               {"peakConcurrency", peak_in_flight_},
               {"maxConcurrentPerDevice", max_per_device_},
+              {"failedAfterCommit", failed_after_commit_},
               {"bindings", store_.size()},
               {"tokensIssued", tokens_issued_}}
       .dump();
+}
+
+void Service::reset_counters() {
+  by_method_status_.clear();
+  peak_in_flight_ = in_flight_;
+  max_per_device_ = 0;
+  tokens_issued_ = 0;
+  failed_after_commit_ = 0;
 }
 
 Response Service::admin(const Request& req, std::string_view path) {
@@ -783,6 +834,7 @@ Response Service::admin(const Request& req, std::string_view path) {
         return val.get<double>();
       };
       std::optional<double> n;
+      std::optional<Duplicates> duplicates;
       if (key == "rateLimit" && (n = number(0, 1e9))) {
         f.rate_limit = *n;
       } else if (key == "failRate" && (n = number(0, 1))) {
@@ -791,8 +843,13 @@ Response Service::admin(const Request& req, std::string_view path) {
         f.latency_ms = static_cast<std::int64_t>(*n);
       } else if (key == "dropAfterCreate" && (n = number(0, 1))) {
         f.drop_after_create = *n;
+      } else if (key == "failAfterCommit" && (n = number(0, 1))) {
+        f.fail_after_commit = *n;
       } else if (key == "failListOnPage" && (n = number(0, 1e9))) {
         f.fail_list_on_page = static_cast<std::uint32_t>(*n);
+      } else if (key == "duplicates" && v.is_string() &&
+                 (duplicates = parse_duplicates(v.get<std::string>()))) {
+        f.duplicates = *duplicates;
       } else if (key == "tokenEndpointDown" && v.is_boolean()) {
         f.token_endpoint_down = v.get<bool>();
       } else if (key == "rejectDevices" && v.is_array()) {
@@ -813,10 +870,7 @@ Response Service::admin(const Request& req, std::string_view path) {
   if (path == "/_sim/counters") {
     if (m == "GET") return json_response(200, counters_json());
     if (m == "DELETE") {
-      by_method_status_.clear();
-      peak_in_flight_ = in_flight_;
-      max_per_device_ = 0;
-      tokens_issued_ = 0;
+      reset_counters();
       return no_content();
     }
     return method_not_allowed("GET, DELETE");
@@ -826,10 +880,7 @@ Response Service::admin(const Request& req, std::string_view path) {
     store_.clear();
     faults_ = opts_.faults;
     bucket_at_ = {};
-    by_method_status_.clear();
-    peak_in_flight_ = in_flight_;
-    max_per_device_ = 0;
-    tokens_issued_ = 0;
+    reset_counters();
     return no_content();
   }
   if (path == "/_sim/expire-tokens") {
@@ -870,16 +921,17 @@ void Service::count(std::string_view method, int status) {
   ++it->second[status];
 }
 
-void Service::log_request(const Request& req, int status, bool authorized, bool dropped) {
+void Service::log_request(const Request& req, const Response& res, bool authorized) {
   if (!request_log_) return;
   const auto q = req.target.find('?');
   Json j{{"time", iso_now()},
          {"method", req.method},
          {"path", req.target.substr(0, q)},
          {"query", q == std::string_view::npos ? std::string_view() : req.target.substr(q + 1)},
-         {"status", status},
+         {"status", res.status},
          {"authorized", authorized}};
-  if (dropped) j["dropped"] = true;
+  if (res.drop) j["dropped"] = true;
+  if (res.failed_after_commit) j["failedAfterCommit"] = true;
   const std::string line = safe_dump(j) + "\n";
   std::fwrite(line.data(), 1, line.size(), request_log_);
   std::fflush(request_log_);

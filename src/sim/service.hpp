@@ -42,6 +42,7 @@ struct Response {
   std::string_view location_base, location_id;
   std::chrono::milliseconds delay{0};  ///< injected latency, before the response is written
   bool drop = false;   ///< close the connection without writing anything
+  bool failed_after_commit = false;  ///< a gateway's 5xx replaced the answer of a done write
   bool close = false;  ///< close after writing
   /// Canonical device the request was about (concurrency accounting); set by an operation,
   /// valid inside Service::handle only.
@@ -94,10 +95,14 @@ class Service {
   Response write_binding(const Request& req, std::string_view id, std::string_view principal,
                          bool admin);
   void enter_device(Response& res);
+  /// The faults that strike once a write is committed (`res` is its answer): the answer of a
+  /// create dropped, or any answer replaced by a gateway's 502 or 504.
+  void after_commit(Response& res, bool create);
   Principal authenticate(std::string_view authorization);
   std::string faults_json() const;
   std::string counters_json() const;
-  void log_request(const Request& req, int status, bool authorized, bool dropped);
+  void reset_counters();
+  void log_request(const Request& req, const Response& res, bool authorized);
   void count(std::string_view method, int status);
   bool take_rate_token(std::chrono::steady_clock::time_point now, double& retry_after_s);
 
@@ -112,6 +117,7 @@ class Service {
   // counters
   std::map<std::string, std::map<int, std::uint64_t>, std::less<>> by_method_status_;
   std::uint64_t in_flight_ = 0, peak_in_flight_ = 0, max_per_device_ = 0, tokens_issued_ = 0;
+  std::uint64_t failed_after_commit_ = 0;
   /// Entries with n == 0 are free and keep their capacity for reuse; indexes stay stable.
   std::vector<DeviceInFlight> device_in_flight_;
   BindingBody body_;          ///< the last write body read (reused buffers)

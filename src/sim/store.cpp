@@ -635,7 +635,7 @@ Store::Outcome Store::create(BindingInput in, std::int64_t now_ms, bool allow_du
       return {nullptr, holder};
     }
   }
-  const auto ts = next_timestamp(now_ms);
+  const auto ts = in.stamp ? *in.stamp : next_timestamp(now_ms);
   const std::string id = new_uuid();
   const std::uint64_t id_hash = BindingIndex::hash(id);
   reserve_one();
@@ -645,8 +645,7 @@ Store::Outcome Store::create(BindingInput in, std::int64_t now_ms, bool allow_du
                              principal, principal, ts, ts});
   by_id_.insert(b, id_hash);
   by_device_.insert(b, h);
-  by_created_.insert(b);  // the newest: at the end
-  last_ts_ = std::max(last_ts_, ts);
+  by_created_.insert(b);  // the newest, at the end, unless stamped
   ++version_;
   return {b, nullptr};
 }
@@ -664,7 +663,7 @@ std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in
   }
   // A new block replaces the old one in every index (the password stays when omitted).
   if (moves) by_device_.reserve_one();
-  const auto ts = next_timestamp(now_ms);
+  const auto ts = in.stamp ? *in.stamp : next_timestamp(now_ms);
   Binding* b = make_binding({old->id(), in.device_spelling, in.device,
                              in.password ? in.password : old->password(), old->client_id_,
                              old->created_by_, intern(in.principal), old->created_at, ts});
@@ -859,6 +858,8 @@ std::string Store::dump() const {
   }
   Json doc;
   doc["format"] = "thingsync-sim/1";
+  // The store's clock: not the newest time in the bindings, which may be a stamped one.
+  doc["clock"] = last_ts_;
   doc["bindings"] = std::move(items);
   return doc.dump(1);
 }
@@ -869,6 +870,15 @@ bool Store::load(std::string_view text, std::string& error) {
       !doc.contains("bindings") || !doc["bindings"].is_array()) {
     error = "not a thingsync-sim data file";
     return false;
+  }
+  // Files written before stamped times existed have no clock: the newest time in them is it.
+  std::optional<std::int64_t> clock;
+  if (doc.contains("clock")) {
+    if (!doc["clock"].is_number_integer()) {
+      error = "clock must be an integer";
+      return false;
+    }
+    clock = doc["clock"].get<std::int64_t>();
   }
   // Read whole first: a malformed file leaves the content unchanged.
   struct Loaded {
@@ -902,6 +912,7 @@ bool Store::load(std::string_view text, std::string& error) {
     error = std::string("malformed binding: ") + e.what();
     return false;
   }
+  const std::int64_t clock_before = last_ts_;
   clear();
   for (const Loaded& l : loaded) {
     erase(l.id);  // a repeated id: the later entry wins
@@ -910,6 +921,7 @@ bool Store::load(std::string_view text, std::string& error) {
            true);
   }
   by_created_.restore_order();
+  if (clock) last_ts_ = std::max(clock_before, *clock);
   return true;
 }
 

@@ -175,6 +175,9 @@ struct BindingInput {
   std::optional<std::string_view> password;
   std::string_view principal;
   std::string_view client_id;  ///< used by create only
+  /// modifiedAt (and a create's createdAt) exactly as given, as an API node with a skewed clock
+  /// stamps it; it leaves the store's clock alone. Unset: the next tick of the store's clock.
+  std::optional<std::int64_t> stamp;
 };
 
 /// An open-addressing hash index (linear probing, backward-shift deletion) from a string key

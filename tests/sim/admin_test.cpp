@@ -23,7 +23,8 @@ TEST_CASE("fault settings changed through the admin interface apply at once", "[
   Sim sim({"--admin"});
   const auto faults = sim.admin("GET", "/_sim/faults").json();
   CHECK(faults == json{{"rateLimit", 0.0}, {"failRate", 0.0}, {"latencyMs", 0},
-                       {"dropAfterCreate", 0.0}, {"failListOnPage", 0},
+                       {"dropAfterCreate", 0.0}, {"failAfterCommit", 0.0},
+                       {"duplicates", "allow"}, {"failListOnPage", 0},
                        {"tokenEndpointDown", false}, {"rejectDevices", json::array()}});
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failRate", 1}}).status == 200);
   const auto failed = sim.get("/mqtt/bindings").status;
@@ -79,7 +80,7 @@ TEST_CASE("out-of-band portal changes show up in the API", "[sim][admin]") {
   CHECK(seen["createdBy"] == "principal/portal-user");
   CHECK_FALSE(seen.contains("password"));
 
-  // A duplicate binding for one device, which the API itself refuses.
+  // A duplicate binding for one device, even where the API refuses one (--duplicates reject).
   const auto dup = sim.admin("POST", "/_sim/bindings",
                              {{"deviceId", "urn:dev:IMEI:350266800610993:"}, {"allowDuplicate", true}});
   REQUIRE(dup.status == 201);
@@ -93,6 +94,113 @@ TEST_CASE("out-of-band portal changes show up in the API", "[sim][admin]") {
   CHECK(sim.admin("DELETE", "/_sim/bindings/" + id).status == 204);
   CHECK(sim.get("/mqtt/bindings/" + id).status == 404);
   CHECK(sim.admin("GET", "/_sim/bindings").json()["items"].size() == 1);
+}
+
+TEST_CASE("the admin stamps modifiedBy and modifiedAt as given, in the future or the past",
+          "[sim][admin]") {
+  Sim sim({"--admin"});
+  const auto created =
+      sim.admin("POST", "/_sim/bindings",
+                {{"deviceId", "imei:350266800610993"},
+                 {"modifiedBy", "principal/ops-alice"},
+                 {"modifiedAt", "2031-01-02T03:04:05.678Z"}});  // a node's clock years ahead
+  REQUIRE(created.status == 201);
+  const auto id = created.json()["id"].get<std::string>();
+  auto seen = sim.get("/mqtt/bindings/" + id).json();
+  CHECK(seen["createdAt"] == "2031-01-02T03:04:05.678Z");  // a create is its first change
+  CHECK(seen["modifiedAt"] == "2031-01-02T03:04:05.678Z");
+  CHECK(seen["createdBy"] == "principal/ops-alice");
+  CHECK(seen["modifiedBy"] == "principal/ops-alice");
+
+  // Behind, with an offset and more than ms precision; the default user.
+  REQUIRE(sim.admin("PUT", "/_sim/bindings/" + id,
+                    {{"deviceId", "imei:350266800610993"},
+                     {"modifiedAt", "2001-02-03T04:05:06.789999+02:00"}})
+              .status == 200);
+  seen = sim.get("/mqtt/bindings/" + id).json();
+  CHECK(seen["modifiedAt"] == "2001-02-03T02:05:06.789Z");
+  CHECK(seen["createdAt"] == "2031-01-02T03:04:05.678Z");
+  CHECK(seen["modifiedBy"] == "principal/portal-user");
+  CHECK(seen["createdBy"] == "principal/ops-alice");
+  CHECK(sim.admin("GET", "/_sim/bindings/" + id).json()["modifiedAt"] == seen["modifiedAt"]);
+
+  // Stamped times leave the simulator's own clock alone: the API's next write is "now".
+  const auto api = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610994"}}).json();
+  CHECK(api["modifiedAt"] > "2020");
+  CHECK(api["modifiedAt"] < "2031");
+
+  for (const json& bad : {json{{"modifiedAt", "yesterday"}}, json{{"modifiedAt", 978307200000}},
+                          json{{"modifiedAt", "2001-02-03T04:05:06"}},  // no offset
+                          json{{"modifiedAt", nullptr}}, json{{"modifiedBy", ""}},
+                          json{{"modifiedBy", 5}}}) {
+    INFO(bad.dump());
+    json body = bad;
+    body["deviceId"] = "imei:350266800610993";
+    CHECK(sim.admin("PUT", "/_sim/bindings/" + id, body).status == 400);
+    CHECK(sim.admin("POST", "/_sim/bindings", body).status == 400);
+  }
+}
+
+TEST_CASE("the data file keeps stamped times and the simulator's clock apart", "[sim][data]") {
+  TempDir dir;
+  const std::string data = dir.path() + "/store.json";
+  std::string id;
+  {
+    Sim sim({"--data", data, "--admin"});
+    const auto r = sim.admin("POST", "/_sim/bindings",
+                             {{"deviceId", "imei:350266800610993"},
+                              {"modifiedAt", "2090-06-01T00:00:00.000Z"}});
+    REQUIRE(r.status == 201);
+    id = r.json()["id"].get<std::string>();
+    CHECK(sim.terminate() == 0);
+  }
+  Sim again({"--data", data});
+  CHECK(again.get("/mqtt/bindings/" + id).json()["modifiedAt"] == "2090-06-01T00:00:00.000Z");
+  // After the restart the API's writes are still stamped by the wall clock, not after 2090.
+  const auto api = again.post("/mqtt/bindings", {{"deviceId", "imei:350266800610994"}}).json();
+  CHECK(api["modifiedAt"] < "2090");
+}
+
+TEST_CASE("duplicates switches between accepting a second binding and 409 at run time",
+          "[sim][admin]") {
+  Sim sim({"--admin", "--duplicates", "reject"});
+  CHECK(sim.admin("GET", "/_sim/faults").json()["duplicates"] == "reject");
+  const json body = {{"deviceId", "imei:350266800610993"}};
+  REQUIRE(sim.post("/mqtt/bindings", body).status == 201);
+  CHECK(sim.post("/mqtt/bindings", body).status == 409);
+
+  const auto set = sim.admin("PATCH", "/_sim/faults", {{"duplicates", "allow"}});
+  REQUIRE(set.status == 200);
+  CHECK(set.json()["duplicates"] == "allow");
+  CHECK(sim.post("/mqtt/bindings", body).status == 201);
+  CHECK(sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"].size() == 2);
+
+  CHECK(sim.admin("PUT", "/_sim/faults", {{"duplicates", "maybe"}}).status == 400);
+  CHECK(sim.admin("PUT", "/_sim/faults", {{"duplicates", true}}).status == 400);
+  CHECK(sim.admin("GET", "/_sim/faults").json()["duplicates"] == "allow");
+  // A reset restores the command line's setting.
+  REQUIRE(sim.admin("POST", "/_sim/reset").status == 204);
+  CHECK(sim.admin("GET", "/_sim/faults").json()["duplicates"] == "reject");
+}
+
+TEST_CASE("the admin's allowDuplicate overrides the duplicates setting for one write",
+          "[sim][admin]") {
+  for (const char* setting : {"allow", "reject"}) {
+    INFO(setting);
+    Sim sim({"--admin", "--duplicates", setting});
+    const json device = {{"deviceId", "imei:350266800610993"}};
+    REQUIRE(sim.admin("POST", "/_sim/bindings", device).status == 201);
+    // Without the member the admin follows the setting, as the API does.
+    CHECK(sim.admin("POST", "/_sim/bindings", device).status ==
+          (std::string(setting) == "allow" ? 201 : 409));
+    auto dup = device;
+    dup["allowDuplicate"] = true;
+    CHECK(sim.admin("POST", "/_sim/bindings", dup).status == 201);
+    dup["allowDuplicate"] = false;
+    const auto refused = sim.admin("POST", "/_sim/bindings", dup);
+    CHECK(refused.status == 409);
+    CHECK(refused.json()["bindingId"].is_string());
+  }
 }
 
 TEST_CASE("reset empties the store and the counters", "[sim][admin]") {
@@ -186,7 +294,7 @@ TEST_CASE("the data file keeps the store across a restart", "[sim][data]") {
                 .status == 204);
     CHECK(sim.terminate() == 0);
   }
-  Sim again({"--data", data, "--admin"});
+  Sim again({"--data", data, "--admin", "--duplicates", "reject"});
   const auto items = again.get("/mqtt/bindings").json()["items"];
   REQUIRE(items.size() == 1);
   CHECK(items[0] == created);

@@ -1,5 +1,9 @@
 // Bearer tokens, the OAuth2 token endpoint, and the command-line fault injection.
+#include <sys/wait.h>
+
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -18,6 +22,13 @@ const std::string kForm = "application/x-www-form-urlencoded";
 HttpResult fetch_token(const Sim& sim, const std::string& form) {
   return simtest::http_request(sim.port(), "POST", "/oauth2/token", form,
                                {{"Content-Type", kForm}});
+}
+
+bool gateway_problem(const HttpResult& r) {
+  INFO(r.status << " " << r.body);
+  return (r.status == 502 || r.status == 504) &&
+         r.header("content-type") == "application/problem+json" && r.json()["status"] == r.status &&
+         r.header("location").empty();
 }
 
 std::string token_of(const Sim& sim) {
@@ -141,11 +152,103 @@ TEST_CASE("a delayed response does not hold up other connections", "[sim][faults
 
 TEST_CASE("drop-after-create closes the connection without an answer but creates",
           "[sim][faults]") {
-  Sim sim({"--drop-after-create", "1"});
+  Sim sim({"--drop-after-create", "1", "--duplicates", "reject"});
   const auto r = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"},
                                              {"password", kGoodPassword}});
   CHECK(r.status == 0);
   const auto items = sim.get("/mqtt/bindings?deviceId=imei:350266800610993").json()["items"];
   CHECK(items.size() == 1);
   CHECK(sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}}).status == 409);
+}
+
+TEST_CASE("fail-after-commit: every write is carried out, then answered 502 or 504",
+          "[sim][faults]") {
+  simtest::TempDir dir;
+  const std::string log = dir.path() + "/requests.jsonl";
+  Sim sim({"--fail-after-commit", "1", "--admin", "--request-log", log});
+  const std::string device = "imei:350266800610993";
+  CHECK(gateway_problem(
+      sim.post("/mqtt/bindings", {{"deviceId", device}, {"password", kGoodPassword}})));
+  const auto items = sim.get("/mqtt/bindings?deviceId=" + device).json()["items"];
+  REQUIRE(items.size() == 1);  // reads are not faulted
+  const auto id = items[0]["id"].get<std::string>();
+
+  CHECK(gateway_problem(
+      sim.put("/mqtt/bindings/" + id, {{"deviceId", device}, {"password", kGoodPassword + "2"}})));
+  const auto after_put = sim.get("/mqtt/bindings/" + id).json();
+  CHECK(after_put["modifiedAt"] != items[0]["modifiedAt"]);
+  CHECK(sim.admin("GET", "/_sim/bindings/" + id).json()["password"] == kGoodPassword + "2");
+
+  // A write that is not carried out gets its own answer.
+  CHECK(sim.put("/mqtt/bindings/" + id, {{"deviceId", "imei:1"}}).status == 400);
+  CHECK(sim.del("/mqtt/bindings/224ecc46-291d-482b-993f-c8b508adb0da").status == 404);
+
+  CHECK(gateway_problem(sim.del("/mqtt/bindings/" + id)));
+  CHECK(sim.get("/mqtt/bindings/" + id).status == 404);
+
+  // Counters and the request log count what was answered.
+  const auto c = sim.admin("GET", "/_sim/counters").json();
+  int gateway = 0;
+  for (const char* method : {"POST", "PUT", "DELETE"}) {
+    for (const char* status : {"502", "504"}) gateway += c["requests"][method].value(status, 0);
+  }
+  CHECK(gateway == 3);
+  CHECK(c["failedAfterCommit"] == 3);
+  CHECK_FALSE(c["requests"]["POST"].contains("201"));
+  std::ifstream in(log);
+  int flagged = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = json::parse(line);
+    if (j.value("failedAfterCommit", false)) {
+      ++flagged;
+      CHECK((j["status"] == 502 || j["status"] == 504));
+    }
+  }
+  CHECK(flagged == 3);
+}
+
+TEST_CASE("fail-after-commit picks 502 or 504 from --random-seed: a run replays", "[sim][faults]") {
+  auto statuses = [](const std::string& seed) {
+    Sim sim({"--fail-after-commit", "0.5", "--random-seed", seed});
+    std::string out;
+    for (int i = 0; i < 40; ++i) {
+      const auto r = sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}});
+      out += std::to_string(r.status) + " ";
+    }
+    // Every create was carried out, whatever the answer.
+    CHECK(sim.get("/mqtt/bindings?limit=100").json()["items"].size() == 40);
+    return out;
+  };
+  const auto first = statuses("7");
+  CHECK(statuses("7") == first);
+  CHECK(first.find("201") != std::string::npos);
+  CHECK(first.find("502") != std::string::npos);
+  CHECK(first.find("504") != std::string::npos);
+}
+
+TEST_CASE("failAfterCommit is a fault the admin interface sets at run time", "[sim][faults]") {
+  Sim sim({"--admin"});
+  CHECK(sim.admin("GET", "/_sim/faults").json()["failAfterCommit"] == 0.0);
+  const auto set = sim.admin("PATCH", "/_sim/faults", {{"failAfterCommit", 1}});
+  REQUIRE(set.status == 200);
+  CHECK(set.json()["failAfterCommit"] == 1.0);
+  CHECK(gateway_problem(sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}})));
+  CHECK(sim.admin("PUT", "/_sim/faults", {{"failAfterCommit", 1.5}}).status == 400);
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failAfterCommit", 0}}).status == 200);
+  CHECK(sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}}).status == 201);
+  // The admin's own writes are never faulted.
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failAfterCommit", 1}}).status == 200);
+  CHECK(sim.admin("POST", "/_sim/bindings", {{"deviceId", simtest::unique_imei()}}).status == 201);
+}
+
+TEST_CASE("out-of-range --fail-after-commit and --duplicates are usage errors", "[sim][faults]") {
+  for (const std::string args : {"--fail-after-commit 1.5", "--fail-after-commit -0.1",
+                                 "--duplicates maybe", "--duplicates"}) {
+    INFO(args);
+    const std::string cmd = std::string(THINGSYNC_SIM_PATH) + " --listen 127.0.0.1:0 " + args +
+                            " >/dev/null 2>&1";
+    const int rc = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(rc));
+    CHECK(WEXITSTATUS(rc) == 64);
+  }
 }

@@ -4,13 +4,17 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -103,6 +107,29 @@ std::string create_body() {
   return R"({"deviceId":")" + unique_imei() + R"(","password":")" + kGoodPassword + R"("})";
 }
 
+// The "Date: ...\r\n" line of a response head, which the expected heads take from the real one
+// (its value is checked in its own test). Empty when there is none.
+std::string date_line(const std::string& head) {
+  const auto at = head.find("\r\nDate: ");
+  if (at == std::string::npos) return {};
+  return head.substr(at + 2, head.find("\r\n", at + 2) - at);
+}
+
+// Seconds since the epoch of an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); -1 when the
+// text is anything else.
+std::int64_t imf_fixdate(const std::string& text) {
+  tm parts{};
+  const char* end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &parts);
+  if (text.size() != 29 || end == nullptr || *end != '\0') return -1;
+  return ::timegm(&parts);
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 TEST_CASE("responses carry a status line, Server, Content-Type and Content-Length", "[sim][http]") {
@@ -113,25 +140,31 @@ TEST_CASE("responses carry a status line, Server, Content-Type and Content-Lengt
   const auto id_at = created.body.find(R"("id":")");
   REQUIRE(id_at != std::string::npos);
   const std::string id = created.body.substr(id_at + 6, 36);
-  CHECK(created.head == "HTTP/1.1 201 Created\r\nServer: thingsync-sim\r\n"
-                        "Content-Type: application/json\r\nLocation: /mqtt/bindings/" +
+  REQUIRE_FALSE(date_line(created.head).empty());
+  CHECK(created.head == "HTTP/1.1 201 Created\r\nServer: thingsync-sim\r\n" +
+                            date_line(created.head) +
+                            "Content-Type: application/json\r\nLocation: /mqtt/bindings/" +
                             id + "\r\nContent-Length: " + std::to_string(created.body.size()) +
                             "\r\n\r\n");
 
   // The same connection stays open for the next requests.
   c.send(request("GET", "/mqtt/bindings/" + id));
   const auto got = c.response();
-  CHECK(got.head == "HTTP/1.1 200 OK\r\nServer: thingsync-sim\r\nContent-Type: application/json\r\n"
-                    "Content-Length: " + std::to_string(got.body.size()) + "\r\n\r\n");
+  CHECK(got.head == "HTTP/1.1 200 OK\r\nServer: thingsync-sim\r\n" + date_line(got.head) +
+                        "Content-Type: application/json\r\nContent-Length: " +
+                        std::to_string(got.body.size()) + "\r\n\r\n");
   CHECK(got.body == created.body);
 
   c.send(request("DELETE", "/mqtt/bindings/" + id));
-  CHECK(c.response().head == "HTTP/1.1 204 No Content\r\nServer: thingsync-sim\r\n\r\n");
+  const auto deleted = c.response();
+  CHECK(deleted.head == "HTTP/1.1 204 No Content\r\nServer: thingsync-sim\r\n" +
+                            date_line(deleted.head) + "\r\n");
 
   c.send(request("GET", "/mqtt/bindings/" + id));
   const auto gone = c.response();
-  CHECK(gone.head.rfind("HTTP/1.1 404 Not Found\r\nServer: thingsync-sim\r\n"
-                        "Content-Type: application/problem+json\r\n", 0) == 0);
+  CHECK(gone.head.rfind("HTTP/1.1 404 Not Found\r\nServer: thingsync-sim\r\n" +
+                            date_line(gone.head) + "Content-Type: application/problem+json\r\n",
+                        0) == 0);
   CHECK(gone.body.find(R"("status":404)") != std::string::npos);
 
   c.send(request("PATCH", "/mqtt/bindings"));
@@ -253,4 +286,49 @@ TEST_CASE("keep-alive connections served side by side answer pipelined and split
     a.send(split.substr(20));
     CHECK(items(a.response()) == 2);
   }
+}
+
+TEST_CASE("every response carries a Date header from the simulator's wall clock", "[sim][http]") {
+  Sim sim({"--admin", "--max-body", "300", "--oauth-client", "app:secret"});
+  const std::string form = "grant_type=password";
+  const std::vector<std::pair<std::string, std::string>> requests = {
+      {"list", request("GET", "/mqtt/bindings?limit=1")},
+      {"create", request("POST", "/mqtt/bindings", {}, create_body())},
+      {"404", request("GET", "/mqtt/bindings/224ecc46-291d-482b-993f-c8b508adb0da")},
+      {"400", request("GET", "/mqtt/bindings?nope=1")},
+      {"405", request("PATCH", "/mqtt/bindings")},
+      {"401", "GET /mqtt/bindings HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {"token 400", "POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    "application/x-www-form-urlencoded\r\nContent-Length: " +
+                        std::to_string(form.size()) + "\r\n\r\n" + form},
+      {"admin", "GET /_sim/faults HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {"admin 404", "GET /_sim/nothing HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {"413", request("POST", "/mqtt/bindings", {}, std::string(400, ' ') + create_body())},
+  };
+  for (const auto& [what, raw] : requests) {
+    INFO(what);
+    Client c(sim.port());
+    const auto before = unix_now();
+    c.send(raw);
+    const auto r = c.response();
+    const auto after = unix_now();
+    REQUIRE_FALSE(r.head.empty());
+    const std::string line = date_line(r.head);
+    REQUIRE(line.size() > 8);
+    const std::string value = line.substr(6, line.size() - 8);
+    INFO(value);
+    const auto at = imf_fixdate(value);
+    CHECK(at >= before);
+    CHECK(at <= after);
+  }
+  // A rate-limited answer too (the gateway's 429, before authentication).
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"rateLimit", 1}}).status == 200);
+  int limited = 0;
+  for (int i = 0; i < 5 && limited == 0; ++i) {
+    const auto r = sim.get("/mqtt/bindings?limit=1");
+    if (r.status != 429) continue;
+    ++limited;
+    CHECK(imf_fixdate(r.header("date")) > 0);
+  }
+  CHECK(limited == 1);
 }

@@ -2,6 +2,7 @@
 // must accept and read exactly what nlohmann::ordered_json::parse(body, nullptr, false) did
 // before (except for raw NUL bytes, see by_nlohmann): these tests compare the two on chosen and
 // on generated inputs.
+#include <iterator>
 #include <random>
 #include <string>
 #include <string_view>
@@ -18,7 +19,8 @@ using thingsync::sim::JsonType;
 
 namespace {
 
-constexpr const char* kMembers[] = {"deviceId", "password", "clientId", "allowDuplicate"};
+constexpr const char* kMembers[] = {"deviceId",       "password",   "clientId",
+                                    "allowDuplicate", "modifiedBy", "modifiedAt"};
 
 // What the simulator used to see, in one comparable line. One difference on purpose: nlohmann
 // ends the input at a NUL byte (as in a C string) and so accepted "{...}\0junk"; JSON has no
@@ -71,9 +73,13 @@ std::string by_sim(BindingBody& parser, std::string_view body) {
     case BindingBody::Status::kObject: break;
   }
   std::string out = "object";
-  const JsonMember* members[] = {&parser.device_id, &parser.password, &parser.client_id,
-                                 &parser.allow_duplicate};
-  for (std::size_t i = 0; i < 4; ++i) out.append(" ").append(kMembers[i]).append("=") += describe(*members[i]);
+  const JsonMember* members[] = {&parser.device_id,       &parser.password,
+                                 &parser.client_id,       &parser.allow_duplicate,
+                                 &parser.modified_by,     &parser.modified_at};
+  static_assert(std::size(members) == std::size(kMembers));
+  for (std::size_t i = 0; i < std::size(members); ++i) {
+    out.append(" ").append(kMembers[i]).append("=") += describe(*members[i]);
+  }
   return out;
 }
 
@@ -107,6 +113,8 @@ std::vector<std::string> chosen_bodies() {
       R"({"deviceId":-0.5e-3,"password":1E+2,"clientId":0,"allowDuplicate":-0})",
       // unknown, read-only and nested members; a nested deviceId does not count
       R"({"id":"x","username":"u","createdAt":"2025-01-01T00:00:00Z","extra":{"deviceId":"imei:1"}})",
+      R"({"modifiedBy":"principal/x","modifiedAt":"2025-01-01T00:00:00Z","deviceId":"imei:1"})",
+      R"({"modifiedBy":null,"modifiedAt":1735689600000,"modifiedBy":"a\u00e9"})",
       R"({"x":[{"deviceId":"a"},["deviceId"]],"deviceId":"imei:350266800610993"})",
       // repeated keys: the last one counts, whatever the types
       R"({"deviceId":"a","deviceId":"imei:350266800610993"})",
@@ -175,7 +183,8 @@ const std::vector<std::string>& fragments() {
       "\\x", "0", "1", "-", "e", "E", "+", ".", "t", "true", "false", "null", "\0"s, "\xef",
       "\xbb", "\xbf", "\xef\xbb\xbf", "\xc3", "\xa9", "\xc3\xa9", "\xed\xa0\x80", "\xf4\x90",
       "\xff", "\x80", " ", "\n", "\t", "\x01", "deviceId", "\"deviceId\":", "\"password\":",
-      "\"clientId\":", "\"allowDuplicate\":", "\"x\"", "[]", "{}", "1e999", "\x7f",
+      "\"clientId\":", "\"allowDuplicate\":", "\"modifiedBy\":", "\"modifiedAt\":", "\"x\"",
+      "[]", "{}", "1e999", "\x7f",
   };
   return f;
 }

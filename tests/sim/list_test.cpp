@@ -115,6 +115,58 @@ TEST_CASE("sort orders by createdAt ascending by default and descending with a m
   CHECK(desc.size() == 25);
 }
 
+TEST_CASE("sort=createdAt walks several pages in (createdAt, id) order, ties and stamped "
+          "times included",
+          "[sim][list]") {
+  Sim sim({"--seed", "17", "--next-links", "relative", "--admin"});
+  // Bindings the index does not get in time order: in the past, in the future, and four with
+  // one createdAt (ties that fall across page boundaries, ordered by id).
+  const std::vector<std::string> stamps = {
+      "2001-01-01T00:00:00.000Z", "2040-01-01T00:00:00.000Z", "2020-05-05T05:05:05.555Z",
+      "2020-05-05T05:05:05.555Z", "2020-05-05T05:05:05.555Z", "2020-05-05T05:05:05.555Z",
+      "1999-12-31T23:59:59.999Z"};
+  for (const auto& at : stamps) {
+    REQUIRE(sim.admin("POST", "/_sim/bindings",
+                      {{"deviceId", simtest::unique_imei()}, {"modifiedAt", at}})
+                .status == 201);
+  }
+  REQUIRE(sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}}).status == 201);
+  auto all = sim.admin("GET", "/_sim/bindings").json()["items"];
+  REQUIRE(all.size() == 25);
+  std::vector<std::pair<std::string, std::string>> expected;  // (createdAt, id)
+  for (const auto& b : all) expected.emplace_back(b["createdAt"], b["id"]);
+  std::sort(expected.begin(), expected.end());
+  REQUIRE(expected.front().first == "1999-12-31T23:59:59.999Z");
+  REQUIRE(std::count_if(expected.begin(), expected.end(), [](const auto& k) {
+            return k.first == "2020-05-05T05:05:05.555Z";
+          }) == 4);
+
+  auto keys = [](const std::vector<json>& items) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& i : items) out.emplace_back(i["createdAt"], i["id"]);
+    return out;
+  };
+  for (const int limit : {1, 2, 3, 4, 7, 24}) {
+    INFO("limit " << limit);
+    const std::string l = std::to_string(limit);
+    int pages = 0;
+    const auto asc = walk(sim, "/mqtt/bindings?sort=createdAt&limit=" + l, &pages);
+    CHECK(keys(asc) == expected);
+    CHECK(pages == (25 + limit - 1) / limit);
+    // The default sort is the same walk.
+    CHECK(keys(walk(sim, "/mqtt/bindings?limit=" + l)) == expected);
+    auto desc = keys(walk(sim, "/mqtt/bindings?sort=-createdAt&limit=" + l));
+    std::reverse(desc.begin(), desc.end());
+    CHECK(desc == expected);
+  }
+  // A filter narrows the walk, and the order holds.
+  const auto since =
+      walk(sim, "/mqtt/bindings?sort=createdAt&limit=2&createdSince=2020-01-01T00:00:00Z");
+  CHECK(keys(since).front().first == "2020-05-05T05:05:05.555Z");
+  CHECK(keys(since).back().first == "2040-01-01T00:00:00.000Z");
+  CHECK(since.size() == 23);
+}
+
 TEST_CASE("sort by several fields walks every binding in that order", "[sim][list]") {
   Sim sim({"--seed", "33", "--next-links", "relative"});
   const auto items = walk(sim, "/mqtt/bindings?limit=5&sort=-modifiedAt,deviceId");
@@ -249,6 +301,50 @@ TEST_CASE("modifiedSince is inclusive and shows updated bindings", "[sim][list]"
   CHECK(since[0]["id"] == id);
   const auto before = sim.get("/mqtt/bindings?limit=100&modifiedBefore=" + mark).json()["items"];
   CHECK(before.size() == 14);
+}
+
+TEST_CASE("modifiedSince, modifiedBefore and sort=modifiedAt hold with stamped times",
+          "[sim][list]") {
+  Sim sim({"--seed", "10", "--next-links", "relative", "--admin"});
+  const auto items = sim.get("/mqtt/bindings?limit=100").json()["items"];
+  REQUIRE(items.size() == 10);
+  auto stamp = [&](const json& b, const std::string& at) {
+    REQUIRE(sim.admin("PUT", "/_sim/bindings/" + b["id"].get<std::string>(),
+                      {{"deviceId", b["deviceId"]}, {"modifiedAt", at}})
+                .status == 200);
+  };
+  stamp(items[2], "2090-01-01T00:00:00.000Z");  // a node clock ahead
+  stamp(items[7], "2000-01-01T00:00:00.000Z");  // a node clock behind
+  // Changed after both stamps, by the API: its time lies between them.
+  const auto later = sim.put("/mqtt/bindings/" + items[4]["id"].get<std::string>(),
+                             {{"deviceId", items[4]["deviceId"]}})
+                         .json();
+  const auto mark = later["modifiedAt"].get<std::string>();
+
+  auto ids = [&](const std::string& query) {
+    std::set<std::string> out;
+    for (const auto& i : walk(sim, "/mqtt/bindings?limit=3&" + query)) out.insert(i["id"]);
+    return out;
+  };
+  const auto id = [&](int i) { return items[static_cast<std::size_t>(i)]["id"].get<std::string>(); };
+  CHECK(ids("modifiedSince=" + mark) == std::set<std::string>{id(4), id(2)});
+  CHECK(ids("modifiedSince=2090-01-01T00:00:00.000Z") == std::set<std::string>{id(2)});
+  CHECK(ids("modifiedSince=2090-01-01T00:00:00.001Z").empty());
+  CHECK(ids("modifiedBefore=2000-01-01T00:00:00.001Z") == std::set<std::string>{id(7)});
+  CHECK(ids("modifiedBefore=2000-01-01T00:00:00.000Z").empty());
+  CHECK(ids("modifiedSince=2000-01-01T00:00:00Z&modifiedBefore=2000-01-01T00:00:01Z") ==
+        std::set<std::string>{id(7)});
+
+  const auto by_modified = walk(sim, "/mqtt/bindings?limit=3&sort=modifiedAt");
+  REQUIRE(by_modified.size() == 10);
+  const auto mod = field(by_modified, "modifiedAt");
+  CHECK(std::is_sorted(mod.begin(), mod.end()));
+  CHECK(by_modified.front()["id"] == id(7));
+  CHECK(by_modified.back()["id"] == id(2));
+  const auto desc = walk(sim, "/mqtt/bindings?limit=4&sort=-modifiedAt");
+  REQUIRE(desc.size() == 10);
+  CHECK(desc.front()["id"] == id(2));
+  CHECK(desc[1]["id"] == id(4));
 }
 
 TEST_CASE("modifiedAt is strictly increasing across quick changes", "[sim][list]") {
