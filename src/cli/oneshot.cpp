@@ -191,7 +191,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   // The list is complete: records of vanished bindings go, and pending creates of an earlier
   // run that it shows are resolved (the plan adopts them and puts the password once).
   auto unresolved = engine::settle_after_list(*l.state, observed->list);
-  if (plan.empty() && plan.receipts.empty()) {
+  if (!engine::needs_execution(observed->pass)) {
     if (auto r = l.state->checkpoint(); !r) {
       log->error("{}", r.error().message);
       co_return kExitError;

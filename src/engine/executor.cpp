@@ -72,10 +72,16 @@ class Executor {
       };
     }
     for (const auto& d : opts_.unresolved_pending) unresolved_.insert(d.canonical());
+    if (opts_.confirm_deletes) {
+      for (const auto& b : plan.blocked) {
+        if (!b.del.kept_id.empty()) blocked_kept_.emplace_back(b.del.kept_id, b.del.device);
+      }
+    }
     last_flush_ = std::chrono::steady_clock::now();
   }
 
   net::awaitable<ExecReport> run() {
+    co_await confirm_blocked_duplicates();
     auto ex = co_await net::this_coro::executor;
     const std::size_t workers =
         std::max<std::size_t>(1, std::min<std::size_t>(opts_.concurrency, work_.size()));
@@ -275,6 +281,21 @@ class Executor {
     log_->info("updated device={} id={} reason=\"{}\"", device.canonical(), binding_id, reason);
   }
 
+  // A duplicate on an older observation is often a portal delete-and-re-create that a poll
+  // saw half of: the kept binding may be gone. Its delete being blocked (prune off, or the
+  // guard) must not leave the new binding with someone else's password until the next full
+  // list: the kept bindings of blocked duplicates are looked at, and a gone one replans.
+  net::awaitable<void> confirm_blocked_duplicates() {
+    std::sort(blocked_kept_.begin(), blocked_kept_.end());
+    blocked_kept_.erase(std::unique(blocked_kept_.begin(), blocked_kept_.end()), blocked_kept_.end());
+    constexpr std::size_t kMaxLooks = 64;  // a pass; duplicates left alone on purpose recur
+    std::size_t looks = 0;
+    for (const auto& [id, device] : blocked_kept_) {
+      if ((opts_.stop && *opts_.stop) || ++looks > kMaxLooks) break;
+      co_await confirm_live(id, device, obs::Action::kDelete);
+    }
+  }
+
   void gone(const std::string& binding_id) {
     state_.forget(binding_id);
     report_.gone_ids.push_back(binding_id);
@@ -341,6 +362,7 @@ class Executor {
   config::PasswordResolver resolver_;
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_set<std::string> unresolved_;
+  std::vector<std::pair<std::string, core::DeviceId>> blocked_kept_;  // kept of blocked dups
   std::size_t next_ = 0;
   std::size_t done_ = 0;
   std::size_t journaled_upto_ = 0;

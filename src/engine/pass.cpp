@@ -1,5 +1,6 @@
 #include "thingsync/engine/pass.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <unordered_set>
 
@@ -60,6 +61,13 @@ std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
   }
   return settle_after_full_list(
       state, live, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
+}
+
+bool needs_execution(const PassPlan& pass) {
+  if (!pass.plan.empty() || !pass.plan.receipts.empty()) return true;
+  if (pass.fresh) return false;
+  return std::any_of(pass.plan.blocked.begin(), pass.plan.blocked.end(),
+                     [](const core::BlockedDelete& b) { return !b.del.kept_id.empty(); });
 }
 
 std::vector<core::DeviceId> settle_after_full_list(

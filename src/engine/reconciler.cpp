@@ -91,7 +91,7 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
   retry_pending_ = false;
   if (p_.observe_only) {
     if (!plan.empty()) log->info("drift (observe mode, nothing written): {}", plan_summary(plan));
-  } else if (plan.empty() && plan.receipts.empty()) {
+  } else if (!needs_execution(pass)) {
     log->debug("in sync: {}", plan_summary(plan));
   } else {
     if (!plan.empty()) log->info("reconciling: {}", plan_summary(plan));

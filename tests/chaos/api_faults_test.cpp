@@ -174,3 +174,40 @@ TEST_CASE("the simulator drops 20% of create answers (--drop-after-create 0.2): 
        << sim.count("POST", "409") << "), 0 duplicates, seed " << seed;
   report(line);
 }
+
+TEST_CASE("a gateway answers 20% of writes 502/504 after the API did them (--fail-after-commit 0.2): no duplicate binding, converges",
+          "[chaos][faults]") {
+  const auto seed = chaos_seed();
+  // The sim accepts a second binding for a device (its default, as the API may): a create
+  // sent again after its 502 would leave one behind.
+  SimProc sim({"--fail-after-commit", "0.2", "--duplicates", "allow", "--random-seed",
+               std::to_string(seed)});
+  Rig rig;
+  rig.configure(sim.url(), AuthSpec::token_file(sim.token()));
+  const Desired desired(devices(1, 1000));
+  rig.set_desired(desired);
+  const auto unmanaged = seed_unmanaged(sim, devices(900001, 10));
+
+  const auto t0 = Clock::now();
+  Daemon d(rig);
+  const bool converged = wait_converged(sim, rig, desired, unmanaged, d, 120s);
+  INFO(inspect(sim, rig, desired, unmanaged).describe());
+  REQUIRE(converged);
+  const double took = seconds_since(t0);
+  const auto counters = sim.admin("GET", "/_sim/counters").json();
+  sim.clear_faults();
+
+  const int struck = counters.at("failedAfterCommit").get<int>();
+  const auto adopted = d.log_count("create adopted existing binding");
+  CHECK(struck > 150);  // about 20% of the writes
+  // Every POST answered 502/504 was looked up and adopted, never posted again.
+  CHECK(sim.count("POST") == 1000);
+  CHECK(adopted > 100);
+  check_daemon_side(d, sim, rig, desired, 1010, {sim.token()});
+
+  auto line = summary();
+  line << "fail-after-commit 0.2: 1000 bindings converged in " << took << " s, " << struck
+       << " writes answered 502/504 after they were done, " << adopted
+       << " creates resolved by lookup, 0 re-posted, 0 duplicates, seed " << seed;
+  report(line);
+}

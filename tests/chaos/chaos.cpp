@@ -201,6 +201,7 @@ void SimProc::clear_faults() const {
               {"failRate", 0},
               {"latencyMs", 0},
               {"dropAfterCreate", 0},
+              {"failAfterCommit", 0},
               {"failListOnPage", 0},
               {"tokenEndpointDown", false},
               {"rejectDevices", json::array()}});

@@ -221,7 +221,7 @@ TEST_CASE("each list filter selects what the full list says it should", "[api][i
 
 TEST_CASE("create get update delete round trip, a second delete is already done", "[api][io]") {
   LogCapture logs;
-  Sim sim({"--token", kToken});
+  Sim sim({"--token", kToken, "--duplicates", "reject"});  // the 409 path
   net::io_context ioc;
   auto client = make_client(ioc, test_options(sim.url()),
                             api::make_static_token_provider(core::Secret(kToken)));

@@ -38,6 +38,10 @@ struct PassPlan {
   std::size_t deferred_deletes = 0;
 };
 
+/// Whether executing the pass would do anything: writes, receipts to record, or (on an older
+/// observation) kept bindings of blocked duplicates to look at.
+bool needs_execution(const PassPlan& pass);
+
 /// Plans a pass (pure). For kDevices the inputs hold the affected devices only.
 PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
                    std::span<const core::RemoteBinding> observed,

@@ -341,3 +341,22 @@ TEST_CASE("pass: a create answered 409 (an API that refuses duplicates) adopts t
   CHECK(w.last_report.adopted == 1);
   w.check_converged();
 }
+
+TEST_CASE("pass: a portal delete-and-re-create whose duplicate delete is blocked still converges") {
+  World w;
+  SECTION("by the guard") { w.policy.max_deletes = {core::DeleteLimit::Kind::kCount, 0}; }
+  SECTION("by prune off") { w.policy.prune = false; }
+  w.want({{kD1, password(1)}});
+  w.full_list();
+  w.full_pass();
+  const auto old_id = only_binding(w, kD1);
+  w.api.portal_delete(old_id);
+  const auto new_id = w.api.portal_create(kD1, "portal-Passw0rd!!!!!!!!!!!");
+  CHECK(w.poll());
+  const auto first = w.full_pass();
+  CHECK(w.api.count("GET " + old_id) == 1);
+  CHECK(w.api.count("DELETE") == 0);
+  CHECK(only_binding(w, kD1) == new_id);
+  w.check_converged();
+  CHECK(engine::needs_execution(first));
+}
