@@ -54,8 +54,7 @@ TEST_CASE("pass: a password changed in the portal while stopped is put back afte
 TEST_CASE("pass: a portal edit seen by a poll or only by a full resync is put back") {
   World w;
   w.want({{kD1, password(1)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   w.check_converged();
   const auto id = only_binding(w, kD1);
   SECTION("by a poll") {
@@ -108,8 +107,7 @@ TEST_CASE("pass: a record of an older state file gets its receipt without a writ
 TEST_CASE("pass: a portal delete-and-re-create seen by a poll keeps the new binding") {
   World w;
   w.want({{kD1, password(1)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   const auto old_id = only_binding(w, kD1);
   w.api.portal_delete(old_id);
   const auto new_id = w.api.portal_create(kD1, "portal-Passw0rd!!!!!!!!!!!");
@@ -232,8 +230,7 @@ TEST_CASE("pass: a device-scoped pass never sends a delete the full pass would b
 TEST_CASE("pass: a binding stamped in the future does not hide later portal changes from polls") {
   World w;
   w.want({{kD1, password(1)}, {kD2, password(2)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   w.check_converged();
   const auto ahead = only_binding(w, kD1);
   const auto other = only_binding(w, kD2);
@@ -289,8 +286,7 @@ TEST_CASE("pass: a create whose outcome and lookup both failed stays pending and
 TEST_CASE("pass: an update that finds its binding gone plans again and creates it") {
   World w;
   w.want({{kD1, password(1)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   const auto old_id = only_binding(w, kD1);
   w.api.portal_delete(old_id);    // no poll can show this
   w.want({{kD1, password(11)}});  // a commit changes the password: the pass PUTs old_id
@@ -306,8 +302,7 @@ TEST_CASE("pass: an update that finds its binding gone plans again and creates i
 TEST_CASE("pass: a delete planned on a poll is sent once a look confirms it") {
   World w;
   w.want({{kD1, password(1)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   const auto stray = w.api.portal_create(kD2, "stray-Passw0rd!!!!!!!!!!!!");
   CHECK(w.poll());
   w.full_pass();
@@ -319,8 +314,7 @@ TEST_CASE("pass: a delete planned on a poll is sent once a look confirms it") {
 TEST_CASE("pass: a delete whose binding moved to another device is not sent") {
   World w;
   w.want({{kD1, password(1)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   const auto stray = w.api.portal_create(kD2, "stray-Passw0rd!!!!!!!!!!!!");
   CHECK(w.poll());
   w.api.move(stray, "imei:350266800610995");  // a portal PUT the poll has not seen
@@ -347,8 +341,7 @@ TEST_CASE("pass: a portal delete-and-re-create whose duplicate delete is blocked
   SECTION("by the guard") { w.policy.max_deletes = {core::DeleteLimit::Kind::kCount, 0}; }
   SECTION("by prune off") { w.policy.prune = false; }
   w.want({{kD1, password(1)}});
-  w.full_list();
-  w.full_pass();
+  w.start();  // the daemon's start: a full list and a pass
   const auto old_id = only_binding(w, kD1);
   w.api.portal_delete(old_id);
   const auto new_id = w.api.portal_create(kD1, "portal-Passw0rd!!!!!!!!!!!");

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "fake_api.hpp"
 #include "thingsync/engine/observer.hpp"
 #include "thingsync/engine/pass.hpp"
@@ -42,6 +44,11 @@ class World {
 
   /// The daemon's observation and passes (the Reconciler's composition of them).
   engine::Observer& observer() { return *observer_; }
+  /// The daemon's start: a full list, then a full pass on it.
+  void start() {
+    REQUIRE(full_list());
+    full_pass();
+  }
   bool full_list();  ///< false: it failed
   bool poll();       ///< true: something changed
   engine::Observer::Outcome poll_outcome();
