@@ -227,10 +227,14 @@ net::awaitable<void> serve(Server& srv, Stream& stream, Conn& conn, bool tls) {
                       ct != msg.end(),
                       too_large};
     // Read before the request is handled, so that a list holds every change made before its
-    // Date: clients may take the Date as the server's time of the list.
-    const auto date = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+    // Date: clients may take the Date as the server's time of the list. It is the clock that
+    // gives the timestamps too (which never goes back, even if the wall clock does). One
+    // server, one clock; a node whose clock is wrong is what the admin's stamped modifiedAt
+    // is for.
+    const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    const auto date = std::max<std::int64_t>(wall_ms, srv.service.store().clock()) / 1000;
     Response res = srv.service.handle(req, tls);
     populate_heap_growth();
     if (res.delay.count() > 0) {

@@ -491,8 +491,11 @@ std::string Store::new_uuid() {
 }
 
 std::int64_t Store::next_timestamp(std::int64_t now_ms) {
-  // Strictly increasing, so that modifiedSince can tell any two changes apart.
-  last_ts_ = std::max(now_ms, last_ts_ + 1);
+  // The server's clock, never going back, and shared by the changes of one millisecond as a
+  // real API's would be: a clock that ran ahead of the wall clock under load (one change a
+  // millisecond) would make every client's modifiedSince watermark, which must not pass the
+  // server's Date, re-read minutes of changes after a burst.
+  last_ts_ = std::max(now_ms, last_ts_);
   return last_ts_;
 }
 
@@ -663,7 +666,15 @@ std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in
   }
   // A new block replaces the old one in every index (the password stays when omitted).
   if (moves) by_device_.reserve_one();
-  const auto ts = in.stamp ? *in.stamp : next_timestamp(now_ms);
+  // Every write moves its binding's modifiedAt on (1 ms if the clock has not), so that a change
+  // is always a new modifiedAt; the clock itself keeps to the wall clock.
+  std::int64_t ts = 0;
+  if (in.stamp) {
+    ts = *in.stamp;
+  } else {
+    ts = std::max(next_timestamp(now_ms), old->modified_at + 1);
+    last_ts_ = std::max(last_ts_, ts);
+  }
   Binding* b = make_binding({old->id(), in.device_spelling, in.device,
                              in.password ? in.password : old->password(), old->client_id_,
                              old->created_by_, intern(in.principal), old->created_at, ts});

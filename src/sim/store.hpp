@@ -274,6 +274,9 @@ class Store {
   void erase(const Binding* b);
   void clear();
   std::size_t size() const { return by_id_.size(); }
+  /// The last timestamp the store gave (its clock; 0 before any): the wall clock, held where
+  /// it was should the wall clock go back. Stamped admin times do not move it.
+  std::int64_t clock() const { return last_ts_; }
   /// Increases with every change; the persister compares it.
   std::uint64_t version() const { return version_; }
 
