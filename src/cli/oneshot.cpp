@@ -26,6 +26,7 @@
 #include "thingsync/engine/session.hpp"
 #include "thingsync/obs/log.hpp"
 #include "thingsync/state/state_store.hpp"
+#include "thingsync/state/writer_lock.hpp"
 
 namespace thingsync::cli {
 namespace net = boost::asio;
@@ -36,17 +37,28 @@ using Clock = std::chrono::steady_clock;
 struct Loaded {
   config::Config config;
   config::LoadResult desired;
+  std::unique_ptr<state::WriterLock> lock;  // apply: the one writer of the state file
   std::unique_ptr<state::StateStore> state;
   engine::PreparedDesired prepared;
 };
 
-// Config, desired state (with every password source resolved) and state file, or nothing.
-std::optional<Loaded> load_all(const std::string& config_file) {
+enum class Access : std::uint8_t { kRead, kWrite };
+
+
+// Desired state (with every password source resolved) and state file (locked for a writer,
+// bound to the config's API), or nothing.
+std::optional<Loaded> load_all(config::Config cfg, Access access) {
   auto log = obs::logger("main");
-  auto cfg = load_config_or_report(config_file);
-  if (!cfg) return std::nullopt;
-  Loaded l{std::move(*cfg), {}, nullptr, {}};
-  l.desired = config::load_desired_state(l.config.desired_state_path);
+  Loaded l{std::move(cfg), {}, nullptr, nullptr, {}};
+  if (access == Access::kWrite) {
+    auto lock = state::WriterLock::acquire(l.config.state_path, "thingsync apply");
+    if (!lock) {
+      log->error("{}", lock.error().message);
+      return std::nullopt;
+    }
+    l.lock = std::move(lock.value());
+  }
+  if (!engine::load_settled_checkout(l.config.desired_state_path, l.desired)) return std::nullopt;
   print_diagnostics(l.desired.diagnostics);
   if (!l.desired.ok()) {
     log->error("desired state {} does not load: nothing was planned",
@@ -59,6 +71,11 @@ std::optional<Loaded> load_all(const std::string& config_file) {
     return std::nullopt;
   }
   l.state = std::move(st.value());
+  if (auto owned = l.state->claim(l.config.api.base_url, l.config.scope_client_id.value_or(""));
+      !owned) {
+    log->error("{}", owned.error().message);
+    return std::nullopt;
+  }
   l.prepared = engine::prepare_desired(l.desired.state, l.state->salt(), config::process_env());
   print_diagnostics(l.prepared.diagnostics);
   if (!l.prepared.ok()) {
@@ -122,7 +139,9 @@ class ProgressLine {
 }  // namespace
 
 int run_plan(const CommandOptions& opts) {
-  auto l = load_all(opts.config_file);
+  auto cfg = load_config_or_report(opts.config_file);
+  if (!cfg) return kExitError;
+  auto l = load_all(std::move(*cfg), Access::kRead);
   if (!l) return kExitError;
   net::io_context ioc;
   auto session = engine::Session::create(ioc.get_executor(), l->config, nullptr);
@@ -190,7 +209,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   std::fflush(stdout);
   // The list is complete: records of vanished bindings go, and pending creates of an earlier
   // run that it shows are resolved (the plan adopts them and puts the password once).
-  auto unresolved = engine::settle_after_list(*l.state, observed->list);
+  auto unresolved = engine::settle_after_list(*l.state, observed->list, l.prepared);
   if (!engine::needs_execution(observed->pass)) {
     if (auto r = l.state->checkpoint(); !r) {
       log->error("{}", r.error().message);
@@ -200,6 +219,12 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   }
   if (!plan.empty() && !run.opts.yes && !confirm()) {
     std::printf("Apply cancelled.\n");
+    co_return kExitError;
+  }
+  // Nothing is sent unless the state that must precede it can be made durable: a snapshot
+  // now (it also records whose state this is) proves the file can be written.
+  if (auto r = l.state->checkpoint(); !r) {
+    log->error("{}; nothing was sent", r.error().message);
     co_return kExitError;
   }
   auto progress = std::make_shared<ProgressLine>(::isatty(STDERR_FILENO) == 1);
@@ -241,7 +266,16 @@ int run_apply(const CommandOptions& opts) {
                  "apply: no terminal to confirm on; run with --yes to apply without asking\n");
     return kExitUsage;
   }
-  auto l = load_all(opts.config_file);
+  auto cfg = load_config_or_report(opts.config_file);
+  if (!cfg) return kExitError;
+  if (cfg->sync.mode == config::SyncMode::kObserve) {
+    std::fprintf(stderr,
+                 "apply: %s has sync.mode: observe, which writes nothing; nothing was applied. "
+                 "To apply, set sync.mode: reconcile (thingsync plan shows what would change)\n",
+                 opts.config_file.c_str());
+    return kExitUsage;
+  }
+  auto l = load_all(std::move(*cfg), Access::kWrite);
   if (!l) return kExitError;
   net::io_context ioc;
   auto session = engine::Session::create(ioc.get_executor(), l->config, nullptr);

@@ -4,7 +4,10 @@
 
 #include <malloc.h>
 
+#include <cstdlib>
 #include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +26,7 @@
 #include "thingsync/obs/log.hpp"
 #include "thingsync/obs/metrics.hpp"
 #include "thingsync/state/state_store.hpp"
+#include "thingsync/state/writer_lock.hpp"
 #include "thingsync/sys/git.hpp"
 #include "thingsync/sys/notify.hpp"
 #include "thingsync/sys/tree_watcher.hpp"
@@ -81,13 +85,23 @@ class Daemon {
 
  private:
   bool open() {
+    // One writer at a time: another run or apply on this state file stops this one at once.
+    // A lock that cannot be taken for another reason (a missing directory) is retried, like a
+    // state that cannot be saved; nothing is written meanwhile.
+    if (!take_lock()) return false;
     auto st = state::StateStore::open(config_.state_path, state::StateStore::random_salt());
     if (!st) {
       log_->error("{}", st.error().message);
       return false;
     }
     state_ = std::move(st.value());
-    auto session = Session::create(ioc_.get_executor(), config_, &metrics_);
+    if (auto owned = state_->claim(config_.api.base_url, config_.scope_client_id.value_or(""));
+        !owned) {
+      log_->error("{}", owned.error().message);
+      return false;
+    }
+    auto session =
+        Session::create(ioc_.get_executor(), config_, &metrics_, [this] { life_.alive(); });
     if (!session) {
       log_->error("{}", session.error());
       return false;
@@ -97,11 +111,15 @@ class Daemon {
                       config_.sync.modified_since_overlap.count());
     desired_.emplace(config_.desired_state_path, state_->salt());
     reconciler_.emplace(Reconciler::Parts{config_, observe_only_, *desired_, *observer_, *state_,
-                                          session_->bindings(), metrics_, health_, stopping_});
+                                          session_->bindings(), metrics_, health_, stopping_,
+                                          may_write_, [this] { life_.alive(); }});
     // A Git checkout in progress at start is waited for (a minute at most).
     for (int waited = 0; !reload_desired(); ++waited) {
       if (!last_deferred_ || waited >= 60) {
-        log_->error("the desired state does not load; not starting (fix it and restart)");
+        log_->error("the desired state does not load; not starting (fix it and restart){}",
+                    last_deferred_ ? ": a Git checkout has been in progress for a minute; if no "
+                                     "git is running, remove the stale lock file"
+                                   : "");
         return false;
       }
       std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -117,7 +135,7 @@ class Daemon {
           });
       metrics_server_->start();
       watcher_ = std::make_unique<sys::TreeWatcher>(ioc_.get_executor(), config_.desired_state_path);
-      for (const auto& w : watcher_->take_warnings()) log_->warn("{}", w);
+      watch_warnings(watcher_->take_warnings());
     } catch (const std::exception& e) {
       log_->error("cannot start: {}", e.what());
       return false;
@@ -142,6 +160,44 @@ class Daemon {
     if (watcher_) watcher_->close();
   }
 
+  // ---- the state: one writer, saved before anything is sent -------------------------------
+
+  // False only when another process holds the lock (the daemon does not start).
+  bool take_lock() {
+    auto lock = state::WriterLock::acquire(config_.state_path, "thingsync run");
+    if (lock) {
+      lock_ = std::move(lock.value());
+      return true;
+    }
+    log_->error("{}", lock.error().message);
+    return !lock.error().busy;
+  }
+
+  // Before a pass may write: the lock is held and the state can be saved (a snapshot proves
+  // it, after a start or a failed save). Otherwise nothing is written, /readyz and STATUS say
+  // why, and the next turn of the loop tries again.
+  void check_state() {
+    std::string problem;
+    if (!lock_) {
+      auto lock = state::WriterLock::acquire(config_.state_path, "thingsync run");
+      if (lock) {
+        lock_ = std::move(lock.value());
+      } else {
+        problem = lock.error().message;
+      }
+    }
+    if (problem.empty() && (state_unsaved_ || reconciler_->state_failed())) {
+      if (auto r = state_->checkpoint(); r) {
+        state_unsaved_ = false;
+        reconciler_->state_saved();
+      } else {
+        problem = r.error().message;
+      }
+    }
+    may_write_ = problem.empty();
+    health_.set_state_error(std::move(problem));
+  }
+
   net::awaitable<void> watch_loop() {
     while (!stopping_) {
       auto changes = co_await watcher_->next();
@@ -150,10 +206,20 @@ class Daemon {
     }
   }
 
+  // A watch that could not be added (max_user_watches reached, say) loses file events: it is
+  // an error, counted, and from then on every poll rescans the tree for changes.
+  void watch_warnings(const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings) {
+      log_->error("{}; rescanning the desired state every pollInterval instead", w);
+      metrics_.desired_state_watch_error();
+      rescan_ = true;
+    }
+  }
+
   // File events, or what a periodic look at the root found (a swapped symlink or a replaced
   // directory whose events were lost): a reload after `delay`.
   void took_changes(const sys::TreeChanges& changes, Clock::duration delay) {
-    for (const auto& w : changes.warnings) log_->warn("{}", w);
+    watch_warnings(changes.warnings);
     if (changes.full()) desired_->want_full();
     for (const auto& p : changes.paths) desired_->changed(p);
     if (changes.paths.empty() && !changes.full()) return;
@@ -167,15 +233,22 @@ class Daemon {
   net::awaitable<void> main_loop() {
     // Start: full list (retried until it works), reconcile, READY=1.
     while (!stopping_ && !co_await full_list()) co_await sleep(std::chrono::seconds(5));
+    check_state();
     if (!stopping_) co_await reconciler_->full_pass();
     auto next_poll = Clock::now() + config_.sync.poll_interval;
     auto next_full = Clock::now() + config_.sync.full_resync_interval;
     if (!stopping_) {
-      notifier_.ready();
+      notifier_.ready();  // started; /readyz tells whether it is also in sync and saving
       health_.set_ready();
       log_->info("ready: desired={} observed={}", desired_->size(), observer_->set().size());
     }
     while (!stopping_) {
+      life_.alive();
+      if (inject_crash_) {
+        // A fault for the tests of the crash path (docs/reliability.md): an exception that
+        // escapes the loop must end the process, not leave a zombie that pings the watchdog.
+        throw std::runtime_error("injected crash (THINGSYNC_INJECT_CRASH=main_loop)");
+      }
       bool dirty = false;
       const auto now = Clock::now();
       if (reload_at_ && now >= *reload_at_) {
@@ -184,6 +257,7 @@ class Daemon {
         const bool loaded = reload_desired();
         notifier_.reloaded();
         if (loaded && !affected_all_ && !stopping_) {
+          check_state();
           // The devices of the changed files first: a one-file edit in a big fleet must not
           // wait for a plan over the whole fleet. The full pass below then settles the rest.
           co_await reconciler_->devices_pass(affected_);
@@ -201,12 +275,21 @@ class Daemon {
         dirty |= co_await poll();
         next_poll = Clock::now() + config_.sync.poll_interval;
         took_changes(watcher_->check_root(), opts_.debounce);  // a backstop for lost events
+        if (rescan_) {
+          desired_->changed(config_.desired_state_path);  // the loader compares sizes and times
+          reload_at_ = std::min(reload_at_.value_or(Clock::time_point::max()), Clock::now());
+        }
       }
       if (stopping_) break;
-      if (dirty || reconciler_->retry_pending()) co_await reconciler_->full_pass();
+      check_state();
+      if (dirty || (reconciler_->retry_pending() && may_write_)) co_await reconciler_->full_pass();
 
       auto deadline = std::min(next_poll, next_full);
       if (reload_at_) deadline = std::min(deadline, *reload_at_);
+      // The watchdog is fed by the loop's turns: it turns at least once a ping interval.
+      if (const auto ping = life_.watchdog_interval()) {
+        deadline = std::min(deadline, Clock::now() + std::chrono::duration_cast<Clock::duration>(*ping));
+      }
       if (deadline > Clock::now()) {
         wake_.expires_at(deadline);
         boost::system::error_code ec;
@@ -272,11 +355,25 @@ class Daemon {
     auto r = desired_->reload();
     last_deferred_ = !r.deferred.empty();
     if (last_deferred_) {
-      // Not a failure: the last good state stays in force and the load is tried again.
-      log_->info("desired state not loaded yet: {}; trying again in 1 s", r.deferred);
-      reload_at_ = Clock::now() + std::chrono::seconds(1);
+      // Not a failure at first: the last good state stays in force and the load is tried
+      // again. A checkout that never ends (a lock left by a git that crashed) is one after a
+      // minute: not ready, counted, and said at error level, once.
+      const auto now = Clock::now();
+      if (!deferred_since_) deferred_since_ = now;
+      if (now - *deferred_since_ >= std::chrono::minutes(1) && !deferred_reported_) {
+        deferred_reported_ = true;
+        metrics_.desired_state_load_error();
+        health_.set_load_ok(false);
+        health_.set_error("desired state not loaded for a minute: " + r.deferred +
+                          "; if no git is running, remove the stale lock file");
+      } else {
+        log_->info("desired state not loaded yet: {}; trying again in 1 s", r.deferred);
+      }
+      reload_at_ = now + std::chrono::seconds(1);
       return false;
     }
+    deferred_since_.reset();
+    deferred_reported_ = false;
     if (r.root_changed) {
       log_->info("the desired-state path {} now resolves to another tree: loaded it whole",
                  config_.desired_state_path.string());
@@ -324,6 +421,16 @@ class Daemon {
   bool affected_all_ = true;
   std::optional<Clock::time_point> reload_at_;
   bool last_deferred_ = false;  // the last reload waited for a Git checkout
+  std::optional<Clock::time_point> deferred_since_;  // since when reloads wait for one
+  bool deferred_reported_ = false;
+  std::unique_ptr<state::WriterLock> lock_;
+  bool state_unsaved_ = true;   // a snapshot must prove the state can be saved before writes
+  bool may_write_ = false;
+  bool rescan_ = false;         // a watch failed: every poll rescans the tree
+  const bool inject_crash_ = [] {
+    const char* v = std::getenv("THINGSYNC_INJECT_CRASH");
+    return v != nullptr && std::string_view(v) == "main_loop";
+  }();
 };
 
 }  // namespace

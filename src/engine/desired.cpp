@@ -1,10 +1,13 @@
 #include "thingsync/engine/desired.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include "thingsync/config/password_resolver.hpp"
 #include "thingsync/core/password.hpp"
+#include "thingsync/obs/log.hpp"
+#include "thingsync/sys/git.hpp"
 
 namespace thingsync::engine {
 namespace {
@@ -131,6 +134,34 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
   }
   sort_and_dedupe(out.diagnostics);
   return out;
+}
+
+// Loads the desired state, never a Git checkout in progress: while `.git/index.lock` exists,
+// or when HEAD moved during the load, it waits a second and loads again (30 s at most: a lock
+// left behind by a git that crashed must not hang a CI job).
+bool load_settled_checkout(const std::filesystem::path& path, config::LoadResult& out) {
+  auto log = obs::logger("config");
+  constexpr int kAttempts = 30;
+  for (int attempt = 1;; ++attempt) {
+    std::string busy;
+    if (const auto lock = sys::git_checkout_in_progress(path)) {
+      busy = "a Git checkout is in progress (" + lock->string() + " exists)";
+    } else {
+      const auto head = sys::git_head_commit(path);
+      out = config::load_desired_state(path);
+      if (sys::git_checkout_in_progress(path) || sys::git_head_commit(path) != head) {
+        busy = "the Git checkout changed during the load";
+      }
+    }
+    if (busy.empty()) return true;
+    if (attempt == kAttempts) {
+      log->error("desired state {} not loaded: {} for {} s; if no git is running, remove the "
+                 "stale lock file", path.string(), busy, kAttempts);
+      return false;
+    }
+    if (attempt == 1) log->warn("desired state {} not loaded yet: {}; waiting", path.string(), busy);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 
 }  // namespace thingsync::engine

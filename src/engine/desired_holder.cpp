@@ -73,6 +73,12 @@ DesiredHolder::Outcome DesiredHolder::reload() {
   return out;
 }
 
+bool DesiredHolder::contains(const core::DeviceId& device) const {
+  const core::PackedDevice packed(device);
+  const std::size_t i = state_.bindings.lower_bound(packed);
+  return i < state_.bindings.size() && state_.bindings.device(i) == packed;
+}
+
 void DesiredHolder::subset(const std::vector<core::DeviceId>& devices,
                            config::DesiredState& desired, PreparedDesired& prepared) const {
   desired.files = state_.common.files;

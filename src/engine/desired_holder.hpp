@@ -46,6 +46,7 @@ class DesiredHolder {
   const config::PackedDesiredState& state() const { return state_; }
   const std::vector<core::Fingerprint>& fingerprints() const { return fps_; }
   std::size_t size() const { return state_.bindings.size(); }
+  bool contains(const core::DeviceId& device) const;
 
   /// The plan's inputs for the whole fleet: copies made for one pass.
   config::DesiredState unpack() const { return state_.unpack(); }

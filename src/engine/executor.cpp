@@ -72,7 +72,7 @@ class Executor {
       };
     }
     for (const auto& d : opts_.unresolved_pending) unresolved_.insert(d.canonical());
-    if (opts_.confirm_deletes) {
+    if (opts_.look_first) {
       for (const auto& b : plan.blocked) {
         if (!b.del.kept_id.empty()) blocked_kept_.emplace_back(b.del.kept_id, b.del.device);
       }
@@ -113,6 +113,9 @@ class Executor {
         report_.stopped = true;
         break;
       }
+      // The state can no longer be saved: nothing more is sent (what was sent and not
+      // recorded costs a password PUT later, nothing else).
+      if (!report_.state_error.empty()) break;
       const std::size_t i = next_++;
       if (work_[i].create && i >= journaled_upto_) journal_creates_from(i);
       if (work_[i].create && i < journal_failed_upto_) {
@@ -207,6 +210,12 @@ class Executor {
     if (waiting_out_backoff(device)) co_return;
     if (w.create) co_await do_create(*w.create);
     if (w.update) {
+      bool live = true;
+      if (opts_.look_first) {
+        live = co_await confirm_live(w.update->binding_id, device, obs::Action::kUpdate);
+      }
+      // The binding kept for the device is gone or moved: its duplicates wait for the new plan.
+      if (!live) co_return;
       co_await do_update(w.update->binding_id, w.update->desired_index, device,
                          update_reason(*w.update));
     }
@@ -217,18 +226,20 @@ class Executor {
     auto pw = password_for(c.desired_index, obs::Action::kCreate);
     if (!pw) co_return;
     const auto fp = prepared_.bindings[c.desired_index].password_fp;
-    if (unresolved_.contains(c.device.canonical())) {
-      // A crash may have left this create done: look before posting again.
+    if (opts_.look_first || unresolved_.contains(c.device.canonical())) {
+      // A crash may have left this create done, or the device was bound since the plan's
+      // observation (in the portal, say): look before posting.
       auto found = co_await api_.find_by_device(c.device);
       if (!found) {
         failed(c.device, obs::Action::kCreate, found.error());
         co_return;
       }
       if (!found->empty()) {
-        log_->info("pending create resolved by lookup device={} id={}", c.device.canonical(),
-                   found->front().id);
+        log_->info("create found the device bound already device={} id={}: adopted",
+                   c.device.canonical(), found->front().id);
         state_.end_create(c.device);
         ++report_.adopted;
+        report_.seen_bindings.push_back(found->front());  // known, whatever the PUT gives
         co_await do_update(found->front().id, c.desired_index, c.device,
                            "adopted: an earlier create was found by a lookup");
         co_return;
@@ -245,15 +256,16 @@ class Executor {
     if (r->adopted) {
       // The binding existed already, with a password that may not be ours.
       ++report_.adopted;
+      report_.seen_bindings.push_back(r->binding);  // known, whatever the PUT gives
       co_await do_update(r->binding.id, c.desired_index, c.device,
                          "adopted: the create's outcome was unknown and a lookup found it");
       co_return;
     }
     state_.record_applied(r->binding.id, c.device, fp, r->binding.modified_at_ms);
-    report_.written_bindings.push_back(r->binding);
+    log_->info("created device={} id={}", c.device.canonical(), r->binding.id);
+    wrote(std::move(r->binding));
     ++report_.created;
     succeeded(c.device, obs::Action::kCreate);
-    log_->info("created device={} id={}", c.device.canonical(), r->binding.id);
   }
 
   net::awaitable<void> do_update(std::string binding_id, std::uint32_t desired_index,
@@ -275,7 +287,7 @@ class Executor {
     }
     // The receipt: a later list showing another modifiedAt means someone else wrote it.
     state_.record_applied(binding_id, device, fp, r->modified_at_ms);
-    report_.written_bindings.push_back(std::move(r.value()));
+    wrote(std::move(r.value()));
     ++report_.updated;
     succeeded(device, obs::Action::kUpdate);
     log_->info("updated device={} id={} reason=\"{}\"", device.canonical(), binding_id, reason);
@@ -294,6 +306,13 @@ class Executor {
       if ((opts_.stop && *opts_.stop) || ++looks > kMaxLooks) break;
       co_await confirm_live(id, device, obs::Action::kDelete);
     }
+  }
+
+  // What the API holds now, for the observed state: modifiedBy (our own principal) is not
+  // kept there, and a first adoption of a large fleet holds a record per binding here.
+  void wrote(core::RemoteBinding b) {
+    std::string().swap(b.modified_by);
+    report_.written_bindings.push_back(std::move(b));
   }
 
   void gone(const std::string& binding_id) {
@@ -315,8 +334,8 @@ class Executor {
       co_return false;
     }
     if (r->device != device) {
-      log_->warn("delete not sent id={}: the binding is now bound to device={}, not {}; planning "
-                 "again", id, r->device.canonical(), device.canonical());
+      log_->warn("{} not sent id={}: the binding is now bound to device={}, not {}; planning "
+                 "again", action_name(action), id, r->device.canonical(), device.canonical());
       report_.seen_bindings.push_back(std::move(r.value()));
       report_.replan = true;
       co_return false;
@@ -325,7 +344,7 @@ class Executor {
   }
 
   net::awaitable<void> do_delete(const core::PlannedDelete& d) {
-    if (opts_.confirm_deletes) {
+    if (opts_.look_first) {
       // Of two bindings for one device, the kept one must be live before the other goes: a
       // portal delete-and-re-create would otherwise leave the device with none.
       // (No co_await inside a condition: GCC 12 miscompiles some of those.)

@@ -16,10 +16,18 @@ void Health::set_error(std::string e) {
   update();
 }
 
+void Health::set_state_error(std::string e) {
+  if (e == state_error_) return;
+  if (!e.empty()) obs::logger("daemon")->error("the state cannot be saved, so nothing is written: {}", e);
+  state_error_ = std::move(e);
+  update();
+}
+
 void Health::update() {
   std::string s = "desired=" + std::to_string(desired_) + " observed=" + std::to_string(observed_) +
                   " drift=" + std::to_string(drift_);
   if (observe_only_) s += " mode=observe";
+  if (!state_error_.empty()) s += " not writing: the state cannot be saved: " + state_error_;
   if (!last_error_.empty()) s += " last error: " + last_error_;
   notifier_.status(s);
 }
@@ -28,6 +36,11 @@ obs::HttpReply Health::serve(const obs::HttpGet& g) const {
   if (g.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
   if (g.path == "/readyz") {
     if (ready()) return {200, "text/plain; charset=utf-8", "ready\n"};
+    if (!state_error_.empty()) {
+      return {503, "text/plain; charset=utf-8",
+              "not ready: the state file cannot be saved, so nothing is written: " +
+                  state_error_ + "\n"};
+    }
     return {503, "text/plain; charset=utf-8",
             !ready_ ? "not ready: first reconcile not finished\n"
                     : "not ready: the last desired-state load failed\n"};

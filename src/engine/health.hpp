@@ -18,12 +18,15 @@ class Health {
   void set_counts(std::size_t desired, std::size_t observed, std::size_t drift);
   void set_ready() { ready_ = true; update(); }
   void set_load_ok(bool ok) { load_ok_ = ok; }
+  /// Why the state file cannot be saved ("" once it can): while it cannot, nothing is
+  /// written to the API and the daemon is not ready.
+  void set_state_error(std::string e);
   /// Logs `e` (error level) and shows it in the status line until clear_error().
   void set_error(std::string e);
   void clear_error() { last_error_.clear(); }
   void update();
 
-  bool ready() const { return ready_ && load_ok_; }
+  bool ready() const { return ready_ && load_ok_ && state_error_.empty(); }
   /// /healthz, /readyz; /metrics is served by the caller.
   obs::HttpReply serve(const obs::HttpGet& get) const;
 
@@ -34,6 +37,7 @@ class Health {
   bool load_ok_ = false;
   std::size_t desired_ = 0, observed_ = 0, drift_ = 0;
   std::string last_error_;
+  std::string state_error_;
 };
 
 }  // namespace thingsync::engine

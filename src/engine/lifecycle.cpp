@@ -2,9 +2,6 @@
 
 #include <csignal>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "thingsync/obs/log.hpp"
 
@@ -18,20 +15,23 @@ Lifecycle::Lifecycle(net::io_context& ioc, sys::Notifier& notifier,
       grace_(grace),
       hooks_(std::move(hooks)),
       signals_(ioc, SIGINT, SIGTERM, SIGHUP),
-      watchdog_timer_(ioc),
       grace_timer_(ioc) {}
 
-void Lifecycle::start() {
-  wait_signal();
-  if (notifier_.watchdog_interval()) {
-    net::co_spawn(ioc_, watchdog_loop(), crash_handler("watchdog"));
-  }
+void Lifecycle::start() { wait_signal(); }
+
+void Lifecycle::alive() {
+  const auto interval = notifier_.watchdog_interval();
+  if (!interval || finished_) return;
+  const auto now = std::chrono::steady_clock::now();
+  // Pings at most twice an interval: a busy pass calls this for every answer.
+  if (now - last_ping_ < *interval / 2) return;
+  last_ping_ = now;
+  notifier_.watchdog();
 }
 
 void Lifecycle::finished() {
   finished_ = true;
   signals_.cancel();
-  watchdog_timer_.cancel();
   grace_timer_.cancel();
 }
 
@@ -80,15 +80,6 @@ void Lifecycle::begin_stop(int sig) {
     obs::logger("daemon")->warn("abandoning requests still in flight");
     hooks_.abandon();
   });
-}
-
-net::awaitable<void> Lifecycle::watchdog_loop() {
-  while (!finished_) {
-    notifier_.watchdog();  // from the event loop itself: a stuck loop stops the pings
-    watchdog_timer_.expires_after(*notifier_.watchdog_interval());
-    boost::system::error_code ec;
-    co_await watchdog_timer_.async_wait(net::redirect_error(net::use_awaitable, ec));
-  }
 }
 
 }  // namespace thingsync::engine

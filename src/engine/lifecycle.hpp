@@ -5,6 +5,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <optional>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,8 +29,16 @@ class Lifecycle {
   Lifecycle(boost::asio::io_context& ioc, sys::Notifier& notifier,
             std::chrono::milliseconds grace, Hooks hooks);
 
-  /// Starts waiting for signals, and the watchdog pings when systemd asked for them.
+  /// Starts waiting for signals.
   void start();
+  /// The daemon made progress (a loop turn, an API answer, a device done): pings the systemd
+  /// watchdog when one is due. The watchdog is fed by progress only, never by a timer of its
+  /// own, so a loop that is stuck stops the pings and systemd restarts the process.
+  void alive();
+  /// How often alive() must come at least (half of WatchdogSec), when systemd watches.
+  std::optional<std::chrono::microseconds> watchdog_interval() const {
+    return notifier_.watchdog_interval();
+  }
   /// Everything is done: the signal wait and every timer are cancelled, so the event loop ends.
   void finished();
 
@@ -44,14 +53,13 @@ class Lifecycle {
  private:
   void wait_signal();
   void begin_stop(int sig);
-  boost::asio::awaitable<void> watchdog_loop();
 
   boost::asio::io_context& ioc_;
   sys::Notifier& notifier_;
   std::chrono::milliseconds grace_;
   Hooks hooks_;
   boost::asio::signal_set signals_;
-  boost::asio::steady_timer watchdog_timer_;
+  std::chrono::steady_clock::time_point last_ping_{};
   boost::asio::steady_timer grace_timer_;
   bool stopping_ = false;
   bool finished_ = false;

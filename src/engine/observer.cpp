@@ -75,11 +75,12 @@ boost::asio::awaitable<Observer::Outcome> Observer::poll() {
 
 void Observer::record(const ExecReport& report) {
   const auto now = clocks_.local_ms();
+  // What looks saw first, then what writes made of it (newer).
+  for (const auto& b : report.seen_bindings) set_.put(b);
   for (const auto& b : report.written_bindings) {
     watermark_.saw(b.modified_at_ms, now);
     set_.put(b);
   }
-  for (const auto& b : report.seen_bindings) set_.put(b);
   for (const auto& id : report.deleted_ids) set_.erase(id);
   for (const auto& id : report.gone_ids) set_.erase(id);
 }

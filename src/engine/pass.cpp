@@ -50,8 +50,8 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
   co_return o;
 }
 
-std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
-                                              const api::ListResult& list) {
+std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list,
+                                              const PreparedDesired& desired) {
   std::vector<std::string> live;
   live.reserve(list.bindings.size());
   std::unordered_set<std::string> seen;
@@ -59,8 +59,12 @@ std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
     live.push_back(b.id);
     seen.insert(b.device.canonical());
   }
+  std::unordered_set<std::string> wanted;
+  wanted.reserve(desired.bindings.size());
+  for (const auto& b : desired.bindings) wanted.insert(b.device.canonical());
   return settle_after_full_list(
-      state, live, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
+      state, live, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); },
+      [&](const core::DeviceId& d) { return wanted.contains(d.canonical()); });
 }
 
 bool needs_execution(const PassPlan& pass) {
@@ -70,11 +74,24 @@ bool needs_execution(const PassPlan& pass) {
                      [](const core::BlockedDelete& b) { return !b.del.kept_id.empty(); });
 }
 
-std::vector<core::DeviceId> settle_after_full_list(
-    state::StateStore& state, const std::vector<std::string>& live_ids,
-    const std::function<bool(const core::DeviceId&)>& listed) {
+std::vector<core::DeviceId> settle_after_full_list(state::StateStore& state,
+                                                   const std::vector<std::string>& live_ids,
+                                                   const DevicePredicate& listed,
+                                                   const DevicePredicate& desired) {
   state.retain_only(live_ids);
-  return resolve_pending_creates(state, listed);
+  std::vector<core::DeviceId> undesired;
+  for (const auto& [canonical, rec] : state.failures()) {
+    auto d = core::DeviceId::parse(canonical);
+    if (d && !desired(*d)) undesired.push_back(std::move(*d));
+  }
+  for (const auto& d : undesired) state.clear_failure(d);
+  auto unresolved = resolve_pending_creates(state, listed);
+  std::erase_if(unresolved, [&](const core::DeviceId& d) {
+    if (desired(d)) return false;
+    state.end_create(d);  // a create that did land shows up as an undesired binding
+    return true;
+  });
+  return unresolved;
 }
 
 boost::asio::awaitable<ExecReport> execute_pass(const PassPlan& pass,
@@ -83,7 +100,7 @@ boost::asio::awaitable<ExecReport> execute_pass(const PassPlan& pass,
                                                 state::StateStore& state, api::Bindings& api,
                                                 ExecOptions options) {
   for (const auto& r : pass.plan.receipts) state.set_receipt(r.binding_id, r.modified_at_ms);
-  options.confirm_deletes = !pass.fresh;
+  options.look_first = !pass.fresh;
   co_return co_await execute_plan(pass.plan, desired, prepared, state, api, std::move(options));
 }
 

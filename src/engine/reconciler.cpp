@@ -27,6 +27,10 @@ bool has_transient(const ExecReport& r) {
 // A pass that found the world moved is planned again at once, but not forever: a portal that
 // keeps changing is caught up with by the next poll.
 constexpr int kMaxReplans = 3;
+// A pass on an older observation looks at what each write acts on (a GET or a lookup). Past
+// this many writes one full list is cheaper than the looks (1,000 bindings a page), and then
+// the pass is planned again on it.
+constexpr std::size_t kMaxLooks = 256;
 
 }  // namespace
 
@@ -46,7 +50,8 @@ void Reconciler::settle_after_full_list() {
   }
   const auto left = engine::settle_after_full_list(
       p_.state, p_.observer.set().ids(),
-      [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
+      [&](const core::DeviceId& d) { return seen.contains(d.canonical()); },
+      [&](const core::DeviceId& d) { return p_.desired.contains(d); });
   if (!pending.empty()) {
     log->info("pending creates of an earlier pass or run: {} seen in the list, {} to look up "
               "before their create", pending.size() - left.size(), left.size());
@@ -89,10 +94,28 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
   bool ok = true;
   bool again = false;
   retry_pending_ = false;
-  if (p_.observe_only) {
-    if (!plan.empty()) log->info("drift (observe mode, nothing written): {}", plan_summary(plan));
+  if (p_.observe_only || !p_.may_write) {
+    // Once the state can be saved again, the next turn of the loop makes this pass for real.
+    retry_pending_ = !p_.observe_only && needs_execution(pass);
+    if (!plan.empty()) {
+      log->info("drift ({}, nothing written): {}",
+                p_.observe_only ? "observe mode" : "the state cannot be saved", plan_summary(plan));
+    }
   } else if (!needs_execution(pass)) {
     log->debug("in sync: {}", plan_summary(plan));
+  } else if (const auto writes = plan.creates.size() + plan.updates.size() + plan.deletes.size();
+             !fresh && writes > kMaxLooks) {
+    log->info("{} writes planned on an older observation: listing the remote bindings first",
+              writes);
+    const auto listed = co_await p_.observer.full_list();
+    if (listed.ok) {
+      settle_after_full_list();
+      again = true;
+    } else {
+      ok = false;
+      retry_pending_ = true;
+      p_.health.set_error(listed.error);
+    }
   } else {
     if (!plan.empty()) log->info("reconciling: {}", plan_summary(plan));
     const auto report = co_await execute(pass, desired, prepared);
@@ -102,7 +125,7 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
     for (const auto& f : report.failures) ++failed[static_cast<int>(f.action)];
     p_.metrics.set_drift(failed[0], failed[1], failed[2] + plan.blocked.size());
     // Transient failures are retried at the next poll; permanent ones wait out their backoff.
-    retry_pending_ = has_transient(report);
+    retry_pending_ = has_transient(report) || !report.state_error.empty();
     again = report.replan;
     if (!ok) p_.health.set_error(std::to_string(report.failed) + " operations failed");
     if (!plan.empty()) {
@@ -135,8 +158,16 @@ boost::asio::awaitable<void> Reconciler::devices_pass(const std::vector<core::De
   const auto pass = plan_pass(PassKind::kDevices, false, prepared.bindings, observed, applied,
                               policy());
   if (pass.plan.empty()) co_return;
-  if (p_.observe_only) {
-    log->info("drift (observe mode, nothing written): {}", plan_summary(pass.plan));
+  if (p_.observe_only || !p_.may_write) {
+    log->info("drift ({}, nothing written): {}",
+              p_.observe_only ? "observe mode" : "the state cannot be saved",
+              plan_summary(pass.plan));
+    co_return;
+  }
+  if (const auto writes = pass.plan.creates.size() + pass.plan.updates.size();
+      writes > kMaxLooks) {
+    // Cheaper on a fresh list than with a look each: the full pass that follows does them.
+    log->info("changed devices: {} writes, left to the full pass", writes);
     co_return;
   }
   log->info("reconciling changed devices: {}{}", plan_summary(pass.plan),
@@ -153,8 +184,10 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
   eo.concurrency = p_.config.sync.concurrency;
   eo.metrics = &p_.metrics;
   eo.stop = &p_.stopping;
+  eo.on_progress = [alive = p_.alive](const Progress&) { alive(); };
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
   auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
+  state_failed_ = !report.state_error.empty();
   // Our own writes, with the modifiedAt their answers gave, so that the next poll does not
   // take them for someone else's.
   p_.observer.record(report);

@@ -2,6 +2,7 @@
 
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
+#include <functional>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -31,6 +32,8 @@ class Reconciler {
     obs::Metrics& metrics;
     Health& health;
     const bool& stopping;
+    const bool& may_write;              ///< the state can be saved: writes may be sent
+    std::function<void()> alive;        ///< progress, for the watchdog
   };
   explicit Reconciler(Parts parts) : p_(parts) {}
 
@@ -47,6 +50,10 @@ class Reconciler {
   /// Transient failures are retried at the next poll.
   bool retry_pending() const { return retry_pending_; }
   bool last_pass_ok() const { return last_pass_ok_; }
+  /// The last pass could not save the state (its writes stopped): check it before the next.
+  bool state_failed() const { return state_failed_; }
+  /// The state was saved since (a snapshot holds what the failed pass could not journal).
+  void state_saved() { state_failed_ = false; }
 
  private:
   boost::asio::awaitable<bool> one_full_pass();  // true: plan again
@@ -58,6 +65,7 @@ class Reconciler {
   Parts p_;
   bool retry_pending_ = false;
   bool last_pass_ok_ = false;
+  bool state_failed_ = false;
 };
 
 }  // namespace thingsync::engine

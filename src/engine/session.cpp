@@ -3,7 +3,8 @@
 namespace thingsync::engine {
 
 core::Result<std::unique_ptr<Session>, std::string> Session::create(
-    boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics) {
+    boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics,
+    std::function<void()> on_answer) {
   using R = core::Result<std::unique_ptr<Session>, std::string>;
   std::unique_ptr<Session> s(new Session());
   s->scope_client_id_ = config.scope_client_id;
@@ -33,8 +34,10 @@ core::Result<std::unique_ptr<Session>, std::string> Session::create(
   opts.http = http;
   opts.concurrency = config.sync.concurrency;
   opts.rate_limit = config.sync.rate_limit;
-  if (metrics) {
-    opts.on_request = [metrics](const api::RequestEvent& e) {
+  if (metrics || on_answer) {
+    opts.on_request = [metrics, on_answer = std::move(on_answer)](const api::RequestEvent& e) {
+      if (on_answer) on_answer();
+      if (!metrics) return;
       metrics->api_request(e.method, e.status, std::chrono::duration<double>(e.duration).count());
       if (e.rate_limited) metrics->rate_limited();
     };

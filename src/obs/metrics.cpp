@@ -88,6 +88,12 @@ struct Metrics::Impl {
           .Help("Desired-state loads that failed (the last good state stayed in force).")
           .Register(*registry)
           .Add({});
+  prometheus::Counter& watch_errors =
+      BuildCounter()
+          .Name("thingsync_desired_state_watch_errors_total")
+          .Help("Desired-state paths the file watcher could not watch (then every poll rescans).")
+          .Register(*registry)
+          .Add({});
   prometheus::Gauge& deletes_blocked =
       BuildGauge()
           .Name("thingsync_deletes_blocked")
@@ -170,6 +176,7 @@ void Metrics::reconcile_finished(double seconds, bool success, double unix_now_s
 void Metrics::mark_converged(double unix_now_seconds) { impl_->last_success.Set(unix_now_seconds); }
 
 void Metrics::desired_state_load_error() { impl_->load_errors.Increment(); }
+void Metrics::desired_state_watch_error() { impl_->watch_errors.Increment(); }
 
 void Metrics::set_desired_commit(const std::string& commit) {
   std::lock_guard lock(impl_->mu);

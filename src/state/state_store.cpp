@@ -87,6 +87,7 @@ class SnapshotReader : public json::json_sax_t {
     std::string format;
     int version = 0;
     std::string salt_hex;
+    std::optional<std::string> api, scope;  // the owner (version 3 files from 0.2 on)
     // id, device, fp, receipt
     std::vector<std::tuple<std::string, std::string, std::string, std::int64_t>> bindings;
     std::vector<std::pair<std::string, std::int64_t>> pending;
@@ -109,6 +110,10 @@ class SnapshotReader : public json::json_sax_t {
       out_.format = s;
     } else if (depth_ == 1 && key_[1] == "salt") {
       out_.salt_hex = s;
+    } else if (depth_ == 1 && key_[1] == "api") {
+      out_.api = s;
+    } else if (depth_ == 1 && key_[1] == "scope") {
+      out_.scope = s;
     } else if (depth_ == 3 && section_ == Section::kBindings) {
       (key_[3] == "device" ? device_ : key_[3] == "fp" ? fp_ : ignored_) = s;
     } else if (depth_ == 3 && section_ == Section::kPending && key_[3] == "device") {
@@ -260,6 +265,7 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
     return Result<Ok>::failure(corrupt(name, "unsupported version " + std::to_string(out.version)));
   }
   version_ = out.version;
+  if (out.api) owner_ = Owner{*out.api, out.scope.value_or("")};
   auto salt = unhex(out.salt_hex);
   if (!salt || salt->size() < 16) return Result<Ok>::failure(corrupt(name, "missing or bad salt"));
   salt_ = std::move(*salt);
@@ -490,6 +496,27 @@ void StateStore::clear_failure(const core::DeviceId& device) {
   append(line + "}");
 }
 
+Result<Ok> StateStore::claim(std::string_view api_base_url, std::string_view scope) {
+  std::string api(api_base_url);
+  while (api.size() > 1 && api.back() == '/') api.pop_back();
+  if (!owner_) {
+    owner_ = Owner{std::move(api), std::string(scope)};
+    on_disk_ = false;  // the next flush writes a snapshot that says whose it is
+    return Ok{};
+  }
+  if (owner_->api == api && owner_->scope == scope) return Ok{};
+  const std::string name = medium_->snapshot_name();
+  auto describe = [](const std::string& a, const std::string& s) {
+    return a + (s.empty() ? " (no scope)" : " scope " + s);
+  };
+  return Result<Ok>::failure(Error{
+      "state file " + name + " belongs to " + describe(owner_->api, owner_->scope) +
+      ", not to " + describe(api, std::string(scope)) +
+      ": its records name that API's bindings. Give this API its own state.path; or, to take "
+      "this API's bindings over afresh (one password PUT per binding, nothing else lost), move "
+      "the file aside: mv " + name + " " + name + ".other"});
+}
+
 void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
   std::unordered_map<std::string_view, bool> live;
   live.reserve(live_binding_ids.size());
@@ -532,8 +559,14 @@ Result<Ok> StateStore::checkpoint() {
   std::string out;
   out.reserve(64 + size() * 130);
   out += "{\"format\":\"" + std::string(kFormat) + "\",\"version\":" + std::to_string(kVersion) +
-         ",\"salt\":\"" + hex(salt_) +
-         "\",\n\"bindings\":{";
+         ",\"salt\":\"" + hex(salt_) + "\"";
+  if (owner_) {
+    out += ",\"api\":";
+    append_quoted(out, owner_->api);
+    out += ",\"scope\":";
+    append_quoted(out, owner_->scope);
+  }
+  out += ",\n\"bindings\":{";
   // Sorted, so that two snapshots of the same state are byte-identical.
   // Packed ids sort as their spellings do; the odd ones are merged in by spelling.
   const auto& recs = applied_.records();

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "fleet.hpp"
+#include "thingsync/core/time.hpp"
 #include "thingsync/core/device_id.hpp"
 
 using namespace thingsync::e2e;
@@ -184,14 +185,26 @@ TEST_CASE("duplicate remote bindings for one device: the newer ones are deleted"
   Sim sim;
   Fleet fleet(sim, {.prune = true, .max_deletes = "100%"});
   const auto dev = imeis(7, 1)[0];
+  // Created a second apart each (stamped: changes of one millisecond share a createdAt, and
+  // then "oldest" would be the smaller id).
+  const auto stamp = [](int seconds_ago) {
+    return thingsync::core::format_iso8601_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count() -
+        seconds_ago * 1000);
+  };
   auto oldest = sim.admin("POST", "/_sim/bindings",
-                          {{"deviceId", dev}, {"password", thingsync::testsupport::kGoodPassword}});
+                          {{"deviceId", dev},
+                           {"password", thingsync::testsupport::kGoodPassword},
+                           {"modifiedAt", stamp(3)}});
   REQUIRE(oldest.status == 201);
   for (int i = 0; i < 2; ++i) {
     auto dup = sim.admin("POST", "/_sim/bindings",
                          {{"deviceId", "urn:dev:IMEI:" + dev.substr(5) + ":"},
                           {"password", thingsync::testsupport::kGoodPassword},
-                          {"allowDuplicate", true}});
+                          {"allowDuplicate", true},
+                          {"modifiedAt", stamp(2 - i)}});
     REQUIRE(dup.status == 201);
   }
   fleet.set_desired({dev});

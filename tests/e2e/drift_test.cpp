@@ -274,3 +274,27 @@ TEST_CASE("a Git checkout in progress is not loaded until it is done", "[e2e][dr
   CHECK(eventually([&] { return bound(sim, devices.back()); }, 5s));
   check_exactly(sim, fleet, devices);
 }
+
+TEST_CASE("plan and apply wait for a Git checkout in progress", "[e2e][drift]") {
+  Sim sim;
+  Fleet fleet(sim);
+  auto devices = imeis(1, 5);
+  const auto tree = fleet.desired_dir();
+  write_tree(fleet, tree, devices);
+  write_file(tree / ".git" / "HEAD", "ref: refs/heads/main\n");
+  write_file(tree / ".git" / "refs" / "heads" / "main", std::string(40, 'a') + "\n");
+  write_file(tree / ".git" / "index.lock", "");
+  // Half a checkout: the file of the next commit is not there yet.
+  std::filesystem::remove(tree / "fleet.yaml");
+  Process apply({THINGSYNC_PATH, "apply", "--yes", "--config", fleet.config().string()});
+  REQUIRE(apply.wait_for_output("a Git checkout is in progress", 10s));
+  std::this_thread::sleep_for(1500ms);
+  CHECK(apply.running());
+  CHECK(writes(sim) == 0);
+  write_tree(fleet, tree, devices);  // the checkout ends
+  std::filesystem::remove(tree / ".git" / "index.lock");
+  const auto code = apply.wait(30s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  check_exactly(sim, fleet, devices);
+}

@@ -8,15 +8,15 @@
 
 namespace thingsync::e2e {
 
-Fleet::Fleet(const Sim& sim, FleetOptions o) : sim_(sim) {
+Fleet::Fleet(const Sim& sim, FleetOptions o) : sim_(sim), state_path_(o.state_path) {
   key_ = "e2e-fleet-key-0123456789abcdefghijklmnopqrstuvwxyz";
   testsupport::write_file(dir_ / "fleet-key", key_ + "\n");
   testsupport::write_file(dir_ / "api-token", sim.token() + "\n");
-  std::string cfg = "api:\n  baseUrl: " + sim.url() +
+  std::string cfg = "api:\n  baseUrl: " + (o.base_url.empty() ? sim.url() : o.base_url) +
                     "\n  timeout: 5s\n"
                     "auth:\n  tokenFile: api-token\n"
                     "desiredState:\n  path: fleet\n"
-                    "state:\n  path: state.json\n"
+                    "state:\n  path: " + o.state_path + "\n"
                     "sync:\n  prune: " +
                     std::string(o.prune ? "true" : "false") + "\n  maxDeletes: " + o.max_deletes +
                     "\n  concurrency: " + std::to_string(o.concurrency) +

@@ -21,6 +21,8 @@ struct FleetOptions {
   int concurrency = 8;
   int rate_limit = 2000;
   std::string extra_sync;  ///< more YAML lines under sync:
+  std::string state_path = "state.json";  ///< state.path, relative to the fleet directory
+  std::string base_url;                   ///< api.baseUrl; empty: the sim's
 };
 
 class Fleet {
@@ -47,7 +49,7 @@ class Fleet {
 
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path config() const { return dir_ / "config.yaml"; }
-  std::filesystem::path state() const { return dir_ / "state.json"; }
+  std::filesystem::path state() const { return dir_ / state_path_; }
   std::filesystem::path desired_dir() const { return dir_ / "fleet"; }
 
  private:
@@ -56,6 +58,7 @@ class Fleet {
   const Sim& sim_;
   TempDir dir_{"thingsync-e2e"};
   std::string key_;
+  std::string state_path_;
 };
 
 /// Every binding the sim holds: canonical device ID → the passwords of its bindings (one entry

@@ -57,4 +57,10 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
 PreparedDesired with_fingerprints(const config::DesiredState& state,
                                   const std::vector<core::Fingerprint>& fps);
 
+/// Loads the desired state at `path` for a one-shot command, never a Git checkout in
+/// progress: while `.git/index.lock` exists, or when HEAD moved during the load, it waits a
+/// second and loads again, 30 s at most (a lock left by a git that crashed must not hang a CI
+/// job). False, with an error logged, when it gave up.
+bool load_settled_checkout(const std::filesystem::path& path, config::LoadResult& out);
+
 }  // namespace thingsync::engine

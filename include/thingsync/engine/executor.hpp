@@ -39,10 +39,13 @@ struct ExecOptions {
   /// Devices pending from an earlier run whose create may have happened: looked up first.
   std::vector<core::DeviceId> unresolved_pending;
   const bool* stop = nullptr;  ///< set to stop starting new devices (SIGTERM)
-  /// Deletes only on fresh evidence: unless the plan's observation is a full list made in
-  /// this pass, each delete first GETs its binding (gone or moved to another device: not
-  /// sent) and, for a duplicate, the binding kept for the device (not live: nothing deleted).
-  bool confirm_deletes = true;
+  /// Writes only on fresh evidence. Unless the plan's observation is a full list made in this
+  /// pass, each write first looks at what it acts on: a delete GETs its binding (gone or
+  /// moved to another device: not sent) and, for a duplicate, the binding kept for the device
+  /// (not live: nothing deleted); an update GETs its binding (moved to another device: not
+  /// sent, for the PUT would move it back and take that device's login); a create looks the
+  /// device up (bound meanwhile, in the portal say: adopted, not created twice).
+  bool look_first = true;
 };
 
 struct OpFailure {
@@ -64,8 +67,9 @@ struct ExecReport {
   /// What the API now holds, so that a daemon can update its observed state without a list.
   std::vector<core::RemoteBinding> written_bindings;  ///< created, adopted or updated
   std::vector<std::string> deleted_ids;
-  /// Bindings a look (GET) found live but other than planned on: to be merged into the
-  /// observed state, so that the next plan is made on what is there.
+  /// Bindings a look found other than planned on (moved to another device), or that a create
+  /// adopted: to be merged into the observed state, so that the next plan is made on what is
+  /// there (and an adopted binding is never created again, whatever its PUT gave).
   std::vector<core::RemoteBinding> seen_bindings;
   /// Bindings a write or a look found gone (404): to be forgotten by the observed state.
   std::vector<std::string> gone_ids;

@@ -57,15 +57,20 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
     const state::StateStore& state, core::SyncPolicy policy);
 
-/// settle_after_full_list() on a one-shot pass's list.
-std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list);
+/// settle_after_full_list() on a one-shot pass's list and desired state.
+std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list,
+                                              const PreparedDesired& desired);
 
-/// After a complete list: drops state records of bindings the list does not hold, and
-/// resolves the pending creates whose device it shows. Returns the pending creates it does not
-/// show: each is looked up right before its create (ExecOptions::unresolved_pending).
-std::vector<core::DeviceId> settle_after_full_list(
-    state::StateStore& state, const std::vector<std::string>& live_ids,
-    const std::function<bool(const core::DeviceId&)>& listed);
+using DevicePredicate = std::function<bool(const core::DeviceId&)>;
+/// After a complete list: drops state records of bindings the list does not hold, resolves the
+/// pending creates whose device it shows, and forgets the failure backoff and pending creates
+/// of devices no longer desired (their bindings, if any, are the delete rules' business).
+/// Returns the pending creates of desired devices it does not show: each is looked up right
+/// before its create (ExecOptions::unresolved_pending).
+std::vector<core::DeviceId> settle_after_full_list(state::StateStore& state,
+                                                   const std::vector<std::string>& live_ids,
+                                                   const DevicePredicate& listed,
+                                                   const DevicePredicate& desired);
 
 /// Executes a planned pass: records the receipts the plan adopted, then runs the executor,
 /// which looks again before each delete unless the pass is fresh.

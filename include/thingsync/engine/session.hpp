@@ -2,6 +2,7 @@
 
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,9 +21,11 @@ namespace thingsync::engine {
 /// rate limit and concurrency) and the bindings operations, built from the config file.
 class Session {
  public:
-  /// `metrics` may be null; it must outlive the session.
+  /// `metrics` may be null; it must outlive the session. `on_answer`, when set, is called for
+  /// every answer the API gives (the daemon's sign of progress for the watchdog).
   static core::Result<std::unique_ptr<Session>, std::string> create(
-      boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics);
+      boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics,
+      std::function<void()> on_answer = {});
 
   api::ApiClient& client() { return *client_; }
   api::BindingsApi& bindings() { return *bindings_; }

@@ -32,6 +32,7 @@ class Metrics {
   /// The fleet was seen converged at this time (a poll found nothing new after a good pass).
   void mark_converged(double unix_now_seconds);
   void desired_state_load_error();
+  void desired_state_watch_error();
   /// thingsync_desired_state_info{commit="…"} 1 (commit "" when the tree is not in Git).
   void set_desired_commit(const std::string& commit);
 

@@ -14,6 +14,7 @@ namespace thingsync::state {
 
 struct Error {
   std::string message;
+  bool busy = false;  ///< WriterLock: another process holds the lock (not an I/O error)
 };
 template <typename T>
 using Result = core::Result<T, Error>;

@@ -81,6 +81,11 @@ class StateStore {
   void record_failure(const core::DeviceId& device, std::string error, std::int64_t now_ms,
                       std::int64_t base_ms = 30'000, std::int64_t cap_ms = 3'600'000);
   void clear_failure(const core::DeviceId& device);
+  /// Binds this state to the API it records: `api_base_url` (api.baseUrl; trailing slashes
+  /// do not count) and `scope` (scope.clientId, "" for none). A state of another API or scope
+  /// is refused, saying how to recover; a state that names none (new, or written before
+  /// thingsync recorded it) takes this one, written with the next snapshot.
+  Result<Ok> claim(std::string_view api_base_url, std::string_view scope);
   /// Drops records of bindings that no longer exist remotely (after a complete list).
   void retain_only(const std::vector<std::string>& live_binding_ids);
 
@@ -126,6 +131,11 @@ class StateStore {
   void release_journal_buffer();
 
   std::shared_ptr<Medium> medium_;
+  struct Owner {
+    std::string api;
+    std::string scope;
+  };
+  std::optional<Owner> owner_;
   std::filesystem::path path_;
   std::string salt_;
   bool existed_ = false;  // the snapshot existed when opened

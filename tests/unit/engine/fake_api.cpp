@@ -158,6 +158,10 @@ net::awaitable<core::Result<core::RemoteBinding, api::ApiError>> FakeApi::post(
 net::awaitable<core::Result<core::RemoteBinding, api::ApiError>> FakeApi::update(
     std::string id, core::DeviceId device, core::Secret password) {
   requests.push_back("PUT " + id);
+  if (fail_puts > 0) {
+    --fail_puts;
+    co_return failed(status_error(api::ErrorKind::kServer, 500, "Internal Server Error"));
+  }
   const auto it = store.find(id);
   if (it == store.end()) co_return failed(status_error(api::ErrorKind::kClient, 404, "Not Found"));
   now_ms += 1000;

@@ -31,6 +31,7 @@ class FakeApi final : public api::Bindings {
   std::size_t page_size = 2;    ///< small, so that every list has several pages
   std::size_t fail_list_after_pages = 0;  ///< the next list answers 500 after this many pages
   int fail_lists = 0;                     ///< the next N lists answer 500 at once
+  int fail_puts = 0;                      ///< the next N PUTs answer 500, not done
   std::map<std::string, Stored> store;  ///< by binding id
   std::vector<std::string> requests;    ///< "POST imei:…", "PUT id", "GET id", "LIST …"
 

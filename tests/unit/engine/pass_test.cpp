@@ -286,12 +286,22 @@ TEST_CASE("pass: a create whose outcome and lookup both failed stays pending and
 TEST_CASE("pass: an update that finds its binding gone plans again and creates it") {
   World w;
   w.want({{kD1, password(1)}});
-  w.start();  // the daemon's start: a full list and a pass
+  w.start();
   const auto old_id = only_binding(w, kD1);
-  w.api.portal_delete(old_id);    // no poll can show this
-  w.want({{kD1, password(11)}});  // a commit changes the password: the pass PUTs old_id
-  w.full_pass();
-  CHECK(w.api.count("PUT " + old_id) == 1);
+  SECTION("on an older observation: the look before the PUT finds it gone") {
+    w.api.portal_delete(old_id);    // no poll can show this
+    w.want({{kD1, password(11)}});  // a commit changes the password
+    w.full_pass();
+    CHECK(w.api.count("GET " + old_id) == 1);
+    CHECK(w.api.count("PUT " + old_id) == 0);
+  }
+  SECTION("on a fresh list: the PUT itself finds it gone") {
+    w.want({{kD1, password(11)}});
+    REQUIRE(w.full_list());
+    w.api.portal_delete(old_id);  // between the list and the pass
+    w.full_pass();
+    CHECK(w.api.count("PUT " + old_id) == 1);
+  }
   CHECK(w.api.count("POST") == 2);
   CHECK(w.last_report.failed == 0);
   CHECK_FALSE(w.observer().set().contains(old_id));
@@ -352,4 +362,68 @@ TEST_CASE("pass: a portal delete-and-re-create whose duplicate delete is blocked
   CHECK(only_binding(w, kD1) == new_id);
   w.check_converged();
   CHECK(engine::needs_execution(first));
+}
+
+TEST_CASE("pass: the backoff and pending create of a device no longer desired are forgotten") {
+  World w;
+  w.want({{kD1, password(1)}, {kD2, password(2)}});
+  w.start();
+  const auto d2 = *core::DeviceId::parse(kD2);
+  w.state->record_failure(d2, "400 rejected", w.api.now_ms);
+  w.state->begin_create(*core::DeviceId::parse("imei:350266800610995"), w.api.now_ms);
+  w.want({{kD1, password(1)}});  // a commit removes kD2
+  REQUIRE(w.full_list());
+  CHECK(w.state->failures().empty());
+  CHECK(w.state->pending().empty());
+  // The desired device's own records stay.
+  w.state->record_failure(*core::DeviceId::parse(kD1), "400 rejected", w.api.now_ms);
+  REQUIRE(w.full_list());
+  CHECK(w.state->failures().size() == 1);
+}
+
+TEST_CASE("pass: an update on an older observation never moves a binding back from another device") {
+  World w;
+  w.policy.prune = false;
+  w.want({{kD1, password(1)}});
+  w.start();
+  const auto id = only_binding(w, kD1);
+  constexpr const char* kOther = "imei:350266800610777";
+  w.api.move(id, kOther);  // re-assigned in the portal; no poll has seen it
+  w.want({{kD1, password(11)}});
+  w.full_pass();
+  CHECK(w.api.count("PUT " + id) == 0);
+  CHECK(only_binding(w, kOther) == id);  // the other device keeps its login
+  CHECK(w.api.count("POST") == 2);       // the desired device gets a binding of its own
+  const auto mine = w.api.of_device(kD1);
+  REQUIRE(mine.size() == 1);
+  CHECK(mine.front().password == password(11));
+}
+
+TEST_CASE("pass: a create adopted by its lookup is not created again when its PUT fails") {
+  World w;
+  w.policy.prune = false;
+  w.want({{kD1, password(1)}});
+  REQUIRE(w.full_list());
+  w.api.creates_then_502 = 1;  // the POST lands, the answer is a 502: adopted by the lookup
+  w.api.fail_puts = 1;         // and its password PUT fails
+  w.full_pass();
+  CHECK(w.last_report.adopted == 1);
+  CHECK(w.last_report.failed == 1);
+  w.full_pass();  // the next pass, on no new list: the adopted binding is known
+  CHECK(w.api.count("POST") == 1);
+  CHECK(w.api.of_device(kD1).size() == 1);
+  w.check_converged();
+}
+
+TEST_CASE("pass: a device bound in the portal since the last look is adopted, not created twice") {
+  World w;
+  w.policy.prune = false;
+  w.want({{kD1, password(1)}});
+  w.start();
+  const auto portal = w.api.portal_create(kD2, "portal-Passw0rd!!!!!!!!!!!");  // no poll yet
+  w.want({{kD1, password(1)}, {kD2, password(2)}});  // then added to Git
+  w.devices_pass({kD2});
+  CHECK(w.api.count("POST") == 1);  // kD1's only
+  CHECK(only_binding(w, kD2) == portal);
+  w.check_converged();
 }

@@ -67,7 +67,7 @@ engine::PassPlan World::plan() {
 engine::PassPlan World::apply() {
   auto o = run(engine::observe_and_plan(api, scope(), prepared_, *state, policy));
   REQUIRE(o);
-  auto unresolved = engine::settle_after_list(*state, o->list);
+  auto unresolved = engine::settle_after_list(*state, o->list, prepared_);
   return execute(std::move(o->pass), std::move(unresolved));
 }
 
@@ -86,8 +86,12 @@ bool World::full_list() {
   for (const auto& p : state->pending()) devices.push_back(p.device);
   std::map<std::string, bool> seen;
   for (const auto& b : observer_->set().of_devices(devices)) seen[b.device.canonical()] = true;
-  engine::settle_after_full_list(*state, observer_->set().ids(),
-                                 [&](const core::DeviceId& d) { return seen.contains(d.canonical()); });
+  std::map<std::string, bool> wanted;
+  for (const auto& b : prepared_.bindings) wanted[b.device.canonical()] = true;
+  engine::settle_after_full_list(
+      *state, observer_->set().ids(),
+      [&](const core::DeviceId& d) { return seen.contains(d.canonical()); },
+      [&](const core::DeviceId& d) { return wanted.contains(d.canonical()); });
   return true;
 }
 

@@ -1,0 +1,149 @@
+// One writer, an honest state file, a clean stop: the daemon's and apply's hygiene with the
+// real binaries.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <string>
+
+#include "daemon.hpp"
+#include "fleet.hpp"
+
+using namespace thingsync::e2e;
+using thingsync::testsupport::read_file;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr auto kQuiet = "  pollInterval: 300ms\n  fullResyncInterval: 1h\n";
+}  // namespace
+
+TEST_CASE("one writer: apply beside a running daemon, and a second daemon, refuse at once",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  fleet.set_desired(imeis(1, 5));
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, 30s));
+  reset_counters(sim);
+  const std::string holder = "pid=" + std::to_string(d.proc().pid());
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto apply = fleet.apply();
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(apply.code == 1);
+  CHECK(apply.err.find("in use by another thingsync") != std::string::npos);
+  CHECK(apply.err.find(holder) != std::string::npos);
+
+  Process second({THINGSYNC_PATH, "run", "--config", fleet.config().string()});
+  const auto code = second.wait(5s);
+  REQUIRE(code);
+  CHECK(*code == 1);
+  CHECK(second.err().find(holder) != std::string::npos);
+  CHECK(writes(sim) == 0);
+  CHECK(d.proc().running());
+  // plan reads beside the daemon.
+  CHECK(fleet.plan_json().code == 0);
+}
+
+TEST_CASE("a state file that cannot be saved: apply sends nothing, the daemon is not ready",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet, .state_path = "missing/state.json"});
+  fleet.set_desired(imeis(1, 5));
+  const auto apply = fleet.apply();
+  CHECK(apply.code == 1);
+  CHECK(writes(sim) == 0);
+
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.get("/readyz").body.find("cannot be saved") != std::string::npos; }, 30s));
+  std::this_thread::sleep_for(1s);  // polls and passes: still nothing written
+  CHECK(writes(sim) == 0);
+  CHECK_FALSE(d.ready());
+  // The directory appears: the daemon takes the lock, saves, and converges.
+  std::filesystem::create_directories(fleet.dir() / "missing");
+  CHECK(eventually([&] { return d.ready() && remote_passwords(sim).size() == 5; }, 10s));
+  d.proc().signal(SIGTERM);
+  CHECK(d.proc().wait(5s) == 0);
+  CHECK(d.proc().err().find("stopped; state saved to") != std::string::npos);
+}
+
+TEST_CASE("apply with sync.mode: observe refuses with 64 and writes nothing", "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  mode: observe\n"});
+  fleet.set_desired(imeis(1, 5));
+  const auto apply = fleet.apply();
+  CHECK(apply.code == 64);
+  CHECK(apply.err.find("sync.mode: reconcile") != std::string::npos);
+  CHECK(writes(sim) == 0);
+  CHECK(requests(sim, "GET") == 0);
+}
+
+TEST_CASE("a state file of another API is refused, and nothing is sent to either",
+          "[e2e][hygiene]") {
+  Sim first;
+  Fleet fleet(first);
+  fleet.set_desired(imeis(1, 5));
+  REQUIRE(fleet.apply().code == 0);
+  Sim second;
+  // The same directory (state file, desired state) pointed at another API.
+  thingsync::testsupport::write_file(
+      fleet.config(), [&] {
+        auto cfg = read_file(fleet.config());
+        const auto at = cfg.find(first.url());
+        REQUIRE(at != std::string::npos);
+        return cfg.replace(at, first.url().size(), second.url());
+      }());
+  thingsync::testsupport::write_file(fleet.dir() / "api-token", second.token() + "\n");
+  for (const auto& args : {std::vector<std::string>{"apply", "--yes"}, {"plan"}}) {
+    const auto run = fleet.run(args);
+    CHECK(run.code == 1);
+    CHECK(run.err.find("belongs to " + first.url()) != std::string::npos);
+    CHECK(run.err.find("mv ") != std::string::npos);
+  }
+  CHECK(writes(second) == 0);
+  CHECK(requests(second, "GET") == 0);
+}
+
+TEST_CASE("an exception that escapes the main loop ends the daemon with a non-zero exit",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet, {"THINGSYNC_INJECT_CRASH=main_loop"});
+  const auto code = d.proc().wait(30s);
+  REQUIRE(code);
+  CHECK(*code != 0);
+  CHECK(d.proc().err().find("main loop crashed") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM on an idle daemon exits within 1 s, whatever WatchdogSec is",
+          "[e2e][hygiene]") {
+  thingsync::testsupport::TempDir sockdir("thingsync-notify");
+  const auto path = (sockdir.path() / "notify").string();
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet, {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=40000000"});
+  REQUIRE(eventually([&] { return d.ready(); }, 30s));
+  std::this_thread::sleep_for(300ms);  // idle
+  const auto t0 = std::chrono::steady_clock::now();
+  d.proc().signal(SIGTERM);
+  const auto code = d.proc().wait(5s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(code);
+  CHECK(*code == 0);
+  INFO("exited after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 1s);
+  ::close(fd);
+}
