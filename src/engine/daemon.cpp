@@ -17,19 +17,18 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "desired_holder.hpp"
+#include "desired_reloads.hpp"
 #include "health.hpp"
 #include "lifecycle.hpp"
 #include "reconciler.hpp"
+#include "state_gate.hpp"
 #include "thingsync/engine/observer.hpp"
 #include "thingsync/engine/session.hpp"
 #include "thingsync/obs/http_server.hpp"
 #include "thingsync/obs/log.hpp"
 #include "thingsync/obs/metrics.hpp"
 #include "thingsync/state/state_store.hpp"
-#include "thingsync/state/writer_lock.hpp"
-#include "thingsync/sys/git.hpp"
 #include "thingsync/sys/notify.hpp"
-#include "thingsync/sys/tree_watcher.hpp"
 #include "thingsync/version.hpp"
 
 namespace thingsync::engine {
@@ -57,7 +56,8 @@ void fix_malloc_thresholds() {
 }
 
 // `thingsync run` (docs/operations.md): the triggers (timers, file events, signals) and the
-// order of things; the passes are the Reconciler's, the observation the Observer's.
+// order of things. The passes are the Reconciler's, the observation the Observer's, the
+// reloads DesiredReloads', the state's guard StateGate's, the process's life Lifecycle's.
 class Daemon {
  public:
   Daemon(const config::Config& config, const DaemonOptions& options)
@@ -67,9 +67,10 @@ class Daemon {
         metrics_(kVersion),
         health_(notifier_, observe_only_),
         life_(ioc_, notifier_, options.shutdown_grace,
-              {[this] { want_reload(); }, [this] { on_stop(); },
+              {[this] { reloads_->full_now(); }, [this] { on_stop(); },
                [this] { session_->client().stop(); }}),
         stopping_(life_.stopping()),
+        gate_(config.state_path, health_),
         wake_(ioc_, Clock::time_point::max()),
         log_(obs::logger("daemon")) {}
 
@@ -77,7 +78,8 @@ class Daemon {
     fix_malloc_thresholds();
     if (!open()) return 1;
     net::co_spawn(ioc_, main_loop(), life_.crash_handler("main loop"));
-    net::co_spawn(ioc_, watch_loop(), life_.crash_handler("watcher"));
+    net::co_spawn(ioc_, reloads_->watch_loop(stopping_, opts_.debounce),
+                  life_.crash_handler("watcher"));
     life_.start();
     ioc_.run();
     return life_.exit_code();
@@ -86,9 +88,7 @@ class Daemon {
  private:
   bool open() {
     // One writer at a time: another run or apply on this state file stops this one at once.
-    // A lock that cannot be taken for another reason (a missing directory) is retried, like a
-    // state that cannot be saved; nothing is written meanwhile.
-    if (!take_lock()) return false;
+    if (!gate_.take_lock()) return false;
     auto st = state::StateStore::open(config_.state_path, state::StateStore::random_salt());
     if (!st) {
       log_->error("{}", st.error().message);
@@ -110,16 +110,20 @@ class Daemon {
     observer_.emplace(session_->bindings(), session_->scope_query(),
                       config_.sync.modified_since_overlap.count());
     desired_.emplace(config_.desired_state_path, state_->salt());
+    reloads_.emplace(DesiredReloads::Parts{config_, *desired_, health_, metrics_,
+                                           [this] { wake_.cancel(); },
+                                           [this] { session_->auth().reload(); }});
     reconciler_.emplace(Reconciler::Parts{config_, observe_only_, *desired_, *observer_, *state_,
                                           session_->bindings(), metrics_, health_, stopping_,
-                                          may_write_, [this] { life_.alive(); }});
+                                          gate_.may_write(), [this] { life_.alive(); }});
     // A Git checkout in progress at start is waited for (a minute at most).
-    for (int waited = 0; !reload_desired(); ++waited) {
-      if (!last_deferred_ || waited >= 60) {
+    for (int waited = 0; !reloads_->reload(); ++waited) {
+      if (!reloads_->deferred() || waited >= 60) {
         log_->error("the desired state does not load; not starting (fix it and restart){}",
-                    last_deferred_ ? ": a Git checkout has been in progress for a minute; if no "
-                                     "git is running, remove the stale lock file"
-                                   : "");
+                    reloads_->deferred()
+                        ? ": a Git checkout has been in progress for a minute; if no git is "
+                          "running, remove the stale lock file"
+                        : "");
         return false;
       }
       std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -134,8 +138,7 @@ class Daemon {
             return health_.serve(g);
           });
       metrics_server_->start();
-      watcher_ = std::make_unique<sys::TreeWatcher>(ioc_.get_executor(), config_.desired_state_path);
-      watch_warnings(watcher_->take_warnings());
+      reloads_->watch(ioc_.get_executor());
     } catch (const std::exception& e) {
       log_->error("cannot start: {}", e.what());
       return false;
@@ -147,85 +150,14 @@ class Daemon {
     return true;
   }
 
-  // ---- triggers -------------------------------------------------------------------------
-
-  void want_reload() {
-    desired_->want_full();
-    reload_at_ = Clock::now();
-    wake_.cancel();
-  }
-
   void on_stop() {
     wake_.cancel();
-    if (watcher_) watcher_->close();
+    reloads_->close();
   }
 
-  // ---- the state: one writer, saved before anything is sent -------------------------------
-
-  // False only when another process holds the lock (the daemon does not start).
-  bool take_lock() {
-    auto lock = state::WriterLock::acquire(config_.state_path, "thingsync run");
-    if (lock) {
-      lock_ = std::move(lock.value());
-      return true;
-    }
-    log_->error("{}", lock.error().message);
-    return !lock.error().busy;
-  }
-
-  // Before a pass may write: the lock is held and the state can be saved (a snapshot proves
-  // it, after a start or a failed save). Otherwise nothing is written, /readyz and STATUS say
-  // why, and the next turn of the loop tries again.
+  // Before a pass may write: the lock is held and the state can be saved.
   void check_state() {
-    std::string problem;
-    if (!lock_) {
-      auto lock = state::WriterLock::acquire(config_.state_path, "thingsync run");
-      if (lock) {
-        lock_ = std::move(lock.value());
-      } else {
-        problem = lock.error().message;
-      }
-    }
-    if (problem.empty() && (state_unsaved_ || reconciler_->state_failed())) {
-      if (auto r = state_->checkpoint(); r) {
-        state_unsaved_ = false;
-        reconciler_->state_saved();
-      } else {
-        problem = r.error().message;
-      }
-    }
-    may_write_ = problem.empty();
-    health_.set_state_error(std::move(problem));
-  }
-
-  net::awaitable<void> watch_loop() {
-    while (!stopping_) {
-      auto changes = co_await watcher_->next();
-      if (stopping_) break;
-      took_changes(changes, opts_.debounce);
-    }
-  }
-
-  // A watch that could not be added (max_user_watches reached, say) loses file events: it is
-  // an error, counted, and from then on every poll rescans the tree for changes.
-  void watch_warnings(const std::vector<std::string>& warnings) {
-    for (const auto& w : warnings) {
-      log_->error("{}; rescanning the desired state every pollInterval instead", w);
-      metrics_.desired_state_watch_error();
-      rescan_ = true;
-    }
-  }
-
-  // File events, or what a periodic look at the root found (a swapped symlink or a replaced
-  // directory whose events were lost): a reload after `delay`.
-  void took_changes(const sys::TreeChanges& changes, Clock::duration delay) {
-    watch_warnings(changes.warnings);
-    if (changes.full()) desired_->want_full();
-    for (const auto& p : changes.paths) desired_->changed(p);
-    if (changes.paths.empty() && !changes.full()) return;
-    const auto at = Clock::now() + delay;
-    if (!reload_at_ || at < *reload_at_) reload_at_ = at;
-    wake_.cancel();
+    if (gate_.check(*state_, reconciler_->state_failed())) reconciler_->state_saved();
   }
 
   // ---- the loop -------------------------------------------------------------------------
@@ -245,22 +177,21 @@ class Daemon {
     while (!stopping_) {
       life_.alive();
       if (inject_crash_) {
-        // A fault for the tests of the crash path (docs/reliability.md): an exception that
-        // escapes the loop must end the process, not leave a zombie that pings the watchdog.
+        // A fault for the tests of the crash path (docs/operations.md, "Liveness"): an
+        // exception that escapes the loop must end the process.
         throw std::runtime_error("injected crash (THINGSYNC_INJECT_CRASH=main_loop)");
       }
       bool dirty = false;
       const auto now = Clock::now();
-      if (reload_at_ && now >= *reload_at_) {
-        reload_at_.reset();
+      if (const auto due = reloads_->due(); due && now >= *due) {
         notifier_.reloading();
-        const bool loaded = reload_desired();
+        const bool loaded = reloads_->reload();
         notifier_.reloaded();
-        if (loaded && !affected_all_ && !stopping_) {
+        if (loaded && !reloads_->all() && !stopping_) {
           check_state();
           // The devices of the changed files first: a one-file edit in a big fleet must not
           // wait for a plan over the whole fleet. The full pass below then settles the rest.
-          co_await reconciler_->devices_pass(affected_);
+          co_await reconciler_->devices_pass(reloads_->affected());
         }
         dirty |= loaded;
       }
@@ -274,36 +205,33 @@ class Daemon {
       } else if (now >= next_poll) {
         dirty |= co_await poll();
         next_poll = Clock::now() + config_.sync.poll_interval;
-        took_changes(watcher_->check_root(), opts_.debounce);  // a backstop for lost events
-        if (rescan_) {
-          desired_->changed(config_.desired_state_path);  // the loader compares sizes and times
-          reload_at_ = std::min(reload_at_.value_or(Clock::time_point::max()), Clock::now());
-        }
+        reloads_->after_poll(opts_.debounce);
       }
       if (stopping_) break;
       check_state();
-      if (dirty || (reconciler_->retry_pending() && may_write_)) co_await reconciler_->full_pass();
-
-      auto deadline = std::min(next_poll, next_full);
-      if (reload_at_) deadline = std::min(deadline, *reload_at_);
-      // The watchdog is fed by the loop's turns: it turns at least once a ping interval.
-      if (const auto ping = life_.watchdog_interval()) {
-        deadline = std::min(deadline, Clock::now() + std::chrono::duration_cast<Clock::duration>(*ping));
+      if (dirty || (reconciler_->retry_pending() && gate_.may_write())) {
+        co_await reconciler_->full_pass();
       }
-      if (deadline > Clock::now()) {
-        wake_.expires_at(deadline);
-        boost::system::error_code ec;
-        co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
-      }
+      co_await wait_until(std::min(next_poll, next_full));
     }
     co_await shutdown();
   }
 
-  net::awaitable<void> sleep(Clock::duration d) {
-    wake_.expires_after(d);
+  // Until `deadline`, a due reload or a wake-up, whichever is first; and at least once a
+  // watchdog ping interval: the watchdog is fed by the loop's turns.
+  net::awaitable<void> wait_until(Clock::time_point deadline) {
+    if (const auto due = reloads_->due()) deadline = std::min(deadline, *due);
+    if (const auto ping = life_.watchdog_interval()) {
+      deadline =
+          std::min(deadline, Clock::now() + std::chrono::duration_cast<Clock::duration>(*ping));
+    }
+    if (deadline <= Clock::now()) co_return;
+    wake_.expires_at(deadline);
     boost::system::error_code ec;
     co_await wake_.async_wait(net::redirect_error(net::use_awaitable, ec));
   }
+
+  net::awaitable<void> sleep(Clock::duration d) { co_await wait_until(Clock::now() + d); }
 
   net::awaitable<void> shutdown() {
     const auto saved = state_->checkpoint();
@@ -346,58 +274,6 @@ class Daemon {
     co_return out.changed;
   }
 
-  // ---- desired --------------------------------------------------------------------------
-
-  // True when a new desired state is in force; affected_ then says which devices changed
-  // (empty with affected_all_: all of them).
-  bool reload_desired() {
-    if (desired_->full_wanted() && session_) session_->auth().reload();
-    auto r = desired_->reload();
-    last_deferred_ = !r.deferred.empty();
-    if (last_deferred_) {
-      // Not a failure at first: the last good state stays in force and the load is tried
-      // again. A checkout that never ends (a lock left by a git that crashed) is one after a
-      // minute: not ready, counted, and said at error level, once.
-      const auto now = Clock::now();
-      if (!deferred_since_) deferred_since_ = now;
-      if (now - *deferred_since_ >= std::chrono::minutes(1) && !deferred_reported_) {
-        deferred_reported_ = true;
-        metrics_.desired_state_load_error();
-        health_.set_load_ok(false);
-        health_.set_error("desired state not loaded for a minute: " + r.deferred +
-                          "; if no git is running, remove the stale lock file");
-      } else {
-        log_->info("desired state not loaded yet: {}; trying again in 1 s", r.deferred);
-      }
-      reload_at_ = now + std::chrono::seconds(1);
-      return false;
-    }
-    deferred_since_.reset();
-    deferred_reported_ = false;
-    if (r.root_changed) {
-      log_->info("the desired-state path {} now resolves to another tree: loaded it whole",
-                 config_.desired_state_path.string());
-    }
-    for (const auto& d : r.errors) log_->error("{}", d.to_string());
-    health_.set_load_ok(r.ok);
-    if (!r.ok) {
-      metrics_.desired_state_load_error();
-      health_.set_error("desired state does not load; the last good one stays in force");
-      return false;
-    }
-    affected_all_ = r.all;
-    affected_ = std::move(r.affected);
-    metrics_.set_desired(desired_->size());
-    const auto& commit = r.commit;
-    metrics_.set_desired_commit(commit.value_or(""));
-    log_->info("desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
-               desired_->size(), desired_->state().common.files.size(), r.files_parsed,
-               affected_all_ ? "" : ", " + std::to_string(affected_.size()) + " devices affected",
-               r.warnings ? ", " + std::to_string(r.warnings) + " warnings" : "",
-               commit ? " commit=" : "", commit.value_or(""));
-    return true;
-  }
-
   const config::Config& config_;
   DaemonOptions opts_;
   bool observe_only_;
@@ -407,26 +283,16 @@ class Daemon {
   Health health_;
   Lifecycle life_;
   const bool& stopping_;
+  StateGate gate_;
   net::steady_timer wake_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<state::StateStore> state_;
   std::unique_ptr<Session> session_;
   std::optional<Observer> observer_;
   std::optional<DesiredHolder> desired_;
+  std::optional<DesiredReloads> reloads_;
   std::optional<Reconciler> reconciler_;
   std::unique_ptr<obs::HttpServer> metrics_server_;
-  std::unique_ptr<sys::TreeWatcher> watcher_;
-
-  std::vector<core::DeviceId> affected_;
-  bool affected_all_ = true;
-  std::optional<Clock::time_point> reload_at_;
-  bool last_deferred_ = false;  // the last reload waited for a Git checkout
-  std::optional<Clock::time_point> deferred_since_;  // since when reloads wait for one
-  bool deferred_reported_ = false;
-  std::unique_ptr<state::WriterLock> lock_;
-  bool state_unsaved_ = true;   // a snapshot must prove the state can be saved before writes
-  bool may_write_ = false;
-  bool rescan_ = false;         // a watch failed: every poll rescans the tree
   const bool inject_crash_ = [] {
     const char* v = std::getenv("THINGSYNC_INJECT_CRASH");
     return v != nullptr && std::string_view(v) == "main_loop";
