@@ -3,6 +3,11 @@
 // The real daemon in an e2e test: started on a Fleet, watched through its metrics, its
 // /readyz and its log, and the sim's bindings as the daemon left them.
 
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -15,6 +20,42 @@
 #include "thingsync/core/device_id.hpp"
 
 namespace thingsync::e2e {
+
+/// A systemd notify socket (NOTIFY_SOCKET) the test receives the daemon's messages on.
+class NotifySocket {
+ public:
+  NotifySocket() : path_((dir_.path() / "notify").string()) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path_.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~NotifySocket() { ::close(fd_); }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+
+  /// For the daemon's environment.
+  std::string env() const { return "NOTIFY_SOCKET=" + path_; }
+  /// Receives until everything received holds `what` (false after 10 s without a message).
+  bool receive_until(const std::string& what) {
+    char buf[4096];
+    while (seen_.find(what) == std::string::npos) {
+      const auto n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      seen_.append(buf, static_cast<std::size_t>(n)).push_back('\n');
+    }
+    return true;
+  }
+
+ private:
+  testsupport::TempDir dir_{"thingsync-notify"};
+  std::string path_;
+  int fd_ = -1;
+  std::string seen_;
+};
 
 // Polls `cond` until it holds or `timeout` passes: the daemon works on its own schedule, and
 // the only events a test can see are its effects (sim state, metrics, logs).

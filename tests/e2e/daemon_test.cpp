@@ -288,30 +288,13 @@ TEST_CASE("SIGTERM exits 0 within 5 s and leaves the state file intact", "[e2e][
 }
 
 TEST_CASE("NOTIFY_SOCKET receives READY, RELOADING, STOPPING and WATCHDOG", "[e2e][daemon]") {
-  thingsync::testsupport::TempDir sockdir("thingsync-notify");
-  const auto path = (sockdir.path() / "notify").string();
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string seen;
-  auto receive_until = [&](const std::string& what) {
-    char buf[4096];
-    while (seen.find(what) == std::string::npos) {
-      const auto n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) return false;
-      seen.append(buf, static_cast<std::size_t>(n)).push_back('\n');
-    }
-    return true;
-  };
+  NotifySocket notify;
+  auto receive_until = [&](const std::string& what) { return notify.receive_until(what); };
 
   Sim sim;
   Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
   fleet.set_desired(imeis(1, 3));
-  Daemon d(fleet, {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000"});
+  Daemon d(fleet, {notify.env(), "WATCHDOG_USEC=400000"});
   CHECK(receive_until("WATCHDOG=1"));
   CHECK(receive_until("READY=1"));
   CHECK(receive_until("STATUS=desired=3 observed=3"));
@@ -320,5 +303,4 @@ TEST_CASE("NOTIFY_SOCKET receives READY, RELOADING, STOPPING and WATCHDOG", "[e2
   d.proc().signal(SIGTERM);
   CHECK(receive_until("STOPPING=1"));
   CHECK(d.proc().wait(std::chrono::seconds(5)) == 0);
-  ::close(fd);
 }

@@ -1,9 +1,5 @@
 // One writer, an honest state file, a clean stop: the daemon's and apply's hygiene with the
 // real binaries.
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -123,18 +119,11 @@ TEST_CASE("an exception that escapes the main loop ends the daemon with a non-ze
 
 TEST_CASE("SIGTERM on an idle daemon exits within 1 s, whatever WatchdogSec is",
           "[e2e][hygiene]") {
-  thingsync::testsupport::TempDir sockdir("thingsync-notify");
-  const auto path = (sockdir.path() / "notify").string();
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-
+  NotifySocket notify;
   Sim sim;
   Fleet fleet(sim, {.extra_sync = "  pollInterval: 1h\n  fullResyncInterval: 1h\n"});
   fleet.set_desired(imeis(1, 3));
-  Daemon d(fleet, {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=40000000"});
+  Daemon d(fleet, {notify.env(), "WATCHDOG_USEC=40000000"});
   REQUIRE(eventually([&] { return d.ready(); }, 30s));
   std::this_thread::sleep_for(300ms);  // idle
   const auto t0 = std::chrono::steady_clock::now();
@@ -145,5 +134,4 @@ TEST_CASE("SIGTERM on an idle daemon exits within 1 s, whatever WatchdogSec is",
   CHECK(*code == 0);
   INFO("exited after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   CHECK(took < 1s);
-  ::close(fd);
 }
