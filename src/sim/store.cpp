@@ -666,14 +666,15 @@ std::optional<Store::Outcome> Store::update(std::string_view id, BindingInput in
   }
   // A new block replaces the old one in every index (the password stays when omitted).
   if (moves) by_device_.reserve_one();
-  // Every write moves its binding's modifiedAt on (1 ms if the clock has not), so that a change
-  // is always a new modifiedAt; the clock itself keeps to the wall clock.
+  // A write stamps its binding with the clock, and never with the time it had: 1 ms on when the
+  // clock has not moved since. (A binding stamped in the future by a skewed node gets today's
+  // time, as a server with a right clock would give it; it does not drag the clock along.)
   std::int64_t ts = 0;
   if (in.stamp) {
     ts = *in.stamp;
   } else {
-    ts = std::max(next_timestamp(now_ms), old->modified_at + 1);
-    last_ts_ = std::max(last_ts_, ts);
+    ts = next_timestamp(now_ms);
+    if (ts == old->modified_at) last_ts_ = ++ts;
   }
   Binding* b = make_binding({old->id(), in.device_spelling, in.device,
                              in.password ? in.password : old->password(), old->client_id_,
