@@ -13,10 +13,21 @@
 
 namespace thingsync::config {
 
+/// The largest password file (`password: file:`) read, in bytes, its trailing newline included.
+/// A password is a few dozen characters: a larger file is a wrong path, never a password.
+inline constexpr std::size_t kMaxPasswordFileBytes = std::size_t{4} << 10;  // 4 KiB
+/// The largest fleet key file (`derive: keyFile:`) read, in bytes. Keys are 32 to a few hundred
+/// bytes (HMAC-SHA256 hashes a longer one first); the limit leaves room for a key kept in a
+/// larger container such as a PEM file.
+inline constexpr std::size_t kMaxFleetKeyFileBytes = std::size_t{64} << 10;  // 64 KiB
+/// Minimum fleet key length in bytes.
+inline constexpr std::size_t kMinFleetKeyBytes = 32;
 /// Turns password sources into passwords. Reads each fleet key file once per resolver (sources
 /// are shared, so one per distinct path), each password file once per source, and never puts a
-/// password or key into a diagnostic. Not thread-safe: use one resolver per thread. Create a new
-/// one to re-read files (SIGHUP).
+/// password or key into a diagnostic. A secret file must be a regular file within its limit
+/// (kMaxPasswordFileBytes, kMaxFleetKeyFileBytes): a FIFO, a device or a directory is refused
+/// without reading from it (a FIFO cannot block), a larger file without reading it.
+/// Not thread-safe: use one resolver per thread. Create a new one to re-read files (SIGHUP).
 class PasswordResolver {
  public:
   /// `state` must outlive the resolver.
@@ -39,8 +50,5 @@ class PasswordResolver {
 /// the policy. Derived passwords meet the policy by construction, so they are not derived.
 /// Diagnostics are placed where each source is written.
 core::Diagnostics validate_sources(const DesiredState& state, const EnvLookup& env = process_env());
-
-/// Minimum fleet key length in bytes.
-inline constexpr std::size_t kMinFleetKeyBytes = 32;
 
 }  // namespace thingsync::config
