@@ -171,42 +171,47 @@ SecretOrError read_literal_source(const PasswordSource& s, const EnvLookup& env)
   return std::move(*got);
 }
 
-core::Diagnostic at_source(const DesiredState& st, const PasswordSource& s, std::string msg) {
-  return {st.files[s.file], s.line, s.column, core::Severity::kError, std::move(msg)};
+// What source `s` yields: a password, or for kDerive a deriver; or why it yields nothing.
+struct Resolved {
+  std::optional<std::string> error;
+  std::unique_ptr<core::PasswordDeriver> deriver;  // kDerive
+  core::Secret secret;                             // the others
+};
+
+Resolved resolve_source(const PasswordSource& s, const EnvLookup& env) {
+  Resolved r;
+  switch (s.kind) {
+    case PasswordSource::Kind::kDerive:
+      // A derived password meets the policy by construction: only the key needs checking.
+      if (auto key = read_fleet_key(s.ref)) {
+        r.deriver = std::make_unique<core::PasswordDeriver>(*key);
+      } else {
+        r.error = std::move(key.error());
+      }
+      break;
+    case PasswordSource::Kind::kFile:
+    case PasswordSource::Kind::kEnv:
+    case PasswordSource::Kind::kValue:
+      if (auto pw = read_literal_source(s, env)) {
+        r.secret = std::move(*pw);
+      } else {
+        r.error = std::move(pw.error());
+      }
+      break;
+  }
+  return r;
 }
 
 }  // namespace
 
 struct PasswordResolver::Impl {
-  struct Cached {
-    std::optional<std::string> error;
-    std::unique_ptr<core::PasswordDeriver> deriver;  // kDerive
-    core::Secret secret;                             // the others
-  };
   const DesiredState& state;
   EnvLookup env;
-  std::vector<std::optional<Cached>> cache;
+  std::vector<std::optional<Resolved>> cache;
 
-  Cached& get(std::uint32_t index) {
+  Resolved& get(std::uint32_t index) {
     auto& slot = cache[index];
-    if (slot) return *slot;
-    slot.emplace();
-    const PasswordSource& s = state.sources[index];
-    if (s.kind == PasswordSource::Kind::kDerive) {
-      auto key = read_fleet_key(s.ref);
-      if (key) {
-        slot->deriver = std::make_unique<core::PasswordDeriver>(*key);
-      } else {
-        slot->error = key.error();
-      }
-    } else {
-      auto pw = read_literal_source(s, env);
-      if (pw) {
-        slot->secret = std::move(*pw);
-      } else {
-        slot->error = pw.error();
-      }
-    }
+    if (!slot) slot = resolve_source(state.sources[index], env);
     return *slot;
   }
 };
@@ -218,29 +223,54 @@ PasswordResolver::PasswordResolver(const DesiredState& state, EnvLookup env)
 
 PasswordResolver::~PasswordResolver() = default;
 
-core::Result<core::Secret, core::Diagnostic> PasswordResolver::resolve(const DesiredEntry& e) {
-  using R = core::Result<core::Secret, core::Diagnostic>;
+core::Result<core::Secret, std::string_view> PasswordResolver::password(const DesiredEntry& e) {
+  using R = core::Result<core::Secret, std::string_view>;
   auto& c = impl_->get(e.source);
-  if (c.error) {
-    return R::failure({impl_->state.files[e.file], e.line, e.column, core::Severity::kError,
-                       "no password for " + e.device.canonical() + ": " + *c.error});
-  }
+  if (c.error) return R::failure(*c.error);
   if (c.deriver) return c.deriver->derive(e.device);
   return c.secret;
 }
 
-core::Diagnostics validate_sources(const DesiredState& state, const EnvLookup& env) {
+core::Result<core::Secret, core::Diagnostic> PasswordResolver::resolve(const DesiredEntry& e) {
+  using R = core::Result<core::Secret, core::Diagnostic>;
+  auto pw = password(e);
+  if (!pw) {
+    return R::failure({impl_->state.files[e.file], e.line, e.column, core::Severity::kError,
+                       "no password for " + e.device.canonical() + ": " + std::string(pw.error())});
+  }
+  return std::move(pw.value());
+}
+
+core::Diagnostics source_errors(const DesiredState& state, const SourceFailures& failures) {
   core::Diagnostics out;
-  for (const auto& s : state.sources) {
-    if (s.kind == PasswordSource::Kind::kDerive) {
-      // A derived password meets the policy by construction: only the key needs checking.
-      if (auto key = read_fleet_key(s.ref); !key) out.push_back(at_source(state, s, key.error()));
-    } else if (auto pw = read_literal_source(s, env); !pw) {
-      out.push_back(at_source(state, s, pw.error()));
+  out.reserve(failures.size());
+  for (const auto& [index, f] : failures) {
+    const PasswordSource& s = state.sources[index];
+    std::string msg = f.why;
+    // A literal is its own source: its count is always one and says nothing.
+    if (s.kind != PasswordSource::Kind::kValue && f.bindings > 0) {
+      msg +=
+          "; used by " + std::to_string(f.bindings) + (f.bindings == 1 ? " binding" : " bindings");
     }
+    out.push_back({state.files[s.file], s.line, s.column, core::Severity::kError, std::move(msg)});
   }
   core::sort_diagnostics(out);
   return out;
+}
+
+core::Diagnostics validate_sources(const DesiredState& state, const EnvLookup& env) {
+  SourceFailures failures;
+  for (std::uint32_t i = 0; i < state.sources.size(); ++i) {
+    if (auto r = resolve_source(state.sources[i], env); r.error) {
+      failures[i].why = std::move(*r.error);
+    }
+  }
+  if (!failures.empty()) {
+    for (const auto& b : state.bindings) {
+      if (auto it = failures.find(b.source); it != failures.end()) ++it->second.bindings;
+    }
+  }
+  return source_errors(state, failures);
 }
 
 }  // namespace thingsync::config

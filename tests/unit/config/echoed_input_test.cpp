@@ -6,9 +6,12 @@
 #include "test_support.hpp"
 #include "thingsync/config/config.hpp"
 #include "thingsync/config/desired_state.hpp"
+#include "thingsync/config/password_resolver.hpp"
 
 using thingsync::config::parse_config;
 using thingsync::config::parse_desired_state_file;
+using thingsync::config::validate_sources;
+using thingsync::config::test::all;
 using thingsync::config::test::env_of;
 
 namespace {
@@ -96,6 +99,31 @@ TEST_CASE("every message that quotes a desired-state file cuts what it quotes", 
   SECTION("an unset variable in a path") {
     CHECK(only("bindings:\n  - deviceId: imei:350266800610993\n    password:\n      file: ${" +
                big + "}\n") == "f.yaml:4:13: error: environment variable " + shown + " is not set");
+  }
+}
+
+TEST_CASE("a source that names a huge variable or path is reported with both cut",
+          "[config][echo]") {
+  thingsync::config::test::TempDir dir;
+  const std::string big(kBig, 'B');
+  SECTION("an unset env variable") {
+    const auto r = parse_desired_state_file(
+        "bindings:\n  - deviceId: imei:350266800610993\n    password: {env: " + big + "}\n",
+        "f.yaml", env_of({}));
+    REQUIRE(r.ok());
+    CHECK(all(validate_sources(r.state, env_of({}))) ==
+          "f.yaml:3:15: error: environment variable " + cut(big.substr(0, 100), big.size()) +
+              " is not set; used by 1 binding\n");
+  }
+  SECTION("a password file path: its start and its end are kept") {
+    const std::string path = "/" + std::string(5000, 'p') + "/secret.pass";
+    const auto r = parse_desired_state_file(
+        "bindings:\n  - deviceId: imei:350266800610993\n    password: {file: " + path + "}\n",
+        "f.yaml", env_of({}));
+    REQUIRE(r.ok());
+    CHECK(all(validate_sources(r.state, env_of({}))) ==
+          "f.yaml:3:15: error: cannot read password file " + cut(path.substr(0, 40), path.size()) +
+              "..." + path.substr(path.size() - 60) + ": File name too long; used by 1 binding\n");
   }
 }
 

@@ -83,7 +83,8 @@ TEST_CASE("/dev/zero as a password file or key file is refused as a device",
     const auto r = one_binding(dir, "{file: /dev/zero}");
     CHECK(validate_within_seconds(r) ==
           at_source(dir) +
-              "error: password file /dev/zero is a character device, not a regular file\n");
+              "error: password file /dev/zero is a character device, not a regular file; used "
+              "by 1 binding\n");
     PasswordResolver resolver(r.state, env_of({}));
     auto pw = resolver.resolve(r.state.bindings[0]);
     REQUIRE_FALSE(pw.ok());
@@ -95,7 +96,8 @@ TEST_CASE("/dev/zero as a password file or key file is refused as a device",
     const auto r = one_binding(dir, "{derive: {keyFile: /dev/zero}}");
     CHECK(validate_within_seconds(r) ==
           at_source(dir) +
-              "error: fleet key file /dev/zero is a character device, not a regular file\n");
+              "error: fleet key file /dev/zero is a character device, not a regular file; used "
+              "by 1 binding\n");
   }
 }
 
@@ -108,13 +110,13 @@ TEST_CASE("a FIFO as a password file is refused without waiting for a writer",
   const auto started = std::chrono::steady_clock::now();
   CHECK(validate_within_seconds(r, fifo) ==
         at_source(dir) + "error: password file " + fifo +
-            " is a FIFO (named pipe), not a regular file\n");
+            " is a FIFO (named pipe), not a regular file; used by 1 binding\n");
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
 
   const auto k = one_binding(dir, "{derive: {keyFile: pw.fifo}}");
   CHECK(validate_within_seconds(k, fifo) ==
         at_source(dir) + "error: fleet key file " + fifo +
-            " is a FIFO (named pipe), not a regular file\n");
+            " is a FIFO (named pipe), not a regular file; used by 1 binding\n");
 }
 
 TEST_CASE("a directory as a password file is refused as a directory",
@@ -124,7 +126,8 @@ TEST_CASE("a directory as a password file is refused as a directory",
   const auto r = one_binding(dir, "{file: secrets}");
   CHECK(validate_within_seconds(r) == at_source(dir) + "error: password file " +
                                           (dir.path() / "secrets").string() +
-                                          " is a directory, not a regular file\n");
+                                          " is a directory, not a regular file; used by 1 "
+                                          "binding\n");
 }
 
 TEST_CASE("a password file over 4 KiB is refused with its size, one at the limit is read",
@@ -136,14 +139,15 @@ TEST_CASE("a password file over 4 KiB is refused with its size, one at the limit
     const auto r = one_binding(dir, "{file: big.pass}");
     CHECK(validate_within_seconds(r) ==
           at_source(dir) + "error: password file " + big +
-              " is 67108864 bytes, 67104768 bytes over the limit of 4096 bytes\n");
+              " is 67108864 bytes, 67104768 bytes over the limit of 4096 bytes; used by 1 "
+              "binding\n");
   }
   SECTION("one byte over") {
     const std::string path = dir.write("over.pass", password_of_size(4097));
     const auto r = one_binding(dir, "{file: over.pass}");
     CHECK(validate_within_seconds(r) ==
           at_source(dir) + "error: password file " + path +
-              " is 4097 bytes, 1 byte over the limit of 4096 bytes\n");
+              " is 4097 bytes, 1 byte over the limit of 4096 bytes; used by 1 binding\n");
   }
   SECTION("at the limit") {
     dir.write("limit.pass", password_of_size(4096));
@@ -165,7 +169,7 @@ TEST_CASE("a fleet key file over 64 KiB is refused with its size, one at the lim
     const auto r = one_binding(dir, "{derive: {keyFile: over-key}}");
     CHECK(validate_within_seconds(r) ==
           at_source(dir) + "error: fleet key file " + path +
-              " is 65537 bytes, 1 byte over the limit of 65536 bytes\n");
+              " is 65537 bytes, 1 byte over the limit of 65536 bytes; used by 1 binding\n");
     PasswordResolver resolver(r.state, env_of({}));
     CHECK_FALSE(resolver.resolve(r.state.bindings[0]).ok());
   }
@@ -185,5 +189,5 @@ TEST_CASE("a secret file reached through a symbolic link is judged by what it po
   const auto r = one_binding(dir, "{file: zero.pass}");
   CHECK(validate_within_seconds(r) ==
         at_source(dir) + "error: password file " + (dir.path() / "zero.pass").string() +
-            " is a character device, not a regular file\n");
+            " is a character device, not a regular file; used by 1 binding\n");
 }
