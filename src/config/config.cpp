@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "echo.hpp"
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/duration.hpp"
 #include "yaml_tree.hpp"
@@ -59,7 +60,7 @@ bool split_host_port(std::string_view text, std::string& host, std::string_view&
     }
     host = std::string(text.substr(1, close - 1));
     if (!valid_ipv6(host)) {
-      why = "'" + host + "' is not an IPv6 address";
+      why = "'" + detail::echo(host) + "' is not an IPv6 address";
       return false;
     }
     const std::string_view rest = text.substr(close + 1);
@@ -80,7 +81,8 @@ bool split_host_port(std::string_view text, std::string& host, std::string_view&
     return false;
   }
   if (!valid_reg_name(host)) {
-    why = host.empty() ? "the host is missing" : "'" + host + "' is not a valid host name";
+    why = host.empty() ? "the host is missing"
+                       : "'" + detail::echo(host) + "' is not a valid host name";
     return false;
   }
   return true;
@@ -140,7 +142,8 @@ class ConfigParser {
     if (!nonempty_string(v, what, out)) return false;
     auto parsed = parse_http_url(out);
     if (!parsed) {
-      c_.error(v, std::string(what) + ": '" + out + "' is not a valid URL: " + parsed.error());
+      c_.error(v, std::string(what) + ": '" + detail::echo(out) +
+                      "' is not a valid URL: " + parsed.error());
       return false;
     }
     return true;
@@ -151,7 +154,7 @@ class ConfigParser {
     if (!string(v, what, s)) return;
     const auto d = core::parse_duration(s);
     if (!d) {
-      c_.error(v, std::string(what) + ": '" + s +
+      c_.error(v, std::string(what) + ": '" + detail::echo(s) +
                       "' is not a duration (a whole number with ms, s, m or h, as 30s or 15m)");
       return;
     }
@@ -170,7 +173,8 @@ class ConfigParser {
     } else if (l == "false" || l == "no" || l == "off") {
       out = false;
     } else {
-      c_.error(v, std::string(what) + ": '" + s + "' is not a boolean (true or false)");
+      c_.error(v,
+               std::string(what) + ": '" + detail::echo(s) + "' is not a boolean (true or false)");
     }
   }
   bool number(std::string_view s, double& out) {
@@ -282,7 +286,8 @@ class ConfigParser {
       std::string s;
       if (!string(v, "scope.clientId", s)) return;
       if (!core::is_uuid(s)) {
-        c_.error(v, "scope.clientId: '" + s + "' is not a UUID (8-4-4-4-12 hex digits)");
+        c_.error(v,
+                 "scope.clientId: '" + detail::echo(s) + "' is not a UUID (8-4-4-4-12 hex digits)");
         return;
       }
       cfg_.scope_client_id = lowered(s);
@@ -318,14 +323,14 @@ class ConfigParser {
     } else if (s == "observe") {
       cfg_.sync.mode = SyncMode::kObserve;
     } else {
-      c_.error(v, "sync.mode: '" + s + "' is not a mode (reconcile or observe)");
+      c_.error(v, "sync.mode: '" + detail::echo(s) + "' is not a mode (reconcile or observe)");
     }
   }
   void max_deletes(std::uint32_t v) {
     std::string s;
     if (!string(v, "sync.maxDeletes", s)) return;
-    const std::string hint =
-        "sync.maxDeletes: '" + s + "' is not a count (0 or more) or a percentage (0% to 100%)";
+    const std::string hint = "sync.maxDeletes: '" + detail::echo(s) +
+                             "' is not a count (0 or more) or a percentage (0% to 100%)";
     double x = 0;
     if (!s.empty() && s.back() == '%') {
       if (!number(std::string_view(s).substr(0, s.size() - 1), x) || x < 0 || x > 100) {
@@ -346,7 +351,8 @@ class ConfigParser {
     if (!string(v, "sync.concurrency", s)) return;
     double x = 0;
     if (!number(s, x) || x < 1 || x > 1024 || x != std::floor(x)) {
-      c_.error(v, "sync.concurrency: '" + s + "' is not a whole number from 1 to 1024");
+      c_.error(v,
+               "sync.concurrency: '" + detail::echo(s) + "' is not a whole number from 1 to 1024");
       return;
     }
     cfg_.sync.concurrency = static_cast<std::uint32_t>(x);
@@ -356,7 +362,7 @@ class ConfigParser {
     if (!string(v, "sync.rateLimit", s)) return;
     double x = 0;
     if (!number(s, x) || x <= 0) {
-      c_.error(v, "sync.rateLimit: '" + s +
+      c_.error(v, "sync.rateLimit: '" + detail::echo(s) +
                       "' is not a positive number of requests per second (as 10 or 0.5)");
       return;
     }
@@ -376,7 +382,7 @@ class ConfigParser {
       if (!nonempty_string(v, "metrics.listen", s)) return;
       auto a = parse_listen_address(s);
       if (!a) {
-        c_.error(v, "metrics.listen: '" + s + "' is not host:port: " + a.error());
+        c_.error(v, "metrics.listen: '" + detail::echo(s) + "' is not host:port: " + a.error());
         return;
       }
       cfg_.metrics_listen = s;
@@ -403,7 +409,7 @@ core::Result<HttpUrl, std::string> parse_http_url(std::string_view text) {
   if (sep == std::string_view::npos) return R::failure("expected http:// or https://");
   u.scheme = lowered(text.substr(0, sep));
   if (u.scheme != "http" && u.scheme != "https") {
-    return R::failure("the scheme must be http or https, not '" + u.scheme + "'");
+    return R::failure("the scheme must be http or https, not '" + detail::echo(u.scheme) + "'");
   }
   std::string_view rest = text.substr(sep + 3);
   const std::size_t end = rest.find_first_of("/?#");

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "desired_state_impl.hpp"
+#include "echo.hpp"
 #include "yaml_tree.hpp"
 
 namespace thingsync::config {
@@ -117,8 +118,10 @@ class ChunkParser {
     if (n.kind != YNode::Kind::kMap) {
       std::string msg = "a binding must be a map (- deviceId: ID), found " +
                         std::string(detail::describe(n.kind));
-      if (n.kind == YNode::Kind::kScalar)
-        msg += " '" + n.text + "'; write '- deviceId: " + n.text + "'";
+      if (n.kind == YNode::Kind::kScalar) {
+        const std::string shown = detail::echo(n.text);
+        msg += " '" + shown + "'; write '- deviceId: " + shown + "'";
+      }
       c_->error(item, std::move(msg));
       return;
     }
@@ -131,10 +134,11 @@ class ChunkParser {
       // `- urn:dev:IMEI:350266800610993:` parses as a map whose key is the device ID.
       if (key.kind == YNode::Kind::kScalar && t()[v].kind == YNode::Kind::kNull &&
           (starts_with_nocase(key.text, "urn:") || core::DeviceId::parse(key.text))) {
-        c_->error(k, "device ID '" + key.text +
+        const std::string id = detail::echo(key.text);
+        c_->error(k, "device ID '" + id +
                          ":' was read as a map key: quote device IDs that end in ':' (write "
                          "- deviceId: \"" +
-                         key.text + ":\")");
+                         id + ":\")");
         urn_as_key = true;  // reported; no "needs a deviceId" on top
       }
     });
@@ -163,7 +167,7 @@ class ChunkParser {
     }
     auto parsed = core::DeviceId::parse_with_reason(id.text);
     if (!parsed.id) {
-      c_->error(id_node, "invalid device ID '" + id.text + "': " + parsed.reason);
+      c_->error(id_node, "invalid device ID '" + detail::echo(id.text) + "': " + parsed.reason);
       return;
     }
     if (bad_source) return;
@@ -208,7 +212,8 @@ class ChunkParser {
             s.kind = PasswordSource::Kind::kEnv;
             ok = c_->expect_scalar(v, "password env");
             if (ok && !valid_env_name(t()[v].text)) {
-              c_->error(v, "'" + t()[v].text + "' is not an environment variable name");
+              c_->error(v,
+                        "'" + detail::echo(t()[v].text) + "' is not an environment variable name");
               ok = false;
             }
             if (ok) s.ref = t()[v].text;

@@ -1,36 +1,137 @@
 #include "thingsync/config/password_resolver.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 
+#include "echo.hpp"
 #include "thingsync/core/password.hpp"
-#include "yaml_tree.hpp"
 
 namespace thingsync::config {
 namespace {
 
 using SecretOrError = core::Result<core::Secret, std::string>;
 
-// Reads a file holding a secret, without its one trailing newline ("\n" or "\r\n").
-SecretOrError read_secret_file(const std::string& path, std::string_view what) {
-  std::string text;
-  std::string why;
-  if (!detail::read_file(path, text, why)) {
-    return SecretOrError::failure("cannot read " + std::string(what) + " " + path + ": " + why);
+// What a file that is not a regular file is, for a message; "" for a regular file.
+std::string_view not_regular(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return {};
+    case S_IFIFO:
+      return "a FIFO (named pipe)";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFSOCK:
+      return "a socket";
+    default:
+      return "an unknown kind of file";
   }
+}
+
+std::string bytes(std::size_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
+
+// Closes a descriptor on every way out.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Zeroes a buffer that held a secret on every way out (core::Secret does so for the value).
+class Wipe {
+ public:
+  explicit Wipe(std::string& s) : s_(s) {}
+  ~Wipe() {
+    volatile char* p = s_.data();
+    for (std::size_t i = 0; i < s_.size(); ++i) p[i] = 0;
+  }
+  Wipe(const Wipe&) = delete;
+  Wipe& operator=(const Wipe&) = delete;
+
+ private:
+  std::string& s_;
+};
+
+// Reads a file holding a secret, without its one trailing newline ("\n" or "\r\n"). Only a
+// regular file of at most `limit` bytes is read: anything else is refused before a byte of it
+// is read, so that a FIFO cannot block the caller, /dev/zero cannot fill its memory and a large
+// file is not read whole. `what` names the file in messages ("password file").
+SecretOrError read_secret_file(const std::string& path, std::string_view what, std::size_t limit) {
+  const std::string name = std::string(what) + " " + detail::echo_path(path);
+  const auto refuse = [&](std::string_view is) {
+    return SecretOrError::failure(name + " is " + std::string(is) + ", not a regular file");
+  };
+  const auto too_large = [&](std::size_t size) {
+    return SecretOrError::failure(name + " is " + bytes(size) + ", " + bytes(size - limit) +
+                                  " over the limit of " + bytes(limit));
+  };
+  const auto failed = [&](int err) {
+    return SecretOrError::failure("cannot read " + name + ": " + std::strerror(err));
+  };
+  // Looked at before it is opened: opening a device may already act (a tape rewinds, a
+  // watchdog starts).
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return failed(errno);
+  if (auto is = not_regular(st.st_mode); !is.empty()) return refuse(is);
+  // The path may have been replaced since: O_NONBLOCK keeps the open (and a read) of a FIFO
+  // from waiting for a writer, and what was opened is checked again.
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (fd.get() < 0) return failed(errno);
+  if (::fstat(fd.get(), &st) != 0) return failed(errno);
+  if (auto is = not_regular(st.st_mode); !is.empty()) return refuse(is);
+  if (static_cast<std::uintmax_t>(st.st_size) > limit) {
+    return too_large(static_cast<std::size_t>(st.st_size));
+  }
+  // One byte more than the limit: a file that grew since fstat, or one whose size says nothing
+  // (as in /proc), is still caught without reading it whole.
+  std::string buffer(limit + 1, '\0');
+  const Wipe wipe(buffer);
+  std::size_t got = 0;
+  while (got <= limit) {
+    const ssize_t n = ::read(fd.get(), buffer.data() + got, limit + 1 - got);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return failed(errno);
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  if (got > limit) {
+    return SecretOrError::failure(name + " is larger than the limit of " + bytes(limit));
+  }
+  std::string_view text(buffer.data(), got);
   if (!text.empty() && text.back() == '\n') {
-    text.pop_back();
-    if (!text.empty() && text.back() == '\r') text.pop_back();
+    text.remove_suffix(1);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
   }
-  return core::Secret(std::move(text));
+  return core::Secret(std::string(text));
 }
 
 SecretOrError read_fleet_key(const std::string& path) {
-  auto key = read_secret_file(path, "fleet key file");
+  auto key = read_secret_file(path, "fleet key file", kMaxFleetKeyFileBytes);
   if (!key) return key;
   const std::size_t n = key->reveal().size();
-  if (n == 0) return SecretOrError::failure("fleet key file " + path + " is empty");
+  const std::string shown = detail::echo_path(path);
+  if (n == 0) return SecretOrError::failure("fleet key file " + shown + " is empty");
   if (n < kMinFleetKeyBytes) {
-    return SecretOrError::failure("fleet key " + path + " is too short (" + std::to_string(n) +
+    return SecretOrError::failure("fleet key " + shown + " is too short (" + std::to_string(n) +
                                   " bytes, need at least " + std::to_string(kMinFleetKeyBytes) +
                                   ")");
   }
@@ -43,14 +144,17 @@ SecretOrError read_literal_source(const PasswordSource& s, const EnvLookup& env)
   std::string origin;
   switch (s.kind) {
     case PasswordSource::Kind::kFile:
-      got = read_secret_file(s.ref, "password file");
-      origin = "the password in file " + s.ref;
+      got = read_secret_file(s.ref, "password file", kMaxPasswordFileBytes);
+      origin = "the password in file " + detail::echo_path(s.ref);
       break;
     case PasswordSource::Kind::kEnv: {
       auto v = env ? env(s.ref) : std::nullopt;
-      if (!v) return SecretOrError::failure("environment variable " + s.ref + " is not set");
+      if (!v) {
+        return SecretOrError::failure("environment variable " + detail::echo(s.ref) +
+                                      " is not set");
+      }
       got = core::Secret(std::move(*v));
-      origin = "the password in environment variable " + s.ref;
+      origin = "the password in environment variable " + detail::echo(s.ref);
       break;
     }
     case PasswordSource::Kind::kValue:
@@ -67,42 +171,47 @@ SecretOrError read_literal_source(const PasswordSource& s, const EnvLookup& env)
   return std::move(*got);
 }
 
-core::Diagnostic at_source(const DesiredState& st, const PasswordSource& s, std::string msg) {
-  return {st.files[s.file], s.line, s.column, core::Severity::kError, std::move(msg)};
+// What source `s` yields: a password, or for kDerive a deriver; or why it yields nothing.
+struct Resolved {
+  std::optional<std::string> error;
+  std::unique_ptr<core::PasswordDeriver> deriver;  // kDerive
+  core::Secret secret;                             // the others
+};
+
+Resolved resolve_source(const PasswordSource& s, const EnvLookup& env) {
+  Resolved r;
+  switch (s.kind) {
+    case PasswordSource::Kind::kDerive:
+      // A derived password meets the policy by construction: only the key needs checking.
+      if (auto key = read_fleet_key(s.ref)) {
+        r.deriver = std::make_unique<core::PasswordDeriver>(*key);
+      } else {
+        r.error = std::move(key.error());
+      }
+      break;
+    case PasswordSource::Kind::kFile:
+    case PasswordSource::Kind::kEnv:
+    case PasswordSource::Kind::kValue:
+      if (auto pw = read_literal_source(s, env)) {
+        r.secret = std::move(*pw);
+      } else {
+        r.error = std::move(pw.error());
+      }
+      break;
+  }
+  return r;
 }
 
 }  // namespace
 
 struct PasswordResolver::Impl {
-  struct Cached {
-    std::optional<std::string> error;
-    std::unique_ptr<core::PasswordDeriver> deriver;  // kDerive
-    core::Secret secret;                             // the others
-  };
   const DesiredState& state;
   EnvLookup env;
-  std::vector<std::optional<Cached>> cache;
+  std::vector<std::optional<Resolved>> cache;
 
-  Cached& get(std::uint32_t index) {
+  Resolved& get(std::uint32_t index) {
     auto& slot = cache[index];
-    if (slot) return *slot;
-    slot.emplace();
-    const PasswordSource& s = state.sources[index];
-    if (s.kind == PasswordSource::Kind::kDerive) {
-      auto key = read_fleet_key(s.ref);
-      if (key) {
-        slot->deriver = std::make_unique<core::PasswordDeriver>(*key);
-      } else {
-        slot->error = key.error();
-      }
-    } else {
-      auto pw = read_literal_source(s, env);
-      if (pw) {
-        slot->secret = std::move(*pw);
-      } else {
-        slot->error = pw.error();
-      }
-    }
+    if (!slot) slot = resolve_source(state.sources[index], env);
     return *slot;
   }
 };
@@ -114,29 +223,54 @@ PasswordResolver::PasswordResolver(const DesiredState& state, EnvLookup env)
 
 PasswordResolver::~PasswordResolver() = default;
 
-core::Result<core::Secret, core::Diagnostic> PasswordResolver::resolve(const DesiredEntry& e) {
-  using R = core::Result<core::Secret, core::Diagnostic>;
+core::Result<core::Secret, std::string_view> PasswordResolver::password(const DesiredEntry& e) {
+  using R = core::Result<core::Secret, std::string_view>;
   auto& c = impl_->get(e.source);
-  if (c.error) {
-    return R::failure({impl_->state.files[e.file], e.line, e.column, core::Severity::kError,
-                       "no password for " + e.device.canonical() + ": " + *c.error});
-  }
+  if (c.error) return R::failure(*c.error);
   if (c.deriver) return c.deriver->derive(e.device);
   return c.secret;
 }
 
-core::Diagnostics validate_sources(const DesiredState& state, const EnvLookup& env) {
+core::Result<core::Secret, core::Diagnostic> PasswordResolver::resolve(const DesiredEntry& e) {
+  using R = core::Result<core::Secret, core::Diagnostic>;
+  auto pw = password(e);
+  if (!pw) {
+    return R::failure({impl_->state.files[e.file], e.line, e.column, core::Severity::kError,
+                       "no password for " + e.device.canonical() + ": " + std::string(pw.error())});
+  }
+  return std::move(pw.value());
+}
+
+core::Diagnostics source_errors(const DesiredState& state, const SourceFailures& failures) {
   core::Diagnostics out;
-  for (const auto& s : state.sources) {
-    if (s.kind == PasswordSource::Kind::kDerive) {
-      // A derived password meets the policy by construction: only the key needs checking.
-      if (auto key = read_fleet_key(s.ref); !key) out.push_back(at_source(state, s, key.error()));
-    } else if (auto pw = read_literal_source(s, env); !pw) {
-      out.push_back(at_source(state, s, pw.error()));
+  out.reserve(failures.size());
+  for (const auto& [index, f] : failures) {
+    const PasswordSource& s = state.sources[index];
+    std::string msg = f.why;
+    // A literal is its own source: its count is always one and says nothing.
+    if (s.kind != PasswordSource::Kind::kValue && f.bindings > 0) {
+      msg +=
+          "; used by " + std::to_string(f.bindings) + (f.bindings == 1 ? " binding" : " bindings");
     }
+    out.push_back({state.files[s.file], s.line, s.column, core::Severity::kError, std::move(msg)});
   }
   core::sort_diagnostics(out);
   return out;
+}
+
+core::Diagnostics validate_sources(const DesiredState& state, const EnvLookup& env) {
+  SourceFailures failures;
+  for (std::uint32_t i = 0; i < state.sources.size(); ++i) {
+    if (auto r = resolve_source(state.sources[i], env); r.error) {
+      failures[i].why = std::move(*r.error);
+    }
+  }
+  if (!failures.empty()) {
+    for (const auto& b : state.bindings) {
+      if (auto it = failures.find(b.source); it != failures.end()) ++it->second.bindings;
+    }
+  }
+  return source_errors(state, failures);
 }
 
 }  // namespace thingsync::config

@@ -14,6 +14,8 @@
 #include <streambuf>
 #include <utility>
 
+#include "echo.hpp"
+
 namespace thingsync::config::detail {
 namespace {
 
@@ -268,6 +270,8 @@ bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_
 }
 
 std::string_view suggest(std::string_view key, std::initializer_list<std::string_view> names) {
+  // No known key is near one this long, and the distance would cost its length times theirs.
+  if (key.size() > kEchoBytes) return {};
   auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
   std::string_view best;
   std::size_t best_d = std::string_view::npos;
@@ -332,7 +336,7 @@ bool Checker::check_key(std::uint32_t key, std::string_view context,
     return false;
   }
   if (std::find(names.begin(), names.end(), k.text) == names.end()) {
-    std::string msg = "unknown key '" + k.text + "' in " + std::string(context);
+    std::string msg = "unknown key '" + echo(k.text) + "' in " + std::string(context);
     if (auto s = suggest(k.text, names); !s.empty()) {
       msg += "; did you mean '" + std::string(s) + "'?";
     } else {
@@ -346,7 +350,7 @@ bool Checker::check_key(std::uint32_t key, std::string_view context,
   for (std::size_t i = 0; i < seen.n; ++i) {
     const YNode& first = tree_[seen.keys[i]];
     if (first.text == k.text) {
-      error(key, "key '" + k.text + "' appears twice in " + std::string(context) +
+      error(key, "key '" + echo(k.text) + "' appears twice in " + std::string(context) +
                      "; first at line " + std::to_string(first.line));
       return false;
     }
@@ -392,12 +396,13 @@ bool Checker::expand(std::uint32_t node, const EnvLookup& env, std::string& out)
                                      (c >= '0' && c <= '9') || c == '_';
                             });
     if (!valid_name) {
-      error_at(n.line, col, "'${" + name + "}' is not a valid environment variable reference");
+      error_at(n.line, col,
+               "'${" + echo(name) + "}' is not a valid environment variable reference");
       ok = false;
     } else if (auto v = env ? env(name) : std::nullopt) {
       out += *v;
     } else {
-      error_at(n.line, col, "environment variable " + name + " is not set");
+      error_at(n.line, col, "environment variable " + echo(name) + " is not set");
       ok = false;
     }
     i = close;

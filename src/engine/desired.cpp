@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <string_view>
 #include <thread>
 
 #include "thingsync/config/password_resolver.hpp"
@@ -12,14 +14,12 @@
 namespace thingsync::engine {
 namespace {
 
-// One broken source shared by many bindings is one message, not a million.
-void sort_and_dedupe(core::Diagnostics& diagnostics) {
-  core::sort_diagnostics(diagnostics);
-  diagnostics.erase(std::unique(diagnostics.begin(), diagnostics.end(),
-                                [](const auto& a, const auto& b) {
-                                  return a.message == b.message && a.file == b.file;
-                                }),
-                    diagnostics.end());
+// Records that a binding of `source` got no password. A broken source is reported once with the
+// count of its bindings (config::source_errors), not once per binding: a missing key file of a
+// fleet of 100,000 is one line.
+void failed(config::SourceFailures& failures, std::uint32_t source, std::string_view why) {
+  auto& f = failures[source];
+  if (f.bindings++ == 0) f.why = why;
 }
 
 // Fingerprints every binding on `threads` threads; `common` has the files and sources,
@@ -33,7 +33,8 @@ DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::siz
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, n / 4096 + 1)));
 
-  std::vector<core::Diagnostics> diags(threads);
+  // Every binding is resolved, so the failures of a source count all the bindings that use it.
+  std::vector<config::SourceFailures> failures(threads);
   auto work = [&](unsigned t) {
     config::PasswordResolver resolver(common, env);
     core::Fingerprinter fingerprint(salt);
@@ -41,9 +42,9 @@ DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::siz
     const std::size_t end = n * (t + 1) / threads;
     for (std::size_t i = begin; i < end; ++i) {
       const auto& e = entry(i);
-      auto pw = resolver.resolve(e);
+      auto pw = resolver.password(e);
       if (!pw) {
-        diags[t].push_back(pw.error());
+        failed(failures[t], e.source, pw.error());
         continue;
       }
       out.fps[i] = fingerprint(e.device, pw.value());
@@ -53,11 +54,16 @@ DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::siz
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
   work(0);
   for (auto& th : pool) th.join();
-  for (auto& d : diags) {
-    out.diagnostics.insert(out.diagnostics.end(), std::make_move_iterator(d.begin()),
-                           std::make_move_iterator(d.end()));
+  for (unsigned t = 1; t < threads; ++t) {
+    for (auto& [source, f] : failures[t]) {
+      if (auto it = failures[0].find(source); it != failures[0].end()) {
+        it->second.bindings += f.bindings;
+      } else {
+        failures[0].emplace(source, std::move(f));
+      }
+    }
   }
-  sort_and_dedupe(out.diagnostics);
+  out.diagnostics = config::source_errors(common, failures[0]);
   return out;
 }
 
@@ -105,6 +111,7 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
   DesiredFingerprints out;
   out.fps.resize(state.bindings.size());
   config::PasswordResolver resolver(state.common, env);
+  config::SourceFailures failures;
   core::Fingerprinter fingerprint(salt);
   std::vector<core::PackedDevice> changed;  // `affected`, packed; still in canonical order
   changed.reserve(affected.size());
@@ -125,14 +132,23 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
       continue;
     }
     const auto e = state.bindings[i].unpack();
-    auto pw = resolver.resolve(e);
+    auto pw = resolver.password(e);
     if (!pw) {
-      out.diagnostics.push_back(pw.error());
+      failed(failures, e.source, pw.error());
     } else {
       out.fps[i] = fingerprint(e.device, pw.value());
     }
   }
-  sort_and_dedupe(out.diagnostics);
+  if (!failures.empty()) {
+    // Only the affected bindings were resolved: a broken source names all that use it.
+    for (auto& [source, f] : failures) f.bindings = 0;
+    for (std::size_t i = 0; i < state.bindings.size(); ++i) {
+      if (auto it = failures.find(state.bindings[i].source); it != failures.end()) {
+        ++it->second.bindings;
+      }
+    }
+  }
+  out.diagnostics = config::source_errors(state.common, failures);
   return out;
 }
 

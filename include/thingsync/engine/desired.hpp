@@ -14,7 +14,7 @@ namespace thingsync::engine {
 /// password its source yields now.
 struct PreparedDesired {
   std::vector<core::DesiredBinding> bindings;  ///< DesiredBinding::index → DesiredState::bindings
-  core::Diagnostics diagnostics;               ///< a source that could not be resolved
+  core::Diagnostics diagnostics;  ///< one per source that could not be resolved (with its count)
   bool ok() const { return !core::has_errors(diagnostics); }
 };
 
@@ -23,13 +23,14 @@ struct PreparedDesired {
 /// DesiredState already). with_fingerprints() makes the plan's input from it when needed.
 struct DesiredFingerprints {
   std::vector<core::Fingerprint> fps;
-  core::Diagnostics diagnostics;  ///< a source that could not be resolved
+  core::Diagnostics diagnostics;  ///< one per source that could not be resolved (with its count)
   bool ok() const { return !core::has_errors(diagnostics); }
 };
 
 /// Resolves every binding's password (derive, file, env, value) and fingerprints it under
 /// `salt`, on `threads` threads (0: all cores). Any error makes the result unusable as a
-/// whole: a binding left out would look undesired and could be deleted.
+/// whole: a binding left out would look undesired and could be deleted. A source that yields
+/// no password is one diagnostic, however many bindings use it (config::source_errors).
 PreparedDesired prepare_desired(const config::DesiredState& state, std::string_view salt,
                                 const config::EnvLookup& env, unsigned threads = 0);
 

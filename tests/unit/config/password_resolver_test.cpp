@@ -87,7 +87,8 @@ TEST_CASE("an unreadable password file is an error at the source and at each bin
   const std::string file = (dir.path() / "fleet.yaml").string();
   const std::string pass = (dir.path() / "missing.pass").string();
   CHECK(all(validate_sources(r.state, env_of({}))) ==
-        file + ":4:7: error: cannot read password file " + pass + ": No such file or directory\n");
+        file + ":4:7: error: cannot read password file " + pass +
+            ": No such file or directory; used by 1 binding\n");
   PasswordResolver resolver(r.state, env_of({}));
   auto pw = resolver.resolve(r.state.bindings[0]);
   REQUIRE_FALSE(pw.ok());
@@ -104,7 +105,8 @@ TEST_CASE("an unset password env variable is an error naming it", "[config][pass
                           "    password: {env: SENSOR_42_PASSWORD}\n");
   CHECK(all(validate_sources(r.state, env_of({}))) ==
         (dir.path() / "fleet.yaml").string() +
-            ":3:15: error: environment variable SENSOR_42_PASSWORD is not set\n");
+            ":3:15: error: environment variable SENSOR_42_PASSWORD is not set; used by 1 "
+            "binding\n");
 }
 
 TEST_CASE("a fleet key shorter than 32 bytes or empty is an error", "[config][password]") {
@@ -119,8 +121,9 @@ TEST_CASE("a fleet key shorter than 32 bytes or empty is an error", "[config][pa
   const std::string file = (dir.path() / "fleet.yaml").string();
   CHECK(all(validate_sources(r.state, env_of({}))) ==
         file + ":3:5: error: fleet key " + (dir.path() / "short-key").string() +
-            " is too short (20 bytes, need at least 32)\n" + file + ":9:7: error: fleet key file " +
-            (dir.path() / "empty-key").string() + " is empty\n");
+            " is too short (20 bytes, need at least 32); used by 1 binding\n" + file +
+            ":9:7: error: fleet key file " + (dir.path() / "empty-key").string() +
+            " is empty; used by 1 binding\n");
   PasswordResolver resolver(r.state, env_of({}));
   auto pw = resolver.resolve(r.state.bindings[0]);
   REQUIRE_FALSE(pw.ok());
@@ -188,4 +191,106 @@ TEST_CASE("derive sources with one key file are one source across files", "[conf
   CHECK(r.state.sources.size() == 1);
   CHECK(r.state.bindings.size() == 3);
   CHECK(validate_sources(r.state, o.env).empty());
+}
+
+namespace {
+
+// A file of `n` bindings that take the defaults.password `source` (a YAML flow map).
+std::string fleet_of(const std::string& source, int n) {
+  std::string y = "defaults:\n  password: " + source + "\nbindings:\n";
+  for (int i = 0; i < n; ++i) {
+    y += "  - deviceId: imei:35" + std::to_string(1000000000000 + i) + "\n";
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("a missing key file used by 10,000 bindings is one error naming the count",
+          "[config][password]") {
+  TempDir dir;
+  const auto r = parse_in(dir, fleet_of("{derive: {keyFile: missing-key}}", 10000));
+  REQUIRE(r.state.bindings.size() == 10000);
+  const std::string file = (dir.path() / "fleet.yaml").string();
+  CHECK(all(validate_sources(r.state, env_of({}))) ==
+        file + ":2:13: error: cannot read fleet key file " + (dir.path() / "missing-key").string() +
+            ": No such file or directory; used by 10000 bindings\n");
+  // Every binding gets the same reason, so that a caller can count them by source.
+  PasswordResolver resolver(r.state, env_of({}));
+  const auto first = resolver.password(r.state.bindings.front());
+  const auto last = resolver.password(r.state.bindings.back());
+  REQUIRE_FALSE(first.ok());
+  REQUIRE_FALSE(last.ok());
+  CHECK(first.error() == last.error());
+  CHECK(first.error().data() == last.error().data());  // the same text, not a copy each time
+}
+
+TEST_CASE("a password file or env variable shared by many bindings is one error",
+          "[config][password]") {
+  TempDir dir;
+  const std::string file = (dir.path() / "fleet.yaml").string();
+  SECTION("a password file") {
+    const auto r = parse_in(dir, fleet_of("{file: gone.pass}", 250));
+    CHECK(all(validate_sources(r.state, env_of({}))) ==
+          file + ":2:13: error: cannot read password file " + (dir.path() / "gone.pass").string() +
+              ": No such file or directory; used by 250 bindings\n");
+  }
+  SECTION("an env variable") {
+    const auto r = parse_in(dir, fleet_of("{env: FLEET_PASSWORD}", 250));
+    CHECK(all(validate_sources(r.state, env_of({}))) ==
+          file +
+              ":2:13: error: environment variable FLEET_PASSWORD is not set; used by 250 "
+              "bindings\n");
+  }
+}
+
+TEST_CASE("a missing key file shared across files is one error at its first place",
+          "[config][password]") {
+  TempDir dir;
+  const std::string head = "defaults:\n  password:\n    derive:\n      keyFile: ";
+  dir.write("a/one.yaml", head + "../key\nbindings:\n  - deviceId: imei:350266800610993\n");
+  dir.write("b/two.yaml", head +
+                              "../key\nbindings:\n  - deviceId: imei:350266800610994\n"
+                              "  - deviceId: imei:350266800610995\n");
+  dir.write("c.yaml",
+            "bindings:\n  - deviceId: imei:350266800610996\n"
+            "    password: {derive: {keyFile: key}}\n");
+  const auto r =
+      thingsync::config::load_desired_state(dir.path(), thingsync::config::test::load_options());
+  INFO(all(r.diagnostics));
+  REQUIRE(r.ok());
+  REQUIRE(r.state.sources.size() == 1);
+  CHECK(all(validate_sources(r.state, env_of({}))) ==
+        (dir.path() / "a/one.yaml").string() + ":3:5: error: cannot read fleet key file " +
+            (dir.path() / "key").string() + ": No such file or directory; used by 4 bindings\n");
+}
+
+TEST_CASE("source_errors places each broken source once and counts what uses it",
+          "[config][password]") {
+  DesiredState st;
+  st.files = {"a.yaml", "b.yaml"};
+  thingsync::config::PasswordSource derive;
+  derive.ref = "/keys/fleet";
+  derive.file = 1;
+  derive.line = 4;
+  derive.column = 7;
+  thingsync::config::PasswordSource literal;
+  literal.kind = thingsync::config::PasswordSource::Kind::kValue;
+  literal.file = 0;
+  literal.line = 9;
+  literal.column = 15;
+  st.sources = {derive, literal};
+  thingsync::config::SourceFailures failures;
+  failures[0] = {"cannot read fleet key file /keys/fleet: Permission denied", 1};
+  failures[1] = {"the literal password value does not meet the API's password policy: x", 1};
+  // Sorted by place; a literal is its own source, so no count is given for it.
+  CHECK(all(thingsync::config::source_errors(st, failures)) ==
+        "a.yaml:9:15: error: the literal password value does not meet the API's password "
+        "policy: x\n"
+        "b.yaml:4:7: error: cannot read fleet key file /keys/fleet: Permission denied; used by "
+        "1 binding\n");
+  failures[0].bindings = 0;  // a source of a file's defaults that no binding takes
+  failures.erase(1);
+  CHECK(all(thingsync::config::source_errors(st, failures)) ==
+        "b.yaml:4:7: error: cannot read fleet key file /keys/fleet: Permission denied\n");
 }
