@@ -193,9 +193,22 @@ class OAuth2Provider final : public TokenProvider {
     req.url = *url;
     req.content_type = "application/x-www-form-urlencoded";
     req.headers.push_back({"Accept", "application/json"});
-    req.body = "grant_type=client_credentials&client_id=" + url_encode(opts_.client_id) +
-               "&client_secret=" + url_encode(secret->reveal());
-    if (!opts_.audience.empty()) req.body += "&audience=" + url_encode(opts_.audience);
+    // Encoded straight into a buffer sized for the worst case (3 bytes a byte): no temporary
+    // or outgrown copy of the secret is freed unwiped. send() wipes the body once it is sent.
+    constexpr std::string_view kGrant = "grant_type=client_credentials&client_id=";
+    constexpr std::string_view kSecret = "&client_secret=";
+    constexpr std::string_view kAudience = "&audience=";
+    const std::size_t raw =
+        opts_.client_id.size() + secret->reveal().size() + opts_.audience.size();
+    req.body.reserve(kGrant.size() + kSecret.size() + kAudience.size() + 3 * raw);
+    req.body.append(kGrant);
+    url_encode_to(req.body, opts_.client_id);
+    req.body.append(kSecret);
+    url_encode_to(req.body, secret->reveal());
+    if (!opts_.audience.empty()) {
+      req.body.append(kAudience);
+      url_encode_to(req.body, opts_.audience);
+    }
 
     const auto started = Clock::now();
     auto res = co_await http_.send(std::move(req));

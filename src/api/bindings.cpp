@@ -3,19 +3,17 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <stdexcept>
 #include <tuple>
 #include <unordered_set>
 
-#include <nlohmann/json.hpp>
-
 #include "fail.hpp"
 #include "log.hpp"
+#include "wipe.hpp"
 #include "thingsync/core/time.hpp"
 
 namespace thingsync::api {
 namespace {
-
-using nlohmann::json;
 
 // Servers sometimes echo a rejected field in the problem detail: never let a password through.
 ApiError scrubbed(ApiError e, const core::Secret& password) {
@@ -39,11 +37,82 @@ std::string binding_target(std::string_view id) {
   return target;
 }
 
-std::string binding_body(const core::DeviceId& device, const core::Secret& password) {
-  return json{{"deviceId", device.canonical()}, {"password", password.reveal()}}.dump();
+// The length of the well-formed UTF-8 sequence `s` starts with (Unicode 15, table 3-7: no
+// overlong forms, no surrogates, nothing past U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view s) {
+  const auto byte = [s](std::size_t i) -> unsigned {
+    return i < s.size() ? static_cast<unsigned char>(s[i]) : 0U;
+  };
+  const auto cont = [&byte](std::size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return byte(i) >= lo && byte(i) <= hi;
+  };
+  const unsigned c = byte(0);
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+  if (c >= 0xE1 && c <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+// Appends `s` as the inside of a JSON string, escaped as nlohmann's dump() escapes (the short
+// escapes, \u00xx for other control characters, UTF-8 as it is); at most 6 bytes per byte of
+// `s`. False when `s` is not UTF-8.
+bool append_json_escaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const std::size_t n = utf8_sequence(s.substr(i));
+      if (n == 0) return false;
+      out.append(s.substr(i, n));
+      i += n;
+      continue;
+    }
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\b': out.append("\\b"); break;
+      case '\f': out.append("\\f"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out.append("\\u00");
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  return true;
 }
 
 }  // namespace
+
+std::string binding_body(const core::DeviceId& device, const core::Secret& password) {
+  constexpr std::string_view kHead = "{\"deviceId\":\"";
+  constexpr std::string_view kMiddle = "\",\"password\":\"";
+  constexpr std::string_view kTail = "\"}";
+  const std::string& id = device.canonical();
+  const std::string& pw = password.reveal();
+  std::string body;
+  body.reserve(kHead.size() + kMiddle.size() + kTail.size() + 6 * (id.size() + pw.size()));
+  body.append(kHead);
+  append_json_escaped(body, id);  // a canonical device ID is ASCII
+  body.append(kMiddle);
+  if (!append_json_escaped(body, pw)) {
+    detail::wipe(body);
+    throw std::invalid_argument("the password of " + id + " is not UTF-8 text");
+  }
+  body.append(kTail);
+  return body;
+}
 
 std::string ListQuery::to_query_string() const {
   std::string q;

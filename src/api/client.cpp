@@ -10,6 +10,7 @@
 
 #include "fail.hpp"
 #include "log.hpp"
+#include "wipe.hpp"
 #include "thingsync/core/token_bucket.hpp"
 
 namespace thingsync::api {
@@ -150,8 +151,10 @@ struct ApiClient::Impl {
 };
 
 net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCall c) {
-  // One request for every attempt: only the bearer token changes between them.
+  // One request for every attempt: only the bearer token changes between them. Its body may
+  // hold a password: wiped when the call ends, however it ends.
   HttpRequest req;
+  const detail::WipeOnExit wipe_body(req.body);
   if (c.url) {
     req.url = std::move(*c.url);
   } else {

@@ -27,6 +27,7 @@
 
 #include "fail.hpp"
 #include "log.hpp"
+#include "wipe.hpp"
 
 namespace thingsync::api {
 namespace {
@@ -74,12 +75,19 @@ struct Connection {
   std::unique_ptr<tcp::socket> plain;
   std::unique_ptr<ssl::stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
-  std::string head;  // the request head being sent; its capacity is kept between requests
+  // The request head being sent; its capacity is kept between requests. It holds the bearer
+  // token while a request goes out: wiped once written, and when the connection goes.
+  std::string head;
   Clock::time_point deadline{};
   Clock::time_point idle_since{};
   std::size_t busy_index = 0;  // position in HttpClient::Impl::busy_ while busy
   bool reused = false;
   bool timed_out = false;  // the deadline sweep closed it
+
+  Connection() = default;
+  ~Connection() { detail::wipe(head); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   tcp::socket& socket() { return tls ? tls->next_layer().socket() : *plain; }
   void close() {
@@ -461,7 +469,16 @@ net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> HttpClien
 }
 
 void HttpClient::Impl::write_head(std::string& out, const HttpRequest& req) const {
-  out.clear();
+  // Room for all of it first: an append that grows the string would free a buffer holding
+  // part of the token without wiping it. kFixed covers the literal text, the brackets and
+  // port of the host and the digits of the length.
+  constexpr std::size_t kFixed = 160;
+  std::size_t size = kFixed + req.method.size() + req.url.target.size() + req.url.host.size() +
+                     opts_.user_agent.size() + req.content_type.size();
+  for (const auto& h : req.headers) size += h.name.size() + h.value.size() + 4;
+  if (req.bearer) size += req.bearer->reveal().size();
+  detail::wipe(out);
+  out.reserve(size);
   out.append(req.method).append(" ").append(req.url.target).append(" HTTP/1.1\r\nHost: ");
   append_host(out, req.url);
   out.append("\r\nUser-Agent: ").append(opts_.user_agent).append("\r\n");
@@ -498,6 +515,7 @@ net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::Impl::exchan
     rest.consume(written);
     co_await net::async_write(stream, rest, net::redirect_error(kAwait, ec));
   }
+  detail::wipe(conn.head);  // sent or failed: the token is not needed here any more
   if (ec) {
     if (conn.timed_out) {
       co_return failure(ErrorKind::kTimeout, Sent::kMaybe, "timeout",
@@ -624,7 +642,8 @@ HttpClient::HttpClient(net::any_io_executor ex, HttpOptions options)
 HttpClient::~HttpClient() { shutdown(); }
 
 net::awaitable<core::Result<HttpResponse, HttpFailure>> HttpClient::send(HttpRequest request) {
-  auto result = co_await impl_->send(request);  // this frame keeps the request alive
+  const detail::WipeOnExit wipe_body(request.body);  // this copy's body may hold a secret
+  auto result = co_await impl_->send(request);       // this frame keeps the request alive
   co_return result;
 }
 

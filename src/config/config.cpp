@@ -4,6 +4,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "echo.hpp"
 #include "thingsync/core/device_id.hpp"
@@ -121,6 +126,15 @@ class ConfigParser {
     if (!have_auth && !seen_auth_) {
       c_.error(root, "missing required key 'auth' (with 'tokenFile' or 'oauth2')");
     }
+    // After the whole file: api.allowInsecureHttp may come after the URLs it allows.
+    if (!cfg_.api.allow_insecure_http) {
+      for (const auto& u : clear_text_urls_) {
+        c_.error(u.node, u.what + ": '" + u.url + "' would send " + u.exposes +
+                             " in clear text: use https://, or set api.allowInsecureHttp: true "
+                             "(http:// is allowed without it only to loopback: 127.0.0.0/8, ::1, "
+                             "localhost)");
+      }
+    }
   }
 
  private:
@@ -138,13 +152,17 @@ class ConfigParser {
   bool path(std::uint32_t v, std::string_view what, std::string& out) {
     return c_.expect_scalar(v, what) && c_.expand_path(v, what, env_, out);
   }
-  bool url(std::uint32_t v, std::string_view what, std::string& out) {
+  // `exposes`: the secret that travels to this URL ("the API token").
+  bool url(std::uint32_t v, std::string_view what, std::string_view exposes, std::string& out) {
     if (!nonempty_string(v, what, out)) return false;
     auto parsed = parse_http_url(out);
     if (!parsed) {
       c_.error(v, std::string(what) + ": '" + detail::echo(out) +
                       "' is not a valid URL: " + parsed.error());
       return false;
+    }
+    if (parsed->scheme == "http" && !is_loopback_host(parsed->host)) {
+      clear_text_urls_.push_back({v, std::string(what), std::string(exposes), out});
     }
     return true;
   }
@@ -186,16 +204,19 @@ class ConfigParser {
   // also reported as missing.
   void api(std::uint32_t m) {
     if (!c_.expect_map(m, "api")) return;
-    c_.for_each_key(m, "api", {"baseUrl", "timeout", "caFile"},
+    c_.for_each_key(m, "api", {"baseUrl", "timeout", "allowInsecureHttp", "caFile"},
                     [&](std::string_view k, std::uint32_t v) {
                       if (k == "baseUrl") {
                         std::string s;
-                        if (url(v, "api.baseUrl", s)) {
+                        if (url(v, "api.baseUrl", "the API token", s)) {
                           while (!s.empty() && s.back() == '/') s.pop_back();
                           cfg_.api.base_url = s;
                         }
                       }
                       if (k == "timeout") duration(v, "api.timeout", false, cfg_.api.timeout);
+                      if (k == "allowInsecureHttp") {
+                        boolean(v, "api.allowInsecureHttp", cfg_.api.allow_insecure_http);
+                      }
                       if (k == "caFile") {
                         std::string s;
                         if (path(v, "api.caFile", s)) cfg_.api.ca_file = s;
@@ -239,7 +260,8 @@ class ConfigParser {
                         [&](std::string_view k, std::uint32_t v) {
                           if (k == "tokenUrl") {
                             url_k = true;
-                            url_ok = url(v, "auth.oauth2.tokenUrl", o.token_url);
+                            url_ok = url(v, "auth.oauth2.tokenUrl", "the client secret",
+                                         o.token_url);
                           }
                           if (k == "clientId") {
                             id_k = true;
@@ -391,9 +413,18 @@ class ConfigParser {
     });
   }
 
+  // An http:// URL to a host that is not loopback, refused unless api.allowInsecureHttp.
+  struct ClearTextUrl {
+    std::uint32_t node;
+    std::string what;
+    std::string exposes;
+    std::string url;
+  };
+
   Checker& c_;
   const EnvLookup& env_;
   Config& cfg_;
+  std::vector<ClearTextUrl> clear_text_urls_;
   bool seen_desired_ = false;
   bool seen_auth_ = false;
 };
@@ -434,6 +465,19 @@ core::Result<HttpUrl, std::string> parse_http_url(std::string_view text) {
   u.path = std::string(tail);
   if (!u.path.empty() && u.path.front() == '?') u.path.insert(0, "/");
   return u;
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host == "localhost") return true;
+  const std::string text(host);  // inet_pton wants a C string
+  unsigned char v4[4] = {};  // network order: the first octet first
+  if (::inet_pton(AF_INET, text.c_str(), v4) == 1) return v4[0] == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+  if (std::memcmp(&v6, &in6addr_loopback, sizeof v6) == 0) return true;
+  // ::ffff:127.x.y.z, an IPv4 loopback address in IPv6 form.
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(v6.s6_addr, kMapped, sizeof kMapped) == 0 && v6.s6_addr[12] == 127;
 }
 
 core::Result<ListenAddress, std::string> parse_listen_address(std::string_view text) {

@@ -2,6 +2,7 @@
 # Checks the systemd integration in systemd/ as `cmake --install` lays it out:
 #   1. install through systemd/CMakeLists.txt (a throwaway project, into a temp prefix);
 #      the /usr layout gives ExecStart=/usr/bin/thingsync ... /etc/thingsync/config.yaml;
+#      both services set LimitCORE=0 (no core file with secrets in it);
 #   2. `systemd-analyze verify` on the three units prints nothing and succeeds;
 #   3. `systemd-analyze security --offline=true`: exposure below THRESHOLD (default 2.0) for
 #      both services;
@@ -65,6 +66,14 @@ fi
 grep -q '^ConfigurationDirectory=thingsync$' "$tmp/root/usr/lib/systemd/system/thingsync.service" ||
   fail "prefix /usr: no ConfigurationDirectory=thingsync"
 if grep -n '@[A-Z_]*@' "$units"/*; then fail "unsubstituted @VARIABLES@ in the units"; fi
+# A core file of either service would hold secrets (the token, passwords, the deploy key).
+for unit in thingsync.service thingsync-git-sync.service; do
+  if grep -qx 'LimitCORE=0' "$units/$unit"; then
+    pass "$unit: LimitCORE=0"
+  else
+    fail "$unit: no LimitCORE=0 (a core file would hold secrets)"
+  fi
+done
 
 # ---- 2. verify -------------------------------------------------------------------------
 # verify wants the ExecStart= binaries to exist: the temp prefix gets a stub thingsync.

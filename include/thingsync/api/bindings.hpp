@@ -105,6 +105,12 @@ class Bindings {
                                                                core::Secret password);
 };
 
+/// The JSON body of a POST or PUT: {"deviceId":"…","password":"…"}, escaped as
+/// nlohmann::json::dump() would, but written into one buffer sized up front, so that no
+/// reallocated or temporary copy of the password is freed unwiped. Throws
+/// std::invalid_argument (naming no byte of it) when the password is not UTF-8.
+std::string binding_body(const core::DeviceId& device, const core::Secret& password);
+
 /// The Bindings port over HTTP: one ApiClient (auth, rate limit, retries of what is safe).
 class BindingsApi final : public Bindings {
  public:

@@ -48,7 +48,8 @@ struct ApiCall {
   std::string method = "GET";
   std::string target;
   std::optional<Url> url;
-  std::string body;  ///< JSON; may hold a password: never logged, never in errors
+  std::string body;  ///< JSON; may hold a password: never logged, never in errors; wiped
+                     ///< by call() once the call ends
 };
 
 /// Traffic statistics since construction (tests and /debug output).

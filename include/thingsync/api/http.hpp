@@ -91,10 +91,13 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   /// One exchange, no retries, except that a GET/PUT/DELETE which fails on a reused keep-alive
-  /// connection before any answer byte is re-sent once on a fresh connection.
+  /// connection before any answer byte is re-sent once on a fresh connection. The request
+  /// head (with the bearer token) is wiped once written, and so is the body of `request`
+  /// when the exchange ends: either may hold a secret.
   net::awaitable<core::Result<HttpResponse, HttpFailure>> send(HttpRequest request);
   /// send() without copying the request: `request` must outlive the returned awaitable (the
-  /// caller co_awaits it at once). ApiClient uses it to keep one request for all its attempts.
+  /// caller co_awaits it at once) and its body is left to the caller to wipe. ApiClient uses
+  /// it to keep one request for all its attempts.
   net::awaitable<core::Result<HttpResponse, HttpFailure>> send_borrowed(const HttpRequest& request);
 
   /// Closes idle connections and aborts the ones in use (their sends fail with kCancelled).

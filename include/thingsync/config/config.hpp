@@ -19,6 +19,9 @@ struct ApiConfig {
   std::string base_url = "https://api.kpnthings.com";  ///< validated http(s) URL, no trailing '/'
   std::chrono::milliseconds timeout{10'000};           ///< per request, > 0
   std::optional<std::filesystem::path> ca_file;        ///< extra CA bundle; TLS is always verified
+  /// http:// to a host that is not loopback (api.baseUrl, auth.oauth2.tokenUrl) sends the
+  /// bearer token or the client secret in clear text: refused unless this is true.
+  bool allow_insecure_http = false;
 };
 
 /// `auth.oauth2:` — client-credentials grant at GRIP.
@@ -87,6 +90,12 @@ struct HttpUrl {
 };
 /// Parses `text` as an http(s) URL; the error says what is wrong with it.
 core::Result<HttpUrl, std::string> parse_http_url(std::string_view text);
+
+/// True for the hosts an http:// URL may name without api.allowInsecureHttp: "localhost" and
+/// the loopback addresses 127.0.0.0/8 and ::1 (any spelling of it, and ::ffff:127.x.y.z).
+/// `host` is as HttpUrl holds it: lower case, IPv6 without brackets. Names that merely
+/// resolve to loopback ("ip6-localhost", "127.0.0.1.nip.io") are not loopback here.
+bool is_loopback_host(std::string_view host);
 
 /// A "host:port" listen address ("127.0.0.1:9464", "[::1]:9464", "localhost:0").
 struct ListenAddress {

@@ -7,6 +7,7 @@
 
 using namespace std::chrono_literals;
 using thingsync::config::Config;
+using thingsync::config::is_loopback_host;
 using thingsync::config::load_config_file;
 using thingsync::config::parse_config;
 using thingsync::config::parse_http_url;
@@ -44,6 +45,7 @@ TEST_CASE("a config with every key is parsed into every field", "[config]") {
   const std::string text = R"(api:
   baseUrl: https://api.example.com:8443/things/
   timeout: 2500ms
+  allowInsecureHttp: yes
   caFile: certs/ca.pem
 auth:
   tokenFile: ${CREDENTIALS_DIRECTORY}/api-token
@@ -73,6 +75,7 @@ metrics:
   CHECK(c.file == "/etc/thingsync/config.yaml");
   CHECK(c.api.base_url == "https://api.example.com:8443/things");
   CHECK(c.api.timeout == 2500ms);
+  CHECK(c.api.allow_insecure_http);
   REQUIRE(c.api.ca_file);
   CHECK(*c.api.ca_file == "/etc/thingsync/certs/ca.pem");
   REQUIRE(c.auth.token_file);
@@ -100,6 +103,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
   REQUIRE(r.ok());
   CHECK(r->api.base_url == "https://api.kpnthings.com");
   CHECK(r->api.timeout == 10s);
+  CHECK_FALSE(r->api.allow_insecure_http);
   CHECK_FALSE(r->api.ca_file);
   CHECK_FALSE(r->scope_client_id);
   CHECK(r->sync.mode == SyncMode::kReconcile);
@@ -259,6 +263,95 @@ TEST_CASE("URLs must be http or https with a valid host and port", "[config]") {
   CHECK(v6->host == "::1");
   CHECK(v6->port == 443);
   CHECK_FALSE(parse_http_url("https://user:pw@host/").ok());
+}
+
+TEST_CASE("http:// to a host that is not loopback is refused unless api.allowInsecureHttp",
+          "[config]") {
+  auto with_api = [](std::string_view api_lines) {
+    return std::string(kMinimal) + "api:\n" + std::string(api_lines);
+  };
+  // tokenUrl on line 3, an api section after it on lines 8-9 when given.
+  auto with_oauth2 = [](std::string_view token_url, std::string_view api_lines = {}) {
+    return "auth:\n  oauth2:\n    tokenUrl: " + std::string(token_url) +
+           "\n    clientId: id\n    clientSecretFile: secret\n    audience: aud\n"
+           "desiredState:\n  path: /srv/fleet\n" +
+           (api_lines.empty() ? std::string() : "api:\n" + std::string(api_lines));
+  };
+  const std::string how =
+      " in clear text: use https://, or set api.allowInsecureHttp: true (http:// is allowed "
+      "without it only to loopback: 127.0.0.0/8, ::1, localhost)";
+
+  SECTION("refused: the base URL would carry the token, the token URL the client secret") {
+    CHECK(only_error(with_api("  baseUrl: http://api.kpnthings.com\n")) ==
+          "etc/thingsync.yaml:6:12: error: api.baseUrl: 'http://api.kpnthings.com' would send "
+          "the API token" + how);
+    CHECK(only_error(with_oauth2("http://auth.example/token")) ==
+          "etc/thingsync.yaml:3:15: error: auth.oauth2.tokenUrl: 'http://auth.example/token' "
+          "would send the client secret" + how);
+    // Whatever spelling: upper-case scheme, a ${VAR}, a name that only resolves to loopback,
+    // a private address, the unspecified address.
+    for (const char* url : {"HTTP://api.example.com", "http://${HOST}:8080",
+                            "http://127.0.0.1.nip.io", "http://ip6-localhost", "http://10.0.0.1",
+                            "http://0.0.0.0:8080", "http://[::]:8080", "http://[fe80::1]/"}) {
+      INFO(url);
+      const auto e = only_error(with_api("  baseUrl: " + std::string(url) + "\n"),
+                                env_of({{"HOST", "api.example.com"}}));
+      CHECK(e.find("would send the API token in clear text") != std::string::npos);
+    }
+    CHECK(only_error(with_api("  baseUrl: http://api.example.com\n  allowInsecureHttp: false\n"))
+              .find("api.allowInsecureHttp: true") != std::string::npos);
+  }
+
+  SECTION("loopback and https need no flag") {
+    for (const char* url :
+         {"http://127.0.0.1:8080", "http://127.1.2.3/base", "http://localhost:9000/x",
+          "http://LocalHost", "http://[::1]:8443", "http://[0:0:0:0:0:0:0:1]",
+          "http://[::ffff:127.0.0.1]:80", "https://api.kpnthings.com", "https://10.0.0.1"}) {
+      INFO(url);
+      auto r = parse_config(with_api("  baseUrl: " + std::string(url) + "\n"), "c.yaml", {});
+      CHECK(r.ok());
+      auto o = parse_config(with_oauth2(url), "c.yaml", {});
+      CHECK(o.ok());
+    }
+  }
+
+  SECTION("api.allowInsecureHttp: true allows both, wherever it is written in the file") {
+    auto r = parse_config(
+        with_api("  allowInsecureHttp: true\n  baseUrl: http://things.lab.example:8080\n"),
+        "c.yaml", {});
+    REQUIRE(r.ok());
+    CHECK(r->api.allow_insecure_http);
+    CHECK(r->api.base_url == "http://things.lab.example:8080");
+    // After the auth section that holds the token URL.
+    auto o = parse_config(with_oauth2("http://auth.lab.example/token",
+                                      "  baseUrl: http://things.lab.example\n"
+                                      "  allowInsecureHttp: true\n"),
+                          "c.yaml", {});
+    REQUIRE(o.ok());
+    REQUIRE(o->auth.oauth2);
+    CHECK(o->auth.oauth2->token_url == "http://auth.lab.example/token");
+  }
+
+  SECTION("the flag is a boolean like the others") {
+    CHECK(only_error(with_api("  allowInsecureHttp: sometimes\n")) ==
+          "etc/thingsync.yaml:6:22: error: api.allowInsecureHttp: 'sometimes' is not a boolean "
+          "(true or false)");
+  }
+}
+
+TEST_CASE("loopback hosts are 127.0.0.0/8, ::1 and localhost, in any spelling", "[config]") {
+  for (const char* host : {"localhost", "127.0.0.1", "127.255.255.254", "127.0.0.0", "::1",
+                           "0:0:0:0:0:0:0:1", "0000::0001", "::ffff:127.0.0.1"}) {
+    INFO(host);
+    CHECK(is_loopback_host(host));
+  }
+  for (const char* host : {"", "localhost.example", "localhost.", "ip6-localhost",
+                           "127.0.0.1.nip.io", "128.0.0.1", "126.255.255.255", "0.0.0.0", "::",
+                           "::2", "::ffff:128.0.0.1", "::127.0.0.1", "127.1", "0x7f.0.0.1",
+                           "fe80::1", "api.kpnthings.com"}) {
+    INFO(host);
+    CHECK_FALSE(is_loopback_host(host));
+  }
 }
 
 TEST_CASE("metrics.listen must be host:port", "[config]") {
