@@ -1,7 +1,5 @@
 #include "thingsync/api/auth.hpp"
 
-#include <fstream>
-#include <sstream>
 
 #include <sys/stat.h>
 
@@ -13,6 +11,7 @@
 #include "fail.hpp"
 #include "json_text.hpp"
 #include "log.hpp"
+#include "thingsync/sys/secret_file.hpp"
 
 namespace thingsync::api {
 namespace {
@@ -31,14 +30,19 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-// Reads a whole secret file; nullopt when it cannot be read.
-std::optional<std::string> read_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return trimmed(std::move(ss).str());
+// A token or a client secret is a line of a few hundred bytes; a file far larger is not one.
+constexpr std::size_t kMaxSecretFileBytes = std::size_t{64} << 10;
+
+// Reads a secret file (a regular file of bounded size: a FIFO or /dev/zero is refused before a
+// byte is read); nullopt when it cannot be read, with the reason in `why`.
+std::optional<std::string> read_file(const std::filesystem::path& file, std::string* why = nullptr) {
+  auto text = sys::read_secret_file(file.string(), "secret file " + file.string(),
+                                    kMaxSecretFileBytes);
+  if (!text) {
+    if (why) *why = text.error();
+    return std::nullopt;
+  }
+  return trimmed(text->reveal());
 }
 
 class StaticTokenProvider final : public TokenProvider {
@@ -89,11 +93,12 @@ class TokenFileProvider final : public TokenProvider {
                         st.st_mtim.tv_nsec,
                     static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
     if (cached_ && now == stamp_) return &*cached_;
-    auto text = read_file(file_);
+    std::string why;
+    auto text = read_file(file_, &why);
     if (!text || text->empty()) {
       if (cached_) return &*cached_;
       return detail::fail(config_error(text ? "token file is empty" : "cannot read token file",
-                                       file_.string()));
+                                       text ? file_.string() : why));
     }
     const bool changed = cached_.has_value() && cached_->reveal() != *text;
     cached_ = core::Secret(std::move(*text));
@@ -172,10 +177,12 @@ class OAuth2Provider final : public TokenProvider {
   core::Result<core::Secret, ApiError> client_secret() {
     if (opts_.client_secret_file.empty()) return opts_.client_secret;
     if (!secret_) {
-      auto text = read_file(opts_.client_secret_file);
+      std::string why;
+      auto text = read_file(opts_.client_secret_file, &why);
       if (!text || text->empty()) {
-        return detail::fail(config_error("cannot read client secret file",
-                                         opts_.client_secret_file.string()));
+        return detail::fail(config_error(
+            text ? "client secret file is empty" : "cannot read client secret file",
+            text ? opts_.client_secret_file.string() : why));
       }
       secret_ = core::Secret(std::move(*text));
     }

@@ -176,3 +176,18 @@ TEST_CASE("a missing key file of 10,000 bindings is one error line naming them a
   CHECK(plan.code == 1);
   CHECK(lines_with(plan.err, key.string()) == std::vector<std::string>{expected});
 }
+
+TEST_CASE("a FIFO as the API token file is refused without waiting for a writer",
+          "[e2e][secrets]") {
+  Sim sim;
+  Fleet fleet(sim);
+  fleet.set_desired(imeis(1, 3));
+  const auto token = fleet.dir() / "api-token";
+  std::filesystem::remove(token);
+  REQUIRE(::mkfifo(token.c_str(), 0600) == 0);
+  // Before the fix: plan blocked in the token file's open() for good.
+  const Ran planned =
+      run_within({THINGSYNC_PATH, "plan", "--config", fleet.config().string()}, kPrompt);
+  CHECK(planned.code == 1);
+  CHECK_THAT(planned.err, Catch::Contains("is a FIFO (named pipe), not a regular file"));
+}
