@@ -2,6 +2,7 @@
 
 // Helpers for cross-process tests: a thingsync-sim child process, a canned-reply HTTP server,
 // a CONNECT proxy, log capture. Plain Asio only (Beast stays in the client under test).
+// Temporary directories come from tests/support.
 #include <utility>
 
 #include <atomic>
@@ -24,6 +25,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <nlohmann/json.hpp>
+
+#include "temp_dir.hpp"
 
 namespace thingsync::test {
 
@@ -86,19 +89,8 @@ inline net::awaitable<void> when_all(std::vector<net::awaitable<void>> tasks) {
   if (*error) std::rethrow_exception(*error);
 }
 
-/// A unique empty directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-void write_file(const std::filesystem::path& file, const std::string& text);
+using testsupport::TempDir;
+using testsupport::write_file;
 
 /// thingsync-sim as a child process on 127.0.0.1 with a free port, killed on destruction.
 class Sim {

@@ -143,7 +143,7 @@ TEST_CASE("the admin stamps modifiedBy and modifiedAt as given, in the future or
 
 TEST_CASE("the data file keeps stamped times and the simulator's clock apart", "[sim][data]") {
   TempDir dir;
-  const std::string data = dir.path() + "/store.json";
+  const std::string data = (dir / "store.json").string();
   std::string id;
   {
     Sim sim({"--data", data, "--admin"});
@@ -243,7 +243,7 @@ TEST_CASE("counters show concurrent requests for one device", "[sim][admin]") {
 TEST_CASE("the request log holds one JSON line per API request and no secrets",
           "[sim][admin]") {
   TempDir dir;
-  const std::string log = dir.path() + "/requests.jsonl";
+  const std::string log = (dir / "requests.jsonl").string();
   Sim sim({"--request-log", log, "--oauth-client", "app:client-secret-xyz", "--admin"},
           "static-token-abc");
   sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}, {"password", kGoodPassword}});
@@ -280,7 +280,7 @@ TEST_CASE("the request log holds one JSON line per API request and no secrets",
 
 TEST_CASE("the data file keeps the store across a restart", "[sim][data]") {
   TempDir dir;
-  const std::string data = dir.path() + "/store.json";
+  const std::string data = (dir / "store.json").string();
   json created;
   {
     Sim sim({"--data", data});
@@ -305,7 +305,7 @@ TEST_CASE("the data file keeps the store across a restart", "[sim][data]") {
 
 TEST_CASE("a corrupt --data file stops the simulator at start", "[sim][data]") {
   TempDir dir;
-  const std::string data = dir.path() + "/store.json";
+  const std::string data = (dir / "store.json").string();
   std::ofstream(data) << "{not json";
   CHECK_THROWS(Sim({"--data", data}));
 }
@@ -332,7 +332,7 @@ TEST_CASE("SIGTERM stops the simulator with exit code 0", "[sim][data]") {
 
 TEST_CASE("HTTPS with --tls-cert and --tls-key serves the API", "[sim][tls]") {
   TempDir dir;
-  const std::string d = dir.path();
+  const std::string d = dir.str();
   const std::string script =
       "cd '" + d + "' && "
       "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "

@@ -164,7 +164,7 @@ TEST_CASE("drop-after-create closes the connection without an answer but creates
 TEST_CASE("fail-after-commit: every write is carried out, then answered 502 or 504",
           "[sim][faults]") {
   simtest::TempDir dir;
-  const std::string log = dir.path() + "/requests.jsonl";
+  const std::string log = (dir / "requests.jsonl").string();
   Sim sim({"--fail-after-commit", "1", "--admin", "--request-log", log});
   const std::string device = "imei:350266800610993";
   CHECK(gateway_problem(

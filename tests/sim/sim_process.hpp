@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "temp_dir.hpp"
+
 namespace simtest {
 
 struct HttpResult {
@@ -89,17 +91,7 @@ inline const std::string kGoodPassword = "Correct-Horse-Battery-9-Staple";
 /// Follows `next` links from `first` (a path) and returns every item.
 std::vector<nlohmann::json> walk(const Sim& sim, const std::string& first, int* pages = nullptr);
 
-/// A fresh temporary directory, removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+/// Temporary directories are tests/support's.
+using thingsync::testsupport::TempDir;
 
 }  // namespace simtest

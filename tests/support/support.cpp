@@ -13,9 +13,6 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <random>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -23,39 +20,6 @@ extern char** environ;
 
 namespace thingsync::testsupport {
 namespace fs = std::filesystem;
-
-TempDir::TempDir(const std::string& tag) {
-  std::random_device rd;
-  path_ = fs::temp_directory_path() / (tag + "-" + std::to_string(rd()) + std::to_string(rd()));
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  try {
-    audit::record_thingsync_outputs(path_, path_.filename().string());
-  } catch (const std::exception& e) {
-    // A destructor cannot throw; the audit then misses these files, so say so loudly.
-    std::fprintf(stderr, "test support: could not record the outputs in %s: %s\n",
-                 path_.c_str(), e.what());
-  }
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-void write_file(const fs::path& file, const std::string& text) {
-  if (file.has_parent_path()) fs::create_directories(file.parent_path());
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + file.string());
-  audit::register_file_secrets(file, text);
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 namespace {
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// Support for tests that run the real binaries: temporary directories, child processes, the
-// simulator, and a small blocking HTTP client on plain POSIX sockets (no Beast: fast to build).
+// Support for tests that run the real binaries: temporary directories (temp_dir.hpp), child
+// processes, the simulator, and a small blocking HTTP client on plain POSIX sockets (no Beast:
+// fast to build).
 // Everything here feeds the secrets audit (artifacts.hpp): what the binaries write is recorded,
 // and the secrets the tests give them are registered.
 
@@ -17,27 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts.hpp"
+#include "temp_dir.hpp"
 
 namespace thingsync::testsupport {
-
-/// A unique empty directory under the system temp dir, removed on destruction; before that,
-/// the files thingsync wrote in it (state, journal, exports) are recorded for the audit.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag = "thingsync-test");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-/// Writes `text`; a file that holds a secret by its name or YAML `value:` registers it.
-void write_file(const std::filesystem::path& file, const std::string& text);
-std::string read_file(const std::filesystem::path& file);
 
 /// A child process with stdout and stderr captured into files (in the audit's artifacts
 /// directory when there is one). Killed (SIGKILL) on destruction if still running.
