@@ -1,10 +1,5 @@
 #include "chaos.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -29,38 +24,6 @@ namespace {
 std::string canonical(const std::string& spelling) {
   const auto d = core::DeviceId::parse(spelling);
   return d ? d->canonical() : "unparseable:" + spelling;
-}
-
-// One request written as is to 127.0.0.1:port, read to the end (the request says close).
-HttpResult raw_http(std::uint16_t port, const std::string& request) {
-  HttpResult res;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return res;
-  }
-  std::size_t off = 0;
-  while (off < request.size()) {
-    const auto n = ::send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  std::string raw;
-  char buf[16384];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  const auto sp = raw.find(' ');
-  const auto head_end = raw.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) return res;
-  res.status = std::atoi(raw.c_str() + sp + 1);
-  res.body = raw.substr(head_end + 4);
-  return res;
 }
 
 }  // namespace
@@ -187,7 +150,9 @@ void SimProc::kill() {
 
 HttpResult SimProc::admin(const std::string& method, const std::string& target,
                           const json& body) const {
-  return testsupport::http(port_, method, target, body.is_null() ? "" : body.dump());
+  if (body.is_null()) return testsupport::http(port_, method, target);
+  return testsupport::http(port_, method, target, body.dump(),
+                           {{"Content-Type", "application/json"}});
 }
 
 void SimProc::set_faults(const json& faults) const {
@@ -226,14 +191,10 @@ int SimProc::tokens_issued() const {
 }
 
 std::string SimProc::fetch_token(const std::string& client_id, const std::string& secret) const {
-  const std::string form = "grant_type=client_credentials&client_id=" + client_id +
-                           "&client_secret=" + secret + "&audience=chaos-app";
-  const std::string req = "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:" +
-                          std::to_string(port_) +
-                          "\r\nConnection: close\r\nContent-Type: "
-                          "application/x-www-form-urlencoded\r\nContent-Length: " +
-                          std::to_string(form.size()) + "\r\n\r\n" + form;
-  const auto r = raw_http(port_, req);
+  const auto r = testsupport::http(port_, "POST", "/oauth2/token",
+                                   "grant_type=client_credentials&client_id=" + client_id +
+                                       "&client_secret=" + secret + "&audience=chaos-app",
+                                   {{"Content-Type", "application/x-www-form-urlencoded"}});
   if (r.status != 200) return {};
   return r.json().value("access_token", "");
 }

@@ -73,34 +73,8 @@ Sim::~Sim() {
   }
 }
 
-std::pair<int, std::string> Sim::admin(const std::string& method, const std::string& path,
-                                       const std::string& body) const {
-  return blocking_http(port_, method, path, body);
-}
-
-std::pair<int, std::string> blocking_http(std::uint16_t port, const std::string& method,
-                                          const std::string& target, const std::string& body,
-                                          const std::string& extra_headers) {
-  net::io_context ioc;
-  tcp::socket s(ioc);
-  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
-                    extra_headers;
-  if (!body.empty()) {
-    req += "Content-Type: " +
-           std::string(body.front() == '{' || body.front() == '[' ? "application/json"
-                                                                  : "application/x-www-form-urlencoded") +
-           "\r\n";
-  }
-  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  net::write(s, net::buffer(req));
-  std::string resp;
-  error_code ec;
-  net::read(s, net::dynamic_buffer(resp), ec);
-  const auto sp = resp.find(' ');
-  const auto head_end = resp.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) return {0, resp};
-  return {std::stoi(resp.substr(sp + 1, 3)), resp.substr(head_end + 4)};
+testsupport::HttpResult Sim::admin(const std::string& method, const std::string& path) const {
+  return testsupport::http(port_, method, path);
 }
 
 std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file) {

@@ -2,7 +2,7 @@
 
 // Helpers for cross-process tests: a thingsync-sim child process, a canned-reply HTTP server,
 // a CONNECT proxy, log capture. Plain Asio only (Beast stays in the client under test).
-// Temporary directories come from tests/support.
+// Temporary directories and the loopback HTTP client come from tests/support.
 #include <utility>
 
 #include <atomic>
@@ -26,7 +26,7 @@
 #include <boost/asio/use_future.hpp>
 #include <nlohmann/json.hpp>
 
-#include "temp_dir.hpp"
+#include "support.hpp"
 
 namespace thingsync::test {
 
@@ -101,21 +101,14 @@ class Sim {
   Sim& operator=(const Sim&) = delete;
   std::uint16_t port() const { return port_; }
   std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
-  /// Admin call (needs --admin) over a blocking socket: returns the status and the body.
-  std::pair<int, std::string> admin(const std::string& method, const std::string& path,
-                                    const std::string& body = {}) const;
+  /// Admin call (needs --admin).
+  testsupport::HttpResult admin(const std::string& method, const std::string& path) const;
 
  private:
   int pid_ = -1;
   std::uint16_t port_ = 0;
   std::string scheme_ = "http";
 };
-
-/// One blocking HTTP/1.1 request with Connection: close (test setup only).
-std::pair<int, std::string> blocking_http(std::uint16_t port, const std::string& method,
-                                          const std::string& target,
-                                          const std::string& body = {},
-                                          const std::string& extra_headers = {});
 
 /// The sim's --request-log as parsed JSON lines.
 std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file);

@@ -51,18 +51,19 @@ TEST_CASE("tokenEndpointDown makes the token endpoint answer 503", "[sim][admin]
   Sim sim({"--admin", "--oauth-client", "a:b"}, "");
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"tokenEndpointDown", true}}).status == 200);
   const std::string form = "grant_type=client_credentials&client_id=a&client_secret=b&audience=x";
-  const std::vector<simtest::Header> ct = {{"Content-Type", "application/x-www-form-urlencoded"}};
-  CHECK(simtest::http_request(sim.port(), "POST", "/oauth2/token", form, ct).status == 503);
+  const std::vector<simtest::HttpHeader> ct = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  CHECK(simtest::http(sim.port(), "POST", "/oauth2/token", form, ct).status == 503);
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"tokenEndpointDown", false}}).status == 200);
-  CHECK(simtest::http_request(sim.port(), "POST", "/oauth2/token", form, ct).status == 200);
+  CHECK(simtest::http(sim.port(), "POST", "/oauth2/token", form, ct).status == 200);
 }
 
 TEST_CASE("expire-tokens makes every issued token 401", "[sim][admin]") {
   Sim sim({"--admin", "--oauth-client", "a:b"}, "");
-  const auto r = simtest::http_request(
-      sim.port(), "POST", "/oauth2/token",
-      "grant_type=client_credentials&client_id=a&client_secret=b&audience=x",
-      {{"Content-Type", "application/x-www-form-urlencoded"}});
+  const auto r =
+      simtest::http(sim.port(), "POST", "/oauth2/token",
+                    "grant_type=client_credentials&client_id=a&client_secret=b&audience=x",
+                    {{"Content-Type", "application/x-www-form-urlencoded"}});
   sim.token = r.json()["access_token"].get<std::string>();
   REQUIRE(sim.get("/mqtt/bindings").status == 200);
   REQUIRE(sim.admin("POST", "/_sim/expire-tokens").status == 204);
@@ -248,11 +249,11 @@ TEST_CASE("the request log holds one JSON line per API request and no secrets",
           "static-token-abc");
   sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}, {"password", kGoodPassword}});
   sim.get("/mqtt/bindings?limit=5&deviceId=imei:350266800610993");
-  simtest::http_request(sim.port(), "GET", "/mqtt/bindings");
-  simtest::http_request(sim.port(), "POST", "/oauth2/token",
-                        "grant_type=client_credentials&client_id=app&client_secret=client-secret-xyz"
-                        "&audience=x",
-                        {{"Content-Type", "application/x-www-form-urlencoded"}});
+  simtest::http(sim.port(), "GET", "/mqtt/bindings");
+  simtest::http(sim.port(), "POST", "/oauth2/token",
+                "grant_type=client_credentials&client_id=app&client_secret=client-secret-xyz"
+                "&audience=x",
+                {{"Content-Type", "application/x-www-form-urlencoded"}});
   sim.admin("GET", "/_sim/counters");  // not logged
 
   std::ifstream in(log);
@@ -345,7 +346,9 @@ TEST_CASE("HTTPS with --tls-cert and --tls-key serves the API", "[sim][tls]") {
   REQUIRE(std::system(script.c_str()) == 0);
   Sim sim({"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key", "--seed", "2"});
   CHECK(sim.first_line().rfind("listening on https://127.0.0.1:", 0) == 0);
-  const auto r = simtest::https_get(sim.port(), d + "/ca.pem", "/mqtt/bindings", "test-token");
+  const auto r = simtest::http(sim.port(), "GET", "/mqtt/bindings", {},
+                               {{"Authorization", "Bearer test-token"}},
+                               {.tls_ca_file = d + "/ca.pem", .tls_host = "localhost"});
   REQUIRE(r.status == 200);
   CHECK(r.json()["items"].size() == 2);
 }

@@ -20,8 +20,7 @@ namespace {
 const std::string kForm = "application/x-www-form-urlencoded";
 
 HttpResult fetch_token(const Sim& sim, const std::string& form) {
-  return simtest::http_request(sim.port(), "POST", "/oauth2/token", form,
-                               {{"Content-Type", kForm}});
+  return simtest::http(sim.port(), "POST", "/oauth2/token", form, {{"Content-Type", kForm}});
 }
 
 bool gateway_problem(const HttpResult& r) {
@@ -43,11 +42,11 @@ std::string token_of(const Sim& sim) {
 TEST_CASE("a request without a valid bearer token is 401 with a Bearer challenge",
           "[sim][auth]") {
   Sim sim({});
-  const std::vector<std::vector<simtest::Header>> cases = {
+  const std::vector<std::vector<simtest::HttpHeader>> cases = {
       {}, {{"Authorization", "Bearer wrong"}}, {{"Authorization", "Basic dGVzdC10b2tlbg=="}},
       {{"Authorization", "Bearer "}}};
   for (const auto& headers : cases) {
-    const auto r = simtest::http_request(sim.port(), "GET", "/mqtt/bindings", {}, headers);
+    const auto r = simtest::http(sim.port(), "GET", "/mqtt/bindings", {}, headers);
     CHECK(r.status == 401);
     CHECK(r.header("content-type") == "application/problem+json");
     CHECK(r.header("www-authenticate").rfind("Bearer", 0) == 0);
@@ -84,9 +83,9 @@ TEST_CASE("the token endpoint rejects bad client credentials and grants", "[sim]
       fetch_token(sim, "grant_type=client_credentials&client_id=app-1&client_secret=s3cr%3Dt");
   CHECK(no_audience.status == 400);
   CHECK(no_audience.json()["error"] == "invalid_request");
-  const auto json_body = simtest::http_request(
-      sim.port(), "POST", "/oauth2/token", R"({"grant_type":"client_credentials"})",
-      {{"Content-Type", "application/json"}});
+  const auto json_body =
+      simtest::http(sim.port(), "POST", "/oauth2/token", R"({"grant_type":"client_credentials"})",
+                    {{"Content-Type", "application/json"}});
   CHECK(json_body.status == 400);
 }
 

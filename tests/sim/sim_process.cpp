@@ -12,125 +12,14 @@
 #include <stdexcept>
 #include <thread>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-
 extern char** environ;
 
 namespace simtest {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = net::ip::tcp;
-
-tcp::socket connect(net::io_context& ioc, unsigned short port) {
-  tcp::socket s(ioc);
-  s.connect({net::ip::make_address("127.0.0.1"), port});
-  // Bounded reads: a hung simulator fails the test instead of hanging it.
-  timeval tv{30, 0};
-  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return s;
-}
-
-http::request<http::string_body> make_request(unsigned short port, const std::string& method,
-                                              const std::string& target, const std::string& body,
-                                              const std::vector<Header>& headers) {
-  http::request<http::string_body> req;
-  req.method_string(method);
-  req.target(target);
-  req.version(11);
-  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
-  for (const auto& h : headers) req.set(h.name, h.value);
-  req.body() = body;
-  if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
-  return req;
-}
-
-HttpResult convert(http::response<http::string_body>& res) {
-  HttpResult out;
-  out.status = static_cast<int>(res.result_int());
-  for (const auto& f : res) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out.headers[name] = std::string(f.value());
-  }
-  out.body = std::move(res.body());
-  return out;
-}
-
-template <typename Stream>
-HttpResult read_one(Stream& s, beast::flat_buffer& buf) {
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
-  beast::error_code ec;
-  http::read(s, buf, parser, ec);
-  if (ec) return {};
-  return convert(parser.get());
-}
-
 std::atomic<unsigned> g_counter{0};
 
 }  // namespace
-
-HttpResult http_request(unsigned short port, const std::string& method, const std::string& target,
-                        const std::string& body, const std::vector<Header>& headers) {
-  net::io_context ioc;
-  auto s = connect(ioc, port);
-  auto req = make_request(port, method, target, body, headers);
-  beast::error_code ec;
-  http::write(s, req, ec);
-  beast::flat_buffer buf;
-  return read_one(s, buf);
-}
-
-std::vector<HttpResult> pipelined(unsigned short port, const std::string& raw, int count) {
-  net::io_context ioc;
-  auto s = connect(ioc, port);
-  net::write(s, net::buffer(raw));
-  beast::flat_buffer buf;
-  std::vector<HttpResult> out;
-  for (int i = 0; i < count; ++i) out.push_back(read_one(s, buf));
-  return out;
-}
-
-std::vector<HttpResult> concurrent(unsigned short port, const std::vector<std::string>& raw) {
-  net::io_context ioc;
-  std::vector<tcp::socket> sockets;
-  for (const auto& r : raw) {
-    sockets.push_back(connect(ioc, port));
-    net::write(sockets.back(), net::buffer(r));
-  }
-  std::vector<HttpResult> out;
-  for (auto& s : sockets) {
-    beast::flat_buffer buf;
-    out.push_back(read_one(s, buf));
-  }
-  return out;
-}
-
-HttpResult https_get(unsigned short port, const std::string& ca_file, const std::string& target,
-                     const std::string& token) {
-  net::io_context ioc;
-  net::ssl::context ctx(net::ssl::context::tls_client);
-  ctx.load_verify_file(ca_file);
-  ctx.set_verify_mode(net::ssl::verify_peer);
-  beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
-  SSL_set_tlsext_host_name(stream.native_handle(), "localhost");
-  stream.set_verify_callback(net::ssl::host_name_verification("localhost"));
-  beast::get_lowest_layer(stream).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
-  stream.handshake(net::ssl::stream_base::client);
-  auto req = make_request(port, "GET", target, {}, {{"Authorization", "Bearer " + token}});
-  http::write(stream, req);
-  beast::flat_buffer buf;
-  return read_one(stream, buf);
-}
 
 Sim::Sim(std::vector<std::string> args, std::string tok) : token(std::move(tok)) {
   std::vector<std::string> argv_s = {THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0"};
@@ -199,18 +88,18 @@ int Sim::terminate() {
 }
 
 HttpResult Sim::call(const std::string& method, const std::string& target, const std::string& body,
-                     std::vector<Header> headers) const {
+                     std::vector<HttpHeader> headers) const {
   bool has_ct = false;
   for (const auto& h : headers) has_ct = has_ct || h.name == "Content-Type";
   if (!body.empty() && !has_ct) headers.push_back({"Content-Type", "application/json"});
   if (!token.empty()) headers.push_back({"Authorization", "Bearer " + token});
-  return http_request(port_, method, target, body, headers);
+  return http(port_, method, target, body, headers);
 }
 
 HttpResult Sim::admin(const std::string& method, const std::string& target,
                       const nlohmann::json& body) const {
-  if (body.is_null()) return http_request(port_, method, target);
-  return http_request(port_, method, target, body.dump(), {{"Content-Type", "application/json"}});
+  if (body.is_null()) return http(port_, method, target);
+  return http(port_, method, target, body.dump(), {{"Content-Type", "application/json"}});
 }
 
 std::string unique_imei() {

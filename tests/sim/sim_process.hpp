@@ -1,50 +1,45 @@
 #pragma once
 
-// Test support: the real thingsync-sim binary as a child process, and a tiny blocking HTTP
-// client. Beast stays in sim_process.cpp so that the test files compile quickly.
+// Test support: the real thingsync-sim binary as a child process. Its HTTP goes through the
+// loopback client of tests/support.
 
 #include <sys/types.h>
 
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "temp_dir.hpp"
+#include "support.hpp"
 
 namespace simtest {
 
-struct HttpResult {
-  int status = 0;                             ///< 0 when the connection closed without an answer
-  std::map<std::string, std::string> headers;  ///< names in lower case
-  std::string body;
-
-  nlohmann::json json() const { return nlohmann::json::parse(body); }
-  std::string header(const std::string& lower_name) const {
-    auto it = headers.find(lower_name);
-    return it == headers.end() ? std::string() : it->second;
-  }
-};
-
-struct Header {
-  std::string name, value;
-};
-
-/// One HTTP/1.1 request on a fresh connection to 127.0.0.1:port.
-HttpResult http_request(unsigned short port, const std::string& method, const std::string& target,
-                        const std::string& body = {}, const std::vector<Header>& headers = {});
+using thingsync::testsupport::http;
+using thingsync::testsupport::HttpConnection;
+using thingsync::testsupport::HttpHeader;
+using thingsync::testsupport::HttpResult;
 
 /// Writes `raw` (several requests, pipelined) on one connection and reads `count` responses.
-std::vector<HttpResult> pipelined(unsigned short port, const std::string& raw, int count);
+inline std::vector<HttpResult> pipelined(std::uint16_t port, const std::string& raw, int count) {
+  HttpConnection c(port);
+  c.send(raw);
+  std::vector<HttpResult> out;
+  for (int i = 0; i < count; ++i) out.push_back(c.response());
+  return out;
+}
 
-/// Sends a request on connection A and one on B before reading either answer.
-std::vector<HttpResult> concurrent(unsigned short port, const std::vector<std::string>& raw);
-
-/// A GET over HTTPS, verifying the server against `ca_file` and host name "localhost".
-HttpResult https_get(unsigned short port, const std::string& ca_file, const std::string& target,
-                     const std::string& token);
+/// Sends each request on a connection of its own before reading any answer.
+inline std::vector<HttpResult> concurrent(std::uint16_t port, const std::vector<std::string>& raw) {
+  std::vector<HttpConnection> connections;
+  for (const auto& r : raw) {
+    connections.emplace_back(port);
+    connections.back().send(r);
+  }
+  std::vector<HttpResult> out;
+  for (auto& c : connections) out.push_back(c.response());
+  return out;
+}
 
 /// A running thingsync-sim, started with `--listen 127.0.0.1:0` plus `args`. Killed on
 /// destruction.
@@ -70,7 +65,7 @@ class Sim {
     return call("PUT", target, body.dump());
   }
   HttpResult call(const std::string& method, const std::string& target,
-                  const std::string& body = {}, std::vector<Header> headers = {}) const;
+                  const std::string& body = {}, std::vector<HttpHeader> headers = {}) const;
   /// Admin calls (no token).
   HttpResult admin(const std::string& method, const std::string& target,
                    const nlohmann::json& body = nullptr) const;

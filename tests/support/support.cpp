@@ -1,17 +1,12 @@
 #include "support.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <cctype>
-#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -126,93 +121,6 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
   return false;
 }
 
-namespace {
-
-// The secrets a request carries: the bearer token, a JSON body's "password" (binding writes).
-void register_request_secrets(const std::string& body, const std::string& bearer) {
-  audit::register_secret("bearer token", bearer);
-  if (body.find("\"password\"") != std::string::npos) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_object() && j.contains("password") && j["password"].is_string()) {
-      audit::register_secret("binding password sent to the sim", j["password"].get<std::string>());
-    }
-  }
-}
-
-// thingsync's observability endpoints: what they answer is an output the audit scans.
-void record_scrape(std::uint16_t port, const std::string& target, const HttpResult& res) {
-  const auto path = target.substr(0, target.find('?'));
-  if (path != "/metrics" && path != "/healthz" && path != "/readyz") return;
-  audit::record_append("http-" + std::to_string(port) + path, res.body);
-}
-
-HttpResult exchange(std::uint16_t port, const std::string& method, const std::string& target,
-                    const std::string& body, const std::string& bearer) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  HttpResult res;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return res;
-  }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                    std::to_string(port) + "\r\nConnection: close\r\n";
-  if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
-  if (!body.empty()) req += "Content-Type: application/json\r\n";
-  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  for (std::size_t off = 0; off < req.size();) {
-    const auto n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  std::string raw;
-  char buf[65536];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto sp = raw.find(' ');
-  const auto head_end = raw.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) return res;
-  res.status = std::atoi(raw.c_str() + sp + 1);
-  res.body = raw.substr(head_end + 4);
-  // Chunked answers: join the chunks.
-  std::string lower_head = raw.substr(0, head_end);
-  for (auto& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower_head.find("transfer-encoding: chunked") != std::string::npos) {
-    std::string joined;
-    std::size_t pos = 0;
-    const std::string& b = res.body;
-    while (pos < b.size()) {
-      const auto eol = b.find("\r\n", pos);
-      if (eol == std::string::npos) break;
-      const auto len = std::stoul(b.substr(pos, eol - pos), nullptr, 16);
-      if (len == 0) break;
-      joined += b.substr(eol + 2, len);
-      pos = eol + 2 + len + 2;
-    }
-    res.body = std::move(joined);
-  }
-  return res;
-}
-
-}  // namespace
-
-HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
-                const std::string& body, const std::string& bearer) {
-  register_request_secrets(body, bearer);
-  HttpResult res = exchange(port, method, target, body, bearer);
-  record_scrape(port, target, res);
-  return res;
-}
-
 Sim::Sim(std::vector<std::string> args, std::string token) : token_(std::move(token)) {
   std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0", "--admin"};
   if (!token_.empty()) {
@@ -231,12 +139,17 @@ Sim::Sim(std::vector<std::string> args, std::string token) : token_(std::move(to
 
 HttpResult Sim::api(const std::string& method, const std::string& target,
                     const nlohmann::json& body) const {
-  return http(port_, method, target, body.is_null() ? "" : body.dump(), token_);
+  HttpHeaders headers;
+  if (!token_.empty()) headers.push_back({"Authorization", "Bearer " + token_});
+  if (body.is_null()) return http(port_, method, target, {}, headers);
+  headers.push_back({"Content-Type", "application/json"});
+  return http(port_, method, target, body.dump(), headers);
 }
 
 HttpResult Sim::admin(const std::string& method, const std::string& target,
                       const nlohmann::json& body) const {
-  return http(port_, method, target, body.is_null() ? "" : body.dump());
+  if (body.is_null()) return http(port_, method, target);
+  return http(port_, method, target, body.dump(), {{"Content-Type", "application/json"}});
 }
 
 std::vector<nlohmann::json> Sim::bindings() const {

@@ -1,8 +1,7 @@
 #pragma once
 
 // Support for tests that run the real binaries: temporary directories (temp_dir.hpp), child
-// processes, the simulator, and a small blocking HTTP client on plain POSIX sockets (no Beast:
-// fast to build).
+// processes, the simulator, and the loopback HTTP client (http_client.hpp).
 // Everything here feeds the secrets audit (artifacts.hpp): what the binaries write is recorded,
 // and the secrets the tests give them are registered.
 
@@ -18,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts.hpp"
+#include "http_client.hpp"
 #include "temp_dir.hpp"
 
 namespace thingsync::testsupport {
@@ -51,18 +51,6 @@ class Process {
   std::optional<TempDir> dir_;  ///< holds the capture files when the audit does not
   std::filesystem::path out_, err_;
 };
-
-struct HttpResult {
-  int status = 0;  ///< 0: no answer
-  std::string body;
-  nlohmann::json json() const { return nlohmann::json::parse(body); }
-};
-
-/// One blocking HTTP/1.1 request with "Connection: close" to 127.0.0.1:port. Answers from
-/// /metrics, /healthz and /readyz are recorded for the audit; the bearer token and a JSON
-/// body's "password" are registered as secrets.
-HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
-                const std::string& body = {}, const std::string& bearer = {});
 
 /// thingsync-sim (THINGSYNC_SIM_PATH) on 127.0.0.1 with a free port; `--admin` is always on.
 class Sim {
