@@ -119,86 +119,6 @@ double Scrape::sum(const std::string& name, const Labels& labels) const {
   return total;
 }
 
-// ---- SimProc ---------------------------------------------------------------------------
-
-SimProc::SimProc(std::vector<std::string> args, std::string token)
-    : args_(std::move(args)), token_(std::move(token)) {
-  start();
-}
-
-void SimProc::start() {
-  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen",
-                                "127.0.0.1:" + std::to_string(port_), "--admin"};
-  if (!token_.empty()) {
-    argv.push_back("--token");
-    argv.push_back(token_);
-  }
-  argv.insert(argv.end(), args_.begin(), args_.end());
-  runs_.push_back(std::make_unique<Process>(argv));
-  auto& p = *runs_.back();
-  REQUIRE(p.wait_for_output("listening on http", std::chrono::seconds(30)));
-  const auto out = p.out();
-  const auto colon = out.find(':', out.find("127.0.0.1"));
-  port_ = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
-}
-
-void SimProc::kill() {
-  auto& p = *runs_.back();
-  p.signal(SIGKILL);
-  REQUIRE(p.wait(std::chrono::seconds(10)));
-}
-
-HttpResult SimProc::admin(const std::string& method, const std::string& target,
-                          const json& body) const {
-  if (body.is_null()) return testsupport::http(port_, method, target);
-  return testsupport::http(port_, method, target, body.dump(),
-                           {{"Content-Type", "application/json"}});
-}
-
-void SimProc::set_faults(const json& faults) const {
-  const auto r = admin("PUT", "/_sim/faults", faults);
-  INFO(r.body);
-  REQUIRE(r.status == 200);
-}
-
-void SimProc::clear_faults() const {
-  set_faults({{"rateLimit", 0},
-              {"failRate", 0},
-              {"latencyMs", 0},
-              {"dropAfterCreate", 0},
-              {"failAfterCommit", 0},
-              {"failListOnPage", 0},
-              {"tokenEndpointDown", false},
-              {"rejectDevices", json::array()}});
-}
-
-int SimProc::count(const std::string& method, const std::string& status) const {
-  const auto r = admin("GET", "/_sim/counters");
-  if (r.status != 200) return -1;
-  const auto c = r.json();
-  const auto& requests = c.at("requests");
-  if (!requests.contains(method)) return 0;
-  int n = 0;
-  for (const auto& [s, v] : requests.at(method).items()) {
-    if (status.empty() || s == status) n += v.get<int>();
-  }
-  return n;
-}
-
-int SimProc::tokens_issued() const {
-  const auto r = admin("GET", "/_sim/counters");
-  return r.status == 200 ? r.json().value("tokensIssued", 0) : -1;
-}
-
-std::string SimProc::fetch_token(const std::string& client_id, const std::string& secret) const {
-  const auto r = testsupport::http(port_, "POST", "/oauth2/token",
-                                   "grant_type=client_credentials&client_id=" + client_id +
-                                       "&client_secret=" + secret + "&audience=chaos-app",
-                                   {{"Content-Type", "application/x-www-form-urlencoded"}});
-  if (r.status != 200) return {};
-  return r.json().value("access_token", "");
-}
-
 std::vector<LoggedRequest> read_request_log(const fs::path& file) {
   std::vector<LoggedRequest> out;
   std::istringstream in(testsupport::read_file(file));
@@ -356,7 +276,7 @@ std::size_t Daemon::log_count(const std::string& text) const {
 
 // ---- the simulator's side --------------------------------------------------------------
 
-Unmanaged seed_unmanaged(const SimProc& sim, const std::vector<std::string>& devs,
+Unmanaged seed_unmanaged(const Sim& sim, const std::vector<std::string>& devs,
                          const std::string& client_id) {
   Unmanaged u;
   for (const auto& d : devs) {
@@ -379,7 +299,7 @@ std::string SimView::describe() const {
   return s.str();
 }
 
-SimView inspect(const SimProc& sim, const Rig& rig, const Desired& desired,
+SimView inspect(const Sim& sim, const Rig& rig, const Desired& desired,
                 const Unmanaged& unmanaged) {
   SimView v;
   const auto r = sim.admin("GET", "/_sim/bindings");
@@ -428,7 +348,7 @@ SimView inspect(const SimProc& sim, const Rig& rig, const Desired& desired,
   return v;
 }
 
-bool wait_converged(const SimProc& sim, const Rig& rig, const Desired& desired,
+bool wait_converged(const Sim& sim, const Rig& rig, const Desired& desired,
                     const Unmanaged& unmanaged, const Daemon& daemon, Ms timeout) {
   return eventually(
       [&] { return inspect(sim, rig, desired, unmanaged).converged() && daemon.settled(); },
@@ -444,7 +364,7 @@ bool contains_any(const std::string& text, const std::vector<std::string>& secre
   return false;
 }
 
-StateView inspect_state(const SimProc& sim, const Rig& rig, const Desired& desired) {
+StateView inspect_state(const Sim& sim, const Rig& rig, const Desired& desired) {
   StateView v;
   const auto text = testsupport::read_file(rig.state());
   v.secrets_found = contains_any(text, rig.passwords(desired));
@@ -464,7 +384,7 @@ StateView inspect_state(const SimProc& sim, const Rig& rig, const Desired& desir
   return v;
 }
 
-void check_daemon_side(Daemon& daemon, const SimProc& sim, const Rig& rig, const Desired& desired,
+void check_daemon_side(Daemon& daemon, const Sim& sim, const Rig& rig, const Desired& desired,
                        std::size_t observed, const std::vector<std::string>& tokens) {
   const auto s = daemon.scrape();
   CHECK(s.sum("thingsync_desired_bindings") == static_cast<double>(desired.devices.size()));

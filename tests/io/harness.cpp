@@ -1,15 +1,8 @@
 #include "harness.hpp"
 
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <stdexcept>
-#include <thread>
-
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
@@ -27,55 +20,6 @@ namespace thingsync::test {
 
 using tcp = net::ip::tcp;
 using boost::system::error_code;
-
-Sim::Sim(std::vector<std::string> args) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  args.insert(args.begin(), {THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0"});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::execv(argv[0], argv.data());
-    std::_Exit(127);
-  }
-  ::close(fds[1]);
-  std::string line;
-  char c;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-  const std::string prefix = "listening on http";
-  const auto colon = line.rfind(':');
-  if (line.rfind(prefix, 0) != 0 || colon == std::string::npos) {
-    ::close(fds[0]);
-    throw std::runtime_error("thingsync-sim did not start: \"" + line + "\"");
-  }
-  if (line.rfind("listening on https", 0) == 0) scheme_ = "https";
-  port_ = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
-  // Drain the rest of stdout so the sim never blocks on a full pipe.
-  std::thread([fd = fds[0]] {
-    char buf[4096];
-    while (::read(fd, buf, sizeof buf) > 0) {
-    }
-    ::close(fd);
-  }).detach();
-}
-
-Sim::~Sim() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-}
-
-testsupport::HttpResult Sim::admin(const std::string& method, const std::string& path) const {
-  return testsupport::http(port_, method, path);
-}
 
 std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file) {
   std::vector<nlohmann::json> out;

@@ -1,8 +1,8 @@
 #pragma once
 
-// Helpers for cross-process tests: a thingsync-sim child process, a canned-reply HTTP server,
-// a CONNECT proxy, log capture. Plain Asio only (Beast stays in the client under test).
-// Temporary directories and the loopback HTTP client come from tests/support.
+// Helpers for cross-process tests: a canned-reply HTTP server, a CONNECT proxy, log capture
+// (plain Asio only: Beast stays in the client under test); the thingsync-sim child process,
+// temporary directories and the loopback HTTP client come from tests/support.
 #include <utility>
 
 #include <atomic>
@@ -89,26 +89,9 @@ inline net::awaitable<void> when_all(std::vector<net::awaitable<void>> tasks) {
   if (*error) std::rethrow_exception(*error);
 }
 
+using testsupport::Sim;
 using testsupport::TempDir;
 using testsupport::write_file;
-
-/// thingsync-sim as a child process on 127.0.0.1 with a free port, killed on destruction.
-class Sim {
- public:
-  explicit Sim(std::vector<std::string> args);
-  ~Sim();
-  Sim(const Sim&) = delete;
-  Sim& operator=(const Sim&) = delete;
-  std::uint16_t port() const { return port_; }
-  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
-  /// Admin call (needs --admin).
-  testsupport::HttpResult admin(const std::string& method, const std::string& path) const;
-
- private:
-  int pid_ = -1;
-  std::uint16_t port_ = 0;
-  std::string scheme_ = "http";
-};
 
 /// The sim's --request-log as parsed JSON lines.
 std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file);

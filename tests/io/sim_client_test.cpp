@@ -262,7 +262,8 @@ TEST_CASE("a rotated token file is picked up without a 401", "[api][io]") {
   LogCapture logs;
   TempDir dir;
   Sim sim({"--oauth-client", "rot-client:rot-secret-8d2e", "--admin", "--request-log",
-           (dir / "requests.jsonl").string()});
+           (dir / "requests.jsonl").string()},
+          "");
   auto fetch_token = [&] {
     const auto r = testsupport::http(sim.port(), "POST", "/oauth2/token",
                                      "grant_type=client_credentials&client_id=rot-client"
@@ -299,7 +300,8 @@ TEST_CASE("a 401 triggers exactly one token refresh and one retry", "[api][io]")
   LogCapture logs;
   TempDir dir;
   const auto log_file = dir / "requests.jsonl";
-  Sim sim({"--oauth-client", "id-401:secret-401-aa", "--admin", "--request-log", log_file.string()});
+  Sim sim({"--oauth-client", "id-401:secret-401-aa", "--admin", "--request-log", log_file.string()},
+          "");
   net::io_context ioc;
   api::OAuth2Options oo;
   oo.token_url = sim.url() + "/oauth2/token";
@@ -323,7 +325,8 @@ TEST_CASE("oauth2 tokens expiring every 2 s during a run fail no operation", "[a
   TempDir dir;
   const auto log_file = dir / "requests.jsonl";
   Sim sim({"--oauth-client", "id-exp:secret-exp-bb", "--token-lifetime", "2s", "--request-log",
-           log_file.string()});
+           log_file.string()},
+          "");
   net::io_context ioc;
   api::OAuth2Options oo;
   oo.token_url = sim.url() + "/oauth2/token";

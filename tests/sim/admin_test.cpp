@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
 using nlohmann::json;
 using simtest::kGoodPassword;
@@ -14,7 +14,7 @@ using simtest::Sim;
 using simtest::TempDir;
 
 TEST_CASE("the admin interface is off without --admin", "[sim][admin]") {
-  Sim sim({});
+  Sim sim({}, "test-token", Sim::Admin::kOff);
   CHECK(sim.admin("GET", "/_sim/faults").status == 404);
   CHECK(sim.admin("POST", "/_sim/reset").status == 404);
 }
@@ -64,7 +64,7 @@ TEST_CASE("expire-tokens makes every issued token 401", "[sim][admin]") {
       simtest::http(sim.port(), "POST", "/oauth2/token",
                     "grant_type=client_credentials&client_id=a&client_secret=b&audience=x",
                     {{"Content-Type", "application/x-www-form-urlencoded"}});
-  sim.token = r.json()["access_token"].get<std::string>();
+  sim.set_token(r.json()["access_token"].get<std::string>());
   REQUIRE(sim.get("/mqtt/bindings").status == 200);
   REQUIRE(sim.admin("POST", "/_sim/expire-tokens").status == 204);
   CHECK(sim.get("/mqtt/bindings").status == 401);
@@ -324,7 +324,7 @@ TEST_CASE("seeding preloads bindings of every device kind", "[sim][data]") {
 }
 
 TEST_CASE("SIGTERM stops the simulator with exit code 0", "[sim][data]") {
-  Sim sim({});
+  Sim sim;
   // An idle keep-alive connection must not hold up the shutdown.
   const auto r = sim.get("/mqtt/bindings");
   REQUIRE(r.status == 200);

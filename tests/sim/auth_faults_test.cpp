@@ -8,7 +8,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
 using nlohmann::json;
 using simtest::HttpResult;
@@ -41,7 +41,7 @@ std::string token_of(const Sim& sim) {
 
 TEST_CASE("a request without a valid bearer token is 401 with a Bearer challenge",
           "[sim][auth]") {
-  Sim sim({});
+  Sim sim;
   const std::vector<std::vector<simtest::HttpHeader>> cases = {
       {}, {{"Authorization", "Bearer wrong"}}, {{"Authorization", "Basic dGVzdC10b2tlbg=="}},
       {{"Authorization", "Bearer "}}};
@@ -63,7 +63,7 @@ TEST_CASE("the token endpoint issues expiring tokens that the API accepts", "[si
   CHECK(body["token_type"] == "Bearer");
   CHECK(body["expires_in"] == 3600);
   CHECK(r.header("cache-control") == "no-store");
-  sim.token = body["access_token"].get<std::string>();
+  sim.set_token(body["access_token"].get<std::string>());
   const auto created = sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}});
   REQUIRE(created.status == 201);
   CHECK(created.json()["createdBy"] == "principal/app-1");
@@ -91,7 +91,7 @@ TEST_CASE("the token endpoint rejects bad client credentials and grants", "[sim]
 
 TEST_CASE("an issued token expires after --token-lifetime", "[sim][auth]") {
   Sim sim({"--oauth-client", "app-1:s3cr=t", "--token-lifetime", "1s"}, "");
-  sim.token = token_of(sim);
+  sim.set_token(token_of(sim));
   REQUIRE(sim.get("/mqtt/bindings").status == 200);
   // Poll until the token is refused; bounded well above the lifetime.
   HttpResult r;

@@ -12,7 +12,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
 using simtest::HttpConnection;
 using simtest::HttpResult;
@@ -63,7 +63,7 @@ std::int64_t unix_now() {
 }  // namespace
 
 TEST_CASE("responses carry a status line, Server, Content-Type and Content-Length", "[sim][http]") {
-  Sim sim({});
+  Sim sim;
   HttpConnection c(sim.port());
   c.send(request("POST", "/mqtt/bindings", {}, create_body()));
   const auto created = c.response();
@@ -105,7 +105,7 @@ TEST_CASE("responses carry a status line, Server, Content-Type and Content-Lengt
 
 TEST_CASE("Connection: close is answered with Connection: close and a closed connection",
           "[sim][http]") {
-  Sim sim({});
+  Sim sim;
   HttpConnection c(sim.port());
   c.send(request("GET", "/mqtt/bindings?limit=1", "Connection: close\r\n"));
   const auto r = c.response();
@@ -115,7 +115,7 @@ TEST_CASE("Connection: close is answered with Connection: close and a closed con
 }
 
 TEST_CASE("HTTP/1.0 gets HTTP/1.0 answers, kept alive only when asked", "[sim][http]") {
-  Sim sim({});
+  Sim sim;
   {
     HttpConnection c(sim.port());
     c.send(request("GET", "/mqtt/bindings?limit=1", {}, {}, "HTTP/1.0"));
@@ -133,7 +133,7 @@ TEST_CASE("HTTP/1.0 gets HTTP/1.0 answers, kept alive only when asked", "[sim][h
 }
 
 TEST_CASE("a chunked request body is read whole", "[sim][http]") {
-  Sim sim({});
+  Sim sim;
   HttpConnection c(sim.port());
   const std::string body = create_body();
   const std::string first = body.substr(0, 10), rest = body.substr(10);
@@ -151,7 +151,7 @@ TEST_CASE("a chunked request body is read whole", "[sim][http]") {
 }
 
 TEST_CASE("a request that is not HTTP closes the connection without an answer", "[sim][http]") {
-  Sim sim({});
+  Sim sim;
   HttpConnection c(sim.port());
   c.send("NOT HTTP AT ALL\r\n\r\n");
   CHECK(c.closed());

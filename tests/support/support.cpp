@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <stdexcept>
@@ -121,29 +123,76 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
   return false;
 }
 
-Sim::Sim(std::vector<std::string> args, std::string token) : token_(std::move(token)) {
-  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0", "--admin"};
-  if (!token_.empty()) {
-    argv.push_back("--token");
-    argv.push_back(token_);
+// ---- Sim -----------------------------------------------------------------------------
+
+Sim::Sim(std::vector<std::string> args, std::string token, Admin admin) : token_(std::move(token)) {
+  const auto flag = [&](const char* name) { return std::find(args.begin(), args.end(), name); };
+  if (admin == Admin::kOn && flag("--admin") == args.end()) args_.push_back("--admin");
+  if (const auto t = flag("--token"); t != args.end() && t + 1 != args.end()) {
+    token_ = *(t + 1);
+  } else if (!token_.empty()) {
+    args_.insert(args_.end(), {"--token", token_});
   }
-  for (auto& a : args) argv.push_back(std::move(a));
-  proc_ = std::make_unique<Process>(argv);
-  if (!proc_->wait_for_output("listening on http", std::chrono::seconds(30))) {
-    throw std::runtime_error("thingsync-sim did not start: " + proc_->err());
-  }
-  const auto out = proc_->out();
-  const auto colon = out.find(':', out.find("127.0.0.1"));
-  port_ = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
+  args_.insert(args_.end(), args.begin(), args.end());
+  start();
 }
 
-HttpResult Sim::api(const std::string& method, const std::string& target,
-                    const nlohmann::json& body) const {
-  HttpHeaders headers;
+Sim::~Sim() {
+  if (!runs_.empty() && runs_.back()->running()) terminate();
+}
+
+void Sim::start() {
+  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen",
+                                "127.0.0.1:" + std::to_string(port_)};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  runs_.push_back(std::make_unique<Process>(argv));
+  auto& p = *runs_.back();
+  // The first stdout line names the address: wait for all of it (bounded), not for a time.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string out;
+  for (;;) {
+    const bool alive = p.running();
+    out = p.out();
+    if (out.find('\n') != std::string::npos) break;
+    if (!alive || std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error("thingsync-sim did not start: " + out + p.err());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  first_line_ = out.substr(0, out.find('\n'));
+  const std::string prefix = "listening on ";
+  const auto scheme_end = first_line_.find("://");
+  const auto colon = first_line_.rfind(':');
+  if (first_line_.rfind(prefix, 0) != 0 || scheme_end == std::string::npos || colon <= scheme_end) {
+    throw std::runtime_error("thingsync-sim did not print its address; got: " + first_line_);
+  }
+  scheme_ = first_line_.substr(prefix.size(), scheme_end - prefix.size());
+  port_ = static_cast<std::uint16_t>(std::stoi(first_line_.substr(colon + 1)));
+}
+
+void Sim::kill() {
+  auto& p = process();
+  p.signal(SIGKILL);
+  if (!p.wait(std::chrono::seconds(10))) throw std::runtime_error("thingsync-sim outlived SIGKILL");
+}
+
+int Sim::terminate(std::chrono::milliseconds timeout) {
+  auto& p = process();
+  p.signal(SIGTERM);
+  if (const auto code = p.wait(timeout)) return *code;
+  p.signal(SIGKILL);
+  p.wait(std::chrono::seconds(10));
+  return -1;
+}
+
+HttpResult Sim::call(const std::string& method, const std::string& target, const std::string& body,
+                     HttpHeaders headers) const {
+  const bool typed = std::any_of(headers.begin(), headers.end(), [](const HttpHeader& h) {
+    return ::strcasecmp(h.name.c_str(), "Content-Type") == 0;
+  });
+  if (!body.empty() && !typed) headers.push_back({"Content-Type", "application/json"});
   if (!token_.empty()) headers.push_back({"Authorization", "Bearer " + token_});
-  if (body.is_null()) return http(port_, method, target, {}, headers);
-  headers.push_back({"Content-Type", "application/json"});
-  return http(port_, method, target, body.dump(), headers);
+  return http(port_, method, target, body, headers);
 }
 
 HttpResult Sim::admin(const std::string& method, const std::string& target,
@@ -152,26 +201,81 @@ HttpResult Sim::admin(const std::string& method, const std::string& target,
   return http(port_, method, target, body.dump(), {{"Content-Type", "application/json"}});
 }
 
-std::vector<nlohmann::json> Sim::bindings() const {
-  std::vector<nlohmann::json> all;
-  std::string target = "/mqtt/bindings?limit=1000";
-  for (int guard = 0; guard < 100000; ++guard) {
-    auto r = api("GET", target);
-    if (r.status != 200) throw std::runtime_error("list failed: " + std::to_string(r.status) + " " + r.body);
-    auto j = r.json();
-    for (auto& item : j["items"]) all.push_back(item);
-    if (!j.contains("next")) break;
-    std::string next = j["next"];
-    const auto path = next.find("/mqtt/");
-    target = next.substr(path);
+std::vector<nlohmann::json> Sim::walk(const std::string& first, int* pages) const {
+  std::vector<nlohmann::json> items;
+  std::string target = first;
+  const std::string origin = url();
+  int n = 0;
+  for (;;) {
+    const auto res = get(target);
+    if (res.status != 200) {
+      throw std::runtime_error("GET " + target + ": " + std::to_string(res.status) + " " +
+                               res.body);
+    }
+    const auto page = res.json();
+    ++n;
+    for (const auto& item : page.at("items")) items.push_back(item);
+    if (!page.contains("next")) break;
+    target = page["next"].get<std::string>();
+    if (target.rfind(origin, 0) == 0) target = target.substr(origin.size());
+    if (n > 100000) throw std::runtime_error("next links do not end");
   }
-  return all;
+  if (pages != nullptr) *pages = n;
+  return items;
 }
 
 std::string Sim::create(const std::string& device_id, const std::string& password) const {
-  auto r = api("POST", "/mqtt/bindings", {{"deviceId", device_id}, {"password", password}});
-  if (r.status != 201) throw std::runtime_error("create failed: " + std::to_string(r.status) + " " + r.body);
+  const auto r = post("/mqtt/bindings", {{"deviceId", device_id}, {"password", password}});
+  if (r.status != 201) {
+    throw std::runtime_error("create failed: " + std::to_string(r.status) + " " + r.body);
+  }
   return r.json()["id"];
+}
+
+void Sim::set_faults(const nlohmann::json& faults) const {
+  const auto r = admin("PUT", "/_sim/faults", faults);
+  if (r.status != 200) {
+    throw std::runtime_error("PUT /_sim/faults: " + std::to_string(r.status) + " " + r.body);
+  }
+}
+
+void Sim::clear_faults() const {
+  set_faults({{"rateLimit", 0},
+              {"failRate", 0},
+              {"latencyMs", 0},
+              {"dropAfterCreate", 0},
+              {"failAfterCommit", 0},
+              {"failListOnPage", 0},
+              {"tokenEndpointDown", false},
+              {"rejectDevices", nlohmann::json::array()}});
+}
+
+int Sim::count(const std::string& method, const std::string& status) const {
+  const auto r = admin("GET", "/_sim/counters");
+  if (r.status != 200) return -1;
+  const auto c = r.json();
+  const auto& requests = c.at("requests");
+  if (!requests.contains(method)) return 0;
+  int n = 0;
+  for (const auto& [s, v] : requests.at(method).items()) {
+    if (status.empty() || s == status) n += v.get<int>();
+  }
+  return n;
+}
+
+int Sim::tokens_issued() const {
+  const auto r = admin("GET", "/_sim/counters");
+  return r.status == 200 ? r.json().value("tokensIssued", 0) : -1;
+}
+
+std::string Sim::fetch_token(const std::string& client_id, const std::string& secret,
+                             const std::string& audience) const {
+  const auto r = http(port_, "POST", "/oauth2/token",
+                      "grant_type=client_credentials&client_id=" + client_id +
+                          "&client_secret=" + secret + "&audience=" + audience,
+                      {{"Content-Type", "application/x-www-form-urlencoded"}});
+  if (r.status != 200) return {};
+  return r.json().value("access_token", "");
 }
 
 }  // namespace thingsync::testsupport
