@@ -237,8 +237,9 @@ TEST_CASE("Process, write_file, TempDir and http() record and register on their 
     }
     // A bearer token sent with a request, answered in a scrape.
     OneShotServer server("thingsync_up 1\n# Bearer-Token-Value-0004\n");
-    const auto r = thingsync::testsupport::http(server.port(), "GET", "/metrics", {},
-                                                "Bearer-Token-Value-0004");
+    const auto r =
+        thingsync::testsupport::http(server.port(), "GET", "/metrics", {},
+                                     {{"Authorization", "Bearer Bearer-Token-Value-0004"}});
     REQUIRE(r.status == 200);
   }
   const auto s = scan(fake.path());

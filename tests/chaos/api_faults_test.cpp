@@ -12,11 +12,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int writes(const SimProc& sim) {
-  return sim.count("POST") + sim.count("PUT") + sim.count("DELETE");
-}
+int writes(const Sim& sim) { return sim.count("POST") + sim.count("PUT") + sim.count("DELETE"); }
 
-int all_methods(const SimProc& sim, const std::string& status) {
+int all_methods(const Sim& sim, const std::string& status) {
   return sim.count("GET", status) + sim.count("POST", status) + sim.count("PUT", status) +
          sim.count("DELETE", status);
 }
@@ -29,7 +27,7 @@ std::string literal_password(int n) { return "Chaos-Literal-Password-" + std::to
 TEST_CASE("30% 5xx for a minute: converges, applies an edit and repairs deletes, no idle writes",
           "[chaos][faults]") {
   const auto seed = chaos_seed();
-  SimProc sim({"--random-seed", std::to_string(seed)});
+  Sim sim({"--random-seed", std::to_string(seed)});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()));
   const Desired first(devices(1, 1000));
@@ -94,7 +92,7 @@ TEST_CASE("a 429 storm with Retry-After: every request waits out the pause, conv
           "[chaos][faults]") {
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
-  SimProc sim({"--request-log", request_log.string()});
+  Sim sim({"--request-log", request_log.string()});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()), {.concurrency = 16});
   const Desired desired(devices(1, 300));
@@ -141,8 +139,8 @@ TEST_CASE("the simulator drops 20% of create answers (--drop-after-create 0.2): 
   const auto seed = chaos_seed();
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
-  SimProc sim({"--drop-after-create", "0.2", "--request-log", request_log.string(),
-               "--random-seed", std::to_string(seed)});
+  Sim sim({"--drop-after-create", "0.2", "--request-log", request_log.string(), "--random-seed",
+           std::to_string(seed)});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()));
   const Desired desired(devices(1, 1000));
@@ -180,8 +178,8 @@ TEST_CASE("a gateway answers 20% of writes 502/504 after the API did them (--fai
   const auto seed = chaos_seed();
   // The sim accepts a second binding for a device (its default, as the API may): a create
   // sent again after its 502 would leave one behind.
-  SimProc sim({"--fail-after-commit", "0.2", "--duplicates", "allow", "--random-seed",
-               std::to_string(seed)});
+  Sim sim({"--fail-after-commit", "0.2", "--duplicates", "allow", "--random-seed",
+           std::to_string(seed)});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()));
   const Desired desired(devices(1, 1000));

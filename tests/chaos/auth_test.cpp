@@ -12,7 +12,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int all_methods(const SimProc& sim, const std::string& status) {
+int all_methods(const Sim& sim, const std::string& status) {
   return sim.count("GET", status) + sim.count("POST", status) + sim.count("PUT", status) +
          sim.count("DELETE", status);
 }
@@ -31,9 +31,9 @@ TEST_CASE("OAuth2 tokens expiring every 3 s: renewed ahead of expiry, no operati
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
   AuthSpec auth;
-  SimProc sim({"--oauth-client", auth.sim_client_flag(), "--token-lifetime", "3s",
-               "--request-log", request_log.string()},
-              "");
+  Sim sim({"--oauth-client", auth.sim_client_flag(), "--token-lifetime", "3s", "--request-log",
+           request_log.string()},
+          "");
   auth.oauth_token_url = sim.url() + "/oauth2/token";
   Rig rig;
   rig.configure(sim.url(), auth, {.rate_limit = 60});
@@ -77,10 +77,11 @@ TEST_CASE("the token file rotated mid-run: each new token used before the old on
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
   AuthSpec client;
-  SimProc sim({"--oauth-client", client.sim_client_flag(), "--token-lifetime", "6s",
-               "--request-log", request_log.string()},
-              "");
-  std::vector<std::string> tokens{sim.fetch_token(client.client_id, client.client_secret)};
+  Sim sim({"--oauth-client", client.sim_client_flag(), "--token-lifetime", "6s", "--request-log",
+           request_log.string()},
+          "");
+  std::vector<std::string> tokens{
+      sim.fetch_token(client.client_id, client.client_secret, "chaos-app")};
   REQUIRE_FALSE(tokens.back().empty());
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(tokens.back()), {.rate_limit = 50});
@@ -99,7 +100,7 @@ TEST_CASE("the token file rotated mid-run: each new token used before the old on
         [&] { return inspect(sim, rig, desired, unmanaged).converged() && d.settled(); }, 3s,
         250ms);
     if (converged) break;
-    tokens.push_back(sim.fetch_token(client.client_id, client.client_secret));
+    tokens.push_back(sim.fetch_token(client.client_id, client.client_secret, "chaos-app"));
     REQUIRE_FALSE(tokens.back().empty());
     rig.write_token(tokens.back(), rotations % 2 == 1);
     rotated_at.push_back(std::chrono::system_clock::now());
@@ -121,7 +122,7 @@ TEST_CASE("the token file rotated mid-run: each new token used before the old on
   CHECK(static_cast<int>(noticed) == rotations);
   CHECK(d.metric("thingsync_operations_total", {{"result", "failure"}}) == 0);
   // A fresh token for the checks that follow (plan reads the same file).
-  tokens.push_back(sim.fetch_token(client.client_id, client.client_secret));
+  tokens.push_back(sim.fetch_token(client.client_id, client.client_secret, "chaos-app"));
   rig.write_token(tokens.back());
   check_daemon_side(d, sim, rig, desired, 760, tokens);
 
@@ -137,9 +138,9 @@ TEST_CASE("the token endpoint down for 20 s: nothing sent without a token, recov
   TempDir logs("thingsync-chaos-log");
   const auto request_log = logs / "requests.jsonl";
   AuthSpec auth;
-  SimProc sim({"--oauth-client", auth.sim_client_flag(), "--token-lifetime", "3s",
-               "--request-log", request_log.string()},
-              "");
+  Sim sim({"--oauth-client", auth.sim_client_flag(), "--token-lifetime", "3s", "--request-log",
+           request_log.string()},
+          "");
   auth.oauth_token_url = sim.url() + "/oauth2/token";
   Rig rig;
   rig.configure(sim.url(), auth);

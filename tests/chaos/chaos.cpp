@@ -1,10 +1,5 @@
 #include "chaos.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -29,38 +24,6 @@ namespace {
 std::string canonical(const std::string& spelling) {
   const auto d = core::DeviceId::parse(spelling);
   return d ? d->canonical() : "unparseable:" + spelling;
-}
-
-// One request written as is to 127.0.0.1:port, read to the end (the request says close).
-HttpResult raw_http(std::uint16_t port, const std::string& request) {
-  HttpResult res;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return res;
-  }
-  std::size_t off = 0;
-  while (off < request.size()) {
-    const auto n = ::send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  std::string raw;
-  char buf[16384];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  const auto sp = raw.find(' ');
-  const auto head_end = raw.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) return res;
-  res.status = std::atoi(raw.c_str() + sp + 1);
-  res.body = raw.substr(head_end + 4);
-  return res;
 }
 
 }  // namespace
@@ -154,88 +117,6 @@ double Scrape::sum(const std::string& name, const Labels& labels) const {
     if (match) total += s.value;
   }
   return total;
-}
-
-// ---- SimProc ---------------------------------------------------------------------------
-
-SimProc::SimProc(std::vector<std::string> args, std::string token)
-    : args_(std::move(args)), token_(std::move(token)) {
-  start();
-}
-
-void SimProc::start() {
-  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen",
-                                "127.0.0.1:" + std::to_string(port_), "--admin"};
-  if (!token_.empty()) {
-    argv.push_back("--token");
-    argv.push_back(token_);
-  }
-  argv.insert(argv.end(), args_.begin(), args_.end());
-  runs_.push_back(std::make_unique<Process>(argv));
-  auto& p = *runs_.back();
-  REQUIRE(p.wait_for_output("listening on http", std::chrono::seconds(30)));
-  const auto out = p.out();
-  const auto colon = out.find(':', out.find("127.0.0.1"));
-  port_ = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
-}
-
-void SimProc::kill() {
-  auto& p = *runs_.back();
-  p.signal(SIGKILL);
-  REQUIRE(p.wait(std::chrono::seconds(10)));
-}
-
-HttpResult SimProc::admin(const std::string& method, const std::string& target,
-                          const json& body) const {
-  return testsupport::http(port_, method, target, body.is_null() ? "" : body.dump());
-}
-
-void SimProc::set_faults(const json& faults) const {
-  const auto r = admin("PUT", "/_sim/faults", faults);
-  INFO(r.body);
-  REQUIRE(r.status == 200);
-}
-
-void SimProc::clear_faults() const {
-  set_faults({{"rateLimit", 0},
-              {"failRate", 0},
-              {"latencyMs", 0},
-              {"dropAfterCreate", 0},
-              {"failAfterCommit", 0},
-              {"failListOnPage", 0},
-              {"tokenEndpointDown", false},
-              {"rejectDevices", json::array()}});
-}
-
-int SimProc::count(const std::string& method, const std::string& status) const {
-  const auto r = admin("GET", "/_sim/counters");
-  if (r.status != 200) return -1;
-  const auto c = r.json();
-  const auto& requests = c.at("requests");
-  if (!requests.contains(method)) return 0;
-  int n = 0;
-  for (const auto& [s, v] : requests.at(method).items()) {
-    if (status.empty() || s == status) n += v.get<int>();
-  }
-  return n;
-}
-
-int SimProc::tokens_issued() const {
-  const auto r = admin("GET", "/_sim/counters");
-  return r.status == 200 ? r.json().value("tokensIssued", 0) : -1;
-}
-
-std::string SimProc::fetch_token(const std::string& client_id, const std::string& secret) const {
-  const std::string form = "grant_type=client_credentials&client_id=" + client_id +
-                           "&client_secret=" + secret + "&audience=chaos-app";
-  const std::string req = "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:" +
-                          std::to_string(port_) +
-                          "\r\nConnection: close\r\nContent-Type: "
-                          "application/x-www-form-urlencoded\r\nContent-Length: " +
-                          std::to_string(form.size()) + "\r\n\r\n" + form;
-  const auto r = raw_http(port_, req);
-  if (r.status != 200) return {};
-  return r.json().value("access_token", "");
 }
 
 std::vector<LoggedRequest> read_request_log(const fs::path& file) {
@@ -395,7 +276,7 @@ std::size_t Daemon::log_count(const std::string& text) const {
 
 // ---- the simulator's side --------------------------------------------------------------
 
-Unmanaged seed_unmanaged(const SimProc& sim, const std::vector<std::string>& devs,
+Unmanaged seed_unmanaged(const Sim& sim, const std::vector<std::string>& devs,
                          const std::string& client_id) {
   Unmanaged u;
   for (const auto& d : devs) {
@@ -418,7 +299,7 @@ std::string SimView::describe() const {
   return s.str();
 }
 
-SimView inspect(const SimProc& sim, const Rig& rig, const Desired& desired,
+SimView inspect(const Sim& sim, const Rig& rig, const Desired& desired,
                 const Unmanaged& unmanaged) {
   SimView v;
   const auto r = sim.admin("GET", "/_sim/bindings");
@@ -467,7 +348,7 @@ SimView inspect(const SimProc& sim, const Rig& rig, const Desired& desired,
   return v;
 }
 
-bool wait_converged(const SimProc& sim, const Rig& rig, const Desired& desired,
+bool wait_converged(const Sim& sim, const Rig& rig, const Desired& desired,
                     const Unmanaged& unmanaged, const Daemon& daemon, Ms timeout) {
   return eventually(
       [&] { return inspect(sim, rig, desired, unmanaged).converged() && daemon.settled(); },
@@ -483,7 +364,7 @@ bool contains_any(const std::string& text, const std::vector<std::string>& secre
   return false;
 }
 
-StateView inspect_state(const SimProc& sim, const Rig& rig, const Desired& desired) {
+StateView inspect_state(const Sim& sim, const Rig& rig, const Desired& desired) {
   StateView v;
   const auto text = testsupport::read_file(rig.state());
   v.secrets_found = contains_any(text, rig.passwords(desired));
@@ -503,7 +384,7 @@ StateView inspect_state(const SimProc& sim, const Rig& rig, const Desired& desir
   return v;
 }
 
-void check_daemon_side(Daemon& daemon, const SimProc& sim, const Rig& rig, const Desired& desired,
+void check_daemon_side(Daemon& daemon, const Sim& sim, const Rig& rig, const Desired& desired,
                        std::size_t observed, const std::vector<std::string>& tokens) {
   const auto s = daemon.scrape();
   CHECK(s.sum("thingsync_desired_bindings") == static_cast<double>(desired.devices.size()));

@@ -22,6 +22,7 @@ namespace thingsync::chaos {
 
 using testsupport::HttpResult;
 using testsupport::Process;
+using testsupport::Sim;
 using testsupport::TempDir;
 using Clock = std::chrono::steady_clock;
 using Ms = std::chrono::milliseconds;
@@ -58,40 +59,6 @@ class Scrape {
     double value = 0;
   };
   std::vector<Sample> samples_;
-};
-
-/// thingsync-sim on 127.0.0.1 with the admin interface; can be killed and started again on
-/// the same port with the same arguments (use --data to keep the store).
-class SimProc {
- public:
-  /// `token`: the static bearer token; empty for none (OAuth2 clients only).
-  explicit SimProc(std::vector<std::string> args = {}, std::string token = "chaos-static-token");
-  std::uint16_t port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  const std::string& token() const { return token_; }
-  Process& process() { return *runs_.back(); }
-
-  void start();  ///< a new run on the same port (the first run takes any free port)
-  void kill();   ///< SIGKILL, then waits for the exit
-
-  HttpResult admin(const std::string& method, const std::string& target,
-                   const nlohmann::json& body = nullptr) const;
-  /// PUT /_sim/faults; REQUIREs that the simulator accepted them.
-  void set_faults(const nlohmann::json& faults) const;
-  /// Every fault off (the command-line ones too).
-  void clear_faults() const;
-  /// Requests of `method` the current run counted, of one status or ("") of any.
-  int count(const std::string& method, const std::string& status = "") const;
-  /// OAuth2 tokens the current run issued.
-  int tokens_issued() const;
-  /// POST /oauth2/token with client credentials; the access token ("" on failure).
-  std::string fetch_token(const std::string& client_id, const std::string& secret) const;
-
- private:
-  std::vector<std::string> args_;
-  std::string token_;
-  std::uint16_t port_ = 0;
-  std::vector<std::unique_ptr<Process>> runs_;  // every run, kept for its logs
 };
 
 /// A desired state: devices with the derive default, some with a literal password.
@@ -200,7 +167,7 @@ class Daemon {
 struct Unmanaged {
   std::map<std::string, nlohmann::json> by_id;  ///< the admin view when they were made
 };
-Unmanaged seed_unmanaged(const SimProc& sim, const std::vector<std::string>& devices,
+Unmanaged seed_unmanaged(const Sim& sim, const std::vector<std::string>& devices,
                          const std::string& client_id = "");
 
 /// The simulator's store compared with the desired state.
@@ -217,11 +184,10 @@ struct SimView {
   }
   std::string describe() const;
 };
-SimView inspect(const SimProc& sim, const Rig& rig, const Desired& desired,
-                const Unmanaged& unmanaged);
+SimView inspect(const Sim& sim, const Rig& rig, const Desired& desired, const Unmanaged& unmanaged);
 
 /// Waits until the store matches the desired state and the daemon has settled.
-bool wait_converged(const SimProc& sim, const Rig& rig, const Desired& desired,
+bool wait_converged(const Sim& sim, const Rig& rig, const Desired& desired,
                     const Unmanaged& unmanaged, const Daemon& daemon, Ms timeout);
 
 /// The state file after the daemon stopped, compared with the simulator's store.
@@ -232,13 +198,13 @@ struct StateView {
   std::size_t dangling = 0;    ///< records whose binding id the store does not hold (same device)
   bool secrets_found = false;  ///< a desired password appears in the file
 };
-StateView inspect_state(const SimProc& sim, const Rig& rig, const Desired& desired);
+StateView inspect_state(const Sim& sim, const Rig& rig, const Desired& desired);
 
 /// The daemon's side at the end: metrics agree with the store, SIGTERM exits 0, the state file
 /// holds exactly the desired bindings, `thingsync plan` has nothing to do, and no secret (the
 /// passwords, `tokens`) reached the log or the state file. Faults must be off (plan lists the
 /// store).
-void check_daemon_side(Daemon& daemon, const SimProc& sim, const Rig& rig, const Desired& desired,
+void check_daemon_side(Daemon& daemon, const Sim& sim, const Rig& rig, const Desired& desired,
                        std::size_t observed, const std::vector<std::string>& tokens);
 
 /// Whether any of `secrets` occurs in `text`.

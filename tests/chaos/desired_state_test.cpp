@@ -65,7 +65,7 @@ std::vector<std::string> slice(const std::vector<std::string>& v, std::size_t fr
 
 TEST_CASE("desired-state commits: emptied (guard holds), broken YAML (last good stays), good",
           "[chaos][desired]") {
-  SimProc sim;
+  Sim sim;
   Rig rig;
   // The simulator gives devices created through the API this client; the unmanaged bindings
   // below belong to another one, outside the scope: untouchable even with prune on.

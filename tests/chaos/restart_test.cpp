@@ -25,7 +25,7 @@ TEST_CASE("kill -9 of the daemon at random moments, 5 times, during a 2,000-bind
           "[chaos][restart]") {
   const auto seed = chaos_seed();
   std::mt19937_64 rng(seed);
-  SimProc sim({"--latency", "3ms"});
+  Sim sim({"--latency", "3ms"});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()));
   const Desired desired(devices(1, 2000));
@@ -79,7 +79,7 @@ TEST_CASE("kill -9 of the daemon at random moments, 5 times, during a 2,000-bind
 TEST_CASE("the simulator killed mid-run and restarted from --data on the same port",
           "[chaos][restart]") {
   TempDir data("thingsync-chaos-simdata");
-  SimProc sim({"--latency", "3ms", "--data", (data / "store.json").string()});
+  Sim sim({"--latency", "3ms", "--data", (data / "store.json").string()});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()), {.timeout = "2s"});
   const Desired desired(devices(1, 2000));
@@ -124,7 +124,7 @@ TEST_CASE("the simulator killed mid-run and restarted from --data on the same po
 
 TEST_CASE("the simulator unreachable for 30 s mid-run (stopped: connections hang)",
           "[chaos][restart]") {
-  SimProc sim({"--latency", "3ms"});
+  Sim sim({"--latency", "3ms"});
   Rig rig;
   rig.configure(sim.url(), AuthSpec::token_file(sim.token()), {.timeout = "2s"});
   const Desired desired(devices(1, 2000));

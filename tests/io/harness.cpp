@@ -1,16 +1,8 @@
 #include "harness.hpp"
 
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <random>
 #include <stdexcept>
-#include <thread>
-
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
@@ -28,98 +20,6 @@ namespace thingsync::test {
 
 using tcp = net::ip::tcp;
 using boost::system::error_code;
-
-TempDir::TempDir() {
-  std::random_device rd;
-  path_ = std::filesystem::temp_directory_path() /
-          ("thingsync-io-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-  std::filesystem::create_directories(path_);
-}
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-void write_file(const std::filesystem::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + file.string());
-}
-
-Sim::Sim(std::vector<std::string> args) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  args.insert(args.begin(), {THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0"});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::execv(argv[0], argv.data());
-    std::_Exit(127);
-  }
-  ::close(fds[1]);
-  std::string line;
-  char c;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-  const std::string prefix = "listening on http";
-  const auto colon = line.rfind(':');
-  if (line.rfind(prefix, 0) != 0 || colon == std::string::npos) {
-    ::close(fds[0]);
-    throw std::runtime_error("thingsync-sim did not start: \"" + line + "\"");
-  }
-  if (line.rfind("listening on https", 0) == 0) scheme_ = "https";
-  port_ = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
-  // Drain the rest of stdout so the sim never blocks on a full pipe.
-  std::thread([fd = fds[0]] {
-    char buf[4096];
-    while (::read(fd, buf, sizeof buf) > 0) {
-    }
-    ::close(fd);
-  }).detach();
-}
-
-Sim::~Sim() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-}
-
-std::pair<int, std::string> Sim::admin(const std::string& method, const std::string& path,
-                                       const std::string& body) const {
-  return blocking_http(port_, method, path, body);
-}
-
-std::pair<int, std::string> blocking_http(std::uint16_t port, const std::string& method,
-                                          const std::string& target, const std::string& body,
-                                          const std::string& extra_headers) {
-  net::io_context ioc;
-  tcp::socket s(ioc);
-  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
-                    extra_headers;
-  if (!body.empty()) {
-    req += "Content-Type: " +
-           std::string(body.front() == '{' || body.front() == '[' ? "application/json"
-                                                                  : "application/x-www-form-urlencoded") +
-           "\r\n";
-  }
-  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  net::write(s, net::buffer(req));
-  std::string resp;
-  error_code ec;
-  net::read(s, net::dynamic_buffer(resp), ec);
-  const auto sp = resp.find(' ');
-  const auto head_end = resp.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) return {0, resp};
-  return {std::stoi(resp.substr(sp + 1, 3)), resp.substr(head_end + 4)};
-}
 
 std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file) {
   std::vector<nlohmann::json> out;

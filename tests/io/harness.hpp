@@ -1,7 +1,8 @@
 #pragma once
 
-// Helpers for cross-process tests: a thingsync-sim child process, a canned-reply HTTP server,
-// a CONNECT proxy, log capture. Plain Asio only (Beast stays in the client under test).
+// Helpers for cross-process tests: a canned-reply HTTP server, a CONNECT proxy, log capture
+// (plain Asio only: Beast stays in the client under test); the thingsync-sim child process,
+// temporary directories and the loopback HTTP client come from tests/support.
 #include <utility>
 
 #include <atomic>
@@ -24,6 +25,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <nlohmann/json.hpp>
+
+#include "support.hpp"
 
 namespace thingsync::test {
 
@@ -86,44 +89,9 @@ inline net::awaitable<void> when_all(std::vector<net::awaitable<void>> tasks) {
   if (*error) std::rethrow_exception(*error);
 }
 
-/// A unique empty directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-void write_file(const std::filesystem::path& file, const std::string& text);
-
-/// thingsync-sim as a child process on 127.0.0.1 with a free port, killed on destruction.
-class Sim {
- public:
-  explicit Sim(std::vector<std::string> args);
-  ~Sim();
-  Sim(const Sim&) = delete;
-  Sim& operator=(const Sim&) = delete;
-  std::uint16_t port() const { return port_; }
-  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
-  /// Admin call (needs --admin) over a blocking socket: returns the status and the body.
-  std::pair<int, std::string> admin(const std::string& method, const std::string& path,
-                                    const std::string& body = {}) const;
-
- private:
-  int pid_ = -1;
-  std::uint16_t port_ = 0;
-  std::string scheme_ = "http";
-};
-
-/// One blocking HTTP/1.1 request with Connection: close (test setup only).
-std::pair<int, std::string> blocking_http(std::uint16_t port, const std::string& method,
-                                          const std::string& target,
-                                          const std::string& body = {},
-                                          const std::string& extra_headers = {});
+using testsupport::Sim;
+using testsupport::TempDir;
+using testsupport::write_file;
 
 /// The sim's --request-log as parsed JSON lines.
 std::vector<nlohmann::json> read_request_log(const std::filesystem::path& file);

@@ -167,9 +167,9 @@ TEST_CASE("each list filter selects what the full list says it should", "[api][i
     CHECK(ids_of(list_everything(ioc, api, u)) == std::set<std::string>{it->id});
   }
   SECTION("clientId") {
-    const auto [status, body] = sim.admin("GET", "/_sim/bindings");
-    REQUIRE(status == 200);
-    const auto items = nlohmann::json::parse(body).at("items");
+    const auto listing = sim.admin("GET", "/_sim/bindings");
+    REQUIRE(listing.status == 200);
+    const auto items = nlohmann::json::parse(listing.body).at("items");
     const auto client_id = items.at(0).at("clientId").get<std::string>();
     std::set<std::string> owned;
     for (const auto& b : items) {
@@ -262,13 +262,15 @@ TEST_CASE("a rotated token file is picked up without a 401", "[api][io]") {
   LogCapture logs;
   TempDir dir;
   Sim sim({"--oauth-client", "rot-client:rot-secret-8d2e", "--admin", "--request-log",
-           (dir / "requests.jsonl").string()});
+           (dir / "requests.jsonl").string()},
+          "");
   auto fetch_token = [&] {
-    auto [status, body] = blocking_http(sim.port(), "POST", "/oauth2/token",
-                                        "grant_type=client_credentials&client_id=rot-client"
-                                        "&client_secret=rot-secret-8d2e&audience=x");
-    REQUIRE(status == 200);
-    return nlohmann::json::parse(body).at("access_token").get<std::string>();
+    const auto r = testsupport::http(sim.port(), "POST", "/oauth2/token",
+                                     "grant_type=client_credentials&client_id=rot-client"
+                                     "&client_secret=rot-secret-8d2e&audience=x",
+                                     {{"Content-Type", "application/x-www-form-urlencoded"}});
+    REQUIRE(r.status == 200);
+    return nlohmann::json::parse(r.body).at("access_token").get<std::string>();
   };
   const auto file = dir / "api-token";
   write_file(file, fetch_token() + "\n");
@@ -277,7 +279,7 @@ TEST_CASE("a rotated token file is picked up without a 401", "[api][io]") {
   api::BindingsApi api(*client);
   REQUIRE(run(ioc, api.list_all({})));
 
-  REQUIRE(sim.admin("POST", "/_sim/expire-tokens").first / 100 == 2);
+  REQUIRE(sim.admin("POST", "/_sim/expire-tokens").status / 100 == 2);
   // Rotation the way credential managers do it: write a new file, rename it over the old one.
   write_file(dir / "api-token.new", fetch_token() + "\n");
   std::filesystem::rename(dir / "api-token.new", file);
@@ -285,7 +287,7 @@ TEST_CASE("a rotated token file is picked up without a 401", "[api][io]") {
   CHECK(client->stats().unauthorized == 0);
 
   SECTION("an expired token that is not rotated fails after one retry") {
-    REQUIRE(sim.admin("POST", "/_sim/expire-tokens").first / 100 == 2);
+    REQUIRE(sim.admin("POST", "/_sim/expire-tokens").status / 100 == 2);
     auto r = run(ioc, api.list_all({}));
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::kUnauthorized);
@@ -298,7 +300,8 @@ TEST_CASE("a 401 triggers exactly one token refresh and one retry", "[api][io]")
   LogCapture logs;
   TempDir dir;
   const auto log_file = dir / "requests.jsonl";
-  Sim sim({"--oauth-client", "id-401:secret-401-aa", "--admin", "--request-log", log_file.string()});
+  Sim sim({"--oauth-client", "id-401:secret-401-aa", "--admin", "--request-log", log_file.string()},
+          "");
   net::io_context ioc;
   api::OAuth2Options oo;
   oo.token_url = sim.url() + "/oauth2/token";
@@ -308,7 +311,7 @@ TEST_CASE("a 401 triggers exactly one token refresh and one retry", "[api][io]")
   auto client = make_client(ioc, test_options(sim.url()), api::make_oauth2_provider(ioc.get_executor(), oo));
   api::BindingsApi api(*client);
   REQUIRE(run(ioc, api.list_all({})));
-  REQUIRE(sim.admin("POST", "/_sim/expire-tokens").first / 100 == 2);
+  REQUIRE(sim.admin("POST", "/_sim/expire-tokens").status / 100 == 2);
   REQUIRE(run(ioc, api.list_all({})));
   CHECK(client->stats().unauthorized == 1);
   const auto log = read_request_log(log_file);
@@ -322,7 +325,8 @@ TEST_CASE("oauth2 tokens expiring every 2 s during a run fail no operation", "[a
   TempDir dir;
   const auto log_file = dir / "requests.jsonl";
   Sim sim({"--oauth-client", "id-exp:secret-exp-bb", "--token-lifetime", "2s", "--request-log",
-           log_file.string()});
+           log_file.string()},
+          "");
   net::io_context ioc;
   api::OAuth2Options oo;
   oo.token_url = sim.url() + "/oauth2/token";

@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
 using nlohmann::json;
 using simtest::kGoodPassword;
@@ -14,7 +14,7 @@ using simtest::Sim;
 using simtest::TempDir;
 
 TEST_CASE("the admin interface is off without --admin", "[sim][admin]") {
-  Sim sim({});
+  Sim sim({}, "test-token", Sim::Admin::kOff);
   CHECK(sim.admin("GET", "/_sim/faults").status == 404);
   CHECK(sim.admin("POST", "/_sim/reset").status == 404);
 }
@@ -51,19 +51,20 @@ TEST_CASE("tokenEndpointDown makes the token endpoint answer 503", "[sim][admin]
   Sim sim({"--admin", "--oauth-client", "a:b"}, "");
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"tokenEndpointDown", true}}).status == 200);
   const std::string form = "grant_type=client_credentials&client_id=a&client_secret=b&audience=x";
-  const std::vector<simtest::Header> ct = {{"Content-Type", "application/x-www-form-urlencoded"}};
-  CHECK(simtest::http_request(sim.port(), "POST", "/oauth2/token", form, ct).status == 503);
+  const std::vector<simtest::HttpHeader> ct = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  CHECK(simtest::http(sim.port(), "POST", "/oauth2/token", form, ct).status == 503);
   REQUIRE(sim.admin("PUT", "/_sim/faults", {{"tokenEndpointDown", false}}).status == 200);
-  CHECK(simtest::http_request(sim.port(), "POST", "/oauth2/token", form, ct).status == 200);
+  CHECK(simtest::http(sim.port(), "POST", "/oauth2/token", form, ct).status == 200);
 }
 
 TEST_CASE("expire-tokens makes every issued token 401", "[sim][admin]") {
   Sim sim({"--admin", "--oauth-client", "a:b"}, "");
-  const auto r = simtest::http_request(
-      sim.port(), "POST", "/oauth2/token",
-      "grant_type=client_credentials&client_id=a&client_secret=b&audience=x",
-      {{"Content-Type", "application/x-www-form-urlencoded"}});
-  sim.token = r.json()["access_token"].get<std::string>();
+  const auto r =
+      simtest::http(sim.port(), "POST", "/oauth2/token",
+                    "grant_type=client_credentials&client_id=a&client_secret=b&audience=x",
+                    {{"Content-Type", "application/x-www-form-urlencoded"}});
+  sim.set_token(r.json()["access_token"].get<std::string>());
   REQUIRE(sim.get("/mqtt/bindings").status == 200);
   REQUIRE(sim.admin("POST", "/_sim/expire-tokens").status == 204);
   CHECK(sim.get("/mqtt/bindings").status == 401);
@@ -143,7 +144,7 @@ TEST_CASE("the admin stamps modifiedBy and modifiedAt as given, in the future or
 
 TEST_CASE("the data file keeps stamped times and the simulator's clock apart", "[sim][data]") {
   TempDir dir;
-  const std::string data = dir.path() + "/store.json";
+  const std::string data = (dir / "store.json").string();
   std::string id;
   {
     Sim sim({"--data", data, "--admin"});
@@ -243,16 +244,16 @@ TEST_CASE("counters show concurrent requests for one device", "[sim][admin]") {
 TEST_CASE("the request log holds one JSON line per API request and no secrets",
           "[sim][admin]") {
   TempDir dir;
-  const std::string log = dir.path() + "/requests.jsonl";
+  const std::string log = (dir / "requests.jsonl").string();
   Sim sim({"--request-log", log, "--oauth-client", "app:client-secret-xyz", "--admin"},
           "static-token-abc");
   sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}, {"password", kGoodPassword}});
   sim.get("/mqtt/bindings?limit=5&deviceId=imei:350266800610993");
-  simtest::http_request(sim.port(), "GET", "/mqtt/bindings");
-  simtest::http_request(sim.port(), "POST", "/oauth2/token",
-                        "grant_type=client_credentials&client_id=app&client_secret=client-secret-xyz"
-                        "&audience=x",
-                        {{"Content-Type", "application/x-www-form-urlencoded"}});
+  simtest::http(sim.port(), "GET", "/mqtt/bindings");
+  simtest::http(sim.port(), "POST", "/oauth2/token",
+                "grant_type=client_credentials&client_id=app&client_secret=client-secret-xyz"
+                "&audience=x",
+                {{"Content-Type", "application/x-www-form-urlencoded"}});
   sim.admin("GET", "/_sim/counters");  // not logged
 
   std::ifstream in(log);
@@ -280,7 +281,7 @@ TEST_CASE("the request log holds one JSON line per API request and no secrets",
 
 TEST_CASE("the data file keeps the store across a restart", "[sim][data]") {
   TempDir dir;
-  const std::string data = dir.path() + "/store.json";
+  const std::string data = (dir / "store.json").string();
   json created;
   {
     Sim sim({"--data", data});
@@ -305,7 +306,7 @@ TEST_CASE("the data file keeps the store across a restart", "[sim][data]") {
 
 TEST_CASE("a corrupt --data file stops the simulator at start", "[sim][data]") {
   TempDir dir;
-  const std::string data = dir.path() + "/store.json";
+  const std::string data = (dir / "store.json").string();
   std::ofstream(data) << "{not json";
   CHECK_THROWS(Sim({"--data", data}));
 }
@@ -323,7 +324,7 @@ TEST_CASE("seeding preloads bindings of every device kind", "[sim][data]") {
 }
 
 TEST_CASE("SIGTERM stops the simulator with exit code 0", "[sim][data]") {
-  Sim sim({});
+  Sim sim;
   // An idle keep-alive connection must not hold up the shutdown.
   const auto r = sim.get("/mqtt/bindings");
   REQUIRE(r.status == 200);
@@ -332,7 +333,7 @@ TEST_CASE("SIGTERM stops the simulator with exit code 0", "[sim][data]") {
 
 TEST_CASE("HTTPS with --tls-cert and --tls-key serves the API", "[sim][tls]") {
   TempDir dir;
-  const std::string d = dir.path();
+  const std::string d = dir.str();
   const std::string script =
       "cd '" + d + "' && "
       "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
@@ -345,7 +346,9 @@ TEST_CASE("HTTPS with --tls-cert and --tls-key serves the API", "[sim][tls]") {
   REQUIRE(std::system(script.c_str()) == 0);
   Sim sim({"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key", "--seed", "2"});
   CHECK(sim.first_line().rfind("listening on https://127.0.0.1:", 0) == 0);
-  const auto r = simtest::https_get(sim.port(), d + "/ca.pem", "/mqtt/bindings", "test-token");
+  const auto r = simtest::http(sim.port(), "GET", "/mqtt/bindings", {},
+                               {{"Authorization", "Bearer test-token"}},
+                               {.tls_ca_file = d + "/ca.pem", .tls_host = "localhost"});
   REQUIRE(r.status == 200);
   CHECK(r.json()["items"].size() == 2);
 }

@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
 using nlohmann::json;
 using simtest::kGoodPassword;
@@ -43,7 +43,7 @@ void check_problem(const simtest::HttpResult& r, int status) {
 }  // namespace
 
 TEST_CASE("the first stdout line names the listening URL", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const std::string prefix = "listening on http://127.0.0.1:";
   REQUIRE(sim.first_line().rfind(prefix, 0) == 0);
   const auto port = sim.first_line().substr(prefix.size());
@@ -53,7 +53,7 @@ TEST_CASE("the first stdout line names the listening URL", "[sim][api]") {
 }
 
 TEST_CASE("a created binding carries platform fields and never its password", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const auto r = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"},
                                              {"password", kGoodPassword}});
   REQUIRE(r.status == 201);
@@ -78,12 +78,12 @@ TEST_CASE("a created binding carries platform fields and never its password", "[
 
 TEST_CASE("a binding without a password is accepted because only deviceId is required",
           "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   CHECK(sim.post("/mqtt/bindings", {{"deviceId", unique_imei()}}).status == 201);
 }
 
 TEST_CASE("read-only fields in a create or update request are ignored", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   json body = {{"deviceId", "deveui:ea8fa35e2cf3489f"},
                {"password", kGoodPassword},
                {"id", "224ecc46-291d-482b-993f-c8b508adb0da"},
@@ -112,7 +112,7 @@ TEST_CASE("read-only fields in a create or update request are ignored", "[sim][a
 }
 
 TEST_CASE("every device ID kind gets its platform username", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const std::pair<const char*, const char*> rows[] = {
       {"URN:DEV:imei:350266800610994", "urn:dev:IMEI:350266800610994:"},
       {"urn:dev:DEVEUI:EA8FA35E2CF3489E:", "urn:dev:DEVEUI:ea8fa35e2cf3489e:"},
@@ -131,7 +131,7 @@ TEST_CASE("every device ID kind gets its platform username", "[sim][api]") {
 
 TEST_CASE("by default a second binding for the same device is accepted, as the API may",
           "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const auto first = sim.post("/mqtt/bindings", {{"deviceId", "imei:350266800610993"}});
   REQUIRE(first.status == 201);
   const auto second = sim.post("/mqtt/bindings", {{"deviceId", "URN:DEV:imei:350266800610993:"}});
@@ -167,13 +167,13 @@ TEST_CASE("a second binding for the same device in another spelling is 409 with 
 }
 
 TEST_CASE("malformed JSON is 400 problem+json", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   check_problem(sim.call("POST", "/mqtt/bindings", R"({"deviceId": "imei:35026680061099)"), 400);
   check_problem(sim.call("POST", "/mqtt/bindings", R"(["imei:350266800610993"])"), 400);
 }
 
 TEST_CASE("a body that is not application/json is 415", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const std::string body = R"({"deviceId":"imei:350266800610993"})";
   check_problem(sim.call("POST", "/mqtt/bindings", body, {{"Content-Type", "text/plain"}}), 415);
   check_problem(sim.call("POST", "/mqtt/bindings", body,
@@ -192,13 +192,13 @@ TEST_CASE("a body over the size cap is 413", "[sim][api]") {
 }
 
 TEST_CASE("a request without deviceId is 400", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   check_problem(sim.post("/mqtt/bindings", {{"password", kGoodPassword}}), 400);
   check_problem(sim.post("/mqtt/bindings", {{"deviceId", 350266800610993LL}}), 400);
 }
 
 TEST_CASE("a deviceId outside every pattern is 400", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   for (const char* bad : {"", "imei:12345", "imei:35026680061099x", "deveui:ea8fa35e2cf3489",
                           "dvnuuid:not-a-uuid", "urn:dev:foo:123", "urn:imei:350266800610993",
                           "imei:350266800610993:", "ed8b73ac-f48f-4457-8ccc-9926cf28979"}) {
@@ -209,7 +209,7 @@ TEST_CASE("a deviceId outside every pattern is 400", "[sim][api]") {
 }
 
 TEST_CASE("a password that breaks the policy is 400 and is not echoed", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   for (const char* bad : {"Short-1a", "alllowercase-and-digits-123456", "ALLUPPER-AND-DIGITS-123456",
                           "NoDigitsHere-NoDigitsHere-x", "NoSpecials1234567890abcdEF"}) {
     INFO(bad);
@@ -221,7 +221,7 @@ TEST_CASE("a password that breaks the policy is 400 and is not echoed", "[sim][a
 }
 
 TEST_CASE("an unknown binding id is 404 and a malformed one is 400", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const std::string unknown = "/mqtt/bindings/224ecc46-291d-482b-993f-c8b508adb0da";
   check_problem(sim.get(unknown), 404);
   check_problem(sim.put(unknown, {{"deviceId", unique_imei()}}), 404);
@@ -265,7 +265,7 @@ TEST_CASE("PUT moving a binding onto a device that has another binding is 409 wi
 }
 
 TEST_CASE("PUT validates its body like POST", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const auto id = sim.post("/mqtt/bindings", {{"deviceId", unique_imei()}}).json()["id"];
   const std::string path = "/mqtt/bindings/" + id.get<std::string>();
   check_problem(sim.put(path, {{"password", kGoodPassword}}), 400);
@@ -274,7 +274,7 @@ TEST_CASE("PUT validates its body like POST", "[sim][api]") {
 }
 
 TEST_CASE("DELETE answers 204 and the binding is gone", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   const auto id = sim.post("/mqtt/bindings", {{"deviceId", unique_imei()}}).json()["id"];
   const std::string path = "/mqtt/bindings/" + id.get<std::string>();
   const auto r = sim.del(path);
@@ -285,7 +285,7 @@ TEST_CASE("DELETE answers 204 and the binding is gone", "[sim][api]") {
 }
 
 TEST_CASE("unknown paths are 404 and unsupported methods are 405 with Allow", "[sim][api]") {
-  Sim sim({});
+  Sim sim;
   check_problem(sim.get("/mqtt/nothing"), 404);
   const auto r = sim.call("PATCH", "/mqtt/bindings", "{}");
   check_problem(r, 405);

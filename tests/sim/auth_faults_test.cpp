@@ -8,7 +8,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
 using nlohmann::json;
 using simtest::HttpResult;
@@ -20,8 +20,7 @@ namespace {
 const std::string kForm = "application/x-www-form-urlencoded";
 
 HttpResult fetch_token(const Sim& sim, const std::string& form) {
-  return simtest::http_request(sim.port(), "POST", "/oauth2/token", form,
-                               {{"Content-Type", kForm}});
+  return simtest::http(sim.port(), "POST", "/oauth2/token", form, {{"Content-Type", kForm}});
 }
 
 bool gateway_problem(const HttpResult& r) {
@@ -42,12 +41,12 @@ std::string token_of(const Sim& sim) {
 
 TEST_CASE("a request without a valid bearer token is 401 with a Bearer challenge",
           "[sim][auth]") {
-  Sim sim({});
-  const std::vector<std::vector<simtest::Header>> cases = {
+  Sim sim;
+  const std::vector<std::vector<simtest::HttpHeader>> cases = {
       {}, {{"Authorization", "Bearer wrong"}}, {{"Authorization", "Basic dGVzdC10b2tlbg=="}},
       {{"Authorization", "Bearer "}}};
   for (const auto& headers : cases) {
-    const auto r = simtest::http_request(sim.port(), "GET", "/mqtt/bindings", {}, headers);
+    const auto r = simtest::http(sim.port(), "GET", "/mqtt/bindings", {}, headers);
     CHECK(r.status == 401);
     CHECK(r.header("content-type") == "application/problem+json");
     CHECK(r.header("www-authenticate").rfind("Bearer", 0) == 0);
@@ -64,7 +63,7 @@ TEST_CASE("the token endpoint issues expiring tokens that the API accepts", "[si
   CHECK(body["token_type"] == "Bearer");
   CHECK(body["expires_in"] == 3600);
   CHECK(r.header("cache-control") == "no-store");
-  sim.token = body["access_token"].get<std::string>();
+  sim.set_token(body["access_token"].get<std::string>());
   const auto created = sim.post("/mqtt/bindings", {{"deviceId", simtest::unique_imei()}});
   REQUIRE(created.status == 201);
   CHECK(created.json()["createdBy"] == "principal/app-1");
@@ -84,15 +83,15 @@ TEST_CASE("the token endpoint rejects bad client credentials and grants", "[sim]
       fetch_token(sim, "grant_type=client_credentials&client_id=app-1&client_secret=s3cr%3Dt");
   CHECK(no_audience.status == 400);
   CHECK(no_audience.json()["error"] == "invalid_request");
-  const auto json_body = simtest::http_request(
-      sim.port(), "POST", "/oauth2/token", R"({"grant_type":"client_credentials"})",
-      {{"Content-Type", "application/json"}});
+  const auto json_body =
+      simtest::http(sim.port(), "POST", "/oauth2/token", R"({"grant_type":"client_credentials"})",
+                    {{"Content-Type", "application/json"}});
   CHECK(json_body.status == 400);
 }
 
 TEST_CASE("an issued token expires after --token-lifetime", "[sim][auth]") {
   Sim sim({"--oauth-client", "app-1:s3cr=t", "--token-lifetime", "1s"}, "");
-  sim.token = token_of(sim);
+  sim.set_token(token_of(sim));
   REQUIRE(sim.get("/mqtt/bindings").status == 200);
   // Poll until the token is refused; bounded well above the lifetime.
   HttpResult r;
@@ -164,7 +163,7 @@ TEST_CASE("drop-after-create closes the connection without an answer but creates
 TEST_CASE("fail-after-commit: every write is carried out, then answered 502 or 504",
           "[sim][faults]") {
   simtest::TempDir dir;
-  const std::string log = dir.path() + "/requests.jsonl";
+  const std::string log = (dir / "requests.jsonl").string();
   Sim sim({"--fail-after-commit", "1", "--admin", "--request-log", log});
   const std::string device = "imei:350266800610993";
   CHECK(gateway_problem(

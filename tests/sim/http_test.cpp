@@ -1,14 +1,8 @@
 // The simulator's HTTP/1.1 framing, byte for byte, over raw sockets: status lines, the fields
 // it writes, keep-alive and close, HTTP/1.0, chunked request bodies, and responses too large
 // for the socket buffer.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -18,79 +12,15 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 
+using simtest::HttpConnection;
+using simtest::HttpResult;
 using simtest::kGoodPassword;
 using simtest::Sim;
 using simtest::unique_imei;
 
 namespace {
-
-// A blocking client socket with a bounded read time; closed on destruction.
-class Client {
- public:
-  explicit Client(unsigned short port, int rcvbuf = 0) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    REQUIRE(fd_ >= 0);
-    timeval tv{20, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  ~Client() { ::close(fd_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  void send(const std::string& raw) const {
-    REQUIRE(::send(fd_, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size()));
-  }
-
-  // One response: the head (up to and with the blank line) and the Content-Length body. Empty
-  // head when the connection closed first.
-  struct Raw {
-    std::string head, body;
-  };
-  Raw response() {
-    Raw r;
-    std::size_t end;
-    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
-      if (!fill()) return r;
-    }
-    r.head = buf_.substr(0, end + 4);
-    buf_.erase(0, end + 4);
-    std::string lower = r.head;
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::size_t length = 0;
-    if (const auto at = lower.find("\r\ncontent-length: "); at != std::string::npos) {
-      length = std::stoul(lower.substr(at + 18));
-    }
-    while (buf_.size() < length) {
-      if (!fill()) return {};
-    }
-    r.body = buf_.substr(0, length);
-    buf_.erase(0, length);
-    return r;
-  }
-
-  // True when the peer closed the connection (no more bytes).
-  bool closed() { return buf_.empty() && !fill(); }
-
- private:
-  bool fill() {
-    char chunk[16384];
-    const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n <= 0) return false;
-    buf_.append(chunk, static_cast<std::size_t>(n));
-    return true;
-  }
-
-  int fd_;
-  std::string buf_;
-};
 
 std::string request(const std::string& method, const std::string& target,
                     const std::string& extra = {}, const std::string& body = {},
@@ -133,8 +63,8 @@ std::int64_t unix_now() {
 }  // namespace
 
 TEST_CASE("responses carry a status line, Server, Content-Type and Content-Length", "[sim][http]") {
-  Sim sim({});
-  Client c(sim.port());
+  Sim sim;
+  HttpConnection c(sim.port());
   c.send(request("POST", "/mqtt/bindings", {}, create_body()));
   const auto created = c.response();
   const auto id_at = created.body.find(R"("id":")");
@@ -175,8 +105,8 @@ TEST_CASE("responses carry a status line, Server, Content-Type and Content-Lengt
 
 TEST_CASE("Connection: close is answered with Connection: close and a closed connection",
           "[sim][http]") {
-  Sim sim({});
-  Client c(sim.port());
+  Sim sim;
+  HttpConnection c(sim.port());
   c.send(request("GET", "/mqtt/bindings?limit=1", "Connection: close\r\n"));
   const auto r = c.response();
   CHECK(r.head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
@@ -185,16 +115,16 @@ TEST_CASE("Connection: close is answered with Connection: close and a closed con
 }
 
 TEST_CASE("HTTP/1.0 gets HTTP/1.0 answers, kept alive only when asked", "[sim][http]") {
-  Sim sim({});
+  Sim sim;
   {
-    Client c(sim.port());
+    HttpConnection c(sim.port());
     c.send(request("GET", "/mqtt/bindings?limit=1", {}, {}, "HTTP/1.0"));
     const auto r = c.response();
     CHECK(r.head.rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
     CHECK(r.head.find("Connection") == std::string::npos);
     CHECK(c.closed());
   }
-  Client c(sim.port());
+  HttpConnection c(sim.port());
   c.send(request("GET", "/mqtt/bindings?limit=1", "Connection: keep-alive\r\n", {}, "HTTP/1.0"));
   const auto r = c.response();
   CHECK(r.head.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
@@ -203,8 +133,8 @@ TEST_CASE("HTTP/1.0 gets HTTP/1.0 answers, kept alive only when asked", "[sim][h
 }
 
 TEST_CASE("a chunked request body is read whole", "[sim][http]") {
-  Sim sim({});
-  Client c(sim.port());
+  Sim sim;
+  HttpConnection c(sim.port());
   const std::string body = create_body();
   const std::string first = body.substr(0, 10), rest = body.substr(10);
   auto hex = [](std::size_t n) {
@@ -221,12 +151,12 @@ TEST_CASE("a chunked request body is read whole", "[sim][http]") {
 }
 
 TEST_CASE("a request that is not HTTP closes the connection without an answer", "[sim][http]") {
-  Sim sim({});
-  Client c(sim.port());
+  Sim sim;
+  HttpConnection c(sim.port());
   c.send("NOT HTTP AT ALL\r\n\r\n");
   CHECK(c.closed());
   // The simulator still serves others.
-  Client d(sim.port());
+  HttpConnection d(sim.port());
   d.send(request("GET", "/mqtt/bindings?limit=1"));
   CHECK(d.response().head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
 }
@@ -237,7 +167,7 @@ TEST_CASE("a response larger than the socket buffer arrives whole to a slow read
   // A small receive buffer and a late first read: the simulator cannot hand the ~6 MB page to
   // the kernel at once (a socket buffers 4 MB at most) and has to finish it asynchronously,
   // then go on with the pipelined request.
-  Client c(sim.port(), 4096);
+  HttpConnection c(sim.port(), {.receive_buffer = 4096});
   c.send(request("GET", "/mqtt/bindings?limit=20000") + request("GET", "/mqtt/bindings?limit=2"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto big = c.response();
@@ -252,7 +182,7 @@ TEST_CASE("a response larger than the socket buffer arrives whole to a slow read
 
 TEST_CASE("a body over --max-body is 413 and the connection is closed", "[sim][http]") {
   Sim sim({"--max-body", "100"});
-  Client c(sim.port());
+  HttpConnection c(sim.port());
   c.send(request("POST", "/mqtt/bindings", {}, std::string(200, ' ') + create_body()));
   const auto r = c.response();
   CHECK(r.head.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0) == 0);
@@ -266,11 +196,11 @@ TEST_CASE("keep-alive connections served side by side answer pipelined and split
   // the next request of a connection; requests already buffered must still be answered at
   // once, and a request split across segments must still be read whole.
   Sim sim({"--seed", "3"});
-  Client a(sim.port());
-  Client b(sim.port());
-  Client c(sim.port());
+  HttpConnection a(sim.port());
+  HttpConnection b(sim.port());
+  HttpConnection c(sim.port());
   const auto limit = [](int n) { return request("GET", "/mqtt/bindings?limit=" + std::to_string(n)); };
-  const auto items = [](const Client::Raw& r) {
+  const auto items = [](const HttpResult& r) {
     REQUIRE(r.head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
     return nlohmann::json::parse(r.body).at("items").size();
   };
@@ -307,7 +237,7 @@ TEST_CASE("every response carries a Date header from the simulator's wall clock"
   };
   for (const auto& [what, raw] : requests) {
     INFO(what);
-    Client c(sim.port());
+    HttpConnection c(sim.port());
     const auto before = unix_now();
     c.send(raw);
     const auto r = c.response();

@@ -5,13 +5,12 @@
 
 #include <catch2/catch.hpp>
 
-#include "sim_process.hpp"
+#include "common.hpp"
 #include "thingsync/core/time.hpp"
 
 using nlohmann::json;
 using simtest::kGoodPassword;
 using simtest::Sim;
-using simtest::walk;
 
 namespace {
 
@@ -52,7 +51,7 @@ TEST_CASE("a full walk over absolute next links returns every binding exactly on
             "http://127.0.0.1:" + std::to_string(sim.port()) + "/mqtt/bindings?", 0) == 0);
   CHECK_FALSE(first.contains("prev"));
   int pages = 0;
-  const auto items = walk(sim, "/mqtt/bindings?limit=10", &pages);
+  const auto items = sim.walk("/mqtt/bindings?limit=10", &pages);
   check_exactly_once(items, 237);
   CHECK(pages == 24);
 }
@@ -63,7 +62,7 @@ TEST_CASE("a full walk over relative next links returns every binding exactly on
   const auto first = sim.get("/mqtt/bindings").json();
   CHECK(first["items"].size() == 7);
   CHECK(first["next"].get<std::string>().rfind("/mqtt/bindings?", 0) == 0);
-  check_exactly_once(walk(sim, "/mqtt/bindings"), 101);
+  check_exactly_once(sim.walk("/mqtt/bindings"), 101);
 }
 
 TEST_CASE("the default page size is 50 and the last page has no next link", "[sim][list]") {
@@ -110,9 +109,9 @@ TEST_CASE("a walk while bindings are created returns each old binding exactly on
 TEST_CASE("sort orders by createdAt ascending by default and descending with a minus",
           "[sim][list]") {
   Sim sim({"--seed", "25", "--next-links", "relative"});
-  const auto asc = field(walk(sim, "/mqtt/bindings?limit=4"), "createdAt");
+  const auto asc = field(sim.walk("/mqtt/bindings?limit=4"), "createdAt");
   CHECK(std::is_sorted(asc.begin(), asc.end()));
-  const auto desc = field(walk(sim, "/mqtt/bindings?limit=4&sort=-createdAt"), "createdAt");
+  const auto desc = field(sim.walk("/mqtt/bindings?limit=4&sort=-createdAt"), "createdAt");
   CHECK(std::is_sorted(desc.rbegin(), desc.rend()));
   CHECK(desc.size() == 25);
 }
@@ -152,18 +151,18 @@ TEST_CASE("sort=createdAt walks several pages in (createdAt, id) order, ties and
     INFO("limit " << limit);
     const std::string l = std::to_string(limit);
     int pages = 0;
-    const auto asc = walk(sim, "/mqtt/bindings?sort=createdAt&limit=" + l, &pages);
+    const auto asc = sim.walk("/mqtt/bindings?sort=createdAt&limit=" + l, &pages);
     CHECK(keys(asc) == expected);
     CHECK(pages == (25 + limit - 1) / limit);
     // The default sort is the same walk.
-    CHECK(keys(walk(sim, "/mqtt/bindings?limit=" + l)) == expected);
-    auto desc = keys(walk(sim, "/mqtt/bindings?sort=-createdAt&limit=" + l));
+    CHECK(keys(sim.walk("/mqtt/bindings?limit=" + l)) == expected);
+    auto desc = keys(sim.walk("/mqtt/bindings?sort=-createdAt&limit=" + l));
     std::reverse(desc.begin(), desc.end());
     CHECK(desc == expected);
   }
   // A filter narrows the walk, and the order holds.
   const auto since =
-      walk(sim, "/mqtt/bindings?sort=createdAt&limit=2&createdSince=2020-01-01T00:00:00Z");
+      sim.walk("/mqtt/bindings?sort=createdAt&limit=2&createdSince=2020-01-01T00:00:00Z");
   CHECK(keys(since).front().first == "2020-05-05T05:05:05.555Z");
   CHECK(keys(since).back().first == "2040-01-01T00:00:00.000Z");
   CHECK(since.size() == 23);
@@ -171,19 +170,19 @@ TEST_CASE("sort=createdAt walks several pages in (createdAt, id) order, ties and
 
 TEST_CASE("sort by several fields walks every binding in that order", "[sim][list]") {
   Sim sim({"--seed", "33", "--next-links", "relative"});
-  const auto items = walk(sim, "/mqtt/bindings?limit=5&sort=-modifiedAt,deviceId");
+  const auto items = sim.walk("/mqtt/bindings?limit=5&sort=-modifiedAt,deviceId");
   REQUIRE(items.size() == 33);
   const auto mod = field(items, "modifiedAt");
   CHECK(std::is_sorted(mod.rbegin(), mod.rend()));
-  const auto by_user = field(walk(sim, "/mqtt/bindings?limit=6&sort=username"), "username");
+  const auto by_user = field(sim.walk("/mqtt/bindings?limit=6&sort=username"), "username");
   CHECK(by_user.size() == 33);
   CHECK(std::is_sorted(by_user.begin(), by_user.end()));
-  const auto by_id = field(walk(sim, "/mqtt/bindings?limit=6&sort=-id"), "id");
+  const auto by_id = field(sim.walk("/mqtt/bindings?limit=6&sort=-id"), "id");
   CHECK(std::is_sorted(by_id.rbegin(), by_id.rend()));
 }
 
 TEST_CASE("an unknown or repeated sort field is 400", "[sim][list]") {
-  Sim sim({});
+  Sim sim;
   for (const char* q : {"sort=name", "sort=createdAt,-name", "sort=createdAt,createdAt", "sort=",
                         "sort=createdAt,"}) {
     INFO(q);
@@ -194,7 +193,7 @@ TEST_CASE("an unknown or repeated sort field is 400", "[sim][list]") {
 }
 
 TEST_CASE("an unknown query parameter is 400", "[sim][list]") {
-  Sim sim({});
+  Sim sim;
   for (const char* q : {"modifiedSnice=2025-01-01T00:00:00Z", "page=2", "limit=5&limit=6"}) {
     INFO(q);
     CHECK(sim.get(std::string("/mqtt/bindings?") + q).status == 400);
@@ -212,7 +211,7 @@ TEST_CASE("limit outside 1 to 1000 is 400", "[sim][list]") {
 }
 
 TEST_CASE("a malformed date in a date filter is 400", "[sim][list]") {
-  Sim sim({});
+  Sim sim;
   for (const char* q : {"modifiedSince=yesterday", "modifiedSince=2025-13-01T00:00:00Z",
                         "createdBefore=2025-05-01", "createdSince=", "modifiedBefore=12345"}) {
     INFO(q);
@@ -280,7 +279,7 @@ TEST_CASE("the clientId filter returns the bindings of that client's devices", "
 
 TEST_CASE("createdSince is inclusive and createdBefore exclusive", "[sim][list]") {
   Sim sim({"--seed", "12", "--next-links", "relative"});
-  const auto all = walk(sim, "/mqtt/bindings?limit=100");
+  const auto all = sim.walk("/mqtt/bindings?limit=100");
   REQUIRE(all.size() == 12);
   const auto pivot = all[5]["createdAt"].get<std::string>();
   const auto since = sim.get("/mqtt/bindings?createdSince=" + pivot).json()["items"];
@@ -325,7 +324,7 @@ TEST_CASE("modifiedSince, modifiedBefore and sort=modifiedAt hold with stamped t
 
   auto ids = [&](const std::string& query) {
     std::set<std::string> out;
-    for (const auto& i : walk(sim, "/mqtt/bindings?limit=3&" + query)) out.insert(i["id"]);
+    for (const auto& i : sim.walk("/mqtt/bindings?limit=3&" + query)) out.insert(i["id"]);
     return out;
   };
   const auto id = [&](int i) { return items[static_cast<std::size_t>(i)]["id"].get<std::string>(); };
@@ -337,13 +336,13 @@ TEST_CASE("modifiedSince, modifiedBefore and sort=modifiedAt hold with stamped t
   CHECK(ids("modifiedSince=2000-01-01T00:00:00Z&modifiedBefore=2000-01-01T00:00:01Z") ==
         std::set<std::string>{id(7)});
 
-  const auto by_modified = walk(sim, "/mqtt/bindings?limit=3&sort=modifiedAt");
+  const auto by_modified = sim.walk("/mqtt/bindings?limit=3&sort=modifiedAt");
   REQUIRE(by_modified.size() == 10);
   const auto mod = field(by_modified, "modifiedAt");
   CHECK(std::is_sorted(mod.begin(), mod.end()));
   CHECK(by_modified.front()["id"] == id(7));
   CHECK(by_modified.back()["id"] == id(2));
-  const auto desc = walk(sim, "/mqtt/bindings?limit=4&sort=-modifiedAt");
+  const auto desc = sim.walk("/mqtt/bindings?limit=4&sort=-modifiedAt");
   REQUIRE(desc.size() == 10);
   CHECK(desc.front()["id"] == id(2));
   CHECK(desc[1]["id"] == id(4));
@@ -351,7 +350,7 @@ TEST_CASE("modifiedSince, modifiedBefore and sort=modifiedAt hold with stamped t
 
 TEST_CASE("modifiedAt never goes back across quick changes, and stays with the wall clock",
           "[sim][list]") {
-  Sim sim({});
+  Sim sim;
   std::vector<std::string> stamps;
   const auto before = std::chrono::system_clock::now();
   for (int i = 0; i < 200; ++i) {

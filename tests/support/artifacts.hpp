@@ -15,13 +15,14 @@
 //                   something, so a finding names the test
 //
 // What registers secrets without the tests doing anything:
-//   write_file()  a file named like a key, token, secret, password or credential: its content;
-//                 desired-state YAML: every `value:` literal, and every password thingsync's
-//                 own loader and resolver make of it (derived from the key file it names, from
-//                 a password file, from the environment)
+//   write_file()  (and TempDir::write) a file named like a key, token, secret, password or
+//                 credential: its content; desired-state YAML: every `value:` literal, and every
+//                 password thingsync's own loader and resolver make of it (derived from the key
+//                 file it names, from a password file, from the environment)
 //   Process       the values of added environment variables whose names say PASSWORD, SECRET,
 //                 TOKEN, KEY or CRED; --token and --oauth-client ID:SECRET on its command line
-//   http()        the bearer token; a JSON body's "password"
+//   http(), HttpConnection (http_client.hpp): every bearer token and every JSON "password"
+//                 in what they send (Sim's calls go through them)
 //   Fleet         derived()
 // Inputs that hold secrets on purpose (key and token files, desired-state YAML, the sim's
 // --data file) are never recorded.

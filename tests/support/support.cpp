@@ -1,21 +1,15 @@
 #include "support.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
+#include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <random>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -23,39 +17,6 @@ extern char** environ;
 
 namespace thingsync::testsupport {
 namespace fs = std::filesystem;
-
-TempDir::TempDir(const std::string& tag) {
-  std::random_device rd;
-  path_ = fs::temp_directory_path() / (tag + "-" + std::to_string(rd()) + std::to_string(rd()));
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  try {
-    audit::record_thingsync_outputs(path_, path_.filename().string());
-  } catch (const std::exception& e) {
-    // A destructor cannot throw; the audit then misses these files, so say so loudly.
-    std::fprintf(stderr, "test support: could not record the outputs in %s: %s\n",
-                 path_.c_str(), e.what());
-  }
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-void write_file(const fs::path& file, const std::string& text) {
-  if (file.has_parent_path()) fs::create_directories(file.parent_path());
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + file.string());
-  audit::register_file_secrets(file, text);
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 namespace {
 
@@ -162,139 +123,159 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
   return false;
 }
 
-namespace {
+// ---- Sim -----------------------------------------------------------------------------
 
-// The secrets a request carries: the bearer token, a JSON body's "password" (binding writes).
-void register_request_secrets(const std::string& body, const std::string& bearer) {
-  audit::register_secret("bearer token", bearer);
-  if (body.find("\"password\"") != std::string::npos) {
-    const auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_object() && j.contains("password") && j["password"].is_string()) {
-      audit::register_secret("binding password sent to the sim", j["password"].get<std::string>());
-    }
+Sim::Sim(std::vector<std::string> args, std::string token, Admin admin) : token_(std::move(token)) {
+  const auto flag = [&](const char* name) { return std::find(args.begin(), args.end(), name); };
+  if (admin == Admin::kOn && flag("--admin") == args.end()) args_.push_back("--admin");
+  if (const auto t = flag("--token"); t != args.end() && t + 1 != args.end()) {
+    token_ = *(t + 1);
+  } else if (!token_.empty()) {
+    args_.insert(args_.end(), {"--token", token_});
   }
+  args_.insert(args_.end(), args.begin(), args.end());
+  start();
 }
 
-// thingsync's observability endpoints: what they answer is an output the audit scans.
-void record_scrape(std::uint16_t port, const std::string& target, const HttpResult& res) {
-  const auto path = target.substr(0, target.find('?'));
-  if (path != "/metrics" && path != "/healthz" && path != "/readyz") return;
-  audit::record_append("http-" + std::to_string(port) + path, res.body);
+Sim::~Sim() {
+  if (!runs_.empty() && runs_.back()->running()) terminate();
 }
 
-HttpResult exchange(std::uint16_t port, const std::string& method, const std::string& target,
-                    const std::string& body, const std::string& bearer) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  HttpResult res;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return res;
-  }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                    std::to_string(port) + "\r\nConnection: close\r\n";
-  if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
-  if (!body.empty()) req += "Content-Type: application/json\r\n";
-  req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  for (std::size_t off = 0; off < req.size();) {
-    const auto n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
-  std::string raw;
-  char buf[65536];
+void Sim::start() {
+  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen",
+                                "127.0.0.1:" + std::to_string(port_)};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  runs_.push_back(std::make_unique<Process>(argv));
+  auto& p = *runs_.back();
+  // The first stdout line names the address: wait for all of it (bounded), not for a time.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string out;
   for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto sp = raw.find(' ');
-  const auto head_end = raw.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) return res;
-  res.status = std::atoi(raw.c_str() + sp + 1);
-  res.body = raw.substr(head_end + 4);
-  // Chunked answers: join the chunks.
-  std::string lower_head = raw.substr(0, head_end);
-  for (auto& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower_head.find("transfer-encoding: chunked") != std::string::npos) {
-    std::string joined;
-    std::size_t pos = 0;
-    const std::string& b = res.body;
-    while (pos < b.size()) {
-      const auto eol = b.find("\r\n", pos);
-      if (eol == std::string::npos) break;
-      const auto len = std::stoul(b.substr(pos, eol - pos), nullptr, 16);
-      if (len == 0) break;
-      joined += b.substr(eol + 2, len);
-      pos = eol + 2 + len + 2;
+    const bool alive = p.running();
+    out = p.out();
+    if (out.find('\n') != std::string::npos) break;
+    if (!alive || std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error("thingsync-sim did not start: " + out + p.err());
     }
-    res.body = std::move(joined);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return res;
+  first_line_ = out.substr(0, out.find('\n'));
+  const std::string prefix = "listening on ";
+  const auto scheme_end = first_line_.find("://");
+  const auto colon = first_line_.rfind(':');
+  if (first_line_.rfind(prefix, 0) != 0 || scheme_end == std::string::npos || colon <= scheme_end) {
+    throw std::runtime_error("thingsync-sim did not print its address; got: " + first_line_);
+  }
+  scheme_ = first_line_.substr(prefix.size(), scheme_end - prefix.size());
+  port_ = static_cast<std::uint16_t>(std::stoi(first_line_.substr(colon + 1)));
 }
 
-}  // namespace
-
-HttpResult http(std::uint16_t port, const std::string& method, const std::string& target,
-                const std::string& body, const std::string& bearer) {
-  register_request_secrets(body, bearer);
-  HttpResult res = exchange(port, method, target, body, bearer);
-  record_scrape(port, target, res);
-  return res;
+void Sim::kill() {
+  auto& p = process();
+  p.signal(SIGKILL);
+  if (!p.wait(std::chrono::seconds(10))) throw std::runtime_error("thingsync-sim outlived SIGKILL");
 }
 
-Sim::Sim(std::vector<std::string> args, std::string token) : token_(std::move(token)) {
-  std::vector<std::string> argv{THINGSYNC_SIM_PATH, "--listen", "127.0.0.1:0", "--admin"};
-  if (!token_.empty()) {
-    argv.push_back("--token");
-    argv.push_back(token_);
-  }
-  for (auto& a : args) argv.push_back(std::move(a));
-  proc_ = std::make_unique<Process>(argv);
-  if (!proc_->wait_for_output("listening on http", std::chrono::seconds(30))) {
-    throw std::runtime_error("thingsync-sim did not start: " + proc_->err());
-  }
-  const auto out = proc_->out();
-  const auto colon = out.find(':', out.find("127.0.0.1"));
-  port_ = static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1)));
+int Sim::terminate(std::chrono::milliseconds timeout) {
+  auto& p = process();
+  p.signal(SIGTERM);
+  if (const auto code = p.wait(timeout)) return *code;
+  p.signal(SIGKILL);
+  p.wait(std::chrono::seconds(10));
+  return -1;
 }
 
-HttpResult Sim::api(const std::string& method, const std::string& target,
-                    const nlohmann::json& body) const {
-  return http(port_, method, target, body.is_null() ? "" : body.dump(), token_);
+HttpResult Sim::call(const std::string& method, const std::string& target, const std::string& body,
+                     HttpHeaders headers) const {
+  const bool typed = std::any_of(headers.begin(), headers.end(), [](const HttpHeader& h) {
+    return ::strcasecmp(h.name.c_str(), "Content-Type") == 0;
+  });
+  if (!body.empty() && !typed) headers.push_back({"Content-Type", "application/json"});
+  if (!token_.empty()) headers.push_back({"Authorization", "Bearer " + token_});
+  return http(port_, method, target, body, headers);
 }
 
 HttpResult Sim::admin(const std::string& method, const std::string& target,
                       const nlohmann::json& body) const {
-  return http(port_, method, target, body.is_null() ? "" : body.dump());
+  if (body.is_null()) return http(port_, method, target);
+  return http(port_, method, target, body.dump(), {{"Content-Type", "application/json"}});
 }
 
-std::vector<nlohmann::json> Sim::bindings() const {
-  std::vector<nlohmann::json> all;
-  std::string target = "/mqtt/bindings?limit=1000";
-  for (int guard = 0; guard < 100000; ++guard) {
-    auto r = api("GET", target);
-    if (r.status != 200) throw std::runtime_error("list failed: " + std::to_string(r.status) + " " + r.body);
-    auto j = r.json();
-    for (auto& item : j["items"]) all.push_back(item);
-    if (!j.contains("next")) break;
-    std::string next = j["next"];
-    const auto path = next.find("/mqtt/");
-    target = next.substr(path);
+std::vector<nlohmann::json> Sim::walk(const std::string& first, int* pages) const {
+  std::vector<nlohmann::json> items;
+  std::string target = first;
+  const std::string origin = url();
+  int n = 0;
+  for (;;) {
+    const auto res = get(target);
+    if (res.status != 200) {
+      throw std::runtime_error("GET " + target + ": " + std::to_string(res.status) + " " +
+                               res.body);
+    }
+    const auto page = res.json();
+    ++n;
+    for (const auto& item : page.at("items")) items.push_back(item);
+    if (!page.contains("next")) break;
+    target = page["next"].get<std::string>();
+    if (target.rfind(origin, 0) == 0) target = target.substr(origin.size());
+    if (n > 100000) throw std::runtime_error("next links do not end");
   }
-  return all;
+  if (pages != nullptr) *pages = n;
+  return items;
 }
 
 std::string Sim::create(const std::string& device_id, const std::string& password) const {
-  auto r = api("POST", "/mqtt/bindings", {{"deviceId", device_id}, {"password", password}});
-  if (r.status != 201) throw std::runtime_error("create failed: " + std::to_string(r.status) + " " + r.body);
+  const auto r = post("/mqtt/bindings", {{"deviceId", device_id}, {"password", password}});
+  if (r.status != 201) {
+    throw std::runtime_error("create failed: " + std::to_string(r.status) + " " + r.body);
+  }
   return r.json()["id"];
+}
+
+void Sim::set_faults(const nlohmann::json& faults) const {
+  const auto r = admin("PUT", "/_sim/faults", faults);
+  if (r.status != 200) {
+    throw std::runtime_error("PUT /_sim/faults: " + std::to_string(r.status) + " " + r.body);
+  }
+}
+
+void Sim::clear_faults() const {
+  set_faults({{"rateLimit", 0},
+              {"failRate", 0},
+              {"latencyMs", 0},
+              {"dropAfterCreate", 0},
+              {"failAfterCommit", 0},
+              {"failListOnPage", 0},
+              {"tokenEndpointDown", false},
+              {"rejectDevices", nlohmann::json::array()}});
+}
+
+int Sim::count(const std::string& method, const std::string& status) const {
+  const auto r = admin("GET", "/_sim/counters");
+  if (r.status != 200) return -1;
+  const auto c = r.json();
+  const auto& requests = c.at("requests");
+  if (!requests.contains(method)) return 0;
+  int n = 0;
+  for (const auto& [s, v] : requests.at(method).items()) {
+    if (status.empty() || s == status) n += v.get<int>();
+  }
+  return n;
+}
+
+int Sim::tokens_issued() const {
+  const auto r = admin("GET", "/_sim/counters");
+  return r.status == 200 ? r.json().value("tokensIssued", 0) : -1;
+}
+
+std::string Sim::fetch_token(const std::string& client_id, const std::string& secret,
+                             const std::string& audience) const {
+  const auto r = http(port_, "POST", "/oauth2/token",
+                      "grant_type=client_credentials&client_id=" + client_id +
+                          "&client_secret=" + secret + "&audience=" + audience,
+                      {{"Content-Type", "application/x-www-form-urlencoded"}});
+  if (r.status != 200) return {};
+  return r.json().value("access_token", "");
 }
 
 }  // namespace thingsync::testsupport

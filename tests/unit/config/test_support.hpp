@@ -2,16 +2,12 @@
 
 // Helpers for the config tests: an injected environment and a temporary directory.
 
-#include <unistd.h>
-
-#include <atomic>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
 
+#include "temp_dir.hpp"
 #include "thingsync/config/desired_state.hpp"
 #include "thingsync/config/env.hpp"
 #include "thingsync/core/diagnostic.hpp"
@@ -61,37 +57,8 @@ inline LoadOptions load_options(unsigned threads = 2) {
   return o;
 }
 
-/// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ =
-        std::filesystem::temp_directory_path() /
-        ("thingsync-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-  /// Writes `text` to `relative` (creating folders) and returns the full path as a string.
-  std::string write(const std::string& relative, std::string_view text) const {
-    const auto p = path_ / relative;
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+/// tests/support's: writes through it register the secrets they hold for the audit.
+using TempDir = testsupport::TempDir;
 
 /// All diagnostics, one per line, as the user sees them.
 inline std::string all(const core::Diagnostics& d) {

@@ -110,7 +110,7 @@ TEST_CASE("a snapshot that cannot be written fails flush and checkpoint and chan
 
 TEST_CASE("a state file that cannot be written is an error naming it", "[state]") {
   TempDir t;
-  const auto p = t.path / "missing-dir" / "state.json";
+  const auto p = t.path() / "missing-dir" / "state.json";
   auto s = open_ok(p);
   s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
   const auto r = s->flush();

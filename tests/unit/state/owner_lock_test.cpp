@@ -49,10 +49,10 @@ TEST_CASE("a state of an older version takes the API that claims it", "[state]")
 
 TEST_CASE("the writer lock: one holder, named to the next, released at the end", "[state]") {
   TempDir dir;
-  const auto state = dir.path / "state.json";
+  const auto state = dir.path() / "state.json";
   auto first = WriterLock::acquire(state, "thingsync run");
   REQUIRE(first);
-  CHECK(read(dir.path / "state.json.lock").find("pid=" + std::to_string(::getpid())) == 0);
+  CHECK(read(dir.path() / "state.json.lock").find("pid=" + std::to_string(::getpid())) == 0);
   // flock is per open file: a second acquire in this process conflicts like another process.
   auto second = WriterLock::acquire(state, "thingsync apply");
   REQUIRE_FALSE(second);
@@ -66,9 +66,9 @@ TEST_CASE("the writer lock: one holder, named to the next, released at the end",
 
 TEST_CASE("the writer lock in a missing directory is an error naming it, not busy", "[state]") {
   TempDir dir;
-  auto lock = WriterLock::acquire(dir.path / "missing" / "state.json", "thingsync apply");
+  auto lock = WriterLock::acquire(dir.path() / "missing" / "state.json", "thingsync apply");
   REQUIRE_FALSE(lock);
   CHECK_FALSE(lock.error().busy);
-  CHECK(lock.error().message.find((dir.path / "missing" / "state.json.lock").string()) !=
+  CHECK(lock.error().message.find((dir.path() / "missing" / "state.json.lock").string()) !=
         std::string::npos);
 }

@@ -138,7 +138,7 @@ TEST_CASE("a crash that tears the last journal line loses only that record's rec
 TEST_CASE("receipts round-trip through the state file and its journal, torn tail included",
           "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   {
     auto s = open_ok(p);
     s->record_applied(kA, dev("imei:350266800610993"), fp(1), kR1);

@@ -27,16 +27,16 @@ void write_version1_state(const fs::path& p) {
 
 TEST_CASE("a missing state file means first adoption with a fresh salt", "[state]") {
   TempDir t;
-  auto s = open_ok(t.path / "state.json");
+  auto s = open_ok(t.path() / "state.json");
   CHECK_FALSE(s->existed());
   CHECK(s->salt() == kSalt);
   CHECK(s->size() == 0);
-  CHECK_FALSE(fs::exists(t.path / "state.json"));  // opening alone writes nothing
+  CHECK_FALSE(fs::exists(t.path() / "state.json"));  // opening alone writes nothing
 }
 
 TEST_CASE("applied records survive a checkpoint and reopen, sorted by binding id", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   {
     auto s = open_ok(p);
     s->record_applied("b-2", dev("imei:350266800610993"), fp(2), 0);
@@ -56,7 +56,7 @@ TEST_CASE("applied records survive a checkpoint and reopen, sorted by binding id
 
 TEST_CASE("the state file and its journal are mode 0600", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   auto s = open_ok(p);
   s->record_applied("x", dev("imei:350266800610993"), fp(1), 0);
   REQUIRE(s->flush());  // first flush writes the snapshot (salt first)
@@ -71,7 +71,7 @@ TEST_CASE("the state file and its journal are mode 0600", "[state]") {
 
 TEST_CASE("journal records flushed without a checkpoint are replayed on open", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   {
     auto s = open_ok(p);
     s->record_applied("keep", dev("imei:350266800610993"), fp(1), 0);
@@ -102,7 +102,7 @@ TEST_CASE("journal records flushed without a checkpoint are replayed on open", "
 
 TEST_CASE("unflushed records are lost on a crash, flushed ones are not", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   {
     auto s = open_ok(p);
     s->record_applied("flushed", dev("imei:350266800610993"), fp(1), 0);
@@ -116,7 +116,7 @@ TEST_CASE("unflushed records are lost on a crash, flushed ones are not", "[state
 
 TEST_CASE("a torn last journal line is dropped and repaired before the next append", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   {
     auto s = open_ok(p);
     s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
@@ -141,7 +141,7 @@ TEST_CASE("a torn last journal line is dropped and repaired before the next appe
 
 TEST_CASE("a corrupt state file is an error that says how to recover", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   SECTION("not json") { std::ofstream(p) << "{\"format\": \"thingsync-state\", \"bindings\": {"; }
   SECTION("another program's json") { std::ofstream(p) << R"({"hello": "world"})"; }
   SECTION("a bad fingerprint") {
@@ -163,7 +163,7 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
   // Version 1 stored 16-byte fingerprints, whose first 8 bytes are today's: an upgrade must not
   // make every binding look changed (a PUT for each of them).
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   write_version1_state(p);
   std::ofstream(p.string() + ".journal")
       << R"({"a":"applied","id":"b","device":"imei:3502668006109931","fp":"02020202020202020000000000000000"})"
@@ -182,7 +182,7 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
 
 TEST_CASE("a state file of a newer version is refused, not rewritten", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   std::ofstream(p) << R"({"format":"thingsync-state","version":4,"salt":")" +
                           std::string(64, 'a') + R"(","bindings":{},"pending":[],"failures":{}})";
   const auto before = read(p);
@@ -197,7 +197,7 @@ TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "
   // Otherwise a crash would leave version 3 journal lines behind a version 1 snapshot, which
   // the thingsync that wrote version 1 cannot read.
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   write_version1_state(p);
   {
     auto s = open_ok(p);
@@ -217,7 +217,7 @@ TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "
 
 TEST_CASE("a corrupt line in the middle of the journal is an error", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   {
     auto s = open_ok(p);
     s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
@@ -232,7 +232,7 @@ TEST_CASE("a corrupt line in the middle of the journal is an error", "[state]") 
 
 TEST_CASE("failure backoff doubles and is capped", "[state]") {
   TempDir t;
-  auto s = open_ok(t.path / "state.json");
+  auto s = open_ok(t.path() / "state.json");
   const auto d = dev("imei:350266800610993");
   std::vector<std::int64_t> delays;
   for (int i = 0; i < 10; ++i) {
@@ -247,7 +247,7 @@ TEST_CASE("failure backoff doubles and is capped", "[state]") {
 
 TEST_CASE("retain_only forgets bindings that no longer exist remotely", "[state]") {
   TempDir t;
-  auto s = open_ok(t.path / "state.json");
+  auto s = open_ok(t.path() / "state.json");
   s->record_applied("a", dev("imei:350266800610993"), fp(1), 0);
   s->record_applied("b", dev("imei:350266800610994"), fp(1), 0);
   s->retain_only({"b", "zzz"});
@@ -257,7 +257,7 @@ TEST_CASE("retain_only forgets bindings that no longer exist remotely", "[state]
 
 TEST_CASE("the state file never holds anything but fingerprints", "[state]") {
   TempDir t;
-  const auto p = t.path / "state.json";
+  const auto p = t.path() / "state.json";
   auto s = open_ok(p);
   s->record_applied("a", dev("imei:350266800610993"), fp(0xab), 0);
   REQUIRE(s->checkpoint());

@@ -7,23 +7,15 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 
+#include "temp_dir.hpp"
 #include "thingsync/state/state_store.hpp"
 
 namespace thingsync::state::test {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() / ("thingsync-state-" + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using testsupport::TempDir;
 
 inline const std::string kSalt(32, 's');
 inline core::DeviceId dev(const char* s) { return *core::DeviceId::parse(s); }

@@ -12,18 +12,19 @@
 #include "temp_dir.hpp"
 
 using thingsync::sys::Notifier;
+using thingsync::testsupport::TempDir;
 
 namespace {
 
 // A datagram socket standing in for systemd's notify socket.
 struct NotifySocket {
   int fd = -1;
-  thingsync::test::TempDir dir{"thingsync-notify"};
+  TempDir dir{"thingsync-notify"};
   NotifySocket() {
     fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    const auto path = (dir.path / "notify.sock").string();
+    const auto path = (dir.path() / "notify.sock").string();
     path.copy(addr.sun_path, sizeof addr.sun_path - 1);
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     ::setenv("NOTIFY_SOCKET", path.c_str(), 1);

@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 namespace net = boost::asio;
 using thingsync::sys::TreeChanges;
 using thingsync::sys::TreeWatcher;
+using thingsync::testsupport::TempDir;
 
 namespace {
 
@@ -33,67 +34,67 @@ void write(const fs::path& p, const std::string& text) { std::ofstream(p) << tex
 }  // namespace
 
 TEST_CASE("the watcher reports a file written in a nested directory", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  fs::create_directories(t.path / "a" / "b");
+  TempDir t;
+  fs::create_directories(t.path() / "a" / "b");
   net::io_context ioc;
-  TreeWatcher w(ioc.get_executor(), t.path);
-  write(t.path / "a" / "b" / "fleet.yaml", "bindings: []\n");
+  TreeWatcher w(ioc.get_executor(), t.path());
+  write(t.path() / "a" / "b" / "fleet.yaml", "bindings: []\n");
   const auto c = collect(ioc, w);
-  CHECK(contains(c, t.path / "a" / "b" / "fleet.yaml"));
+  CHECK(contains(c, t.path() / "a" / "b" / "fleet.yaml"));
 }
 
 TEST_CASE("the watcher sees an editor's write-to-temp-then-rename", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  write(t.path / "fleet.yaml", "old\n");
+  TempDir t;
+  write(t.path() / "fleet.yaml", "old\n");
   net::io_context ioc;
-  TreeWatcher w(ioc.get_executor(), t.path);
-  write(t.path / ".fleet.yaml.swp", "new\n");
-  fs::rename(t.path / ".fleet.yaml.swp", t.path / "fleet.yaml");
+  TreeWatcher w(ioc.get_executor(), t.path());
+  write(t.path() / ".fleet.yaml.swp", "new\n");
+  fs::rename(t.path() / ".fleet.yaml.swp", t.path() / "fleet.yaml");
   const auto c = collect(ioc, w);
-  CHECK(contains(c, t.path / "fleet.yaml"));
-  CHECK_FALSE(contains(c, t.path / ".fleet.yaml.swp"));  // hidden files are not desired state
+  CHECK(contains(c, t.path() / "fleet.yaml"));
+  CHECK_FALSE(contains(c, t.path() / ".fleet.yaml.swp"));  // hidden files are not desired state
 }
 
 TEST_CASE("the watcher reports files of a directory moved in whole", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  thingsync::test::TempDir outside;
-  fs::create_directories(t.path / "fleet");
-  fs::create_directories(outside.path / "batch");
-  write(outside.path / "batch" / "one.yaml", "x\n");
+  TempDir t;
+  TempDir outside;
+  fs::create_directories(t.path() / "fleet");
+  fs::create_directories(outside.path() / "batch");
+  write(outside.path() / "batch" / "one.yaml", "x\n");
   net::io_context ioc;
-  TreeWatcher w(ioc.get_executor(), t.path / "fleet");
-  fs::rename(outside.path / "batch", t.path / "fleet" / "batch");
+  TreeWatcher w(ioc.get_executor(), t.path() / "fleet");
+  fs::rename(outside.path() / "batch", t.path() / "fleet" / "batch");
   const auto c = collect(ioc, w);
-  CHECK(contains(c, t.path / "fleet" / "batch" / "one.yaml"));
+  CHECK(contains(c, t.path() / "fleet" / "batch" / "one.yaml"));
   // The new directory is watched from now on.
-  write(t.path / "fleet" / "batch" / "two.yaml", "y\n");
+  write(t.path() / "fleet" / "batch" / "two.yaml", "y\n");
   const auto c2 = collect(ioc, w);
-  CHECK(contains(c2, t.path / "fleet" / "batch" / "two.yaml"));
+  CHECK(contains(c2, t.path() / "fleet" / "batch" / "two.yaml"));
 }
 
 TEST_CASE("a watched single file is seen through its directory, other files are not",
           "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  write(t.path / "fleet.yaml", "a\n");
+  TempDir t;
+  write(t.path() / "fleet.yaml", "a\n");
   net::io_context ioc;
-  TreeWatcher w(ioc.get_executor(), t.path / "fleet.yaml");
-  write(t.path / "other.yaml", "b\n");
-  write(t.path / "fleet.yaml", "c\n");
+  TreeWatcher w(ioc.get_executor(), t.path() / "fleet.yaml");
+  write(t.path() / "other.yaml", "b\n");
+  write(t.path() / "fleet.yaml", "c\n");
   const auto c = collect(ioc, w);
   REQUIRE(c.paths.size() == 1);
-  CHECK(c.paths[0] == t.path / "fleet.yaml");
+  CHECK(c.paths[0] == t.path() / "fleet.yaml");
 }
 
 TEST_CASE("changes inside .git are ignored", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  fs::create_directories(t.path / ".git" / "objects");
+  TempDir t;
+  fs::create_directories(t.path() / ".git" / "objects");
   net::io_context ioc;
-  TreeWatcher w(ioc.get_executor(), t.path);
-  write(t.path / ".git" / "objects" / "x", "blob\n");
-  write(t.path / "fleet.yaml", "a\n");
+  TreeWatcher w(ioc.get_executor(), t.path());
+  write(t.path() / ".git" / "objects" / "x", "blob\n");
+  write(t.path() / "fleet.yaml", "a\n");
   const auto c = collect(ioc, w);
   REQUIRE(c.paths.size() == 1);
-  CHECK(c.paths[0] == t.path / "fleet.yaml");
+  CHECK(c.paths[0] == t.path() / "fleet.yaml");
 }
 
 namespace {
@@ -133,54 +134,54 @@ void next_is(net::io_context& ioc, TreeWatcher& w, const fs::path& file) {
 }  // namespace
 
 TEST_CASE("a symbolic link root swapped to a new checkout is followed", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  const auto root = two_checkouts(t.path);
+  TempDir t;
+  const auto root = two_checkouts(t.path());
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
   CHECK(w.take_warnings().empty());
-  swap_link(root, t.path / "v2");
+  swap_link(root, t.path() / "v2");
   next_is_root_change(ioc, w, root);
   // The new tree is watched, its subdirectories too, and the old one no longer.
-  write(t.path / "v1" / "old.yaml", "x\n");
-  write(t.path / "v2" / "sub" / "new.yaml", "y\n");
+  write(t.path() / "v1" / "old.yaml", "x\n");
+  write(t.path() / "v2" / "sub" / "new.yaml", "y\n");
   next_is(ioc, w, root / "sub" / "new.yaml");
 }
 
 TEST_CASE("a swapped symbolic link further up the path is followed", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  fs::create_directories(t.path / "rev1" / "fleet");
-  fs::create_directories(t.path / "rev2" / "fleet");
-  fs::create_symlink(t.path / "rev1", t.path / "current");
-  const auto root = t.path / "current" / "fleet";
+  TempDir t;
+  fs::create_directories(t.path() / "rev1" / "fleet");
+  fs::create_directories(t.path() / "rev2" / "fleet");
+  fs::create_symlink(t.path() / "rev1", t.path() / "current");
+  const auto root = t.path() / "current" / "fleet";
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
-  swap_link(t.path / "current", t.path / "rev2");
+  swap_link(t.path() / "current", t.path() / "rev2");
   next_is_root_change(ioc, w, root);
-  write(t.path / "rev1" / "fleet" / "old.yaml", "x\n");
-  write(t.path / "rev2" / "fleet" / "new.yaml", "y\n");
+  write(t.path() / "rev1" / "fleet" / "old.yaml", "x\n");
+  write(t.path() / "rev2" / "fleet" / "new.yaml", "y\n");
   next_is(ioc, w, root / "new.yaml");
 }
 
 TEST_CASE("a root directory replaced by another is followed", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  const auto root = t.path / "fleet";
+  TempDir t;
+  const auto root = t.path() / "fleet";
   fs::create_directories(root);
-  fs::create_directories(t.path / "next");
+  fs::create_directories(t.path() / "next");
   write(root / "a.yaml", "a\n");
-  write(t.path / "next" / "b.yaml", "b\n");
+  write(t.path() / "next" / "b.yaml", "b\n");
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
-  fs::rename(root, t.path / "fleet.bak");
-  fs::rename(t.path / "next", root);
+  fs::rename(root, t.path() / "fleet.bak");
+  fs::rename(t.path() / "next", root);
   next_is_root_change(ioc, w, root);
-  write(t.path / "fleet.bak" / "old.yaml", "x\n");
+  write(t.path() / "fleet.bak" / "old.yaml", "x\n");
   write(root / "new.yaml", "y\n");
   next_is(ioc, w, root / "new.yaml");
 }
 
 TEST_CASE("a root that vanishes and comes back is watched again", "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  const auto root = t.path / "fleet";
+  TempDir t;
+  const auto root = t.path() / "fleet";
   fs::create_directories(root);
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
@@ -194,49 +195,49 @@ TEST_CASE("a root that vanishes and comes back is watched again", "[sys][inotify
 
 TEST_CASE("check_root() finds a swap whose events were not read, and re-arms",
           "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  const auto root = two_checkouts(t.path);
+  TempDir t;
+  const auto root = two_checkouts(t.path());
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
   auto c = w.check_root();
   CHECK_FALSE(c.root_changed);
   CHECK(c.paths.empty());
-  swap_link(root, t.path / "v2");
+  swap_link(root, t.path() / "v2");
   c = w.check_root();  // no event has been read yet
   CHECK(c.root_changed);
   CHECK(c.paths == Paths{root});
   CHECK_FALSE(w.check_root().root_changed);  // reported once
   // The swap's events, read now, are not reported again; the new tree is watched.
-  write(t.path / "v2" / "sub" / "b.yaml", "b\n");
+  write(t.path() / "v2" / "sub" / "b.yaml", "b\n");
   next_is(ioc, w, root / "sub" / "b.yaml");
 }
 
 TEST_CASE("a one-file root behind a symbolic link is watched where the link leads",
           "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  fs::create_directories(t.path / "repo");
-  fs::create_directories(t.path / "etc");
-  write(t.path / "repo" / "fleet.yaml", "a\n");
-  write(t.path / "repo" / "other.yaml", "b\n");
-  const auto root = t.path / "etc" / "fleet.yaml";
-  fs::create_symlink(t.path / "repo" / "fleet.yaml", root);
+  TempDir t;
+  fs::create_directories(t.path() / "repo");
+  fs::create_directories(t.path() / "etc");
+  write(t.path() / "repo" / "fleet.yaml", "a\n");
+  write(t.path() / "repo" / "other.yaml", "b\n");
+  const auto root = t.path() / "etc" / "fleet.yaml";
+  fs::create_symlink(t.path() / "repo" / "fleet.yaml", root);
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
-  write(t.path / "repo" / "fleet.yaml", "c\n");
+  write(t.path() / "repo" / "fleet.yaml", "c\n");
   next_is(ioc, w, root);
-  swap_link(root, t.path / "repo" / "other.yaml");
+  swap_link(root, t.path() / "repo" / "other.yaml");
   next_is_root_change(ioc, w, root);
 }
 
 TEST_CASE("a directory that cannot be watched is a warning naming it and the error",
           "[sys][inotify]") {
-  thingsync::test::TempDir t;
-  const auto root = t.path / "missing" / "fleet";
+  TempDir t;
+  const auto root = t.path() / "missing" / "fleet";
   net::io_context ioc;
   TreeWatcher w(ioc.get_executor(), root);
   const auto warnings = w.take_warnings();
   REQUIRE(warnings.size() == 1);
-  CHECK(warnings[0] == "cannot watch " + (t.path / "missing").string() +
+  CHECK(warnings[0] == "cannot watch " + (t.path() / "missing").string() +
                            ": No such file or directory; changes there are seen by a full "
                            "reload only");
   CHECK(w.take_warnings().empty());  // each once
