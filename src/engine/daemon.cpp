@@ -243,7 +243,8 @@ class Daemon {
     if (saved) {
       log_->info("stopped; state saved to {}", config_.state_path.string());
     } else {
-      log_->info("stopped; the state could not be saved");
+      log_->error("stopped; the state could not be saved");
+      life_.failed();
     }
     co_return;
   }

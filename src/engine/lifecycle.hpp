@@ -49,6 +49,8 @@ class Lifecycle {
   /// without reconciling is worse than none.
   std::function<void(std::exception_ptr)> crash_handler(const char* what);
   int exit_code() const { return exit_code_; }
+  /// The stop did not go as it should (the state could not be saved): exit 1.
+  void failed() { exit_code_ = 1; }
 
  private:
   void wait_signal();

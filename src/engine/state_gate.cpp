@@ -20,6 +20,13 @@ bool StateGate::take_lock() {
 bool StateGate::check(state::StateStore& state, bool save_owed) {
   std::string problem;
   bool saved = false;
+  if (lock_ && !lock_->still_held()) {
+    // The lock file was deleted or replaced under us: lock the file that is there now, or, if
+    // another writer already did, stop writing.
+    obs::logger("daemon")->error("the state lock file {} was deleted or replaced while held; "
+                                 "locking it again", lock_->path().string());
+    lock_.reset();
+  }
   if (!lock_) {
     auto lock = state::WriterLock::acquire(state_path_, kCommand);
     if (lock) {

@@ -1,6 +1,7 @@
 #include "thingsync/state/state_store.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -496,15 +497,35 @@ void StateStore::clear_failure(const core::DeviceId& device) {
   append(line + "}");
 }
 
-Result<Ok> StateStore::claim(std::string_view api_base_url, std::string_view scope) {
-  std::string api(api_base_url);
+namespace {
+
+// One spelling per API: scheme and host in lower case, no default port, no trailing slash
+// ("HTTPS://API.example:443/" is "https://api.example"). The path keeps its case.
+std::string normalized_api(std::string_view url) {
+  std::string api(url);
   while (api.size() > 1 && api.back() == '/') api.pop_back();
+  const auto scheme_end = api.find("://");
+  if (scheme_end == std::string::npos) return api;
+  const auto host_end = std::min(api.find('/', scheme_end + 3), api.size());
+  std::transform(api.begin(), api.begin() + static_cast<std::ptrdiff_t>(host_end), api.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string_view scheme(api.data(), scheme_end);
+  const std::string_view port = scheme == "https" ? ":443" : scheme == "http" ? ":80" : "";
+  const std::string_view authority(api.data() + scheme_end + 3, host_end - scheme_end - 3);
+  if (!port.empty() && authority.ends_with(port)) api.erase(host_end - port.size(), port.size());
+  return api;
+}
+
+}  // namespace
+
+Result<Ok> StateStore::claim(std::string_view api_base_url, std::string_view scope) {
+  std::string api = normalized_api(api_base_url);
   if (!owner_) {
     owner_ = Owner{std::move(api), std::string(scope)};
     on_disk_ = false;  // the next flush writes a snapshot that says whose it is
     return Ok{};
   }
-  if (owner_->api == api && owner_->scope == scope) return Ok{};
+  if (normalized_api(owner_->api) == api && owner_->scope == scope) return Ok{};
   const std::string name = medium_->snapshot_name();
   auto describe = [](const std::string& a, const std::string& s) {
     return a + (s.empty() ? " (no scope)" : " scope " + s);
@@ -512,9 +533,11 @@ Result<Ok> StateStore::claim(std::string_view api_base_url, std::string_view sco
   return Result<Ok>::failure(Error{
       "state file " + name + " belongs to " + describe(owner_->api, owner_->scope) +
       ", not to " + describe(api, std::string(scope)) +
-      ": its records name that API's bindings. Give this API its own state.path; or, to take "
+      ": its records name that API's bindings. If it is the same API spelled otherwise, spell "
+      "api.baseUrl as the state file does. Else give this API its own state.path; or, to take "
       "this API's bindings over afresh (one password PUT per binding, nothing else lost), move "
-      "the file aside: mv " + name + " " + name + ".other"});
+      "the file and its journal aside: mv " + name + " " + name + ".other; mv " +
+      medium_->journal_name() + " " + medium_->journal_name() + ".other"});
 }
 
 void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {

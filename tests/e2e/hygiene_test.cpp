@@ -135,3 +135,28 @@ TEST_CASE("SIGTERM on an idle daemon exits within 1 s, whatever WatchdogSec is",
   INFO("exited after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   CHECK(took < 1s);
 }
+
+TEST_CASE("a lock file deleted under a running daemon does not make two writers",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  auto devices = imeis(1, 5);
+  fleet.set_desired(devices);
+  Daemon first(fleet);
+  REQUIRE(eventually([&] { return first.ready(); }, 30s));
+  // Taken for a stale pidfile: someone deletes it, and a second daemon locks a new one.
+  std::filesystem::remove(fleet.dir() / "state.json.lock");
+  Daemon second(fleet);
+  REQUIRE(eventually([&] { return second.ready(); }, 30s));
+  // The first sees at its next turn that the lock is no longer its own, and stops writing.
+  REQUIRE(eventually([&] { return first.get("/readyz").body.find("in use by another") != std::string::npos; }, 5s));
+  devices.push_back(imeis(700, 1)[0]);
+  fleet.set_desired(devices);
+  REQUIRE(eventually([&] { return remote_passwords(sim).size() == devices.size(); }, 10s));
+  std::this_thread::sleep_for(1s);  // both have seen the edit
+  for (const auto& [device, passwords] : remote_passwords(sim)) {
+    INFO(device);
+    CHECK(passwords.size() == 1);
+  }
+  CHECK(requests(sim, "POST") == 6);
+}

@@ -26,6 +26,10 @@ class WriterLock {
   WriterLock& operator=(const WriterLock&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
+  /// Whether the lock file's path still names the file this lock is on. Someone who deletes
+  /// or replaces the lock file (taking it for a stale pidfile) lets another writer lock a new
+  /// file there: the holder must then stop writing.
+  bool still_held() const;
 
  private:
   WriterLock(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd) {}

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <fstream>
+
 #include "test_support.hpp"
 #include "thingsync/state/medium.hpp"
 
@@ -71,4 +73,44 @@ TEST_CASE("the writer lock in a missing directory is an error naming it, not bus
   CHECK_FALSE(lock.error().busy);
   CHECK(lock.error().message.find((dir.path() / "missing" / "state.json.lock").string()) !=
         std::string::npos);
+}
+
+TEST_CASE("an API spelled otherwise is the same API", "[state]") {
+  auto s = StateStore::open(std::make_shared<MemoryMedium>(), kSalt);
+  REQUIRE(s);
+  REQUIRE((*s)->claim("https://api.kpnthings.com", ""));
+  CHECK((*s)->claim("HTTPS://API.kpnthings.com:443/", ""));
+  CHECK((*s)->claim("https://api.kpnthings.com/", ""));
+  CHECK_FALSE((*s)->claim("https://api.kpnthings.com:8443", ""));
+  CHECK_FALSE((*s)->claim("http://api.kpnthings.com", ""));
+}
+
+TEST_CASE("a lock whose file was deleted or replaced is no longer held", "[state]") {
+  TempDir dir;
+  const auto state = dir.path() / "state.json";
+  auto lock = WriterLock::acquire(state, "thingsync run");
+  REQUIRE(lock);
+  CHECK((*lock)->still_held());
+  std::filesystem::remove(dir.path() / "state.json.lock");
+  CHECK_FALSE((*lock)->still_held());
+  // Someone else locks the file that is there now; the first holder can no longer.
+  auto intruder = WriterLock::acquire(state, "thingsync run");
+  REQUIRE(intruder);
+  CHECK((*intruder)->still_held());
+  CHECK_FALSE((*lock)->still_held());
+}
+
+TEST_CASE("a state path through a symbolic link shares the lock of the file it names",
+          "[state]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "other");
+  {
+    std::ofstream(dir.path() / "state.json") << "";
+  }
+  std::filesystem::create_symlink("../state.json", dir.path() / "other" / "state.json");
+  auto first = WriterLock::acquire(dir.path() / "state.json", "thingsync run");
+  REQUIRE(first);
+  auto second = WriterLock::acquire(dir.path() / "other" / "state.json", "thingsync apply");
+  REQUIRE_FALSE(second);
+  CHECK(second.error().busy);
 }
