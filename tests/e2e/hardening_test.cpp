@@ -96,12 +96,11 @@ class CoreDumpsInto {
 
 // Whether this machine's core dumps can be watched from here; when not, the test says why.
 bool cores_observable() {
+  auto why = why_cores_are_not_observable();
 #ifdef __SANITIZE_THREAD__
   // ThreadSanitizer's runtime keeps its own core-dump policy and shadow mappings; the ASan and
   // optimised builds run these tests.
-  const std::string why = "a ThreadSanitizer build";
-#else
-  const auto why = why_cores_are_not_observable();
+  why = "a ThreadSanitizer build";
 #endif
   if (!why.empty()) WARN("not checked on this machine: " << why);
   return why.empty();
