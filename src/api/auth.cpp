@@ -96,13 +96,24 @@ class TokenFileProvider final : public TokenProvider {
     std::string why;
     auto text = read_file(file_, &why);
     if (!text || text->empty()) {
-      if (cached_) return &*cached_;
-      return detail::fail(config_error(text ? "token file is empty" : "cannot read token file",
-                                       text ? file_.string() : why));
+      if (!cached_) {
+        return detail::fail(config_error(text ? "token file is empty" : "cannot read token file",
+                                         text ? file_.string() : why));
+      }
+      // The file changed into something that is not a token (a FIFO, an empty or oversized
+      // file): the last token stays in use, and that is said once per change of the file.
+      if (!(now == problem_stamp_)) {
+        detail::log()->error("token file {} cannot be used ({}); still using the token read "
+                             "before",
+                             file_.string(), text ? "it is empty" : why);
+        problem_stamp_ = now;
+      }
+      return &*cached_;
     }
     const bool changed = cached_.has_value() && cached_->reveal() != *text;
     cached_ = core::Secret(std::move(*text));
     stamp_ = now;
+    problem_stamp_ = {};
     if (changed) detail::log()->info("token file changed, using the new token file={}", file_.string());
     return &*cached_;
   }
@@ -110,6 +121,7 @@ class TokenFileProvider final : public TokenProvider {
   std::filesystem::path file_;
   std::optional<core::Secret> cached_;
   Stamp stamp_;
+  Stamp problem_stamp_;  // of the file last found unusable, reported once
 };
 
 class OAuth2Provider final : public TokenProvider {

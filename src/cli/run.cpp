@@ -6,7 +6,7 @@
 namespace thingsync::cli {
 
 int run_run(const CommandOptions& opts) {
-  auto cfg = load_config_or_report(opts.config_file);
+  auto cfg = load_config_or_report(opts.config_file, ConfigCheck::kDaemon);
   if (!cfg) return kExitError;
   engine::DaemonOptions d;
   d.observe_only = opts.observe;

@@ -4,6 +4,7 @@
 #include "cli/app.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "thingsync/config/config.hpp"
 #include "thingsync/config/desired_state.hpp"
 #include "thingsync/config/password_resolver.hpp"
 
@@ -11,9 +12,15 @@ namespace thingsync::cli {
 
 int run_validate(const CommandOptions& opts) {
   std::vector<std::filesystem::path> roots;
+  core::Diagnostics config_diags;
   if (!opts.config_file.empty()) {
-    auto cfg = load_config_or_report(opts.config_file);
-    if (!cfg) return kExitError;
+    auto cfg = config::load_config_file(opts.config_file, config::process_env());
+    if (!cfg) {
+      print_diagnostics(cfg.error());
+      return kExitError;
+    }
+    // What the config names is checked with the desired state: every error in one run.
+    config_diags = config::check_config(*cfg);
     roots.push_back(cfg->desired_state_path);
   } else {
     roots.assign(opts.paths.begin(), opts.paths.end());
@@ -23,6 +30,7 @@ int run_validate(const CommandOptions& opts) {
   auto loaded = config::load_desired_state(roots);
   auto source_diags = config::validate_sources(loaded.state);
   loaded.diagnostics.insert(loaded.diagnostics.end(), source_diags.begin(), source_diags.end());
+  loaded.diagnostics.insert(loaded.diagnostics.end(), config_diags.begin(), config_diags.end());
   core::sort_diagnostics(loaded.diagnostics);
   print_diagnostics(loaded.diagnostics);
   std::size_t errors = 0, warnings = 0;

@@ -9,10 +9,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include "echo.hpp"
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/duration.hpp"
+#include "thingsync/sys/secret_file.hpp"
 #include "yaml_tree.hpp"
 
 namespace thingsync::config {
@@ -126,6 +128,7 @@ class ConfigParser {
     if (!have_auth && !seen_auth_) {
       c_.error(root, "missing required key 'auth' (with 'tokenFile' or 'oauth2')");
     }
+    find_placeholders(root, "");
     // After the whole file: api.allowInsecureHttp may come after the URLs it allows.
     if (!cfg_.api.allow_insecure_http) {
       for (const auto& u : clear_text_urls_) {
@@ -150,7 +153,9 @@ class ConfigParser {
     return true;
   }
   bool path(std::uint32_t v, std::string_view what, std::string& out) {
-    return c_.expect_scalar(v, what) && c_.expand_path(v, what, env_, out);
+    if (!c_.expect_scalar(v, what) || !c_.expand_path(v, what, env_, out)) return false;
+    cfg_.spots[std::string(what)] = {c_.tree()[v].line, c_.tree()[v].column};
+    return true;
   }
   // `exposes`: the secret that travels to this URL ("the API token").
   bool url(std::uint32_t v, std::string_view what, std::string_view exposes, std::string& out) {
@@ -413,6 +418,28 @@ class ConfigParser {
     });
   }
 
+  // Every value that still holds an example's "REPLACE-ME…" (the production example ships
+  // with them): the key's place and name.
+  void find_placeholders(std::uint32_t node, const std::string& key) {
+    const auto& t = c_.tree();
+    const YNode& n = t[node];
+    if (n.kind == YNode::Kind::kMap) {
+      t.for_each_pair(node, [&](std::uint32_t k, std::uint32_t v) {
+        find_placeholders(v, key.empty() ? t[k].text : key + "." + t[k].text);
+      });
+    } else if (n.kind == YNode::Kind::kSeq) {
+      std::size_t i = 0;
+      t.for_each_item(node, [&](std::uint32_t item) {
+        find_placeholders(item, key + "[" + std::to_string(i++) + "]");
+      });
+    } else if (n.kind == YNode::Kind::kScalar && lowered(n.text).find("replace-me") != std::string::npos) {
+      cfg_.placeholders.push_back({c_.file(), n.line, n.column, core::Severity::kError,
+                                   key + ": '" + detail::echo(n.text) +
+                                       "' is a placeholder of the example config: put in the "
+                                       "real value"});
+    }
+  }
+
   // An http:// URL to a host that is not loopback, refused unless api.allowInsecureHttp.
   struct ClearTextUrl {
     std::uint32_t node;
@@ -505,10 +532,52 @@ core::Result<Config, core::Diagnostics> parse_config(std::string_view text,
     ConfigParser(checker, env, cfg).run();
   }
   if (core::has_errors(diags)) {
+    // Every error at once: placeholders left in are among them.
+    diags.insert(diags.end(), cfg.placeholders.begin(), cfg.placeholders.end());
     core::sort_diagnostics(diags);
     return core::Result<Config, core::Diagnostics>::failure(std::move(diags));
   }
   return cfg;
+}
+
+core::Diagnostics check_config(const Config& cfg, bool files) {
+  core::Diagnostics out = cfg.placeholders;
+  if (!files) return out;
+  const auto at = [&](std::string_view key, core::Severity severity, std::string message) {
+    const auto spot = cfg.spots.find(key);
+    const Spot s = spot == cfg.spots.end() ? Spot{} : spot->second;
+    out.push_back({cfg.file, s.line, s.column, severity, std::string(key) + ": " + message});
+  };
+  // A token or a client secret is a line of a few hundred bytes; a file far larger is not one.
+  constexpr std::size_t kMaxCredentialFileBytes = std::size_t{64} << 10;
+  const auto credential = [&](std::string_view key, const std::filesystem::path& file) {
+    auto text = sys::read_secret_file(file.string(), "file " + detail::echo_path(file.string()),
+                                      kMaxCredentialFileBytes);
+    if (!text) {
+      at(key, core::Severity::kError, text.error());
+    } else if (text->reveal().find_first_not_of(" \t\r\n") == std::string::npos) {
+      at(key, core::Severity::kError, "file " + detail::echo_path(file.string()) + " is empty");
+    }
+  };
+  if (cfg.auth.token_file) credential("auth.tokenFile", *cfg.auth.token_file);
+  if (cfg.auth.oauth2) {
+    credential("auth.oauth2.clientSecretFile", cfg.auth.oauth2->client_secret_file);
+  }
+  if (cfg.api.ca_file && ::access(cfg.api.ca_file->c_str(), R_OK) != 0) {
+    at("api.caFile", core::Severity::kError,
+       "cannot read " + detail::echo_path(cfg.api.ca_file->string()) + ": " +
+           std::strerror(errno));
+  }
+  std::error_code ec;
+  const auto dir = cfg.state_path.parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+    at("state.path", core::Severity::kWarning,
+       "directory " + detail::echo_path(dir.string()) +
+           " does not exist: the state cannot be saved until it does (under systemd, "
+           "StateDirectory= makes it)");
+  }
+  core::sort_diagnostics(out);
+  return out;
 }
 
 core::Result<Config, core::Diagnostics> load_config_file(const std::filesystem::path& path,

@@ -1,4 +1,6 @@
 // The client against a real thingsync-sim process over loopback sockets.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <functional>
 #include <set>
@@ -294,6 +296,40 @@ TEST_CASE("a rotated token file is picked up without a 401", "[api][io]") {
     CHECK(client->stats().unauthorized == 2);  // the request and its one retry
   }
   check_no_secrets(logs, {"rot-secret-8d2e"});
+}
+
+TEST_CASE("a token file swapped for a FIFO keeps the last token and says so once", "[api][io]") {
+  LogCapture logs;
+  TempDir dir;
+  const auto file = dir / "api-token";
+  const std::string first = "first-token-of-the-fifo-test";
+  write_file(file, first + "\n");
+  auto provider = api::make_token_file_provider(file);
+  const core::Secret* t = provider->ready_token();
+  REQUIRE(t != nullptr);
+  CHECK(t->reveal() == first);
+
+  // A FIFO renamed over the file: reading it would block until a writer came.
+  REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+  std::filesystem::rename(dir / "fifo", file);
+  for (int i = 0; i < 3; ++i) {
+    t = provider->ready_token();
+    REQUIRE(t != nullptr);
+    CHECK(t->reveal() == first);
+  }
+  const std::string text = logs.text();
+  const std::string said = "token file " + file.string() + " cannot be used";
+  CHECK(text.find(said) != std::string::npos);
+  CHECK(text.find(said) == text.rfind(said));  // once, not per request
+  CHECK_THAT(text, Catch::Contains("FIFO"));
+
+  // A real token written again is taken up.
+  std::filesystem::remove(file);
+  write_file(file, "second-token-of-the-fifo-test\n");
+  t = provider->ready_token();
+  REQUIRE(t != nullptr);
+  CHECK(t->reveal() == "second-token-of-the-fifo-test");
+  check_no_secrets(logs, {first, "second-token-of-the-fifo-test"});
 }
 
 TEST_CASE("a 401 triggers exactly one token refresh and one retry", "[api][io]") {

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +55,12 @@ struct SyncConfig {
   double rate_limit = 10.0;       ///< requests per second, > 0, may be fractional
 };
 
+/// Where a key's value was written in the config file (1-based).
+struct Spot {
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+};
+
 /// The parsed config file (README.md "Config"). Secrets are never held here: only the paths
 /// of the files that hold them. Relative paths in the file (desiredState.path, state.path,
 /// auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved against the directory
@@ -68,7 +76,21 @@ struct Config {
   std::string metrics_listen = "127.0.0.1:9464";  ///< as written
   std::string metrics_host = "127.0.0.1";         ///< host part of metrics_listen, no brackets
   std::uint16_t metrics_port = 9464;
+  /// Where the keys that name files were written ("auth.tokenFile" -> its value's spot), for
+  /// the checks made after the parse (check_config).
+  std::map<std::string, Spot, std::less<>> spots;
+  /// Values still holding an example's placeholder ("REPLACE-ME-…"): check_config() reports
+  /// them as errors.
+  core::Diagnostics placeholders;
 };
+
+/// What a parse cannot see, each at its key's file:line:column:
+/// - values left as an example's placeholder (errors);
+/// - with `files`: the credential files (auth.tokenFile, auth.oauth2.clientSecretFile) must be
+///   readable regular files, not empty, of at most 64 KiB; api.caFile must be readable; a
+///   missing directory of state.path is a warning (systemd's StateDirectory= makes it).
+/// Reads the credential files to check them, and keeps nothing of them.
+core::Diagnostics check_config(const Config& cfg, bool files = true);
 
 /// Parses a config file's text. `filename` is used in diagnostics and as the base for relative
 /// paths. `${VAR}` is expanded in every string value through `env` (`$$` is a literal `$`).
