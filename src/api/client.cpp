@@ -70,10 +70,18 @@ struct ApiClient::Impl {
   };
 
   net::awaitable<bool> sleep_until(Clock::time_point when) {
-    net::steady_timer timer(ex_, when);
+    net::steady_timer timer(ex_);
     sleeping_.insert(&timer);
-    boost::system::error_code ec;
-    co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+    const bool ticks = opts_.waiting_tick.count() > 0 && opts_.on_waiting;
+    while (!stopping_) {
+      // A long wait is cut into ticks, each of them progress for the watchdog.
+      const auto now = Clock::now();
+      if (now >= when) break;
+      timer.expires_at(ticks ? std::min(when, now + opts_.waiting_tick) : when);
+      boost::system::error_code ec;
+      co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (ticks && !stopping_) opts_.on_waiting();
+    }
     sleeping_.erase(&timer);
     co_return !stopping_;
   }
@@ -273,7 +281,10 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
       pause_all(err.retry_after ? std::chrono::milliseconds(*err.retry_after) : fallback,
                 err.status);
     }
-    if (stopping_) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
+    // A POST that may have happened says so even in a stop: its pending record must stay.
+    if (stopping_ && err.kind != ErrorKind::kUnknownOutcome) {
+      co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
+    }
     if (!err.transient()) co_return detail::fail(std::move(err));
     // A rate-limited call waits in admit() for the shared pause; others back off alone.
     const auto delay = backoff.next(rng_());
@@ -311,10 +322,14 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::call(ApiCall cal
   return impl_->call(std::move(call));
 }
 
-void ApiClient::stop() {
+void ApiClient::drain() {
   impl_->stopping_ = true;
   impl_->slot_timer_.cancel();
   for (auto* t : impl_->sleeping_) t->cancel();
+}
+
+void ApiClient::stop() {
+  drain();
   impl_->http_.shutdown();
 }
 

@@ -174,12 +174,19 @@ struct ApplyRun {
   Clock::time_point start = Clock::now();
 };
 
-void print_report(const core::Plan& plan, const engine::ExecReport& report, double secs,
-                  std::uint64_t requests) {
+// `saved`: the state file holds the outcome. The headline says "complete" only when the
+// apply did all it could and saved it.
+void print_report(const core::Plan& plan, const engine::ExecReport& report, bool saved,
+                  double secs, std::uint64_t requests) {
+  const char* outcome = !saved || !report.state_error.empty()
+                            ? "incomplete (the state could not be saved)"
+                        : report.stopped ? "stopped"
+                        : report.failed > 0 ? "finished with failures"
+                                            : "complete";
   std::printf(
       "\nApply %s: %zu created, %zu updated, %zu deleted, %zu failed, %zu blocked, %zu waiting "
       "(backoff) in %.1f s (%llu requests, %.1f requests/s)\n",
-      report.stopped ? "stopped" : "complete", report.created, report.updated, report.deleted,
+      outcome, report.created, report.updated, report.deleted,
       report.failed, plan.blocked.size(), report.waiting.size(), secs,
       static_cast<unsigned long long>(requests),
       secs > 0 ? static_cast<double>(requests) / secs : 0.0);
@@ -238,7 +245,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
                                               *l.state, run.session.bindings(), std::move(eo));
   auto saved = l.state->checkpoint();
   const double secs = std::chrono::duration<double>(Clock::now() - run.start).count();
-  print_report(plan, report, secs, run.session.client().stats().sent - sent_before);
+  print_report(plan, report, saved.ok(), secs, run.session.client().stats().sent - sent_before);
   if (!saved) {
     log->error("{}", saved.error().message);
     co_return kExitError;

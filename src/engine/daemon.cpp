@@ -100,8 +100,11 @@ class Daemon {
       log_->error("{}", owned.error().message);
       return false;
     }
-    auto session =
-        Session::create(ioc_.get_executor(), config_, &metrics_, [this] { life_.alive(); });
+    const auto ping = life_.watchdog_interval();
+    auto session = Session::create(
+        ioc_.get_executor(), config_, &metrics_, [this] { life_.alive(); },
+        ping ? std::chrono::duration_cast<std::chrono::milliseconds>(*ping)
+             : std::chrono::milliseconds(0));
     if (!session) {
       log_->error("{}", session.error());
       return false;
@@ -153,6 +156,25 @@ class Daemon {
   void on_stop() {
     wake_.cancel();
     reloads_->close();
+    // Requests in flight run to their answer; nothing new is sent, no retry waits.
+    if (session_) session_->client().drain();
+  }
+
+  // READY=1 once the first full pass ran with writes allowed (or in observe mode): a daemon
+  // that cannot save its state has not started its work, and says why on /readyz and STATUS.
+  void announce_ready() {
+    if (announced_ || stopping_ || !(observe_only_ || gate_.may_write())) return;
+    announced_ = true;
+    notifier_.ready();  // started; /readyz tells whether it is also in sync and saving
+    health_.set_ready();
+    log_->info("ready: desired={} observed={}", desired_->size(), observer_->set().size());
+  }
+
+  // A full pass; READY=1 after the first one that could write.
+  net::awaitable<void> full_pass() {
+    const bool could_write = observe_only_ || gate_.may_write();
+    co_await reconciler_->full_pass();
+    if (could_write) announce_ready();
   }
 
   // Before a pass may write: the lock is held and the state can be saved.
@@ -166,14 +188,9 @@ class Daemon {
     // Start: full list (retried until it works), reconcile, READY=1.
     while (!stopping_ && !co_await full_list()) co_await sleep(std::chrono::seconds(5));
     check_state();
-    if (!stopping_) co_await reconciler_->full_pass();
+    if (!stopping_) co_await full_pass();
     auto next_poll = Clock::now() + config_.sync.poll_interval;
     auto next_full = Clock::now() + config_.sync.full_resync_interval;
-    if (!stopping_) {
-      notifier_.ready();  // started; /readyz tells whether it is also in sync and saving
-      health_.set_ready();
-      log_->info("ready: desired={} observed={}", desired_->size(), observer_->set().size());
-    }
     while (!stopping_) {
       life_.alive();
       if (inject_crash_) {
@@ -210,7 +227,9 @@ class Daemon {
       if (stopping_) break;
       check_state();
       if (dirty || (reconciler_->retry_pending() && gate_.may_write())) {
-        co_await reconciler_->full_pass();
+        co_await full_pass();
+      } else if (!reconciler_->retry_pending()) {
+        announce_ready();  // the state can be saved again and nothing was left undone
       }
       co_await wait_until(std::min(next_poll, next_full));
     }
@@ -294,6 +313,7 @@ class Daemon {
   std::optional<DesiredReloads> reloads_;
   std::optional<Reconciler> reconciler_;
   std::unique_ptr<obs::HttpServer> metrics_server_;
+  bool announced_ = false;  // READY=1 sent
   const bool inject_crash_ = [] {
     const char* v = std::getenv("THINGSYNC_INJECT_CRASH");
     return v != nullptr && std::string_view(v) == "main_loop";

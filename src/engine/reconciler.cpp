@@ -120,7 +120,10 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
     if (!plan.empty()) log->info("reconciling: {}", plan_summary(plan));
     const auto report = co_await execute(pass, desired, prepared);
     ok = report.failed == 0 && report.state_error.empty();
-    drift = report.failed;
+    // A pass cut short by a stop leaves what it did not start as drift too.
+    const std::size_t done = report.created + report.adopted + report.updated + report.deleted;
+    drift = report.stopped ? std::max(report.failed, drift > done ? drift - done : 0)
+                           : report.failed;
     std::size_t failed[3] = {0, 0, 0};
     for (const auto& f : report.failures) ++failed[static_cast<int>(f.action)];
     p_.metrics.set_drift(failed[0], failed[1], failed[2] + plan.blocked.size());
@@ -133,7 +136,11 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
                 report.updated, report.deleted, report.failed);
     }
     if (p_.state.journal_records() > std::max<std::size_t>(50'000, p_.state.size() / 2)) {
-      if (auto r = p_.state.checkpoint(); !r) log->error("{}", r.error().message);
+      if (auto r = p_.state.checkpoint(); !r) {
+        // The journal holds it all still; the state gate retries the snapshot before writes.
+        log->error("{}", r.error().message);
+        state_failed_ = true;
+      }
     }
   }
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();

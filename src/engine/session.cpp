@@ -1,16 +1,25 @@
 #include "thingsync/engine/session.hpp"
 
+#include "thingsync/obs/log.hpp"
+
 namespace thingsync::engine {
 
 core::Result<std::unique_ptr<Session>, std::string> Session::create(
     boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics,
-    std::function<void()> on_answer) {
+    std::function<void()> on_answer, std::chrono::milliseconds alive_every) {
   using R = core::Result<std::unique_ptr<Session>, std::string>;
   std::unique_ptr<Session> s(new Session());
   s->scope_client_id_ = config.scope_client_id;
 
   api::HttpOptions http;
   http.timeout = config.api.timeout;
+  if (alive_every.count() > 0 && http.timeout > alive_every) {
+    obs::logger("daemon")->warn(
+        "api.timeout {} ms is longer than half of the watchdog's timeout (WatchdogSec): "
+        "requests are cut at {} ms, so that a hung API does not get the daemon killed",
+        http.timeout.count(), alive_every.count());
+    http.timeout = alive_every;
+  }
   if (config.api.ca_file) http.ca_file = config.api.ca_file->string();
   http.max_idle_per_origin = config.sync.concurrency;
   api::apply_proxy_environment(http);
@@ -34,6 +43,10 @@ core::Result<std::unique_ptr<Session>, std::string> Session::create(
   opts.http = http;
   opts.concurrency = config.sync.concurrency;
   opts.rate_limit = config.sync.rate_limit;
+  if (alive_every.count() > 0 && on_answer) {
+    opts.waiting_tick = alive_every / 2;
+    opts.on_waiting = on_answer;
+  }
   if (metrics || on_answer) {
     opts.on_request = [metrics, on_answer = std::move(on_answer)](const api::RequestEvent& e) {
       if (on_answer) on_answer();

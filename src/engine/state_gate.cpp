@@ -1,10 +1,26 @@
 #include "state_gate.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "thingsync/obs/log.hpp"
 
 namespace thingsync::engine {
 namespace {
 constexpr const char* kCommand = "thingsync run";
+
+// "" when the state file's directory can take a new snapshot (written beside the file, then
+// renamed over it); else why not. Looked at on every turn of the loop: a directory made
+// read-only (a remount, a chmod) is seen at once, not at the next snapshot.
+std::string unwritable_directory(const std::filesystem::path& state_path) {
+  auto dir = state_path.parent_path();
+  if (dir.empty()) dir = ".";
+  if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) == 0) return {};
+  return "cannot write in the state directory " + dir.string() + ": " + std::strerror(errno);
+}
 }  // namespace
 
 bool StateGate::take_lock() {
@@ -35,6 +51,7 @@ bool StateGate::check(state::StateStore& state, bool save_owed) {
       problem = lock.error().message;
     }
   }
+  if (problem.empty()) problem = unwritable_directory(state_path_);
   if (problem.empty() && (unsaved_ || save_owed)) {
     if (auto r = state.checkpoint(); r) {
       unsaved_ = false;

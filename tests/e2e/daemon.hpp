@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,25 @@ class NotifySocket {
     }
     return true;
   }
+  /// The next message, or nullopt when none comes within 10 s.
+  std::optional<std::string> next() {
+    char buf[4096];
+    const auto n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return std::nullopt;
+    std::string m(buf, static_cast<std::size_t>(n));
+    seen_.append(m).push_back('\n');
+    return m;
+  }
+  /// Everything received so far, taking what is queued without waiting.
+  const std::string& received() {
+    char buf[4096];
+    for (;;) {
+      const auto n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) break;
+      seen_.append(buf, static_cast<std::size_t>(n)).push_back('\n');
+    }
+    return seen_;
+  }
 
  private:
   testsupport::TempDir dir_{"thingsync-notify"};
@@ -71,8 +91,10 @@ bool eventually(F cond, std::chrono::milliseconds timeout) {
 
 class Daemon {
  public:
-  Daemon(const Fleet& fleet, std::vector<std::string> env = {})
-      : proc_({THINGSYNC_PATH, "run", "--config", fleet.config().string()}, std::move(env)) {
+  /// `prefix`: a command that runs thingsync (`unshare …`), before its argv.
+  Daemon(const Fleet& fleet, std::vector<std::string> env = {},
+         std::vector<std::string> prefix = {})
+      : proc_(command(prefix, fleet), std::move(env)) {
     REQUIRE(proc_.wait_for_output("metrics=http://", std::chrono::seconds(30)));
     const auto err = proc_.err();
     const std::string marker = "metrics=http://127.0.0.1:";
@@ -93,6 +115,11 @@ class Daemon {
   bool ready() const { return get("/readyz").status == 200; }
 
  private:
+  static std::vector<std::string> command(std::vector<std::string> prefix, const Fleet& fleet) {
+    prefix.insert(prefix.end(), {THINGSYNC_PATH, "run", "--config", fleet.config().string()});
+    return prefix;
+  }
+
   Process proc_;
   std::uint16_t port_ = 0;
 };

@@ -13,7 +13,7 @@ Fleet::Fleet(const Sim& sim, FleetOptions o) : sim_(sim), state_path_(o.state_pa
   testsupport::write_file(dir_ / "fleet-key", key_ + "\n");
   testsupport::write_file(dir_ / "api-token", sim.token() + "\n");
   std::string cfg = "api:\n  baseUrl: " + (o.base_url.empty() ? sim.url() : o.base_url) +
-                    "\n  timeout: 5s\n"
+                    "\n  timeout: " + o.api_timeout + "\n"
                     "auth:\n  tokenFile: api-token\n"
                     "desiredState:\n  path: fleet\n"
                     "state:\n  path: " + o.state_path + "\n"

@@ -23,6 +23,7 @@ struct FleetOptions {
   std::string extra_sync;  ///< more YAML lines under sync:
   std::string state_path = "state.json";  ///< state.path, relative to the fleet directory
   std::string base_url;                   ///< api.baseUrl; empty: the sim's
+  std::string api_timeout = "5s";         ///< api.timeout
 };
 
 class Fleet {

@@ -55,14 +55,20 @@ TEST_CASE("a state file that cannot be saved: apply sends nothing, the daemon is
   CHECK(apply.code == 1);
   CHECK(writes(sim) == 0);
 
-  Daemon d(fleet);
+  NotifySocket notify;
+  Daemon d(fleet, {notify.env()});
   REQUIRE(eventually([&] { return d.get("/readyz").body.find("cannot be saved") != std::string::npos; }, 30s));
-  std::this_thread::sleep_for(1s);  // polls and passes: still nothing written
+  // Several polls, each followed by a look at the state: still nothing written, not READY.
+  const int lists = requests(sim, "GET");
+  REQUIRE(eventually([&] { return requests(sim, "GET") >= lists + 3; }, 10s));
   CHECK(writes(sim) == 0);
   CHECK_FALSE(d.ready());
-  // The directory appears: the daemon takes the lock, saves, and converges.
+  CHECK(notify.received().find("READY=1") == std::string::npos);
+  CHECK(notify.received().find("the state cannot be saved") != std::string::npos);  // STATUS=
+  // The directory appears: the daemon takes the lock, saves, converges, and only then READY=1.
   std::filesystem::create_directories(fleet.dir() / "missing");
   CHECK(eventually([&] { return d.ready() && remote_passwords(sim).size() == 5; }, 10s));
+  CHECK(notify.receive_until("READY=1"));
   d.proc().signal(SIGTERM);
   CHECK(d.proc().wait(5s) == 0);
   CHECK(d.proc().err().find("stopped; state saved to") != std::string::npos);
@@ -159,4 +165,116 @@ TEST_CASE("a lock file deleted under a running daemon does not make two writers"
     CHECK(passwords.size() == 1);
   }
   CHECK(requests(sim, "POST") == 6);
+}
+
+TEST_CASE("SIGTERM while the API fails and calls back off exits within 1 s", "[e2e][hygiene]") {
+  Sim sim({"--fail-rate", "1"});
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet);
+  // The first list fails and is retried: calls wait out their backoff.
+  REQUIRE(d.proc().wait_for_output("retrying", 30s));
+  const auto t0 = std::chrono::steady_clock::now();
+  d.proc().signal(SIGTERM);
+  const auto code = d.proc().wait(10s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(code);
+  CHECK(*code == 0);
+  INFO("exited after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                       << " ms");
+  CHECK(took < 1s);
+}
+
+TEST_CASE("a hung API does not starve the watchdog: requests are cut at half its timeout",
+          "[e2e][hygiene]") {
+  NotifySocket notify;
+  Sim sim({"--latency", "60s"});  // every answer comes after a minute
+  Fleet fleet(sim, {.extra_sync = kQuiet, .api_timeout = "60s"});
+  fleet.set_desired(imeis(1, 3));
+  // WatchdogSec=4s: a ping at least every 4 s, or systemd kills the daemon.
+  Daemon d(fleet, {notify.env(), "WATCHDOG_USEC=4000000"});
+  REQUIRE(d.proc().wait_for_output("requests are cut at 2000 ms", 10s));
+  auto last = std::chrono::steady_clock::now();
+  const auto until = last + 10s;
+  std::chrono::milliseconds longest{0};
+  int pings = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const auto m = notify.next();
+    REQUIRE(m);  // within 10 s
+    if (m->find("WATCHDOG=1") == std::string::npos) continue;
+    const auto now = std::chrono::steady_clock::now();
+    longest = std::max(longest, std::chrono::duration_cast<std::chrono::milliseconds>(now - last));
+    last = now;
+    ++pings;
+  }
+  INFO("longest time without a ping: " << longest.count() << " ms, " << pings << " pings");
+  CHECK(pings >= 3);
+  CHECK(longest < 4s);
+  CHECK(d.proc().running());
+}
+
+TEST_CASE("a state directory made read-only under the daemon stops its writes at once",
+          "[e2e][hygiene]") {
+  // A read-only bind mount in the daemon's own mount namespace: a real EROFS, seen by no other
+  // process on this machine. Needs root (as CI runs).
+  if (::geteuid() != 0) {
+    WARN("skipped: needs root for a private mount namespace");
+    return;
+  }
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet, .state_path = "state/state.json"});
+  std::filesystem::create_directories(fleet.dir() / "state");
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet, {}, {"/usr/bin/unshare", "--mount", "--propagation", "private", "--"});
+  REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
+  const std::string state_dir = (fleet.dir() / "state").string();
+  const std::string pid = std::to_string(d.proc().pid());
+  const auto in_its_namespace = [&](std::vector<std::string> cmd) {
+    std::vector<std::string> argv{"/usr/bin/nsenter", "-t", pid, "-m", "--"};
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+    Process p(argv);
+    return p.wait(10s) == 0;
+  };
+  REQUIRE(in_its_namespace({"/usr/bin/mount", "--bind", state_dir, state_dir}));
+  REQUIRE(in_its_namespace({"/usr/bin/mount", "-o", "remount,bind,ro", state_dir}));
+
+  REQUIRE(eventually([&] {
+    return d.get("/readyz").body.find("cannot write in the state directory") != std::string::npos;
+  }, 10s));
+  reset_counters(sim);
+  fleet.set_desired(imeis(1, 5));  // two more devices: not created while the state is stuck
+  const int lists = requests(sim, "GET");
+  REQUIRE(eventually([&] { return requests(sim, "GET") >= lists + 3; }, 10s));
+  CHECK(writes(sim) == 0);
+
+  REQUIRE(in_its_namespace({"/usr/bin/mount", "-o", "remount,bind,rw", state_dir}));
+  CHECK(eventually([&] { return d.ready() && remote_passwords(sim).size() == 5; }, 15s));
+  d.proc().signal(SIGTERM);
+  CHECK(d.proc().wait(10s) == 0);
+}
+
+TEST_CASE("a failed inotify watch is an error, counted, and every poll rescans instead",
+          "[e2e][hygiene]") {
+  // Its own user namespace, where the inotify watch limit is 1: a real ENOSPC from
+  // inotify_add_watch, with no effect on the rest of the machine.
+  Process probe({"/usr/bin/unshare", "--user", "--map-root-user", "true"});
+  if (probe.wait(10s) != 0) {
+    WARN("skipped: user namespaces are not available here");
+    return;
+  }
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet, {},
+           {"/usr/bin/unshare", "--user", "--map-root-user", "/bin/sh", "-c",
+            "echo 1 > /proc/sys/user/max_inotify_watches && exec \"$@\"", "sh"});
+  REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
+  CHECK(d.proc().err().find("rescanning the desired state every pollInterval instead") !=
+        std::string::npos);
+  CHECK(d.metric("thingsync_desired_state_watch_errors_total") >= 1);
+  // An edit with no file event to tell of it is found by the next poll's rescan.
+  fleet.set_desired(imeis(1, 5));
+  CHECK(eventually([&] { return remote_passwords(sim).size() == 5; }, 15s));
+  d.proc().signal(SIGTERM);
+  CHECK(d.proc().wait(10s) == 0);
 }

@@ -40,6 +40,10 @@ struct ClientOptions {
   /// Retry-After values above this are clamped (a broken server must not stall us for a day).
   std::chrono::seconds max_retry_after{300};
   std::function<void(const RequestEvent&)> on_request;  ///< called on the io thread
+  /// A call waiting (a backoff, a Retry-After pause, the rate limit) calls on_waiting at least
+  /// this often: it is progress too (the daemon's watchdog is fed by progress). 0: never.
+  std::chrono::milliseconds waiting_tick{0};
+  std::function<void()> on_waiting;
 };
 
 /// One API call. `target` is relative to the base URL's path ("/mqtt/bindings?limit=100");
@@ -82,6 +86,10 @@ class ApiClient {
 
   /// Stops: waiting calls and new calls fail with kCancelled, open connections are closed.
   void stop();
+  /// Stops sending anything new: waiting calls (a backoff, a pause, a free slot) and new calls
+  /// fail with kCancelled, and a call whose request fails is not retried; requests already
+  /// sent run to their answer (or their timeout). stop() later cuts those too.
+  void drain();
   bool stopping() const;
 
   const Url& base_url() const;

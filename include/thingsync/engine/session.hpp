@@ -22,10 +22,14 @@ namespace thingsync::engine {
 class Session {
  public:
   /// `metrics` may be null; it must outlive the session. `on_answer`, when set, is called for
-  /// every answer the API gives (the daemon's sign of progress for the watchdog).
+  /// every answer the API gives (the daemon's sign of progress for the watchdog). With
+  /// `alive_every` > 0 (half the watchdog's timeout), it is also called that often while a
+  /// call waits (a backoff, a Retry-After pause), and no request may take longer than that
+  /// (api.timeout is cut to it, with a warning), so a hung API never starves the watchdog.
   static core::Result<std::unique_ptr<Session>, std::string> create(
       boost::asio::any_io_executor ex, const config::Config& config, obs::Metrics* metrics,
-      std::function<void()> on_answer = {});
+      std::function<void()> on_answer = {},
+      std::chrono::milliseconds alive_every = std::chrono::milliseconds(0));
 
   api::ApiClient& client() { return *client_; }
   api::BindingsApi& bindings() { return *bindings_; }
