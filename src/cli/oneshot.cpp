@@ -240,12 +240,14 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   eo.unresolved_pending = std::move(unresolved);
   eo.on_progress = [progress](const engine::Progress& p) { progress->update(p); };
   eo.stop = &run.stop;
+  eo.scope_client_id = l.config.scope_client_id;
   const auto sent_before = run.session.client().stats().sent;
   auto report = co_await engine::execute_pass(observed->pass, l.desired.state, l.prepared,
                                               *l.state, run.session.bindings(), std::move(eo));
   auto saved = l.state->checkpoint();
   const double secs = std::chrono::duration<double>(Clock::now() - run.start).count();
   print_report(plan, report, saved.ok(), secs, run.session.client().stats().sent - sent_before);
+  if (!report.scope_error.empty()) std::fprintf(stderr, "error: %s\n", report.scope_error.c_str());
   if (!saved) {
     log->error("{}", saved.error().message);
     co_return kExitError;

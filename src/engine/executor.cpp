@@ -82,6 +82,7 @@ class Executor {
 
   net::awaitable<ExecReport> run() {
     co_await confirm_blocked_duplicates();
+    co_await scope_canary();
     auto ex = co_await net::this_coro::executor;
     const std::size_t workers =
         std::max<std::size_t>(1, std::min<std::size_t>(opts_.concurrency, work_.size()));
@@ -222,7 +223,75 @@ class Executor {
     for (const auto* d : w.deletes) co_await do_delete(*d);
   }
 
+  // With scope.clientId: the first create is made alone, then looked for in scope.
+  net::awaitable<void> scope_canary() {
+    if (!opts_.scope_client_id || !opts_.refuse_creates.empty()) co_return;
+    const auto first = std::find_if(work_.begin(), work_.end(),
+                                    [](const DeviceWork& w) { return w.create != nullptr; });
+    if (first == work_.end() || (opts_.stop && *opts_.stop)) co_return;
+    std::iter_swap(work_.begin(), first);
+    next_ = 1;
+    journal_creates_from(0);
+    if (journal_failed_upto_ > 0) {
+      not_durable(*work_[0].device);
+    } else {
+      const std::size_t created = report_.created;
+      co_await run_device(work_[0]);
+      if (report_.created > created) co_await check_in_scope(*work_[0].device);
+    }
+    ++done_;
+    if (opts_.on_progress) opts_.on_progress({done_, work_.size(), report_.failed});
+  }
+
+  net::awaitable<void> check_in_scope(const core::DeviceId& device) {
+    api::ListQuery q;
+    q.client_id = opts_.scope_client_id;
+    q.device_id = device.canonical();
+    auto listed = co_await api_.list_all(std::move(q));
+    if (!listed) {
+      // Not known either way: the creates go on, and the next run looks again.
+      log_->warn("could not check that a created binding is in scope.clientId={} error=\"{}\"",
+                 *opts_.scope_client_id, listed.error().to_string());
+      co_return;
+    }
+    const auto& mine = report_.written_bindings.back().id;
+    for (const auto& b : listed->bindings) {
+      if (b.id == mine) co_return;
+    }
+    // Made by this run a moment ago and invisible to every list in scope: taken back.
+    const std::string id = mine;
+    auto removed = co_await api_.remove(id);
+    if (removed) {
+      state_.forget(id);
+      report_.written_bindings.pop_back();
+      --report_.created;
+    }
+    report_.scope_error = "the binding just created for " + device.canonical() + " (id " + id +
+                          ") is not listed under scope.clientId " + *opts_.scope_client_id +
+                          ": the API key creates bindings for another client, so every full "
+                          "list would miss them and every pass create them again. No other "
+                          "create was sent" +
+                          (removed ? std::string(", and that binding was deleted again")
+                                   : ", and deleting that binding failed (" +
+                                         removed.error().to_string() + "): delete it by hand") +
+                          ". Set scope.clientId to the API key's client, or remove it";
+    log_->error("{}", report_.scope_error);
+    ++report_.failed;
+    report_.failures.push_back({device, obs::Action::kCreate,
+                                "created outside scope.clientId " + *opts_.scope_client_id,
+                                false});
+    opts_.refuse_creates = report_.scope_error;
+  }
+
   net::awaitable<void> do_create(const core::PlannedCreate& c) {
+    if (!opts_.refuse_creates.empty()) {
+      state_.end_create(c.device);  // journaled as pending, never sent
+      ++report_.failed;
+      report_.failures.push_back({c.device, obs::Action::kCreate,
+                                  "not sent: scope.clientId does not hold what creates make",
+                                  false});
+      co_return;
+    }
     auto pw = password_for(c.desired_index, obs::Action::kCreate);
     if (!pw) co_return;
     const auto fp = prepared_.bindings[c.desired_index].password_fp;

@@ -192,9 +192,13 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
   eo.metrics = &p_.metrics;
   eo.stop = &p_.stopping;
   eo.on_progress = [alive = p_.alive](const Progress&) { alive(); };
+  eo.scope_client_id = p_.config.scope_client_id;
+  eo.refuse_creates = scope_error_;
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
   auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
   state_failed_ = !report.state_error.empty();
+  if (!report.scope_error.empty()) scope_error_ = report.scope_error;  // until a restart
+  if (!scope_error_.empty()) p_.health.set_error(scope_error_);
   // Our own writes, with the modifiedAt their answers gave, so that the next poll does not
   // take them for someone else's.
   p_.observer.record(report);

@@ -66,6 +66,7 @@ class Reconciler {
   bool retry_pending_ = false;
   bool last_pass_ok_ = false;
   bool state_failed_ = false;
+  std::string scope_error_;  // a create landed outside scope.clientId: no more creates
 };
 
 }  // namespace thingsync::engine

@@ -298,3 +298,30 @@ TEST_CASE("plan and apply wait for a Git checkout in progress", "[e2e][drift]") 
   CHECK(*code == 0);
   check_exactly(sim, fleet, devices);
 }
+
+TEST_CASE("a scope.clientId that is not the API key's client costs one create, taken back",
+          "[e2e][drift]") {
+  // The sim gives what the API key creates to its --client-id; the config scopes another.
+  Sim sim({"--client-id", "00000000-0000-4000-8000-00000000000a"});
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 300ms\n  fullResyncInterval: 1s\n",
+                    .scope_client_id = "00000000-0000-4000-8000-00000000000b"});
+  fleet.set_desired(imeis(1, 20));
+  for (int run = 0; run < 2; ++run) {
+    const auto apply = fleet.apply();
+    INFO(apply.out << apply.err);
+    CHECK(apply.code == 1);
+    CHECK(apply.err.find("is not listed under scope.clientId "
+                         "00000000-0000-4000-8000-00000000000b") != std::string::npos);
+    CHECK(apply.err.find("deleted again") != std::string::npos);
+    CHECK(remote_passwords(sim).empty());  // nothing left behind, run after run
+  }
+  CHECK(requests(sim, "POST") == 2);  // one create per run, never the fleet
+
+  Daemon d(fleet);
+  REQUIRE(d.proc().wait_for_output("is not listed under scope.clientId", 30s));
+  // Passes go on (polls, a full list): creates stay refused until a restart.
+  const int lists = requests(sim, "GET");
+  REQUIRE(eventually([&] { return requests(sim, "GET") >= lists + 3; }, 10s));
+  CHECK(requests(sim, "POST") == 3);
+  CHECK(remote_passwords(sim).empty());
+}

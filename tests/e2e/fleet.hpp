@@ -24,6 +24,7 @@ struct FleetOptions {
   std::string state_path = "state.json";  ///< state.path, relative to the fleet directory
   std::string base_url;                   ///< api.baseUrl; empty: the sim's
   std::string api_timeout = "5s";         ///< api.timeout
+  std::string scope_client_id;            ///< scope.clientId; empty: none
 };
 
 class Fleet {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,13 @@ struct ExecOptions {
   /// sent, for the PUT would move it back and take that device's login); a create looks the
   /// device up (bound meanwhile, in the portal say: adopted, not created twice).
   bool look_first = true;
+  /// scope.clientId, when set. The bindings a create makes belong to the API key's client, and
+  /// a list in scope would never show them if that is another client: every full pass would
+  /// create every device again. So the first create of a run is made alone and then looked for
+  /// in scope; if it is not there, no other create is sent (ExecReport::scope_error).
+  std::optional<std::string> scope_client_id;
+  /// Set: creates are not sent, each failing with this reason (a scope found wrong earlier).
+  std::string refuse_creates;
 };
 
 struct OpFailure {
@@ -77,6 +85,9 @@ struct ExecReport {
   /// binding gone): plan again on what is known now.
   bool replan = false;
   std::string state_error;  ///< the state file could not be written (the run must fail)
+  /// A create landed outside scope.clientId (ExecOptions::scope_client_id): the config is
+  /// wrong, and no further create was sent.
+  std::string scope_error;
   bool stopped = false;     ///< ExecOptions::stop ended the run early
 };
 
