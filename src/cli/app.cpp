@@ -39,14 +39,41 @@ int main(int argc, char** argv) {
   run->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
   run->add_flag("--observe", opts.observe, "Report drift in metrics and logs, write nothing");
 
+  // --target and --target-file limit a pass to some devices, deletes included.
+  const auto add_targets = [&opts](CLI::App* cmd) {
+    cmd->add_option("--target", opts.targets,
+                    "Only this device (any spelling of its ID); repeatable");
+    cmd->add_option("--target-file", opts.target_file,
+                    "Only the devices of this desired-state file");
+    cmd->add_option("--max-deletes", opts.max_deletes,
+                    "The delete guard for this run: a count or a percentage (N or P%)");
+  };
+
   auto* plan = app.add_subcommand(
       "plan", "Show what apply would change (exit 0: nothing, 2: changes, 3: deletes blocked)");
   plan->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
-  plan->add_option("--output", opts.output, "text|json")->check(CLI::IsMember({"text", "json"}));
+  plan->add_option("--output", opts.output, "text|json|markdown")
+      ->check(CLI::IsMember({"text", "json", "markdown"}));
+  plan->add_option("--out", opts.out_file,
+                   "Also save the plan to this file, for apply FILE (holds no secret)");
+  add_targets(plan);
 
-  auto* apply = app.add_subcommand("apply", "Plan, then make the API match the desired state once");
+  auto* apply = app.add_subcommand(
+      "apply", "Plan, then make the API match the desired state once; or apply a saved plan");
   apply->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
   apply->add_flag("--yes", opts.yes, "Do not ask for confirmation");
+  apply->add_flag("--retry-failed", opts.retry_failed,
+                  "Try devices waiting out a failure's backoff now (the targets, or all)");
+  apply->add_option("plan", opts.plan_file,
+                    "A plan saved by plan --out: applied exactly, or refused if anything moved")
+      ->check(CLI::ExistingFile);
+  add_targets(apply);
+
+  auto* diff = app.add_subcommand(
+      "diff", "One device: desired, remote bindings, state, and the verdict (exit 0: in sync, 2: "
+              "differs)");
+  diff->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
+  diff->add_option("device", opts.device, "The device ID (any spelling)")->required();
 
   auto* exp = app.add_subcommand("export", "Write the remote bindings in scope as desired-state YAML");
   exp->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
@@ -79,6 +106,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(plan)) return run_plan(opts);
     if (app.got_subcommand(apply)) return run_apply(opts);
     if (app.got_subcommand(exp)) return run_export(opts);
+    if (app.got_subcommand(diff)) return run_diff(opts);
   } catch (const std::exception& e) {
     obs::logger("main")->error("unexpected error: {}", e.what());
     return kExitError;

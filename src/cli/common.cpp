@@ -1,5 +1,7 @@
 #include "cli/common.hpp"
 
+#include "thingsync/obs/log.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,7 +9,7 @@
 namespace thingsync::cli {
 
 void print_diagnostics(const core::Diagnostics& diags) {
-  for (const auto& d : diags) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+  for (const auto& d : diags) obs::report_diagnostic(d);
 }
 
 std::optional<config::Config> load_config_or_report(const std::string& file, ConfigCheck check) {

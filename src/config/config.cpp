@@ -358,20 +358,12 @@ class ConfigParser {
     if (!string(v, "sync.maxDeletes", s)) return;
     const std::string hint = "sync.maxDeletes: '" + detail::echo(s) +
                              "' is not a count (0 or more) or a percentage (0% to 100%)";
-    double x = 0;
-    if (!s.empty() && s.back() == '%') {
-      if (!number(std::string_view(s).substr(0, s.size() - 1), x) || x < 0 || x > 100) {
-        c_.error(v, hint);
-        return;
-      }
-      cfg_.sync.max_deletes = {core::DeleteLimit::Kind::kPercent, x};
-      return;
-    }
-    if (!number(s, x) || x < 0 || x != std::floor(x) || x > 1e12) {
+    const auto limit = core::parse_delete_limit(s);
+    if (!limit) {
       c_.error(v, hint);
       return;
     }
-    cfg_.sync.max_deletes = {core::DeleteLimit::Kind::kCount, x};
+    cfg_.sync.max_deletes = *limit;
   }
   void concurrency(std::uint32_t v) {
     std::string s;

@@ -1,6 +1,7 @@
 #include "thingsync/core/plan.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -86,7 +87,7 @@ class Planner {
 
   Plan run() {
     sort_inputs();
-    plan_.delete_limit = policy_.max_deletes.resolve(observed_.size());
+    plan_.delete_limit = policy_.max_deletes.resolve(policy_.managed.value_or(observed_.size()));
     walk();
     resolve_unmatched_state();
     apply_delete_limit();
@@ -304,6 +305,29 @@ std::size_t DeleteLimit::resolve(std::size_t managed) const {
     return std::numeric_limits<std::size_t>::max();
   }
   return static_cast<std::size_t>(limit);
+}
+
+std::optional<DeleteLimit> parse_delete_limit(std::string_view s) {
+  const bool percent = !s.empty() && s.back() == '%';
+  if (percent) s.remove_suffix(1);
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  double x = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+  if (ec != std::errc() || end != s.data() + s.size() || !(x >= 0)) return std::nullopt;
+  if (percent) {
+    if (x > 100) return std::nullopt;
+    return DeleteLimit{DeleteLimit::Kind::kPercent, x};
+  }
+  if (x != std::floor(x) || x > 1e12) return std::nullopt;
+  return DeleteLimit{DeleteLimit::Kind::kCount, x};
+}
+
+std::string to_string(const DeleteLimit& limit) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, limit.value);
+  std::string s(buf, ec == std::errc() ? end : buf);
+  if (limit.kind == DeleteLimit::Kind::kPercent) s += '%';
+  return s;
 }
 
 std::string_view to_string(UpdateReason r) {

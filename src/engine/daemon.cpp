@@ -112,6 +112,10 @@ class Daemon {
     session_ = std::move(session.value());
     observer_.emplace(session_->bindings(), session_->scope_query(),
                       config_.sync.modified_since_overlap.count());
+    observer_->on_list_progress([this](std::size_t n) {
+      life_.alive();
+      health_.set_activity("listing: " + std::to_string(n) + " bindings so far");
+    });
     desired_.emplace(config_.desired_state_path, state_->salt());
     reloads_.emplace(DesiredReloads::Parts{config_, *desired_, health_, metrics_,
                                            [this] { wake_.cancel(); },
@@ -231,6 +235,7 @@ class Daemon {
       } else if (!reconciler_->retry_pending()) {
         announce_ready();  // the state can be saved again and nothing was left undone
       }
+      reconciler_->refresh_drift_age();
       co_await wait_until(std::min(next_poll, next_full));
     }
     co_await shutdown();
@@ -272,6 +277,7 @@ class Daemon {
 
   net::awaitable<bool> full_list() {
     const auto out = co_await observer_->full_list();
+    health_.set_activity("");
     if (!out.ok) {
       health_.set_error(out.error);
       co_return false;

@@ -171,7 +171,7 @@ class Executor {
   bool waiting_out_backoff(const core::DeviceId& device) {
     const auto it = state_.failures().find(device.canonical());
     if (it == state_.failures().end() || it->second.next_attempt_ms <= opts_.now_ms()) return false;
-    report_.waiting.push_back(device.canonical());
+    report_.waiting.push_back({device.canonical(), it->second.next_attempt_ms});
     return true;
   }
 

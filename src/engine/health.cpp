@@ -23,9 +23,19 @@ void Health::set_state_error(std::string e) {
   update();
 }
 
+void Health::set_activity(std::string activity) {
+  const auto now = std::chrono::steady_clock::now();
+  const bool done = activity.empty() && !activity_.empty();
+  activity_ = std::move(activity);
+  if (!done && now - activity_sent_ < std::chrono::seconds(1)) return;
+  activity_sent_ = now;
+  update();
+}
+
 void Health::update() {
-  std::string s = "desired=" + std::to_string(desired_) + " observed=" + std::to_string(observed_) +
-                  " drift=" + std::to_string(drift_);
+  std::string s = activity_.empty() ? "" : activity_ + "; ";
+  s += "desired=" + std::to_string(desired_) + " observed=" + std::to_string(observed_) +
+       " drift=" + std::to_string(drift_);
   if (observe_only_) s += " mode=observe";
   if (!state_error_.empty()) s += " not writing: the state cannot be saved: " + state_error_;
   if (!last_error_.empty()) s += " last error: " + last_error_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -24,6 +25,9 @@ class Health {
   /// Logs `e` (error level) and shows it in the status line until clear_error().
   void set_error(std::string e);
   void clear_error() { last_error_.clear(); }
+  /// What the daemon is busy with, first on the STATUS line ("listing: 12000 bindings so far",
+  /// "applying 791/2000, ETA 4m"); "" when it is done. Sent at most once a second.
+  void set_activity(std::string activity);
   void update();
 
   bool ready() const { return ready_ && load_ok_ && state_error_.empty(); }
@@ -38,6 +42,8 @@ class Health {
   std::size_t desired_ = 0, observed_ = 0, drift_ = 0;
   std::string last_error_;
   std::string state_error_;
+  std::string activity_;
+  std::chrono::steady_clock::time_point activity_sent_{};
 };
 
 }  // namespace thingsync::engine

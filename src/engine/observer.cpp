@@ -36,6 +36,7 @@ boost::asio::awaitable<Observer::Outcome> Observer::full_list() {
       changed = changed || !set_.holds_same(b);
       fresh.put(b);
     }
+    if (on_list_progress_) on_list_progress_(fresh.size());
   };
   auto summary = co_await api_.list_pages(scope_, std::move(on_page));
   if (!summary) co_return Outcome{false, false, 0, "full list failed: " + summary.error().to_string()};

@@ -32,7 +32,7 @@ PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBindi
 
 boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
-    const state::StateStore& state, core::SyncPolicy policy) {
+    const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only) {
   using R = core::Result<OneShotPlan, std::string>;
   auto list = co_await api.list_all(std::move(scope));
   if (!list) {
@@ -45,8 +45,28 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
         "{} remote bindings have a device ID thingsync cannot parse; they are left alone "
         "(first: id={})", o.list.skipped.size(), o.list.skipped.front());
   }
-  o.pass = plan_pass(PassKind::kFull, true, prepared.bindings, o.list.bindings, state.applied(),
-                     policy);
+  if (!only) {
+    o.pass = plan_pass(PassKind::kFull, true, prepared.bindings, o.list.bindings,
+                       state.applied(), policy);
+    co_return o;
+  }
+  std::vector<core::DesiredBinding> desired;
+  std::copy_if(prepared.bindings.begin(), prepared.bindings.end(), std::back_inserter(desired),
+               [&](const core::DesiredBinding& b) { return only(b.device); });
+  std::vector<core::RemoteBinding> observed;
+  std::copy_if(o.list.bindings.begin(), o.list.bindings.end(), std::back_inserter(observed),
+               [&](const core::RemoteBinding& b) { return only(b.device); });
+  // The records of those devices, and of their bindings under whatever device they name.
+  std::unordered_set<std::string_view> ids;
+  for (const auto& b : observed) ids.insert(b.id);
+  std::vector<core::AppliedBinding> applied;
+  const auto all_applied = state.applied();
+  std::copy_if(all_applied.begin(), all_applied.end(), std::back_inserter(applied),
+               [&](const core::AppliedBinding& a) {
+                 return only(a.device) || ids.contains(a.binding_id);
+               });
+  policy.managed = o.list.bindings.size();
+  o.pass = plan_pass(PassKind::kFull, true, desired, observed, applied, policy);
   co_return o;
 }
 

@@ -27,7 +27,8 @@ std::string blocked_why(const core::Plan& plan, const core::BlockedDelete& b) {
   return std::string(core::to_string(b.reason));
 }
 
-// The API's modifiedBy as a terminal may show it: control bytes become '?'.
+}  // namespace
+
 std::string printable(std::string_view s) {
   std::string out(s.substr(0, 200));
   for (char& ch : out) {
@@ -35,8 +36,6 @@ std::string printable(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string update_reason(const core::PlannedUpdate& u) {
   std::string s(core::to_string(u.reason));
@@ -58,55 +57,128 @@ std::string plan_summary(const core::Plan& plan) {
   return s;
 }
 
+namespace {
+
+// The headline: what the plan does, first. It never says "No changes." while deletes are
+// blocked.
+std::string headline(const core::Plan& plan) {
+  if (!plan.empty()) return "Plan: " + plan_summary(plan) + ".";
+  if (!plan.blocked.empty()) return "Nothing to apply, but deletes are blocked: " + plan_summary(plan) + ".";
+  return "No changes. " + plan_summary(plan) + ".";
+}
+
+const char* kGuardNote =
+    "The delete guard (sync.maxDeletes) blocked the whole delete set: review it, then "
+    "apply it once with --max-deletes N, raise maxDeletes, or delete by hand.";
+
+}  // namespace
+
 std::string render_plan_text(const core::Plan& plan, bool color) {
   const Colors& c = color ? kColor : kPlain;
   std::string out;
   out.reserve(64 * (plan.creates.size() + plan.updates.size() + plan.deletes.size() +
                     plan.blocked.size()) +
-              256);
-  for (const auto& x : plan.creates) {
-    out += c.green;
-    out += "  + create ";
-    out += c.reset;
-    out += x.device.canonical();
+              512);
+  out += c.bold;
+  out += headline(plan);
+  out += c.reset;
+  out += '\n';
+  const auto group = [&](std::size_t n, const char* title) {
+    if (n == 0) return false;
+    out += "\n" + std::string(title) + " (" + std::to_string(n) + "):\n";
+    return true;
+  };
+  if (group(plan.creates.size(), "Create")) {
+    for (const auto& x : plan.creates) {
+      out += c.green;
+      out += "  + create ";
+      out += c.reset;
+      out += x.device.canonical();
+      out += '\n';
+    }
+  }
+  if (group(plan.updates.size(), "Update")) {
+    for (const auto& x : plan.updates) {
+      out += c.yellow;
+      out += "  ~ update ";
+      out += c.reset;
+      out += x.device.canonical();
+      out += " (";
+      out += update_reason(x);
+      out += ") id=" + x.binding_id + '\n';
+    }
+  }
+  if (group(plan.deletes.size(), "Delete")) {
+    for (const auto& x : plan.deletes) {
+      out += c.red;
+      out += "  - delete ";
+      out += c.reset;
+      out += x.device.canonical();
+      out += " (";
+      out += core::to_string(x.reason);
+      out += ") id=" + x.binding_id + '\n';
+    }
+  }
+  if (group(plan.blocked.size(), "Blocked deletes")) {
+    for (const auto& x : plan.blocked) {
+      out += c.red;
+      out += "  ! blocked delete ";
+      out += c.reset;
+      out += x.del.device.canonical();
+      out += " (";
+      out += core::to_string(x.del.reason);
+      out += ") id=" + x.del.binding_id + ": " + blocked_why(plan, x) + '\n';
+    }
+  }
+  if (plan.guard_blocked()) {
+    out += '\n';
+    out += kGuardNote;
     out += '\n';
   }
-  for (const auto& x : plan.updates) {
-    out += c.yellow;
-    out += "  ~ update ";
-    out += c.reset;
-    out += x.device.canonical();
-    out += " (";
-    out += update_reason(x);
-    out += ") id=" + x.binding_id + '\n';
-  }
-  for (const auto& x : plan.deletes) {
-    out += c.red;
-    out += "  - delete ";
-    out += c.reset;
-    out += x.device.canonical();
-    out += " (";
-    out += core::to_string(x.reason);
-    out += ") id=" + x.binding_id + '\n';
-  }
-  for (const auto& x : plan.blocked) {
-    out += c.red;
-    out += "  ! blocked delete ";
-    out += c.reset;
-    out += x.del.device.canonical();
-    out += " (";
-    out += core::to_string(x.del.reason);
-    out += ") id=" + x.del.binding_id + ": " + blocked_why(plan, x) + '\n';
-  }
-  if (!out.empty()) out += '\n';
-  out += c.bold;
-  out += plan.empty() ? "No changes. " : "Plan: ";
-  out += c.reset;
-  out += plan_summary(plan) + ".\n";
-  if (plan.guard_blocked()) {
-    out += "The delete guard (sync.maxDeletes) blocked the whole delete set: review it, then "
-           "raise maxDeletes or delete by hand.\n";
-  }
+  return out;
+}
+
+std::string render_plan_markdown(const core::Plan& plan) {
+  std::string out = "### thingsync plan\n\n**" + headline(plan) + "**\n\n";
+  out += "| action | bindings |\n| --- | ---: |\n";
+  const auto row = [&](const char* what, std::size_t n) {
+    out += "| " + std::string(what) + " | " + std::to_string(n) + " |\n";
+  };
+  row("create", plan.creates.size());
+  row("update", plan.updates.size());
+  row("delete", plan.deletes.size());
+  row("blocked delete", plan.blocked.size());
+  row("unchanged", plan.unchanged);
+  if (plan.unmanaged > 0) row("unmanaged (prune is off)", plan.unmanaged);
+  const auto details = [&](std::size_t n, const std::string& title, auto&& each) {
+    if (n == 0) return;
+    out += "\n<details><summary>" + std::to_string(n) + " " + title + "</summary>\n\n";
+    each();
+    out += "\n</details>\n";
+  };
+  details(plan.creates.size(), "to create", [&] {
+    for (const auto& x : plan.creates) out += "- `" + x.device.canonical() + "`\n";
+  });
+  details(plan.updates.size(), "to update", [&] {
+    for (const auto& x : plan.updates) {
+      out += "- `" + x.device.canonical() + "` (" + update_reason(x) + ") `" + x.binding_id +
+             "`\n";
+    }
+  });
+  details(plan.deletes.size(), "to delete", [&] {
+    for (const auto& x : plan.deletes) {
+      out += "- `" + x.device.canonical() + "` (" + std::string(core::to_string(x.reason)) +
+             ") `" + x.binding_id + "`\n";
+    }
+  });
+  details(plan.blocked.size(), "deletes blocked", [&] {
+    for (const auto& x : plan.blocked) {
+      out += "- `" + x.del.device.canonical() + "` (" +
+             std::string(core::to_string(x.del.reason)) + ") `" + x.del.binding_id + "`: " +
+             blocked_why(plan, x) + "\n";
+    }
+  });
+  if (plan.guard_blocked()) out += "\n> **" + std::string(kGuardNote) + "**\n";
   return out;
 }
 

@@ -32,10 +32,29 @@ constexpr int kMaxReplans = 3;
 // the pass is planned again on it.
 constexpr std::size_t kMaxLooks = 256;
 
+// "applying 791/2000, ETA 4m" for the STATUS line.
+std::string activity(const Progress& p, Clock::duration took) {
+  std::string s = "applying " + std::to_string(p.done) + "/" + std::to_string(p.total);
+  const double secs = std::chrono::duration<double>(took).count();
+  if (p.done > 0 && p.done < p.total && secs > 0) {
+    const double eta = static_cast<double>(p.total - p.done) * secs / static_cast<double>(p.done);
+    s += ", ETA " + (eta < 60 ? std::to_string(static_cast<long>(eta) + 1) + "s"
+                    : eta < 3600 ? std::to_string(static_cast<long>(eta / 60) + 1) + "m"
+                                 : std::to_string(static_cast<long>(eta / 3600) + 1) + "h");
+  }
+  if (p.failed > 0) s += ", " + std::to_string(p.failed) + " failed";
+  return s;
+}
+
 }  // namespace
 
 core::SyncPolicy Reconciler::policy() const {
-  return {p_.config.sync.prune, p_.config.sync.max_deletes};
+  return {p_.config.sync.prune, p_.config.sync.max_deletes, std::nullopt};
+}
+
+void Reconciler::refresh_drift_age() {
+  p_.metrics.set_oldest_drift_age(
+      drift_since_ > 0 ? std::max(0.0, unix_now() - drift_since_) : 0.0);
 }
 
 void Reconciler::settle_after_full_list() {
@@ -149,6 +168,13 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
   if (ok) p_.health.clear_error();
   p_.health.set_counts(p_.desired.size(), p_.observer.set().size(), drift);
   p_.health.update();
+  // Differences left at the end of a pass: since when, without a pass that ended in sync.
+  if (drift == 0 && plan.blocked.empty()) {
+    drift_since_ = 0;
+  } else if (drift_since_ == 0) {
+    drift_since_ = unix_now();
+  }
+  refresh_drift_age();
   co_return again;
 }
 
@@ -191,11 +217,18 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
   eo.concurrency = p_.config.sync.concurrency;
   eo.metrics = &p_.metrics;
   eo.stop = &p_.stopping;
-  eo.on_progress = [alive = p_.alive](const Progress&) { alive(); };
+  const auto started = Clock::now();
+  eo.on_progress = [this, started](const Progress& progress) {
+    p_.alive();
+    p_.metrics.set_pass_remaining(progress.total - progress.done);
+    p_.health.set_activity(activity(progress, Clock::now() - started));
+  };
   eo.scope_client_id = p_.config.scope_client_id;
   eo.refuse_creates = scope_error_;
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
   auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
+  p_.metrics.set_pass_remaining(0);
+  p_.health.set_activity("");
   state_failed_ = !report.state_error.empty();
   if (!report.scope_error.empty()) scope_error_ = report.scope_error;  // until a restart
   if (!scope_error_.empty()) p_.health.set_error(scope_error_);

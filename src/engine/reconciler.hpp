@@ -54,6 +54,8 @@ class Reconciler {
   bool state_failed() const { return state_failed_; }
   /// The state was saved since (a snapshot holds what the failed pass could not journal).
   void state_saved() { state_failed_ = false; }
+  /// thingsync_oldest_drift_age_seconds as of now (each turn of the loop).
+  void refresh_drift_age();
 
  private:
   boost::asio::awaitable<bool> one_full_pass();  // true: plan again
@@ -67,6 +69,7 @@ class Reconciler {
   bool last_pass_ok_ = false;
   bool state_failed_ = false;
   std::string scope_error_;  // a create landed outside scope.clientId: no more creates
+  double drift_since_ = 0;   // unix seconds: passes have ended with differences since then
 };
 
 }  // namespace thingsync::engine

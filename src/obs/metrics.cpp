@@ -100,6 +100,19 @@ struct Metrics::Impl {
           .Help("Deletes the last plan held back (delete guard, or duplicates with prune off).")
           .Register(*registry)
           .Add({});
+  prometheus::Gauge& pass_remaining =
+      BuildGauge()
+          .Name("thingsync_pass_remaining_operations")
+          .Help("Operations the pass in progress has yet to do (0 between passes).")
+          .Register(*registry)
+          .Add({});
+  prometheus::Gauge& oldest_drift_age =
+      BuildGauge()
+          .Name("thingsync_oldest_drift_age_seconds")
+          .Help("How long passes have ended with differences left, without a pass in between "
+                "that ended in sync (0 when in sync).")
+          .Register(*registry)
+          .Add({});
   prometheus::Counter& rate_limited =
       BuildCounter()
           .Name("thingsync_rate_limited_total")
@@ -151,6 +164,10 @@ void Metrics::set_drift(std::size_t creates, std::size_t updates, std::size_t de
 void Metrics::set_deletes_blocked(std::size_t n) {
   impl_->deletes_blocked.Set(static_cast<double>(n));
 }
+
+void Metrics::set_pass_remaining(std::size_t n) { impl_->pass_remaining.Set(static_cast<double>(n)); }
+
+void Metrics::set_oldest_drift_age(double seconds) { impl_->oldest_drift_age.Set(seconds); }
 
 void Metrics::operation(Action action, bool success) {
   impl_->operations

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,9 +23,18 @@ struct DeleteLimit {
   std::size_t resolve(std::size_t managed) const;
 };
 
+/// "12" (a count, 0 or more) or "5%" (0% to 100%); nullopt for anything else.
+std::optional<DeleteLimit> parse_delete_limit(std::string_view text);
+/// "12" or "5%", as parse_delete_limit() reads it.
+std::string to_string(const DeleteLimit& limit);
+
 struct SyncPolicy {
   bool prune = false;
   DeleteLimit max_deletes;
+  /// What a percentage limit is of. Unset: the observed bindings given to make_plan; a pass
+  /// over some devices only (`--target`) sets the whole fleet's count, so that its guard is
+  /// the fleet's, not a percentage of a few bindings.
+  std::optional<std::size_t> managed;
 };
 
 enum class UpdateReason : std::uint8_t {

@@ -71,7 +71,11 @@ struct ExecReport {
   std::size_t failed = 0;
   std::vector<OpFailure> failures;
   /// Devices skipped because an earlier permanent failure's backoff has not run out.
-  std::vector<std::string> waiting;
+  struct Waiting {
+    std::string device;               ///< canonical
+    std::int64_t next_attempt_ms = 0;  ///< wall clock, ms since the epoch
+  };
+  std::vector<Waiting> waiting;
   /// What the API now holds, so that a daemon can update its observed state without a list.
   std::vector<core::RemoteBinding> written_bindings;  ///< created, adopted or updated
   std::vector<std::string> deleted_ids;

@@ -3,6 +3,7 @@
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -43,6 +44,10 @@ class Observer {
   /// a pass's looks found, and forgets bindings a pass found gone.
   void record(const ExecReport& report);
 
+  /// Called after each page of a full list with the bindings listed so far (a long first
+  /// list shows its progress on the daemon's STATUS line).
+  void on_list_progress(std::function<void(std::size_t)> f) { on_list_progress_ = std::move(f); }
+
   const ObservedSet& set() const { return set_; }
   bool listed_once() const { return listed_once_; }
   /// True once after each full list: the next pass may delete on its evidence.
@@ -55,6 +60,7 @@ class Observer {
 
   api::Bindings& api_;
   api::ListQuery scope_;
+  std::function<void(std::size_t)> on_list_progress_;
   Clocks clocks_;
   core::Watermark watermark_;
   ObservedSet set_;

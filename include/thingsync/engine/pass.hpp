@@ -47,21 +47,24 @@ PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBindi
                    std::span<const core::RemoteBinding> observed,
                    std::span<const core::AppliedBinding> applied, const core::SyncPolicy& policy);
 
+using DevicePredicate = std::function<bool(const core::DeviceId&)>;
+
 /// The observation and plan of a one-shot pass (`plan`, `apply`): the full list in scope, all
-/// or nothing, then the plan on it (fresh: a delete needs no further look).
+/// or nothing, then the plan on it (fresh: a delete needs no further look). With `only` set
+/// (`--target`), the plan covers those devices alone, deletes included, and a percentage
+/// delete guard is of the whole list, as in a pass over the whole fleet.
 struct OneShotPlan {
   api::ListResult list;
   PassPlan pass;
 };
 boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
-    const state::StateStore& state, core::SyncPolicy policy);
+    const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only = {});
 
 /// settle_after_full_list() on a one-shot pass's list and desired state.
 std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list,
                                               const PreparedDesired& desired);
 
-using DevicePredicate = std::function<bool(const core::DeviceId&)>;
 /// After a complete list: drops state records of bindings the list does not hold, resolves the
 /// pending creates whose device it shows, and forgets the failure backoff and pending creates
 /// of devices no longer desired (their bindings, if any, are the delete rules' business).

@@ -1,19 +1,29 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "thingsync/core/plan.hpp"
 
 namespace thingsync::engine {
 
-/// `thingsync plan` text output, in the manner of `terraform plan`: one line per change
-/// (`+ create`, `~ update (reason)`, `- delete`), blocked deletes and why, a summary line.
-/// Holds device and binding IDs only: never a password.
+/// `thingsync plan` text output: the summary first (never "No changes." while deletes are
+/// blocked), then the changes grouped by action, one line each (`+ create`, `~ update
+/// (reason)`, `- delete`, `! blocked delete … : why`). Holds device and binding IDs only:
+/// never a password.
 std::string render_plan_text(const core::Plan& plan, bool color = false);
+
+/// `thingsync plan --output markdown`: a pull-request comment. The summary, a table of counts,
+/// then one collapsible list (<details>) per action.
+std::string render_plan_markdown(const core::Plan& plan);
 
 /// `thingsync plan --output json` (README.md "Commands"): one JSON object with create, update, delete,
 /// unchanged and blocked, plus unmanaged and deleteLimit.
 std::string render_plan_json(const core::Plan& plan);
+
+/// Text from the API (modifiedBy) as a terminal may show it: at most 200 bytes, control bytes
+/// as '?'.
+std::string printable(std::string_view s);
 
 /// "password changed", or "changed outside thingsync at 2026-12-07T01:00:00.000Z by alice".
 std::string update_reason(const core::PlannedUpdate& update);

@@ -7,6 +7,7 @@
 
 #include <spdlog/logger.h>
 
+#include "thingsync/core/diagnostic.hpp"
 #include "thingsync/obs/secret_format.hpp"
 
 namespace thingsync::obs {
@@ -35,7 +36,17 @@ void set_sink(spdlog::sink_ptr sink, const LogOptions& options);
 std::shared_ptr<spdlog::logger> logger(std::string_view module);
 
 /// A formatter that writes one JSON object per line:
-/// {"ts":"2026-01-01T00:00:00.000Z","level":"info","logger":"api","msg":"..."}
+/// {"ts":"2026-01-01T00:00:00.000Z","level":"info","logger":"api","msg":"...", fields...}
+/// Each key=value (or key="text") of the message becomes a field; the other words are "msg".
 std::unique_ptr<spdlog::formatter> make_json_formatter();
+
+/// On stderr (setup_logging), one live status line kept below the log lines ("" removes it):
+/// a progress bar on a terminal. Every log line clears it first and redraws it after.
+void set_status_line(std::string status);
+
+/// A finding about user input ("file:line:column: error: message") on stderr, as a log line
+/// of its own: under --log-format json one JSON object with file, line and column; under
+/// systemd with its journal priority.
+void report_diagnostic(const core::Diagnostic& diagnostic);
 
 }  // namespace thingsync::obs

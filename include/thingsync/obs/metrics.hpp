@@ -24,6 +24,10 @@ class Metrics {
   void set_observed(std::size_t n);
   void set_drift(std::size_t creates, std::size_t updates, std::size_t deletes);
   void set_deletes_blocked(std::size_t n);
+  /// thingsync_pass_remaining_operations: what the pass in progress has yet to do.
+  void set_pass_remaining(std::size_t n);
+  /// thingsync_oldest_drift_age_seconds: how long differences have been left unresolved.
+  void set_oldest_drift_age(double seconds);
   void operation(Action action, bool success);
   /// One API exchange; status 0 means no response arrived (network error, timeout).
   void api_request(std::string_view method, int status, double seconds);

@@ -1,0 +1,79 @@
+// thingsync plan: one observation, one plan, nothing written to the API.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "cli/app.hpp"
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "cli/oneshot.hpp"
+#include "thingsync/obs/log.hpp"
+
+namespace thingsync::cli {
+namespace {
+
+// Written beside the target, then renamed over it: a reader never sees half a plan.
+bool write_saved_plan(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      obs::logger("main")->error("cannot write the saved plan {}: {}", tmp, std::strerror(errno));
+      return false;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    obs::logger("main")->error("cannot write the saved plan {}: {}", path, std::strerror(errno));
+    std::remove(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_plan(const CommandOptions& opts) {
+  auto log = obs::logger("main");
+  if (!opts.max_deletes.empty() && !core::parse_delete_limit(opts.max_deletes)) {
+    std::fprintf(stderr, "plan: --max-deletes '%s' is not a count or a percentage\n",
+                 opts.max_deletes.substr(0, 100).c_str());
+    return kExitUsage;
+  }
+  auto cfg = load_config_or_report(opts.config_file);
+  if (!cfg) return kExitError;
+  auto l = load_all(std::move(*cfg), Access::kRead);
+  if (!l) return kExitError;
+  auto targets = resolve_targets(opts.targets, opts.target_file, l->desired.state);
+  if (!targets) {
+    std::fprintf(stderr, "plan: %s\n", targets.error().c_str());
+    return kExitUsage;
+  }
+  const auto policy = policy_of(l->config, opts.max_deletes);
+  boost::asio::io_context ioc;
+  auto session = engine::Session::create(ioc.get_executor(), l->config, nullptr);
+  if (!session) {
+    log->error("{}", session.error());
+    return kExitError;
+  }
+  auto observed = run_on(ioc, observe_and_plan(*l, *session.value(), *targets, policy));
+  if (!observed) {
+    log->error("{}", observed.error());
+    return kExitError;
+  }
+  const auto& plan = observed->pass.plan;
+  if (!opts.out_file.empty()) {
+    const auto saved =
+        describe(*l, *observed, *targets, policy, state::StateStore::random_salt());
+    if (!saved) return kExitError;
+    if (!write_saved_plan(opts.out_file, engine::saved_plan_json(*saved, plan))) return kExitError;
+    log->info("plan saved to {}: apply it with thingsync apply --config {} {}", opts.out_file,
+              opts.config_file, opts.out_file);
+  }
+  print_plan(plan, opts.output);
+  return plan_exit_code(plan);
+}
+
+}  // namespace thingsync::cli
