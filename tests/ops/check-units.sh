@@ -185,14 +185,7 @@ if [ -n "$bin" ]; then
   mkdir -p "$c/creds" "$c/fleet"
   printf 'an example fleet key of enough length\n' >"$c/creds/fleet-key"
   printf 'secret' >"$c/creds/client-secret"
-  cat >"$c/fleet/fleet.yaml" <<'EOF'
-defaults:
-  password:
-    derive:
-      keyFile: ${CREDENTIALS_DIRECTORY}/fleet-key
-bindings:
-  - deviceId: imei:350266800610993
-EOF
+  cp "$src/tests/ops/fleet-one-binding.yaml" "$c/fleet/fleet.yaml"
   # The placeholders filled in (validate names each one that is left: the package test checks that).
   sed -e "s#/var/lib/thingsync-git/fleet#$c/fleet#" -e 's/REPLACE-ME[A-Z-]*/example-value/g' \
     "$src/systemd/thingsync.conf.example" >"$c/config.yaml"
