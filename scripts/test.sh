@@ -3,6 +3,8 @@
 #   asan  ASan+UBSan: every test (unit, io, sim, e2e, chaos, ops, then the secrets audit)
 #   tsan  ThreadSanitizer: the concurrent code: client (io), executor and daemon (e2e), loader
 #   fuzz  libFuzzer targets (clang-14), 30 s each (FUZZ_SECONDS) over a copy of the seed corpora
+#   package  not a preset: a plain Release build (no presets) and the Debian package, then lintian,
+#         its file list, `cmake --install`'s tree, a throwaway root (scripts/package.sh)
 # The optimised build (preset dev) is the one the demo and the benchmarks use; to run every test
 # on it as well: THINGSYNC_TEST_PRESETS="dev asan tsan fuzz" scripts/test.sh.
 #
@@ -11,7 +13,7 @@
 # get the CPU whenever they want it and the compiler gets the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-read -r -a presets <<<"${THINGSYNC_TEST_PRESETS:-asan tsan fuzz}"
+read -r -a presets <<<"${THINGSYNC_TEST_PRESETS:-asan tsan fuzz package}"
 [[ ${#presets[@]} -gt 0 ]] || { echo "test.sh: no presets" >&2; exit 64; }
 logs="$(mktemp -d "${TMPDIR:-/tmp}/thingsync-test.XXXXXX")"
 background=""
@@ -23,6 +25,10 @@ trap cleanup EXIT
 start_all=$SECONDS
 
 build() {  # build PRESET: configure and build (prints cmake's output)
+  if [[ "$1" == package ]]; then
+    scripts/package.sh build
+    return
+  fi
   scripts/configure.sh "$1"
   cmake --build --preset "$1"
 }
@@ -30,6 +36,8 @@ build() {  # build PRESET: configure and build (prints cmake's output)
 run_tests() {  # run_tests PRESET
   if [[ "$1" == fuzz ]]; then
     fuzz/run.sh build/fuzz "${FUZZ_SECONDS:-30}"
+  elif [[ "$1" == package ]]; then
+    scripts/package.sh check
   else
     ctest --preset "$1"
   fi

@@ -87,8 +87,10 @@ std::optional<Url> Url::parse(std::string_view text) {
     }
     u.port = static_cast<std::uint16_t>(p);
   }
-  u.target = std::string(rest);
-  if (u.target.empty() || u.target.front() == '?') u.target.insert(0, "/");
+  // The leading '/' goes in first: insert(0, "/") makes GCC 12 at -O3 raise a false -Wrestrict
+  // in basic_string::_M_replace (a known GCC 12 bug).
+  if (rest.empty() || rest.front() == '?') u.target = '/';
+  u.target += rest;
   return u;
 }
 
@@ -130,8 +132,12 @@ std::optional<Url> resolve_reference(const Url& base, std::string_view ref) {
     const auto bp = base.path();
     merged = std::string(bp.substr(0, bp.rfind('/') + 1)) + std::string(ref_path);
   }
-  out.target = remove_dot_segments(merged) + std::string(ref_query);
-  if (out.target.empty() || out.target.front() != '/') out.target.insert(0, "/");
+  // As in Url::parse: the leading '/' first, not insert(0, "/") (GCC 12 -O3 -Wrestrict).
+  const std::string path = remove_dot_segments(merged);
+  out.target.clear();
+  if (path.empty() || path.front() != '/') out.target = '/';
+  out.target += path;
+  out.target += ref_query;
   return out;
 }
 

@@ -337,12 +337,19 @@ bool Checker::check_key(std::uint32_t key, std::string_view context,
   }
   if (std::find(names.begin(), names.end(), k.text) == names.end()) {
     std::string msg = "unknown key '" + echo(k.text) + "' in " + std::string(context);
+    // Appended piece by piece: `" " + std::string(n)` inlines basic_string::_M_replace, on
+    // which GCC 12 at -O3 raises a false -Wrestrict (a known GCC 12 bug).
     if (auto s = suggest(k.text, names); !s.empty()) {
-      msg += "; did you mean '" + std::string(s) + "'?";
+      msg += "; did you mean '";
+      msg += s;
+      msg += "'?";
     } else {
       msg += " (expected one of:";
-      for (auto n : names) msg += " " + std::string(n);
-      msg += ")";
+      for (auto n : names) {
+        msg += ' ';
+        msg += n;
+      }
+      msg += ')';
     }
     error(key, std::move(msg));
     return false;

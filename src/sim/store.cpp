@@ -730,8 +730,10 @@ std::vector<const Binding*> Store::all() const {
 ListPage Store::list(const ListQuery& q) const {
   const Order order(q.sort);
   const bool backward = q.cursor && q.cursor->backward;
-  const std::optional<KeyView> bound =
-      q.cursor ? std::optional<KeyView>(key_of(*q.cursor)) : std::nullopt;
+  // A flag and a plain value, not std::optional<KeyView>: GCC 12 at -O3 takes the optional's
+  // payload for maybe-uninitialized where it is only read behind has_value() (a false warning).
+  const bool bounded = q.cursor.has_value();
+  const KeyView bound = bounded ? key_of(*q.cursor) : KeyView{};
   const std::size_t want = q.limit + 1;
   std::vector<const Binding*> got;  // in walk order: away from the bound
   bool other_side = false;          // a match on the far side of the bound exists
@@ -754,24 +756,24 @@ ListPage Store::list(const ListQuery& q) const {
     };
     std::vector<const Binding*> probe;
     if (walk_up) {
-      const std::size_t from = bound ? index.upper_bound(bound->created, bound->id) : index.begin();
+      const std::size_t from = bounded ? index.upper_bound(bound.created, bound.id) : index.begin();
       visit_up(from, got, want);
-      if (bound) visit_down(from, probe, 1);
+      if (bounded) visit_down(from, probe, 1);
     } else {
-      const std::size_t from = bound ? index.lower_bound(bound->created, bound->id) : index.end();
+      const std::size_t from = bounded ? index.lower_bound(bound.created, bound.id) : index.end();
       visit_down(from, got, want);
-      if (bound) visit_up(from, probe, 1);
+      if (bounded) visit_up(from, probe, 1);
     }
     other_side = !probe.empty();
   } else {
     for (std::size_t i = by_created_.begin(); i < by_created_.end(); ++i) {
       const Binding& b = *by_created_.at(i);
       if (b.erased_ || !q.filter.matches(b)) continue;
-      if (!bound) {
+      if (!bounded) {
         got.push_back(&b);
         continue;
       }
-      const int c = order.cmp(key_of(b), *bound);
+      const int c = order.cmp(key_of(b), bound);
       if (backward ? c < 0 : c > 0) {
         got.push_back(&b);
       } else {

@@ -99,14 +99,7 @@ if [ -n "$bin" ]; then
   mkdir -p "$tmp/fleet" "$tmp/creds"
   printf 't0ken' >"$tmp/creds/api-token"
   printf 'an example fleet key of enough length\n' >"$tmp/creds/fleet-key"
-  cat >"$tmp/fleet/f.yaml" <<'EOF'
-defaults:
-  password:
-    derive:
-      keyFile: ${CREDENTIALS_DIRECTORY}/fleet-key
-bindings:
-  - deviceId: imei:350266800610993
-EOF
+  cp "$src/tests/ops/fleet-one-binding.yaml" "$tmp/fleet/f.yaml"
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
   api_port=$(free_port)
   port=$(free_port)

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Checks the systemd integration in systemd/ as `cmake --install` lays it out:
 #   1. install through systemd/CMakeLists.txt (a throwaway project, into a temp prefix);
-#      the /usr layout gives ExecStart=/usr/bin/thingsync ... /etc/thingsync/config.yaml;
-#      both services set LimitCORE=0 (no core file with secrets in it);
-#   2. `systemd-analyze verify` on the three units prints nothing and succeeds;
+#      the /usr layout gives ExecStart=/usr/bin/thingsync ... /etc/thingsync/thingsync.yaml;
+#      the template thingsync@.service reads /etc/thingsync/%i.yaml and keeps its state,
+#      credentials and desired state in paths of its own (%i in each); the services set
+#      LimitCORE=0 (no core file with secrets in it); an existing config is never replaced;
+#   2. `systemd-analyze verify` on the six units (templates included) prints nothing and succeeds;
 #   3. `systemd-analyze security --offline=true`: exposure below THRESHOLD (default 2.0) for
-#      both services;
+#      the four services (thingsync.service, thingsync@.service and the two git-sync ones);
 #   4. the git-sync script (shellcheck when present; fast-forward, non-fast-forward, dirty tree,
 #      failed fetch, against local repositories);
-#   5. with a thingsync binary (argument 2 or $THINGSYNC_BIN): the example config parses.
+#   5. with a thingsync binary (argument 2 or $THINGSYNC_BIN): the example config, its REPLACE-ME
+#      placeholders filled in, validates.
 # Usage: tests/ops/check-units.sh [SOURCE_DIR] [THINGSYNC_BIN]     Exit 0: all passed.
 set -euo pipefail
 
@@ -49,25 +52,60 @@ expected=(
   "$tmp/root/usr/lib/systemd/system/thingsync.service"
   "$tmp/root/usr/lib/systemd/system/thingsync-git-sync.service"
   "$tmp/root/usr/lib/systemd/system/thingsync-git-sync.timer"
+  "$tmp/root/usr/lib/systemd/system/thingsync@.service"
+  "$tmp/root/usr/lib/systemd/system/thingsync-git-sync@.service"
+  "$tmp/root/usr/lib/systemd/system/thingsync-git-sync@.timer"
   "$tmp/root/usr/lib/sysusers.d/thingsync-git.conf"
+  "$tmp/root/usr/lib/tmpfiles.d/thingsync.conf"
   "$tmp/root/usr/libexec/thingsync/thingsync-git-sync"
-  "$tmp/root/etc/thingsync/config.yaml.example"
+  "$tmp/root/etc/thingsync/thingsync.yaml"
 )
 for f in "${expected[@]}"; do
   [ -e "$f" ] || fail "not installed: ${f#"$tmp/root"}"
 done
 [ -x "$tmp/root/usr/libexec/thingsync/thingsync-git-sync" ] || fail "the git-sync script is not executable"
 exec_line=$(grep '^ExecStart=' "$tmp/root/usr/lib/systemd/system/thingsync.service")
-if [ "$exec_line" = "ExecStart=/usr/bin/thingsync run --config /etc/thingsync/config.yaml" ]; then
+if [ "$exec_line" = "ExecStart=/usr/bin/thingsync run --config /etc/thingsync/thingsync.yaml" ]; then
   pass "prefix /usr: $exec_line"
 else
   fail "prefix /usr gives '$exec_line'"
 fi
 grep -q '^ConfigurationDirectory=thingsync$' "$tmp/root/usr/lib/systemd/system/thingsync.service" ||
   fail "prefix /usr: no ConfigurationDirectory=thingsync"
+# The template: every path one instance reads its config and secrets from, or writes, names %i.
+template=$tmp/root/usr/lib/systemd/system/thingsync@.service
+for want in 'ExecStart=/usr/bin/thingsync run --config /etc/thingsync/%i.yaml' \
+  'StateDirectory=thingsync/%i' \
+  'LoadCredential=client-secret:/etc/thingsync/credentials/%i/client-secret' \
+  'LoadCredential=fleet-key:/etc/thingsync/credentials/%i/fleet-key' \
+  'BindReadOnlyPaths=-/var/lib/thingsync-git/%i'; do
+  grep -qxF "$want" "$template" || fail "thingsync@.service: no line '$want'"
+done
+git_template=$tmp/root/usr/lib/systemd/system/thingsync-git-sync@.service
+for want in 'ExecStart=/usr/libexec/thingsync/thingsync-git-sync /var/lib/thingsync-git/%i/fleet' \
+  'StateDirectory=thingsync-git/%i' 'EnvironmentFile=-/etc/thingsync/%i.git-sync.env'; do
+  grep -qxF "$want" "$git_template" || fail "thingsync-git-sync@.service: no line '$want'"
+done
+# Apart from the unit names and descriptions, the template differs from the single-tenant unit
+# only in those paths: one source (systemd/thingsync.service.in) makes both.
+if diff <(sed -e '/^#/d' -e '/^Description=/d' -e 's#/thingsync/%i\.yaml#/thingsync/thingsync.yaml#' -e 's#/%i##g' \
+  -e '/^TemporaryFileSystem=/d' -e 's/^BindReadOnlyPaths=/ReadOnlyPaths=/' "$template") \
+  <(sed -e '/^#/d' -e '/^Description=/d' "$tmp/root/usr/lib/systemd/system/thingsync.service") >"$tmp/diff"; then
+  pass "thingsync@.service: the single-tenant unit with per-instance paths"
+else
+  fail "thingsync@.service differs from thingsync.service in more than its paths:"$'\n'"$(cat "$tmp/diff")"
+fi
+# A second install keeps an operator's config.
+echo "# edited" >>"$tmp/root/etc/thingsync/thingsync.yaml"
+install_to /usr "$tmp/b-usr" "$tmp/root" || fail "cmake install with prefix /usr, a second time"
+if tail -n 1 "$tmp/root/etc/thingsync/thingsync.yaml" | grep -qx '# edited'; then
+  pass "a second install keeps an edited /etc/thingsync/thingsync.yaml"
+else
+  fail "a second install replaced the edited /etc/thingsync/thingsync.yaml"
+fi
 if grep -n '@[A-Z_]*@' "$units"/*; then fail "unsubstituted @VARIABLES@ in the units"; fi
 # A core file of either service would hold secrets (the token, passwords, the deploy key).
-for unit in thingsync.service thingsync-git-sync.service; do
+for unit in thingsync.service thingsync@.service thingsync-git-sync.service thingsync-git-sync@.service; do
   if grep -qx 'LimitCORE=0' "$units/$unit"; then
     pass "$unit: LimitCORE=0"
   else
@@ -80,15 +118,18 @@ done
 mkdir -p "$tmp/usr/bin"
 printf '#!/bin/sh\nexit 0\n' >"$tmp/usr/bin/thingsync"
 chmod +x "$tmp/usr/bin/thingsync"
+mkdir -p "$tmp/usr/libexec/thingsync"
+cp "$src/systemd/thingsync-git-sync.sh" "$tmp/usr/libexec/thingsync/thingsync-git-sync"
 if out=$(systemd-analyze verify --man=no "$units/thingsync.service" "$units/thingsync-git-sync.service" \
-  "$units/thingsync-git-sync.timer" 2>&1) && [ -z "$out" ]; then
+  "$units/thingsync-git-sync.timer" "$units/thingsync@.service" "$units/thingsync-git-sync@.service" \
+  "$units/thingsync-git-sync@.timer" 2>&1) && [ -z "$out" ]; then
   pass "systemd-analyze verify: no findings"
 else
   fail "systemd-analyze verify:"$'\n'"$out"
 fi
 
 # ---- 3. security -----------------------------------------------------------------------
-for unit in thingsync.service thingsync-git-sync.service; do
+for unit in thingsync.service thingsync@.service thingsync-git-sync.service thingsync-git-sync@.service; do
   report=$(systemd-analyze security --offline=true "$units/$unit" 2>&1) || true
   score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$report")
   if [ -z "$score" ]; then
@@ -144,29 +185,24 @@ if [ -n "$bin" ]; then
   mkdir -p "$c/creds" "$c/fleet"
   printf 'an example fleet key of enough length\n' >"$c/creds/fleet-key"
   printf 'secret' >"$c/creds/client-secret"
-  cat >"$c/fleet/fleet.yaml" <<'EOF'
-defaults:
-  password:
-    derive:
-      keyFile: ${CREDENTIALS_DIRECTORY}/fleet-key
-bindings:
-  - deviceId: imei:350266800610993
-EOF
-  sed "s#/var/lib/thingsync-git/fleet#$c/fleet#" "$tmp/root/etc/thingsync/config.yaml.example" >"$c/config.yaml"
+  cp "$src/tests/ops/fleet-one-binding.yaml" "$c/fleet/fleet.yaml"
   # As shipped it fails on its REPLACE-ME placeholders, and on nothing else.
-  out=$(CREDENTIALS_DIRECTORY=$c/creds "$bin" validate --config "$c/config.yaml" 2>&1) && rc=0 || rc=$?
+  sed -e "s#/var/lib/thingsync-git/fleet#$c/fleet#" "$src/systemd/thingsync.conf.example" \
+    >"$c/as-shipped.yaml"
+  out=$(CREDENTIALS_DIRECTORY=$c/creds "$bin" validate --config "$c/as-shipped.yaml" 2>&1) && rc=0 || rc=$?
   others=$(printf '%s\n' "$out" | grep ': error: ' | grep -v 'is a placeholder of the example config' || true)
   if [ "$rc" -eq 1 ] && [ -z "$others" ] && printf '%s' "$out" | grep -q 'REPLACE-ME'; then
-    pass "config.yaml.example: fails on its placeholders only"
+    pass "thingsync.yaml as shipped: fails on its placeholders only"
   else
-    fail "config.yaml.example: expected errors on its placeholders only (rc=$rc):"$'\n'"$out"
+    fail "thingsync.yaml as shipped: expected errors on its placeholders only (rc=$rc):"$'\n'"$out"
   fi
-  # Filled in, it validates.
-  sed -i 's#REPLACE-ME-[A-Z-]*#filled-in#' "$c/config.yaml"
+  # The placeholders filled in, it validates.
+  sed -e "s#/var/lib/thingsync-git/fleet#$c/fleet#" -e 's/REPLACE-ME[A-Z-]*/example-value/g' \
+    "$src/systemd/thingsync.conf.example" >"$c/config.yaml"
   if out=$(CREDENTIALS_DIRECTORY=$c/creds "$bin" validate --config "$c/config.yaml" 2>&1); then
-    pass "config.yaml.example, filled in: $out"
+    pass "thingsync.yaml (systemd/thingsync.conf.example): $out"
   else
-    fail "config.yaml.example, filled in, does not validate:"$'\n'"$out"
+    fail "thingsync.yaml (systemd/thingsync.conf.example) does not validate:"$'\n'"$out"
   fi
 fi
 
