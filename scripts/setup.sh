@@ -9,6 +9,7 @@ packages=(
   libboost-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   libspdlog-dev libcli11-dev catch2 libsystemd-dev
   wrk prometheus shellcheck
+  mandoc groff-base
 )
 
 missing=()
