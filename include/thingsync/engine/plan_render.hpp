@@ -11,8 +11,8 @@ namespace thingsync::engine {
 /// Holds device and binding IDs only: never a password.
 std::string render_plan_text(const core::Plan& plan, bool color = false);
 
-/// `thingsync plan --output json` (README.md "Commands"): one JSON object with create, update, delete,
-/// unchanged and blocked, plus unmanaged and deleteLimit.
+/// `thingsync plan --output json` (docs/reference.md, "thingsync plan"): one JSON object with
+/// create, update, delete, unchanged and blocked, plus unmanaged and deleteLimit.
 std::string render_plan_json(const core::Plan& plan);
 
 /// "password changed", or "changed outside thingsync at 2026-12-07T01:00:00.000Z by alice".
