@@ -11,10 +11,4 @@ install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES systemd/thingsync.conf.example
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME thingsync.yaml)
 
-# Man pages and bash completion: installed when the build has made them, so that nothing here
-# changes when their generator lands. It writes man/manN/NAME.N and bash-completion/COMMAND
-# below the build directory.
-install(DIRECTORY ${PROJECT_BINARY_DIR}/man/ DESTINATION ${CMAKE_INSTALL_MANDIR} OPTIONAL
-  FILES_MATCHING REGEX "/man[1-8]/[^/]+\\.[1-8]$")
-install(DIRECTORY ${PROJECT_BINARY_DIR}/bash-completion/ OPTIONAL
-  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+# Man pages and bash completion: docs/ and completions/ install them.

@@ -10,6 +10,7 @@ packages=(
   libspdlog-dev libcli11-dev catch2 libsystemd-dev
   wrk prometheus shellcheck
   systemd debhelper lintian
+  mandoc groff-base
 )
 
 missing=()

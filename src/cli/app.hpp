@@ -2,7 +2,7 @@
 
 namespace thingsync::cli {
 
-/// Exit codes (README.md "Commands").
+/// Exit codes (docs/reference.md, "Exit codes").
 enum ExitCode : int {
   kExitOk = 0,
   kExitError = 1,

@@ -61,10 +61,10 @@ struct Spot {
   std::uint32_t column = 0;
 };
 
-/// The parsed config file (README.md "Config"). Secrets are never held here: only the paths
-/// of the files that hold them. Relative paths in the file (desiredState.path, state.path,
-/// auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved against the directory
-/// of the config file, so a config works the same from any working directory.
+/// The parsed config file (docs/reference.md, "Config keys"). Secrets are never held here: only the
+/// paths of the files that hold them. Relative paths in the file (desiredState.path, state.path,
+/// auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved against the directory of
+/// the config file, so a config works the same from any working directory.
 struct Config {
   std::string file;  ///< the config file's name as given to parse_config
   ApiConfig api;

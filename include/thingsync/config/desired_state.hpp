@@ -16,7 +16,7 @@
 
 namespace thingsync::config {
 
-/// Where a binding's password comes from (README.md "Desired state").
+/// Where a binding's password comes from (docs/reference.md, "Desired state").
 struct PasswordSource {
   enum class Kind : std::uint8_t { kDerive, kFile, kEnv, kValue };
   Kind kind = Kind::kDerive;

@@ -17,8 +17,8 @@ std::string render_plan_text(const core::Plan& plan, bool color = false);
 /// then one collapsible list (<details>) per action.
 std::string render_plan_markdown(const core::Plan& plan);
 
-/// `thingsync plan --output json` (README.md "Commands"): one JSON object with create, update, delete,
-/// unchanged and blocked, plus unmanaged and deleteLimit.
+/// `thingsync plan --output json` (docs/reference.md, "thingsync plan"): one JSON object with
+/// create, update, delete, unchanged and blocked, plus unmanaged and deleteLimit.
 std::string render_plan_json(const core::Plan& plan);
 
 /// Text from the API (modifiedBy) as a terminal may show it: at most 200 bytes, control bytes

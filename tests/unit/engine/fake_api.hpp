@@ -1,9 +1,9 @@
 #pragma once
 
-// An in-memory Things API with the spec's full freedom, for driving the engine's passes in a
-// unit test: it accepts a second binding for a device, can commit a write and then answer
-// 5xx or time out, stamps modifiedAt from a clock the test moves (skewed if it likes), and
-// cannot show deletes to a modifiedSince list. Portal actions change bindings behind
+// An in-memory Things API with all the freedom the OpenAPI file leaves the real one, for driving
+// the engine's passes in a unit test: it accepts a second binding for a device, can commit a write
+// and then answer 5xx or time out, stamps modifiedAt from a clock the test moves (skewed if it
+// likes), and cannot show deletes to a modifiedSince list. Portal actions change bindings behind
 // thingsync's back. Not thread-safe; passwords are kept in memory only to check convergence.
 
 #include <cstdint>
