@@ -41,27 +41,6 @@ void check_exactly(const Sim& sim, const Fleet& fleet, const std::vector<std::st
   CHECK(remote.size() == devices.size());
 }
 
-std::string binding_of(const Sim& sim, const std::string& device) {
-  const auto canonical = thingsync::core::DeviceId::parse(device)->canonical();
-  const auto all = sim.admin("GET", "/_sim/bindings").json();  // (not a temporary: range-for)
-  for (const auto& b : all["items"]) {
-    if (thingsync::core::DeviceId::parse(b["deviceId"].get<std::string>())->canonical() == canonical) {
-      return b["id"];
-    }
-  }
-  FAIL("no binding for " << device);
-  return {};
-}
-
-// A portal user sets another password (and says who they are).
-void portal_edit(const Sim& sim, const std::string& id, const std::string& device,
-                 const std::string& who = "alice@example.com") {
-  REQUIRE(sim.admin("PUT", "/_sim/bindings/" + id,
-                    {{"deviceId", device}, {"password", "Someone-Elses-Password-123"},
-                     {"modifiedBy", who}})
-              .status == 200);
-}
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -115,7 +115,19 @@ TEST_CASE("a permanently failing device backs off: named in the summary, no hot 
   auto second = fleet.apply();
   INFO(second.out << second.err);
   CHECK(second.code == 1);
-  CHECK_THAT(second.out, Catch::Contains("waiting " + bad));
+  CHECK_THAT(second.out, Catch::Contains("waiting " + bad) && Catch::Contains("next try at ") &&
+                             Catch::Contains("or now with --retry-failed"));
   CHECK(requests(sim, "POST") == 0);
   CHECK(fleet.plan_json().code == 2);  // still drift: plan keeps showing it
+
+  // --retry-failed tries it now: it fails again while the API still rejects it...
+  auto retried = fleet.run({"apply", "--yes", "--retry-failed"});
+  INFO(retried.out << retried.err);
+  CHECK(retried.code == 1);
+  CHECK(requests(sim, "POST") == 1);
+  CHECK_THAT(retried.out, Catch::Contains("failed " + bad + " create: 400"));
+  // ... and converges once the API takes it.
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"rejectDevices", nlohmann::json::array()}}).status == 200);
+  CHECK(fleet.run({"apply", "--yes", "--retry-failed"}).code == 0);
+  CHECK(remote_passwords(sim).size() == devices.size());
 }

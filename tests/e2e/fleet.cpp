@@ -1,5 +1,7 @@
 #include "fleet.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <cstdio>
 #include <stdexcept>
 
@@ -108,6 +110,27 @@ std::vector<std::string> imeis(int first, int count) {
     out.emplace_back(buf);
   }
   return out;
+}
+
+std::string binding_of(const Sim& sim, const std::string& device) {
+  const auto canonical = thingsync::core::DeviceId::parse(device)->canonical();
+  const auto all = sim.admin("GET", "/_sim/bindings").json();  // (not a temporary: range-for)
+  for (const auto& b : all["items"]) {
+    if (thingsync::core::DeviceId::parse(b["deviceId"].get<std::string>())->canonical() == canonical) {
+      return b["id"];
+    }
+  }
+  FAIL("no binding for " << device);
+  return {};
+}
+
+// A portal user sets another password (and says who they are).
+void portal_edit(const Sim& sim, const std::string& id, const std::string& device,
+                 const std::string& who) {
+  REQUIRE(sim.admin("PUT", "/_sim/bindings/" + id,
+                    {{"deviceId", device}, {"password", "Someone-Elses-Password-123"},
+                     {"modifiedBy", who}})
+              .status == 200);
 }
 
 }  // namespace thingsync::e2e

@@ -76,4 +76,10 @@ void reset_counters(const Sim& sim);
 /// Device IDs "imei:35000000000NNNN" for n = first .. first+count-1.
 std::vector<std::string> imeis(int first, int count);
 
+/// The id of the (first) binding the sim holds for `device` (fails the test when none).
+std::string binding_of(const Sim& sim, const std::string& device);
+/// A portal user sets another password on binding `id` (and says who they are).
+void portal_edit(const Sim& sim, const std::string& id, const std::string& device,
+                 const std::string& who = "alice@example.com");
+
 }  // namespace thingsync::e2e
