@@ -95,7 +95,7 @@ _thingsync() {
   case $cmd in
     run) flags="--config --observe" ;;
     plan) flags="--config --output --target --target-file --out" ;;
-    apply) flags="--config --yes --target --target-file --max-deletes --retry-failed" ;;
+    apply) flags="--config --yes --target --target-file --max-deletes --retry-failed --approve-deletes" ;;
     validate) flags="--config" ;;
     export) flags="--config --output-dir" ;;
     diff) flags="--config" ;;

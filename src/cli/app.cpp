@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
   apply->add_flag("--yes", opts.yes, "Do not ask for confirmation");
   apply->add_flag("--retry-failed", opts.retry_failed,
                   "Try devices waiting out a failure's backoff now (the targets, or all)");
+  apply->add_option("--approve-deletes", opts.approve_deletes,
+                    "Let the blocked delete set with this hash (plan shows it) through, once");
   apply->add_option("plan", opts.plan_file,
                     "A plan saved by plan --out: applied exactly, or refused if anything moved")
       ->check(CLI::ExistingFile);

@@ -111,16 +111,17 @@ void clear_backoffs(state::StateStore& state, const Targets& targets) {
 net::awaitable<int> apply_pass(ApplyRun& run) {
   auto log = obs::logger("main");
   Loaded& l = run.l;
-  auto observed = co_await observe_and_plan(l, run.session, run.targets, run.policy);
+  auto observed = co_await observe_and_plan(l, run.session, run.targets, run.policy,
+                                            run.opts.approve_deletes);
   if (!observed) {
     log->error("{}", observed.error());
     co_return kExitError;
   }
-  const auto& plan = observed->pass.plan;
+  const auto& plan = observed->o.pass.plan;
   if (run.saved) {
     // The bindings of every device the saved plan touched, as they are now.
     const auto now =
-        describe(l, *observed, run.targets, run.policy, run.saved->salt, run.saved->devices);
+        describe(l, observed->o, run.targets, run.policy, run.saved->salt, run.saved->devices);
     if (!now) co_return kExitError;
     const auto moved = engine::moved_since(*run.saved, *now);
     if (!moved.empty()) {
@@ -133,10 +134,17 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
     }
   }
   print_plan(plan, "text");
+  if (!observed->deletes.approved.empty()) {
+    std::printf("Approved: the blocked delete set %s goes through, once.\n",
+                observed->deletes.approved.c_str());
+  }
+  if (!observed->deletes.approval_refused.empty()) {
+    std::fprintf(stderr, "apply: %s\n", observed->deletes.approval_refused.c_str());
+  }
   // The list is complete: records of vanished bindings go, and pending creates of an earlier
   // run that it shows are resolved (the plan adopts them and puts the password once).
-  auto unresolved = engine::settle_after_list(*l.state, observed->list, l.prepared);
-  if (!engine::needs_execution(observed->pass)) {
+  auto unresolved = engine::settle_after_list(*l.state, observed->o.list, l.prepared);
+  if (!engine::needs_execution(observed->o.pass)) {
     if (auto r = l.state->checkpoint(); !r) {
       log->error("{}", r.error().message);
       co_return kExitError;
@@ -162,7 +170,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   eo.stop = &run.stop;
   eo.scope_client_id = l.config.scope_client_id;
   const auto sent_before = run.session.client().stats().sent;
-  auto report = co_await engine::execute_pass(observed->pass, l.desired.state, l.prepared,
+  auto report = co_await engine::execute_pass(observed->o.pass, l.desired.state, l.prepared,
                                               *l.state, run.session.bindings(), std::move(eo));
   progress.reset();
   auto saved = l.state->checkpoint();
@@ -216,9 +224,10 @@ int run_apply(const CommandOptions& opts) {
     return kExitUsage;
   }
   if (from_file && (!opts.targets.empty() || !opts.target_file.empty() ||
-                    !opts.max_deletes.empty())) {
+                    !opts.max_deletes.empty() || !opts.approve_deletes.empty())) {
     std::fprintf(stderr, "apply: a saved plan brings its own targets and delete limit: give "
-                         "--target, --target-file and --max-deletes to plan, not to apply FILE\n");
+                         "--target, --target-file, --max-deletes and --approve-deletes to plan "
+                         "(or apply without a plan file), not to apply FILE\n");
     return kExitUsage;
   }
   if (!opts.max_deletes.empty() && !core::parse_delete_limit(opts.max_deletes)) {

@@ -18,6 +18,7 @@ struct CommandOptions {
   std::string plan_file;             ///< apply: the saved plan to apply
   std::string max_deletes;           ///< plan, apply: --max-deletes for this run
   bool retry_failed = false;         ///< apply: failure backoffs end now
+  std::vector<std::string> approve_deletes;  ///< apply: hashes of blocked delete sets let through
   std::string device;                ///< diff
 };
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <unordered_set>
 
@@ -11,6 +12,7 @@
 #include "thingsync/engine/plan_render.hpp"
 #include "thingsync/obs/log.hpp"
 #include "thingsync/sys/git.hpp"
+#include "thingsync/sys/zones.hpp"
 
 namespace thingsync::cli {
 
@@ -111,10 +113,26 @@ core::SyncPolicy policy_of(const config::Config& c, const std::string& max_delet
   return p;
 }
 
-boost::asio::awaitable<core::Result<engine::OneShotPlan, std::string>> observe_and_plan(
-    Loaded& l, engine::Session& session, const Targets& targets, const core::SyncPolicy& policy) {
-  return engine::observe_and_plan(session.bindings(), session.scope_query(), l.prepared, *l.state,
-                                  policy, targets.predicate());
+boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
+    Loaded& l, engine::Session& session, const Targets& targets, const core::SyncPolicy& policy,
+    std::vector<std::string> approvals) {
+  using R = core::Result<Planned, std::string>;
+  auto schedule = sys::delete_window_schedule(l.config.sync.delete_windows);
+  if (!schedule) co_return R::failure("sync.deleteWindows: " + schedule.error());
+  auto o = co_await engine::observe_and_plan(session.bindings(), session.scope_query(),
+                                             l.prepared, *l.state, policy, targets.predicate());
+  if (!o) co_return R::failure(o.error());
+  Planned p{std::move(o.value()), {}};
+  engine::DeleteRules rules;
+  rules.delete_after_ms = l.config.sync.delete_after.count();
+  rules.next_window = std::move(schedule.value());
+  rules.approvals = std::move(approvals);
+  rules.in_pass = targets.predicate();
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  p.deletes = engine::apply_delete_rules(p.o.pass, *l.state, rules, now);
+  co_return p;
 }
 
 std::optional<engine::SavedPlan> describe(const Loaded& l, const engine::OneShotPlan& o,
@@ -144,12 +162,15 @@ int plan_exit_code(const core::Plan& p) {
 }
 
 void print_plan(const core::Plan& plan, const std::string& output) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   if (output == "json") {
     std::fputs(engine::render_plan_json(plan).c_str(), stdout);
   } else if (output == "markdown") {
-    std::fputs(engine::render_plan_markdown(plan).c_str(), stdout);
+    std::fputs(engine::render_plan_markdown(plan, now).c_str(), stdout);
   } else {
-    std::fputs(engine::render_plan_text(plan, ::isatty(STDOUT_FILENO) == 1).c_str(), stdout);
+    std::fputs(engine::render_plan_text(plan, ::isatty(STDOUT_FILENO) == 1, now).c_str(), stdout);
   }
   std::fflush(stdout);
 }

@@ -61,9 +61,16 @@ core::Result<Targets, std::string> resolve_targets(const std::vector<std::string
 /// sync.prune and sync.maxDeletes, or `--max-deletes` when given (validated by the caller).
 core::SyncPolicy policy_of(const config::Config& c, const std::string& max_deletes_override);
 
-/// The full list in scope and the plan on it, for the targets.
-boost::asio::awaitable<core::Result<engine::OneShotPlan, std::string>> observe_and_plan(
-    Loaded& l, engine::Session& session, const Targets& targets, const core::SyncPolicy& policy);
+/// A one-shot pass's plan, and what the delete rules made of its deletes.
+struct Planned {
+  engine::OneShotPlan o;
+  engine::DeleteOutcome deletes;
+};
+/// The full list in scope and the plan on it, for the targets; then the delete rules (grace,
+/// windows, `approvals` of a blocked set), which record their tombstones in the state.
+boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
+    Loaded& l, engine::Session& session, const Targets& targets, const core::SyncPolicy& policy,
+    std::vector<std::string> approvals = {});
 
 /// What a saved plan records of this one (engine::describe_plan plus the API, the scope, the
 /// desired state's identity under `salt` and its commit, the targets and the delete limit).

@@ -63,10 +63,10 @@ int run_plan(const CommandOptions& opts) {
     log->error("{}", observed.error());
     return kExitError;
   }
-  const auto& plan = observed->pass.plan;
+  const auto& plan = observed->o.pass.plan;
   if (!opts.out_file.empty()) {
     const auto saved =
-        describe(*l, *observed, *targets, policy, state::StateStore::random_salt());
+        describe(*l, observed->o, *targets, policy, state::StateStore::random_salt());
     if (!saved) return kExitError;
     if (!write_saved_plan(opts.out_file, engine::saved_plan_json(*saved, plan))) return kExitError;
     log->info("plan saved to {}: apply it with thingsync apply --config {} {}", opts.out_file,

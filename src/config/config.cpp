@@ -15,6 +15,7 @@
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/duration.hpp"
 #include "thingsync/sys/secret_file.hpp"
+#include "thingsync/sys/zones.hpp"
 #include "yaml_tree.hpp"
 
 namespace thingsync::config {
@@ -325,7 +326,8 @@ class ConfigParser {
     auto& s = cfg_.sync;
     c_.for_each_key(m, "sync",
                     {"mode", "pollInterval", "fullResyncInterval", "modifiedSinceOverlap", "prune",
-                     "maxDeletes", "concurrency", "rateLimit"},
+                     "maxDeletes", "concurrency", "rateLimit", "deleteAfter", "deleteWindows",
+                     "approvedDeletesFile"},
                     [&](std::string_view k, std::uint32_t v) {
                       if (k == "mode") mode(v);
                       if (k == "pollInterval")
@@ -340,7 +342,36 @@ class ConfigParser {
                       if (k == "maxDeletes") max_deletes(v);
                       if (k == "concurrency") concurrency(v);
                       if (k == "rateLimit") rate_limit(v);
+                      if (k == "deleteAfter") duration(v, "sync.deleteAfter", true, s.delete_after);
+                      if (k == "deleteWindows") delete_windows(v);
+                      if (k == "approvedDeletesFile") {
+                        std::string p;
+                        if (path(v, "sync.approvedDeletesFile", p)) s.approved_deletes_file = p;
+                      }
                     });
+  }
+  void delete_windows(std::uint32_t v) {
+    const auto& t = c_.tree();
+    if (t[v].kind == YNode::Kind::kNull) return;
+    if (t[v].kind != YNode::Kind::kSeq) {
+      c_.error(v, "sync.deleteWindows must be a list of windows, as "
+                  "['Mon-Fri 09:00-17:00 Europe/Amsterdam']");
+      return;
+    }
+    t.for_each_item(v, [&](std::uint32_t item) {
+      std::string text;
+      if (!string(item, "sync.deleteWindows", text)) return;
+      std::string why;
+      auto w = core::parse_delete_window(text, why);
+      if (!w) {
+        c_.error(item, "sync.deleteWindows: '" + detail::echo(text) + "': " + why);
+        return;
+      }
+      cfg_.sync.delete_windows.push_back(std::move(*w));
+      if (!cfg_.spots.contains("sync.deleteWindows")) {
+        cfg_.spots["sync.deleteWindows"] = {t[item].line, t[item].column};
+      }
+    });
   }
   void mode(std::uint32_t v) {
     std::string s;
@@ -559,6 +590,9 @@ core::Diagnostics check_config(const Config& cfg, bool files) {
     at("api.caFile", core::Severity::kError,
        "cannot read " + detail::echo_path(cfg.api.ca_file->string()) + ": " +
            std::strerror(errno));
+  }
+  if (auto schedule = sys::delete_window_schedule(cfg.sync.delete_windows); !schedule) {
+    at("sync.deleteWindows", core::Severity::kError, schedule.error());
   }
   std::error_code ec;
   const auto dir = cfg.state_path.parent_path();

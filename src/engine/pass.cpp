@@ -70,6 +70,39 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
   co_return o;
 }
 
+DeleteOutcome apply_delete_rules(PassPlan& pass, state::StateStore& state,
+                                 const DeleteRules& rules, std::int64_t now_ms) {
+  DeleteOutcome out;
+  core::DeleteTiming timing;
+  timing.now_ms = now_ms;
+  timing.delete_after_ms = rules.delete_after_ms;
+  timing.full_list = pass.fresh;
+  timing.next_window = rules.next_window;
+  timing.in_pass = rules.in_pass;
+  auto keep = core::hold_deletes(pass.plan, state.tombstones(), timing);
+  state.set_tombstones(keep);
+  out.blocked_hash = core::blocked_deletes_hash(pass.plan);
+  if (out.blocked_hash.empty()) return out;
+  for (const auto& a : rules.approvals) {
+    if (a != out.blocked_hash) continue;
+    if (state.approval_used(a)) {
+      out.approval_refused = "the approval " + a + " was used already: an approval lets one "
+                             "delete set through once";
+      return out;
+    }
+    core::approve_blocked_deletes(pass.plan, a);
+    state.use_approval(a, now_ms);
+    out.approved = a;
+    out.blocked_hash.clear();
+    return out;
+  }
+  if (!rules.approvals.empty()) {
+    out.approval_refused = "no approval given matches the blocked set, whose hash is " +
+                           out.blocked_hash + " (one binding more or less changes it)";
+  }
+  return out;
+}
+
 std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list,
                                               const PreparedDesired& desired) {
   std::vector<std::string> live;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "thingsync/core/delete_rules.hpp"
 #include "thingsync/core/time.hpp"
 
 namespace thingsync::engine {
@@ -51,6 +52,7 @@ std::string plan_summary(const core::Plan& plan) {
                   std::to_string(plan.deletes.size()) + " to delete, " +
                   std::to_string(plan.unchanged) + " unchanged";
   if (!plan.blocked.empty()) s += ", " + std::to_string(plan.blocked.size()) + " deletes blocked";
+  if (!plan.waiting.empty()) s += ", " + std::to_string(plan.waiting.size()) + " deletes waiting";
   if (plan.unmanaged > 0) {
     s += ", " + std::to_string(plan.unmanaged) + " unmanaged left alone (prune is off)";
   }
@@ -64,7 +66,24 @@ namespace {
 std::string headline(const core::Plan& plan) {
   if (!plan.empty()) return "Plan: " + plan_summary(plan) + ".";
   if (!plan.blocked.empty()) return "Nothing to apply, but deletes are blocked: " + plan_summary(plan) + ".";
+  if (!plan.waiting.empty()) return "Nothing to apply now, but deletes are waiting: " + plan_summary(plan) + ".";
   return "No changes. " + plan_summary(plan) + ".";
+}
+
+// "in 23h", "in 5m", "in 40s", "now".
+std::string in_time(std::int64_t ms) {
+  if (ms <= 0) return "now";
+  const auto s = ms / 1000;
+  if (s < 60) return "in " + std::to_string(s + 1) + "s";
+  if (s < 3600) return "in " + std::to_string(s / 60 + 1) + "m";
+  return "in " + std::to_string(s / 3600 + (s % 3600 ? 1 : 0)) + "h";
+}
+
+std::string waiting_why(const core::WaitingDelete& w, std::int64_t now_ms) {
+  const std::string when = core::format_iso8601_ms(w.not_before_ms);
+  return w.why == core::WaitingDelete::Why::kGrace
+             ? "in " + in_time(w.not_before_ms - now_ms).substr(3) + " (sync.deleteAfter, at " + when + ")"
+             : "at the next delete window, " + when + " (" + in_time(w.not_before_ms - now_ms) + ")";
 }
 
 const char* kGuardNote =
@@ -73,7 +92,7 @@ const char* kGuardNote =
 
 }  // namespace
 
-std::string render_plan_text(const core::Plan& plan, bool color) {
+std::string render_plan_text(const core::Plan& plan, bool color, std::int64_t now_ms) {
   const Colors& c = color ? kColor : kPlain;
   std::string out;
   out.reserve(64 * (plan.creates.size() + plan.updates.size() + plan.deletes.size() +
@@ -119,6 +138,17 @@ std::string render_plan_text(const core::Plan& plan, bool color) {
       out += ") id=" + x.binding_id + '\n';
     }
   }
+  if (group(plan.waiting.size(), "Waiting deletes")) {
+    for (const auto& x : plan.waiting) {
+      out += c.red;
+      out += "  - delete ";
+      out += c.reset;
+      out += x.del.device.canonical();
+      out += " (";
+      out += core::to_string(x.del.reason);
+      out += ") id=" + x.del.binding_id + " " + waiting_why(x, now_ms) + '\n';
+    }
+  }
   if (group(plan.blocked.size(), "Blocked deletes")) {
     for (const auto& x : plan.blocked) {
       out += c.red;
@@ -133,12 +163,13 @@ std::string render_plan_text(const core::Plan& plan, bool color) {
   if (plan.guard_blocked()) {
     out += '\n';
     out += kGuardNote;
-    out += '\n';
+    out += "\nTo delete exactly this set once: apply --approve-deletes " +
+           core::blocked_deletes_hash(plan) + " (or that hash in sync.approvedDeletesFile).\n";
   }
   return out;
 }
 
-std::string render_plan_markdown(const core::Plan& plan) {
+std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms) {
   std::string out = "### thingsync plan\n\n**" + headline(plan) + "**\n\n";
   out += "| action | bindings |\n| --- | ---: |\n";
   const auto row = [&](const char* what, std::size_t n) {
@@ -171,6 +202,13 @@ std::string render_plan_markdown(const core::Plan& plan) {
              ") `" + x.binding_id + "`\n";
     }
   });
+  details(plan.waiting.size(), "deletes waiting", [&] {
+    for (const auto& x : plan.waiting) {
+      out += "- `" + x.del.device.canonical() + "` (" +
+             std::string(core::to_string(x.del.reason)) + ") `" + x.del.binding_id + "` " +
+             waiting_why(x, now_ms) + "\n";
+    }
+  });
   details(plan.blocked.size(), "deletes blocked", [&] {
     for (const auto& x : plan.blocked) {
       out += "- `" + x.del.device.canonical() + "` (" +
@@ -178,7 +216,10 @@ std::string render_plan_markdown(const core::Plan& plan) {
              blocked_why(plan, x) + "\n";
     }
   });
-  if (plan.guard_blocked()) out += "\n> **" + std::string(kGuardNote) + "**\n";
+  if (plan.guard_blocked()) {
+    out += "\n> **" + std::string(kGuardNote) + "** Approve exactly this set with `--approve-deletes " +
+           core::blocked_deletes_hash(plan) + "`.\n";
+  }
   return out;
 }
 
@@ -212,6 +253,16 @@ std::string render_plan_json(const core::Plan& plan) {
                        {"reason", core::to_string(x.del.reason)},
                        {"blockedBy", core::to_string(x.reason)}});
   }
+  auto& waiting = j["waiting"] = json::array();
+  for (const auto& x : plan.waiting) {
+    waiting.push_back({{"deviceId", x.del.device.canonical()},
+                       {"id", x.del.binding_id},
+                       {"reason", core::to_string(x.del.reason)},
+                       {"waitsFor", x.why == core::WaitingDelete::Why::kGrace ? "deleteAfter"
+                                                                               : "deleteWindow"},
+                       {"notBefore", core::format_iso8601_ms(x.not_before_ms)}});
+  }
+  if (plan.guard_blocked()) j["blockedDeletesHash"] = core::blocked_deletes_hash(plan);
   j["unmanaged"] = plan.unmanaged;
   j["deleteLimit"] = plan.delete_limit;
   return j.dump() + "\n";

@@ -96,6 +96,11 @@ SavedPlan describe_plan(const core::Plan& plan, std::span<const core::RemoteBind
                               core::to_string(b.reason)));
     touched.insert(b.del.device.canonical());
   }
+  for (const auto& w : plan.waiting) {
+    s.operations.push_back(op("waiting delete", w.del.device, w.del.binding_id,
+                              w.why == core::WaitingDelete::Why::kGrace ? "grace" : "window"));
+    touched.insert(w.del.device.canonical());
+  }
   std::sort(s.operations.begin(), s.operations.end());
   s.devices.assign(touched.begin(), touched.end());
   std::sort(s.devices.begin(), s.devices.end());

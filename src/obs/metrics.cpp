@@ -100,6 +100,12 @@ struct Metrics::Impl {
           .Help("Deletes the last plan held back (delete guard, or duplicates with prune off).")
           .Register(*registry)
           .Add({});
+  prometheus::Gauge& pending_deletes =
+      BuildGauge()
+          .Name("thingsync_pending_deletes")
+          .Help("Deletes waiting for their grace (sync.deleteAfter) or a delete window.")
+          .Register(*registry)
+          .Add({});
   prometheus::Gauge& pass_remaining =
       BuildGauge()
           .Name("thingsync_pass_remaining_operations")
@@ -163,6 +169,10 @@ void Metrics::set_drift(std::size_t creates, std::size_t updates, std::size_t de
 
 void Metrics::set_deletes_blocked(std::size_t n) {
   impl_->deletes_blocked.Set(static_cast<double>(n));
+}
+
+void Metrics::set_pending_deletes(std::size_t n) {
+  impl_->pending_deletes.Set(static_cast<double>(n));
 }
 
 void Metrics::set_pass_remaining(std::size_t n) { impl_->pass_remaining.Set(static_cast<double>(n)); }

@@ -14,10 +14,11 @@ namespace {
 
 using json = nlohmann::json;
 constexpr std::string_view kFormat = "thingsync-state";
+// Version 4 adds the deletes waiting for their grace ("tombstones") and the approvals used.
 // Version 3 adds each binding's receipt; files (and journals) of version 2 and older load with
 // none. Version 2 writes 8-byte fingerprints (16 hex digits); version 1 wrote 16 bytes, whose
 // first 8 are the same fingerprint: such files load as they are.
-constexpr int kVersion = 3;
+constexpr int kVersion = 4;
 constexpr int kOldestVersion = 1;
 
 Error corrupt(const std::string& s, const std::string& why) {
@@ -93,6 +94,9 @@ class SnapshotReader : public json::json_sax_t {
     std::vector<std::tuple<std::string, std::string, std::string, std::int64_t>> bindings;
     std::vector<std::pair<std::string, std::int64_t>> pending;
     std::vector<std::tuple<std::string, FailureRecord>> failures;
+    // id, device, since, confirmed
+    std::vector<std::tuple<std::string, std::string, std::int64_t, std::int64_t>> tombstones;
+    std::vector<std::pair<std::string, std::int64_t>> approvals;
   };
   explicit SnapshotReader(Out& out) : out_(out) {}
 
@@ -121,6 +125,8 @@ class SnapshotReader : public json::json_sax_t {
       device_ = s;
     } else if (depth_ == 3 && section_ == Section::kFailures && key_[3] == "lastError") {
       failure_.last_error = s;
+    } else if (depth_ == 3 && section_ == Section::kTombstones && key_[3] == "device") {
+      device_ = s;
     }
     return true;
   }
@@ -132,6 +138,8 @@ class SnapshotReader : public json::json_sax_t {
       since_ = 0;
       receipt_ = 0;
       failure_ = {};
+      confirmed_ = 0;
+      used_ = 0;
     }
     return depth_ <= 3 || fail("nesting too deep");
   }
@@ -142,6 +150,10 @@ class SnapshotReader : public json::json_sax_t {
       }
       if (section_ == Section::kPending) out_.pending.emplace_back(device_, since_);
       if (section_ == Section::kFailures) out_.failures.emplace_back(key_[2], failure_);
+      if (section_ == Section::kTombstones) {
+        out_.tombstones.emplace_back(key_[2], device_, since_, confirmed_);
+      }
+      if (section_ == Section::kApprovals) out_.approvals.emplace_back(key_[2], used_);
     }
     if (depth_ == 2) section_ = Section::kNone;
     --depth_;
@@ -164,9 +176,11 @@ class SnapshotReader : public json::json_sax_t {
     if (depth_ > 3) return fail("nesting too deep");
     key_[static_cast<std::size_t>(depth_)] = k;
     if (depth_ == 1) {
-      section_ = k == "bindings" ? Section::kBindings
-                 : k == "failures" ? Section::kFailures
-                                   : Section::kNone;
+      section_ = k == "bindings"     ? Section::kBindings
+                 : k == "failures"   ? Section::kFailures
+                 : k == "tombstones" ? Section::kTombstones
+                 : k == "approvals"  ? Section::kApprovals
+                                     : Section::kNone;
     }
     return true;
   }
@@ -177,11 +191,16 @@ class SnapshotReader : public json::json_sax_t {
   const std::string& error() const { return error_; }
 
  private:
-  enum class Section { kNone, kBindings, kPending, kFailures };
+  enum class Section { kNone, kBindings, kPending, kFailures, kTombstones, kApprovals };
   bool integer(std::int64_t v) {
     if (depth_ == 1 && key_[1] == "version") out_.version = static_cast<int>(v);
     if (depth_ == 3 && section_ == Section::kPending && key_[3] == "since") since_ = v;
     if (depth_ == 3 && section_ == Section::kBindings && key_[3] == "receipt") receipt_ = v;
+    if (depth_ == 3 && section_ == Section::kTombstones) {
+      if (key_[3] == "since") since_ = v;
+      if (key_[3] == "confirmed") confirmed_ = v;
+    }
+    if (depth_ == 3 && section_ == Section::kApprovals && key_[3] == "used") used_ = v;
     if (depth_ == 3 && section_ == Section::kFailures) {
       if (key_[3] == "failures") failure_.failures = static_cast<std::uint32_t>(v);
       if (key_[3] == "nextAttemptMs") failure_.next_attempt_ms = v;
@@ -199,6 +218,8 @@ class SnapshotReader : public json::json_sax_t {
   std::string device_, fp_, ignored_;
   std::int64_t since_ = 0;
   std::int64_t receipt_ = 0;
+  std::int64_t confirmed_ = 0;
+  std::int64_t used_ = 0;
   FailureRecord failure_;
   std::string error_;
 };
@@ -291,6 +312,12 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
     if (!dev) return Result<Ok>::failure(corrupt(name, "failure record: bad device ID"));
     failures_.insert_or_assign(dev->canonical(), std::move(rec));
   }
+  for (auto& [id, device, since, confirmed] : out.tombstones) {
+    auto dev = core::DeviceId::parse(device);
+    if (!dev || id.empty()) return Result<Ok>::failure(corrupt(name, "tombstone: bad device ID"));
+    tombstones_.insert_or_assign(id, core::Tombstone{id, *dev, since, confirmed});
+  }
+  for (auto& [hash, used] : out.approvals) approvals_.insert_or_assign(hash, used);
   return Ok{};
 }
 
@@ -354,6 +381,13 @@ Result<Ok> StateStore::apply_line(std::string_view line) {
         FailureRecord{static_cast<std::uint32_t>(num("failures")), num("next"), str("error")});
   } else if (a == "cleared" && device) {
     failures_.erase(device->canonical());
+  } else if (a == "tombstone" && device && !str("id").empty()) {
+    tombstones_.insert_or_assign(str("id"),
+                                 core::Tombstone{str("id"), *device, num("since"), num("confirmed")});
+  } else if (a == "untombstone") {
+    tombstones_.erase(str("id"));
+  } else if (a == "approval" && !str("hash").empty()) {
+    approvals_.insert_or_assign(str("hash"), num("used"));
   } else {
     return Result<Ok>::failure(Error{"unknown record"});
   }
@@ -555,6 +589,51 @@ void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
   for (const auto& id : gone) forget(id);
 }
 
+std::vector<core::Tombstone> StateStore::tombstones() const {
+  std::vector<core::Tombstone> out;
+  out.reserve(tombstones_.size());
+  for (const auto& [id, t] : tombstones_) out.push_back(t);
+  return out;
+}
+
+void StateStore::set_tombstones(const std::vector<core::Tombstone>& keep) {
+  std::map<std::string_view, const core::Tombstone*> wanted;
+  for (const auto& t : keep) wanted.emplace(t.binding_id, &t);
+  for (auto it = tombstones_.begin(); it != tombstones_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    std::string line = R"({"a":"untombstone","id":)";
+    append_quoted(line, it->first);
+    append(line + "}");
+    it = tombstones_.erase(it);
+  }
+  for (const auto& t : keep) {
+    const auto it = tombstones_.find(t.binding_id);
+    if (it != tombstones_.end() && it->second.device == t.device &&
+        it->second.since_ms == t.since_ms && it->second.confirmed_ms == t.confirmed_ms) {
+      continue;
+    }
+    tombstones_.insert_or_assign(t.binding_id, t);
+    std::string line = R"({"a":"tombstone","id":)";
+    append_quoted(line, t.binding_id);
+    line += R"(,"device":)";
+    append_quoted(line, t.device.canonical());
+    append(line + ",\"since\":" + std::to_string(t.since_ms) +
+           ",\"confirmed\":" + std::to_string(t.confirmed_ms) + "}");
+  }
+}
+
+bool StateStore::approval_used(std::string_view hash) const { return approvals_.contains(hash); }
+
+void StateStore::use_approval(const std::string& hash, std::int64_t now_ms) {
+  approvals_.insert_or_assign(hash, now_ms);
+  std::string line = R"({"a":"approval","hash":)";
+  append_quoted(line, hash);
+  append(line + ",\"used\":" + std::to_string(now_ms) + "}");
+}
+
 Result<Ok> StateStore::flush() {
   if (journal_buffer_.empty()) return Ok{};
   if (!on_disk_ || rewrite_) {
@@ -640,6 +719,25 @@ Result<Ok> StateStore::checkpoint() {
            ",\"nextAttemptMs\":" + std::to_string(rec.next_attempt_ms) + ",\"lastError\":";
     append_quoted(out, rec.last_error);
     out += "}";
+  }
+  out += "},\n\"tombstones\":{";
+  first = true;
+  for (const auto& [id, t] : tombstones_) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    append_quoted(out, id);
+    out += ":{\"device\":";
+    append_quoted(out, t.device.canonical());
+    out += ",\"since\":" + std::to_string(t.since_ms) +
+           ",\"confirmed\":" + std::to_string(t.confirmed_ms) + "}";
+  }
+  out += "},\n\"approvals\":{";
+  first = true;
+  for (const auto& [hash, used] : approvals_) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    append_quoted(out, hash);
+    out += ":{\"used\":" + std::to_string(used) + "}";
   }
   out += "}}\n";
 

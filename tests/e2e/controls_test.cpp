@@ -35,7 +35,7 @@ std::string urn(const std::string& imei) { return "urn:dev:IMEI:" + imei.substr(
 
 }  // namespace
 
-TEST_CASE("--target and --target-file limit plan and apply to their devices, deletes included",
+TEST_CASE("targets: --target and --target-file limit plan and apply to their devices, deletes included",
           "[e2e][controls]") {
   Sim sim;
   Fleet fleet(sim, {.prune = true, .max_deletes = "100%"});
@@ -208,7 +208,7 @@ TEST_CASE("diff DEVICE shows desired, remote, state and the verdict", "[e2e][con
   CHECK(fleet.run({"diff", "not-a-device"}).code == 64);
 }
 
-TEST_CASE("--log-format json: every stderr line is a JSON object, fields as keys",
+TEST_CASE("json logs: every stderr line is a JSON object, fields as keys",
           "[e2e][controls]") {
   Sim sim;
   Fleet fleet(sim);

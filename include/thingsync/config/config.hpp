@@ -8,8 +8,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "thingsync/config/env.hpp"
+#include "thingsync/core/delete_rules.hpp"
 #include "thingsync/core/diagnostic.hpp"
 #include "thingsync/core/plan.hpp"
 #include "thingsync/core/result.hpp"
@@ -53,6 +55,12 @@ struct SyncConfig {
   core::DeleteLimit max_deletes{core::DeleteLimit::Kind::kPercent, 5.0};
   std::uint32_t concurrency = 8;  ///< 1..1024
   double rate_limit = 10.0;       ///< requests per second, > 0, may be fractional
+  /// A delete waits until its reason has held across full lists this long (0: at once).
+  std::chrono::milliseconds delete_after{0};
+  /// Weekly windows deletes may go in (empty: any time).
+  std::vector<core::DeleteWindow> delete_windows;
+  /// Hashes of blocked delete sets an operator approved, one per line (re-read every pass).
+  std::optional<std::filesystem::path> approved_deletes_file;
 };
 
 /// Where a key's value was written in the config file (1-based).

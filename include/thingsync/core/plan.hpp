@@ -88,6 +88,13 @@ struct BlockedDelete {
   PlannedDelete del;
   BlockReason reason;
 };
+/// A delete that waits: for its grace (sync.deleteAfter) or for a delete window.
+struct WaitingDelete {
+  enum class Why : std::uint8_t { kGrace, kWindow };
+  PlannedDelete del;
+  Why why = Why::kGrace;
+  std::int64_t not_before_ms = 0;  ///< when it may go at the earliest
+};
 
 /// The difference between desired and observed, every list sorted by canonical device ID
 /// (then binding ID).
@@ -96,6 +103,7 @@ struct Plan {
   std::vector<PlannedUpdate> updates;
   std::vector<PlannedDelete> deletes;
   std::vector<BlockedDelete> blocked;
+  std::vector<WaitingDelete> waiting;  ///< core::hold_deletes(): not yet
   std::vector<ReceiptToRecord> receipts;
   std::size_t unchanged = 0;
   std::size_t unmanaged = 0;     ///< remote bindings not desired, left alone because prune is off

@@ -16,6 +16,7 @@
 #include "thingsync/engine/desired.hpp"
 #include "thingsync/engine/executor.hpp"
 #include "thingsync/state/state_store.hpp"
+#include "thingsync/sys/zones.hpp"
 
 namespace thingsync::engine {
 
@@ -74,6 +75,26 @@ std::vector<core::DeviceId> settle_after_full_list(state::StateStore& state,
                                                    const std::vector<std::string>& live_ids,
                                                    const DevicePredicate& listed,
                                                    const DevicePredicate& desired);
+
+/// The rules for deletes a pass that may delete (kFull) holds them to (docs/reference.md,
+/// "Deletes"): the grace, the windows, and approvals of a blocked set.
+struct DeleteRules {
+  std::int64_t delete_after_ms = 0;  ///< sync.deleteAfter
+  sys::NextWindow next_window;       ///< sync.deleteWindows; unset: any time
+  /// Hashes an operator approved (apply --approve-deletes, sync.approvedDeletesFile).
+  std::vector<std::string> approvals;
+  DevicePredicate in_pass;  ///< the devices of a --target pass; unset: all
+};
+struct DeleteOutcome {
+  std::string blocked_hash;      ///< of the set still blocked by the guard ("" when none)
+  std::string approved;          ///< the approval this pass used ("" when none)
+  std::string approval_refused;  ///< why an approval given did not let the set through
+};
+/// Holds back the deletes that must wait (core::hold_deletes() on the state's tombstones, which
+/// it then replaces), then lets a blocked set through when one of `rules.approvals` is its hash
+/// and that approval was not used before (it is recorded as used).
+DeleteOutcome apply_delete_rules(PassPlan& pass, state::StateStore& state,
+                                 const DeleteRules& rules, std::int64_t now_ms);
 
 /// Executes a planned pass: records the receipts the plan adopted, then runs the executor,
 /// which looks again before each delete unless the pass is fresh.

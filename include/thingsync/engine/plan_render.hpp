@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,11 +12,11 @@ namespace thingsync::engine {
 /// blocked), then the changes grouped by action, one line each (`+ create`, `~ update
 /// (reason)`, `- delete`, `! blocked delete … : why`). Holds device and binding IDs only:
 /// never a password.
-std::string render_plan_text(const core::Plan& plan, bool color = false);
+std::string render_plan_text(const core::Plan& plan, bool color = false, std::int64_t now_ms = 0);
 
 /// `thingsync plan --output markdown`: a pull-request comment. The summary, a table of counts,
 /// then one collapsible list (<details>) per action.
-std::string render_plan_markdown(const core::Plan& plan);
+std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms = 0);
 
 /// `thingsync plan --output json` (docs/reference.md, "thingsync plan"): one JSON object with
 /// create, update, delete, unchanged and blocked, plus unmanaged and deleteLimit.

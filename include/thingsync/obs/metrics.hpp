@@ -24,6 +24,8 @@ class Metrics {
   void set_observed(std::size_t n);
   void set_drift(std::size_t creates, std::size_t updates, std::size_t deletes);
   void set_deletes_blocked(std::size_t n);
+  /// thingsync_pending_deletes: deletes waiting for their grace or a delete window.
+  void set_pending_deletes(std::size_t n);
   /// thingsync_pass_remaining_operations: what the pass in progress has yet to do.
   void set_pass_remaining(std::size_t n);
   /// thingsync_oldest_drift_age_seconds: how long differences have been left unresolved.

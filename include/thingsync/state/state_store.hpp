@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "thingsync/core/binding.hpp"
+#include "thingsync/core/delete_rules.hpp"
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/packed.hpp"
 #include "thingsync/state/medium.hpp"
@@ -31,7 +33,8 @@ struct FailureRecord {
 };
 
 /// The state of one thingsync installation: which password (as a salted fingerprint) was last
-/// applied to each binding, the pending-create journal and per-device failure backoff.
+/// applied to each binding, the pending-create journal, per-device failure backoff, the
+/// deletes waiting for their grace and the approvals already used.
 ///
 /// It is kept on a Medium as a snapshot (JSON, replaced atomically) plus an append-only
 /// journal (JSON lines); on disk (FileMedium) they are `state.path` and `state.path +
@@ -88,6 +91,15 @@ class StateStore {
   Result<Ok> claim(std::string_view api_base_url, std::string_view scope);
   /// Drops records of bindings that no longer exist remotely (after a complete list).
   void retain_only(const std::vector<std::string>& live_binding_ids);
+
+  /// Deletes waiting for their grace (sync.deleteAfter): when their reason was first seen and
+  /// last confirmed (core::hold_deletes()), sorted by binding id. Kept across restarts.
+  std::vector<core::Tombstone> tombstones() const;
+  /// Replaces them with `keep` (what core::hold_deletes() returned); journals the difference.
+  void set_tombstones(const std::vector<core::Tombstone>& keep);
+  /// Whether an approval of a blocked delete set (its hash) was used already: each is used once.
+  bool approval_used(std::string_view hash) const;
+  void use_approval(const std::string& hash, std::int64_t now_ms);
 
   /// Appends buffered journal records and syncs once. Cheap when nothing is buffered. On an
   /// error nothing buffered counts as durable: the records stay buffered, and the next flush
@@ -148,6 +160,8 @@ class StateStore {
   std::unordered_map<std::string, Applied> odd_applied_;     // see AppliedRec
   std::unordered_map<std::string, PendingCreate> pending_;   // by canonical device id
   std::unordered_map<std::string, FailureRecord> failures_;  // by canonical device id
+  std::map<std::string, core::Tombstone, std::less<>> tombstones_;  // by binding id
+  std::map<std::string, std::int64_t, std::less<>> approvals_;      // used: hash -> when
   std::string journal_buffer_;
   std::size_t journal_records_ = 0;
 };

@@ -76,7 +76,7 @@ TEST_CASE("receipts survive a snapshot, a journal replay and a crash", "[state]"
     REQUIRE(s->checkpoint());
     REQUIRE(m->snapshot());
     CHECK_THAT(*m->snapshot(),
-               Catch::Contains(R"("version":3)") &&
+               Catch::Contains(R"("version":4)") &&
                    Catch::Contains(R"("fp":"0101010101010101","receipt":1795000000001})"));
     s->record_applied(kB, dev("imei:350266800610994"), fp(2), kR2);
     s->set_receipt(kA, kR4);
@@ -153,7 +153,7 @@ TEST_CASE("receipts round-trip through the state file and its journal, torn tail
   CHECK(s->size() == 2);
   CHECK(receipt(*s, kA) == kR3);
   CHECK(receipt(*s, kB) == kR2);
-  CHECK_THAT(read(p), Catch::Contains(R"("version":3)"));
+  CHECK_THAT(read(p), Catch::Contains(R"("version":4)"));
 }
 
 TEST_CASE("set_receipt keeps the fingerprint, is journaled once, and ignores unknown ids",
@@ -192,7 +192,7 @@ TEST_CASE("a version 2 state loads with no receipts and is rewritten before the 
     CHECK(*m->snapshot() == v2);  // opening alone writes nothing
     s->set_receipt(kA, kR1);
     REQUIRE(s->flush());
-    CHECK_THAT(*m->snapshot(), Catch::Contains(R"("version":3)") &&
+    CHECK_THAT(*m->snapshot(), Catch::Contains(R"("version":4)") &&
                                    Catch::Contains(R"("receipt":1795000000001})") &&
                                    Catch::Contains(R"("fp":"0202020202020202","receipt":0})"));
     CHECK(m->durable_journal().empty());

@@ -175,7 +175,7 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
   CHECK(s->find("b")->password_fp == fp(2));
   REQUIRE(s->checkpoint());
   const auto text = read(p);
-  CHECK_THAT(text, Catch::Contains(R"("version":3)") &&
+  CHECK_THAT(text, Catch::Contains(R"("version":4)") &&
                        Catch::Contains(R"("fp":"0101010101010101")") &&
                        Catch::Contains(R"("fp":"0202020202020202")"));
 }
@@ -183,18 +183,18 @@ TEST_CASE("a version 1 state file and journal load, their fingerprints cut to 8 
 TEST_CASE("a state file of a newer version is refused, not rewritten", "[state]") {
   TempDir t;
   const auto p = t.path() / "state.json";
-  std::ofstream(p) << R"({"format":"thingsync-state","version":4,"salt":")" +
+  std::ofstream(p) << R"({"format":"thingsync-state","version":5,"salt":")" +
                           std::string(64, 'a') + R"(","bindings":{},"pending":[],"failures":{}})";
   const auto before = read(p);
   auto r = StateStore::open(p, kSalt);
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("newer thingsync (state version 4") &&
+  CHECK_THAT(r.error().message, Catch::Contains("newer thingsync (state version 5") &&
                                     Catch::Contains("Do not move the file aside"));
   CHECK(read(p) == before);
 }
 
 TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "[state]") {
-  // Otherwise a crash would leave version 3 journal lines behind a version 1 snapshot, which
+  // Otherwise a crash would leave version 4 journal lines behind a version 1 snapshot, which
   // the thingsync that wrote version 1 cannot read.
   TempDir t;
   const auto p = t.path() / "state.json";
@@ -204,7 +204,7 @@ TEST_CASE("a version 1 snapshot is rewritten before the first journal append", "
     CHECK_THAT(read(p), Catch::Contains(R"("version":1)"));  // opening alone writes nothing
     s->record_applied("b", dev("imei:3502668006109931"), fp(2), 0);
     REQUIRE(s->flush());
-    CHECK_THAT(read(p), Catch::Contains(R"("version":3)") &&
+    CHECK_THAT(read(p), Catch::Contains(R"("version":4)") &&
                             Catch::Contains(R"("fp":"0101010101010101")"));
     s->record_applied("c", dev("deveui:ea8fa35e2cf3489f"), fp(3), 0);
     REQUIRE(s->flush());  // now appended to the journal
