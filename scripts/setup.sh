@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates openssl python3
   clang-14 libclang-rt-14-dev
   libboost-dev libssl-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
-  libspdlog-dev libcli11-dev catch2 libsystemd-dev
+  libspdlog-dev libcli11-dev catch2 libsystemd-dev libhowardhinnant-date-dev tzdata
   wrk prometheus shellcheck
   systemd debhelper lintian
   mandoc groff-base
