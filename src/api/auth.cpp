@@ -1,5 +1,7 @@
 #include "thingsync/api/auth.hpp"
 
+#include <algorithm>
+
 
 #include <sys/stat.h>
 
@@ -42,7 +44,14 @@ std::optional<std::string> read_file(const std::filesystem::path& file, std::str
     if (why) *why = text.error();
     return std::nullopt;
   }
-  return trimmed(text->reveal());
+  std::string value = trimmed(text->reveal());
+  // A line break inside a token would end its Authorization header and start another one.
+  if (std::any_of(value.begin(), value.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    if (why) *why = file.string() + " holds a control character inside its secret (a line break?)";
+    return std::nullopt;
+  }
+  return value;
 }
 
 class StaticTokenProvider final : public TokenProvider {
@@ -201,7 +210,13 @@ class OAuth2Provider final : public TokenProvider {
     return *secret_;
   }
 
+  void stop() override {
+    stopped_ = true;
+    http_.shutdown();
+  }
+
   net::awaitable<core::Result<bool, ApiError>> fetch() {
+    if (stopped_) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
     auto url = Url::parse(opts_.token_url);
     if (!url) co_return detail::fail(config_error("bad token URL", opts_.token_url));
     auto secret = client_secret();
@@ -281,6 +296,7 @@ class OAuth2Provider final : public TokenProvider {
 
   OAuth2Options opts_;
   HttpClient http_;
+  bool stopped_ = false;
   net::steady_timer waiters_;  // parked at max(); cancel() wakes every waiter
   std::shared_ptr<spdlog::logger> log_;
   std::optional<core::Secret> cached_;

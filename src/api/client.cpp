@@ -249,9 +249,9 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
         }
       } else {
         err = res.error().error;
-        if (post && res.error().sent != Sent::kNo && err.kind != ErrorKind::kCancelled &&
-            err.kind != ErrorKind::kProtocol) {
+        if (post && res.error().sent != Sent::kNo && err.kind != ErrorKind::kProtocol) {
           // The server may have created the binding: the caller must look before it retries.
+          // So too when a stop cut the request off after it was sent: its pending record stays.
           err.detail = std::string(to_string(err.kind)) + ": " + err.detail;
           err.kind = ErrorKind::kUnknownOutcome;
         }

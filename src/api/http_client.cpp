@@ -390,7 +390,11 @@ net::awaitable<core::Result<tcp::resolver::results_type, HttpFailure>> HttpClien
 
 net::awaitable<core::Result<std::unique_ptr<Connection>, HttpFailure>> HttpClient::Impl::connect(
     const Url& url, Clock::time_point deadline) {
-  const bool via_proxy = proxy_ && !no_proxy_matches(opts_.no_proxy, url.host);
+  // Plain http:// to loopback never goes through a proxy: the proxy would see the request,
+  // bearer token included, in clear text (and reach its own loopback, not ours). https:// is
+  // end to end through CONNECT, as NO_PROXY says.
+  const bool via_proxy = proxy_ && !(url.scheme == "http" && is_loopback_host(url.host)) &&
+                         !no_proxy_matches(opts_.no_proxy, url.host);
   const Url& hop = via_proxy ? *proxy_ : url;
   auto endpoints = co_await resolve(hop.host, hop.port, deadline);
   if (!endpoints) co_return detail::fail(endpoints.error());

@@ -1,5 +1,8 @@
 #include "thingsync/api/url.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <charconv>
 #include <vector>
@@ -168,6 +171,20 @@ std::string url_encode(std::string_view s) {
   out.reserve(s.size());
   url_encode_to(out, s);
   return out;
+}
+
+bool is_loopback_host(std::string_view host_in) {
+  std::string host = lower(host_in);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost" || host == "localhost.") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 bool no_proxy_matches(std::string_view no_proxy, std::string_view host_in) {

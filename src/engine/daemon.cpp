@@ -68,7 +68,10 @@ class Daemon {
         health_(notifier_, observe_only_),
         life_(ioc_, notifier_, options.shutdown_grace,
               {[this] { reloads_->full_now(); }, [this] { on_stop(); },
-               [this] { session_->client().stop(); }}),
+               [this] {
+                 session_->client().stop();
+                 session_->auth().stop();
+               }}),
         stopping_(life_.stopping()),
         gate_(config.state_path, health_),
         wake_(ioc_, Clock::time_point::max()),
@@ -76,11 +79,17 @@ class Daemon {
 
   int run() {
     fix_malloc_thresholds();
-    if (!open()) return 1;
+    // Signals count from the start: a SIGTERM while the start waits (for a Git checkout, say)
+    // stops it.
+    life_.start();
+    if (!open()) {
+      if (!stopping_) return 1;
+      log_->info("stopped before the start was done");
+      return 0;
+    }
     net::co_spawn(ioc_, main_loop(), life_.crash_handler("main loop"));
     net::co_spawn(ioc_, reloads_->watch_loop(stopping_, opts_.debounce),
                   life_.crash_handler("watcher"));
-    life_.start();
     ioc_.run();
     return life_.exit_code();
   }
@@ -125,6 +134,7 @@ class Daemon {
                                           gate_.may_write(), [this] { life_.alive(); }});
     // A Git checkout in progress at start is waited for (a minute at most).
     for (int waited = 0; !reloads_->reload(); ++waited) {
+      if (stopping_) return false;
       if (!reloads_->deferred() || waited >= 60) {
         log_->error("the desired state does not load; not starting (fix it and restart){}",
                     reloads_->deferred()
@@ -133,7 +143,8 @@ class Daemon {
                         : "");
         return false;
       }
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+      ioc_.run_for(std::chrono::seconds(1));  // a second, signals served
+      if (stopping_) return false;
     }
     try {
       metrics_server_ = std::make_unique<obs::HttpServer>(
@@ -159,7 +170,7 @@ class Daemon {
 
   void on_stop() {
     wake_.cancel();
-    reloads_->close();
+    if (reloads_) reloads_->close();
     // Requests in flight run to their answer; nothing new is sent, no retry waits.
     if (session_) session_->client().drain();
   }
@@ -279,7 +290,7 @@ class Daemon {
     const auto out = co_await observer_->full_list();
     health_.set_activity("");
     if (!out.ok) {
-      health_.set_error(out.error);
+      if (!stopping_) health_.set_error(out.error);  // a stop cut it: no error
       co_return false;
     }
     metrics_.set_observed(observer_->set().size());
@@ -292,7 +303,7 @@ class Daemon {
   net::awaitable<bool> poll() {
     const auto out = co_await observer_->poll();
     if (!out.ok) {
-      health_.set_error(out.error);
+      if (!stopping_) health_.set_error(out.error);
       co_return false;
     }
     if (out.changed) metrics_.set_observed(observer_->set().size());

@@ -5,13 +5,23 @@
 namespace thingsync::engine {
 
 void DesiredReloads::watch(boost::asio::any_io_executor ex) {
-  watcher_ = std::make_unique<sys::TreeWatcher>(std::move(ex), p_.config.desired_state_path);
+  try {
+    watcher_ = std::make_unique<sys::TreeWatcher>(std::move(ex), p_.config.desired_state_path);
+  } catch (const std::system_error& e) {
+    // No inotify at all (fs.inotify.max_user_instances reached, say): the daemon runs on, and
+    // every poll rescans the tree instead.
+    const bool instances = e.code() == std::errc::too_many_files_open ||
+                           e.code() == std::errc::too_many_files_open_in_system;
+    watch_warnings({std::string("cannot watch the desired state: ") + e.what() +
+                    (instances ? " (the limit fs.inotify.max_user_instances may be reached)" : "")});
+    return;
+  }
   watch_warnings(watcher_->take_warnings());
 }
 
 boost::asio::awaitable<void> DesiredReloads::watch_loop(const bool& stopping,
                                                         Clock::duration debounce) {
-  while (!stopping) {
+  while (!stopping && watcher_) {
     auto changes = co_await watcher_->next();
     if (stopping) break;
     took_changes(changes, debounce);
@@ -28,7 +38,7 @@ void DesiredReloads::full_now() {
 }
 
 void DesiredReloads::after_poll(Clock::duration debounce) {
-  took_changes(watcher_->check_root(), debounce);
+  if (watcher_) took_changes(watcher_->check_root(), debounce);
   if (rescan_) {
     p_.desired.changed(p_.config.desired_state_path);  // the loader compares sizes and times
     at(Clock::now());
@@ -102,7 +112,11 @@ bool DesiredReloads::reload() {
   p_.metrics.set_desired(p_.desired.size());
   const auto& commit = r.commit;
   p_.metrics.set_desired_commit(commit.value_or(""));
-  log->info("desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
+  // A rescan that found nothing changed (every poll, when inotify is not there) is no news.
+  const auto level = r.files_parsed == 0 && !all_ && affected_.empty() && !r.root_changed
+                         ? spdlog::level::debug
+                         : spdlog::level::info;
+  log->log(level, "desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
             p_.desired.size(), p_.desired.state().common.files.size(), r.files_parsed,
             all_ ? "" : ", " + std::to_string(affected_.size()) + " devices affected",
             r.warnings ? ", " + std::to_string(r.warnings) + " warnings" : "",

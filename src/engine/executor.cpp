@@ -223,72 +223,104 @@ class Executor {
     for (const auto* d : w.deletes) co_await do_delete(*d);
   }
 
-  // With scope.clientId: the first create is made alone, then looked for in scope.
+  // With scope.clientId, creates go one at a time until a binding one of them made (or
+  // adopted) is looked for in scope: found, the others go on at full speed; not found, no
+  // other create is sent. Creates that leave no binding to look for (refused, waiting out a
+  // backoff, outcome unknown) do not count; after a few of those the others wait for the next
+  // pass, for a create the scope was not checked for may be made again by every pass.
+  static constexpr int kScopeTries = 5;
   net::awaitable<void> scope_canary() {
     if (!opts_.scope_client_id || !opts_.refuse_creates.empty()) co_return;
-    const auto first = std::find_if(work_.begin(), work_.end(),
-                                    [](const DeviceWork& w) { return w.create != nullptr; });
-    if (first == work_.end() || (opts_.stop && *opts_.stop)) co_return;
-    std::iter_swap(work_.begin(), first);
-    next_ = 1;
-    journal_creates_from(0);
-    if (journal_failed_upto_ > 0) {
-      not_durable(*work_[0].device);
-    } else {
-      const std::size_t created = report_.created;
-      co_await run_device(work_[0]);
-      if (report_.created > created) co_await check_in_scope(*work_[0].device);
+    for (std::size_t at = 0, tries = 0;; ++at) {
+      const auto it = std::find_if(work_.begin() + static_cast<std::ptrdiff_t>(at), work_.end(),
+                                   [](const DeviceWork& w) { return w.create != nullptr; });
+      if (it == work_.end() || (opts_.stop && *opts_.stop)) co_return;
+      if (tries == kScopeTries) {
+        refuse_creates_ = "not sent: the last " + std::to_string(kScopeTries) +
+                          " creates gave no binding to check scope.clientId against; tried "
+                          "again next pass";
+        co_return;
+      }
+      ++tries;
+      std::iter_swap(work_.begin() + static_cast<std::ptrdiff_t>(at), it);
+      next_ = at + 1;
+      const auto& device = *work_[at].device;
+      if (at >= journaled_upto_) journal_creates_from(at);
+      if (at < journal_failed_upto_) {
+        not_durable(device);
+      } else {
+        const std::size_t created = report_.created;
+        co_await run_device(work_[at]);
+        const auto id = binding_of(device);
+        if (id) {
+          co_await check_in_scope(device, *id, report_.created > created);
+          ++done_;
+          if (opts_.on_progress) opts_.on_progress({done_, work_.size(), report_.failed});
+          co_return;
+        }
+      }
+      ++done_;
+      if (opts_.on_progress) opts_.on_progress({done_, work_.size(), report_.failed});
     }
-    ++done_;
-    if (opts_.on_progress) opts_.on_progress({done_, work_.size(), report_.failed});
   }
 
-  net::awaitable<void> check_in_scope(const core::DeviceId& device) {
+  // The binding this run made, adopted or updated for `device`, if any.
+  std::optional<std::string> binding_of(const core::DeviceId& device) const {
+    for (auto it = report_.written_bindings.rbegin(); it != report_.written_bindings.rend(); ++it) {
+      if (it->device == device) return it->id;
+    }
+    for (auto it = report_.seen_bindings.rbegin(); it != report_.seen_bindings.rend(); ++it) {
+      if (it->device == device) return it->id;
+    }
+    return std::nullopt;
+  }
+
+  // `made`: this run created it (and may take it back).
+  net::awaitable<void> check_in_scope(const core::DeviceId& device, const std::string& id,
+                                      bool made) {
     api::ListQuery q;
     q.client_id = opts_.scope_client_id;
     q.device_id = device.canonical();
     auto listed = co_await api_.list_all(std::move(q));
     if (!listed) {
-      // Not known either way: the creates go on, and the next run looks again.
-      log_->warn("could not check that a created binding is in scope.clientId={} error=\"{}\"",
-                 *opts_.scope_client_id, listed.error().to_string());
+      refuse_creates_ = "not sent: could not check that creates land in scope.clientId (" +
+                        listed.error().to_string() + "); tried again next pass";
       co_return;
     }
-    const auto& mine = report_.written_bindings.back().id;
     for (const auto& b : listed->bindings) {
-      if (b.id == mine) co_return;
+      if (b.id == id) co_return;
     }
-    // Made by this run a moment ago and invisible to every list in scope: taken back.
-    const std::string id = mine;
-    auto removed = co_await api_.remove(id);
-    if (removed) {
-      state_.forget(id);
-      report_.written_bindings.pop_back();
-      --report_.created;
+    std::string taken_back;
+    if (made) {
+      // Made by this run a moment ago and invisible to every list in scope: taken back.
+      auto removed = co_await api_.remove(id);
+      if (removed) {
+        state_.forget(id);
+        taken_back = ", and that binding was deleted again";
+      } else {
+        taken_back = ", and deleting that binding failed (" + removed.error().to_string() +
+                     "): delete it by hand";
+      }
     }
-    report_.scope_error = "the binding just created for " + device.canonical() + " (id " + id +
-                          ") is not listed under scope.clientId " + *opts_.scope_client_id +
-                          ": the API key creates bindings for another client, so every full "
+    report_.scope_error = "the binding " + id + " of " + device.canonical() +
+                          " is not listed under scope.clientId " + *opts_.scope_client_id +
+                          ": the API key's bindings belong to another client, so every full "
                           "list would miss them and every pass create them again. No other "
-                          "create was sent" +
-                          (removed ? std::string(", and that binding was deleted again")
-                                   : ", and deleting that binding failed (" +
-                                         removed.error().to_string() + "): delete it by hand") +
+                          "create was sent" + taken_back +
                           ". Set scope.clientId to the API key's client, or remove it";
     log_->error("{}", report_.scope_error);
     ++report_.failed;
     report_.failures.push_back({device, obs::Action::kCreate,
-                                "created outside scope.clientId " + *opts_.scope_client_id,
-                                false});
-    opts_.refuse_creates = report_.scope_error;
+                                "outside scope.clientId " + *opts_.scope_client_id, false});
+    refuse_creates_ = "not sent: scope.clientId does not hold what creates make";
   }
 
   net::awaitable<void> do_create(const core::PlannedCreate& c) {
-    if (!opts_.refuse_creates.empty()) {
+    if (!refuse_creates_.empty() || !opts_.refuse_creates.empty()) {
       state_.end_create(c.device);  // journaled as pending, never sent
       ++report_.failed;
       report_.failures.push_back({c.device, obs::Action::kCreate,
-                                  "not sent: scope.clientId does not hold what creates make",
+                                  refuse_creates_.empty() ? opts_.refuse_creates : refuse_creates_,
                                   false});
       co_return;
     }
@@ -452,6 +484,7 @@ class Executor {
   std::unordered_set<std::string> unresolved_;
   std::vector<std::pair<std::string, core::DeviceId>> blocked_kept_;  // kept of blocked dups
   std::size_t next_ = 0;
+  std::string refuse_creates_;  // why creates are not sent in this run (scope.clientId)
   std::size_t done_ = 0;
   std::size_t journaled_upto_ = 0;
   std::size_t journal_failed_upto_ = 0;  // creates before here were not made durable

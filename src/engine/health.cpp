@@ -32,12 +32,20 @@ void Health::set_activity(std::string activity) {
   update();
 }
 
+void Health::set_creates_refused(std::string why) {
+  if (why == creates_refused_) return;
+  if (!why.empty()) obs::logger("daemon")->error("creates are refused until a restart: {}", why);
+  creates_refused_ = std::move(why);
+  update();
+}
+
 void Health::update() {
   std::string s = activity_.empty() ? "" : activity_ + "; ";
   s += "desired=" + std::to_string(desired_) + " observed=" + std::to_string(observed_) +
        " drift=" + std::to_string(drift_);
   if (observe_only_) s += " mode=observe";
   if (!state_error_.empty()) s += " not writing: the state cannot be saved: " + state_error_;
+  if (!creates_refused_.empty()) s += " creates refused: " + creates_refused_;
   if (!last_error_.empty()) s += " last error: " + last_error_;
   notifier_.status(s);
 }
@@ -50,6 +58,10 @@ obs::HttpReply Health::serve(const obs::HttpGet& g) const {
       return {503, "text/plain; charset=utf-8",
               "not ready: the state file cannot be saved, so nothing is written: " +
                   state_error_ + "\n"};
+    }
+    if (!creates_refused_.empty()) {
+      return {503, "text/plain; charset=utf-8",
+              "not ready: creates are refused until a restart: " + creates_refused_ + "\n"};
     }
     return {503, "text/plain; charset=utf-8",
             !ready_ ? "not ready: first reconcile not finished\n"

@@ -22,6 +22,9 @@ class Health {
   /// Why the state file cannot be saved ("" once it can): while it cannot, nothing is
   /// written to the API and the daemon is not ready.
   void set_state_error(std::string e);
+  /// Why creates are refused until a restart ("" for none; a scope.clientId that does not
+  /// hold what creates make): the daemon is not ready, and /readyz and STATUS say why.
+  void set_creates_refused(std::string why);
   /// Logs `e` (error level) and shows it in the status line until clear_error().
   void set_error(std::string e);
   void clear_error() { last_error_.clear(); }
@@ -30,7 +33,9 @@ class Health {
   void set_activity(std::string activity);
   void update();
 
-  bool ready() const { return ready_ && load_ok_ && state_error_.empty(); }
+  bool ready() const {
+    return ready_ && load_ok_ && state_error_.empty() && creates_refused_.empty();
+  }
   /// /healthz, /readyz; /metrics is served by the caller.
   obs::HttpReply serve(const obs::HttpGet& get) const;
 
@@ -42,6 +47,7 @@ class Health {
   std::size_t desired_ = 0, observed_ = 0, drift_ = 0;
   std::string last_error_;
   std::string state_error_;
+  std::string creates_refused_;
   std::string activity_;
   std::chrono::steady_clock::time_point activity_sent_{};
 };

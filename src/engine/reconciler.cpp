@@ -149,7 +149,10 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
     // Transient failures are retried at the next poll; permanent ones wait out their backoff.
     retry_pending_ = has_transient(report) || !report.state_error.empty();
     again = report.replan;
-    if (!ok) p_.health.set_error(std::to_string(report.failed) + " operations failed");
+    if (!ok) {
+      p_.health.set_error(report.failed > 0 ? std::to_string(report.failed) + " operations failed"
+                                            : "the state could not be saved");
+    }
     if (!plan.empty()) {
       log->info("reconciled: {} created, {} updated, {} deleted, {} failed", report.created,
                 report.updated, report.deleted, report.failed);
@@ -224,14 +227,16 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
     p_.health.set_activity(activity(progress, Clock::now() - started));
   };
   eo.scope_client_id = p_.config.scope_client_id;
-  eo.refuse_creates = scope_error_;
+  if (!scope_error_.empty()) eo.refuse_creates = "not sent: scope.clientId does not hold what creates make";
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
   auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
   p_.metrics.set_pass_remaining(0);
   p_.health.set_activity("");
   state_failed_ = !report.state_error.empty();
-  if (!report.scope_error.empty()) scope_error_ = report.scope_error;  // until a restart
-  if (!scope_error_.empty()) p_.health.set_error(scope_error_);
+  if (!report.scope_error.empty() && scope_error_.empty()) {
+    scope_error_ = report.scope_error;  // until a restart
+    p_.health.set_creates_refused(scope_error_);
+  }
   // Our own writes, with the modifiedAt their answers gave, so that the next poll does not
   // take them for someone else's.
   p_.observer.record(report);

@@ -1,10 +1,12 @@
 #include "state_gate.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "thingsync/obs/log.hpp"
 
@@ -23,6 +25,15 @@ std::string unwritable_directory(const std::filesystem::path& state_path) {
 }
 }  // namespace
 
+// The state file's identity (inode, size, modification time; "" when there is none), to see
+// whether someone wrote it.
+static std::string file_identity(const std::filesystem::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return {};
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
 bool StateGate::take_lock() {
   auto lock = state::WriterLock::acquire(state_path_, kCommand);
   if (lock) {
@@ -30,7 +41,10 @@ bool StateGate::take_lock() {
     return true;
   }
   obs::logger("daemon")->error("{}", lock.error().message);
-  return !lock.error().busy;
+  if (lock.error().busy) return false;
+  unlocked_identity_ = file_identity(state_path_) + "|" +
+                       file_identity(state_path_.string() + ".journal");
+  return true;
 }
 
 bool StateGate::check(state::StateStore& state, bool save_owed) {
@@ -47,6 +61,17 @@ bool StateGate::check(state::StateStore& state, bool save_owed) {
     auto lock = state::WriterLock::acquire(state_path_, kCommand);
     if (lock) {
       lock_ = std::move(lock.value());
+      if (unlocked_identity_) {
+        const auto now = file_identity(state_path_) + "|" +
+                         file_identity(state_path_.string() + ".journal");
+        if (now != *unlocked_identity_) {
+          throw std::runtime_error(
+              "the state file " + state_path_.string() +
+              " was written by another thingsync while this one waited for its lock: ending, "
+              "so that a restart loads it as it is now");
+        }
+        unlocked_identity_.reset();
+      }
     } else {
       problem = lock.error().message;
     }

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "health.hpp"
 #include "thingsync/state/state_store.hpp"
@@ -22,7 +24,9 @@ class StateGate {
   bool take_lock();
   /// Before a pass may write: takes the lock if it is not held, and writes a snapshot when one
   /// is owed (after the start, or after `save_owed`: a pass that could not journal). Tells
-  /// Health why writes wait, or that they may go. True when it wrote a snapshot.
+  /// Health why writes wait, or that they may go. True when it wrote a snapshot. Throws when
+  /// the lock, taken late, shows that another writer changed the state file since this daemon
+  /// loaded it: the process must end, and its restart loads the file as it is now.
   bool check(state::StateStore& state, bool save_owed);
   /// Whether a pass may write now (check() keeps it current).
   const bool& may_write() const { return may_write_; }
@@ -31,6 +35,9 @@ class StateGate {
   std::filesystem::path state_path_;
   Health& health_;
   std::unique_ptr<state::WriterLock> lock_;
+  // The state file as it was when the daemon loaded it without the lock (the lock could not
+  // be taken then): if another writer changed it meanwhile, what the daemon holds is stale.
+  std::optional<std::string> unlocked_identity_;
   bool unsaved_ = true;  // a snapshot must prove the state can be saved before writes
   bool may_write_ = false;
 };

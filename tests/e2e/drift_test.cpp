@@ -304,3 +304,42 @@ TEST_CASE("a scope.clientId that is not the API key's client costs one create, t
   CHECK(requests(sim, "POST") == 3);
   CHECK(remote_passwords(sim).empty());
 }
+
+TEST_CASE("a wrong scope.clientId is caught even when the first creates fail or go unanswered",
+          "[e2e][drift]") {
+  Sim sim({"--client-id", "00000000-0000-4000-8000-00000000000a"});
+  Fleet fleet(sim, {.extra_sync = "  pollInterval: 300ms\n  fullResyncInterval: 1s\n",
+                    .scope_client_id = "00000000-0000-4000-8000-00000000000b"});
+  const auto devices = imeis(1, 10);
+  fleet.set_desired(devices);
+  // The first device is refused by the API: its create gives nothing to look for in scope.
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"rejectDevices", {devices[0]}}}).status == 200);
+  for (int run = 0; run < 2; ++run) {
+    const auto apply = fleet.apply();
+    INFO(apply.out << apply.err);
+    CHECK(apply.code == 1);
+    CHECK(apply.err.find("is not listed under scope.clientId") != std::string::npos);
+    CHECK(remote_passwords(sim).empty());
+  }
+  // A create answered 502 after it committed: adopted by a lookup, then found out of scope.
+  REQUIRE(sim.admin("PUT", "/_sim/faults",
+                    {{"rejectDevices", nlohmann::json::array()}, {"failAfterCommit", 1.0}})
+              .status == 200);
+  const auto apply = fleet.run({"apply", "--yes", "--retry-failed"});
+  INFO(apply.out << apply.err);
+  CHECK(apply.code == 1);
+  CHECK(apply.err.find("is not listed under scope.clientId") != std::string::npos);
+  CHECK(remote_passwords(sim).size() <= 1);  // the adopted one is not thingsync's to delete
+  const int posts = requests(sim, "POST");
+
+  // The daemon: full passes every second refuse every create, and it is not ready.
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"failAfterCommit", 0.0}}).status == 200);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] {
+    return d.get("/readyz").body.find("creates are refused until a restart") != std::string::npos;
+  }, 30s));
+  const int lists = requests(sim, "GET");
+  REQUIRE(eventually([&] { return requests(sim, "GET") >= lists + 6; }, 15s));
+  CHECK(requests(sim, "POST") <= posts + 1);
+  CHECK(remote_passwords(sim).size() <= 1);
+}

@@ -278,3 +278,119 @@ TEST_CASE("a failed inotify watch is an error, counted, and every poll rescans i
   d.proc().signal(SIGTERM);
   CHECK(d.proc().wait(10s) == 0);
 }
+
+TEST_CASE("creates cut off by a stop stay pending, and the next start makes no duplicate",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.concurrency = 4, .extra_sync = kQuiet, .api_timeout = "20s"});
+  const auto devices = imeis(1, 4);
+  fleet.set_desired(devices);
+  // Every answer takes 6 s: the creates are sent, and still unanswered when the 4 s grace of
+  // a stop runs out.
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"latencyMs", 6000}}).status == 200);
+  {
+    Daemon d(fleet);
+    REQUIRE(eventually([&] { return requests(sim, "POST") >= 4; }, 30s));
+    d.proc().signal(SIGTERM);
+    REQUIRE(d.proc().wait(15s).has_value());
+  }
+  const auto state = read_file(fleet.state());
+  for (const auto& device : devices) CHECK(state.find(device) != std::string::npos);
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"latencyMs", 0}}).status == 200);
+  REQUIRE(fleet.apply().code == 0);
+  for (const auto& [device, passwords] : remote_passwords(sim)) {
+    INFO(device);
+    CHECK(passwords.size() == 1);
+  }
+}
+
+TEST_CASE("SIGTERM during the start's wait for a Git checkout exits 0 at once",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  fleet.set_desired(imeis(1, 3));
+  // A checkout in progress: the start waits for it (a minute at most).
+  std::filesystem::create_directories(fleet.desired_dir() / ".git");
+  thingsync::testsupport::write_file(fleet.desired_dir() / ".git" / "index.lock", "");
+  Process p({THINGSYNC_PATH, "run", "--config", fleet.config().string()});
+  REQUIRE(p.wait_for_output("checkout", 30s));
+  const auto t0 = std::chrono::steady_clock::now();
+  p.signal(SIGTERM);
+  const auto code = p.wait(10s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+}
+
+TEST_CASE("a daemon that waited for the lock while another wrote the state ends, not writes",
+          "[e2e][hygiene]") {
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet, .state_path = "state/state.json"});
+  fleet.set_desired(imeis(1, 3));
+  // No state directory yet: both start without the lock.
+  Daemon first(fleet);
+  Daemon second(fleet);
+  REQUIRE(eventually([&] { return first.get("/readyz").body.find("cannot be saved") != std::string::npos; }, 30s));
+  std::filesystem::create_directories(fleet.dir() / "state");
+  REQUIRE(eventually([&] { return first.ready() || second.ready(); }, 15s));
+  Daemon& winner = first.ready() ? first : second;
+  Daemon& loser = first.ready() ? second : first;
+  REQUIRE(eventually([&] { return remote_passwords(sim).size() == 3; }, 15s));
+  winner.proc().signal(SIGTERM);
+  REQUIRE(winner.proc().wait(10s) == 0);
+  reset_counters(sim);
+  // The loser takes the lock, sees the state file written meanwhile, and ends: its restart
+  // loads what the winner saved.
+  const auto code = loser.proc().wait(15s);
+  REQUIRE(code);
+  CHECK(*code != 0);
+  CHECK(loser.proc().err().find("was written by another thingsync while this one waited") !=
+        std::string::npos);
+  CHECK(writes(sim) == 0);
+}
+
+TEST_CASE("no inotify instance at all: the daemon starts and rescans every poll",
+          "[e2e][hygiene]") {
+  Process probe({"/usr/bin/unshare", "--user", "--map-root-user", "true"});
+  if (probe.wait(10s) != 0) {
+    WARN("skipped: user namespaces are not available here");
+    return;
+  }
+  Sim sim;
+  Fleet fleet(sim, {.extra_sync = kQuiet});
+  fleet.set_desired(imeis(1, 3));
+  Daemon d(fleet, {},
+           {"/usr/bin/unshare", "--user", "--map-root-user", "/bin/sh", "-c",
+            "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$@\"", "sh"});
+  REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
+  CHECK(d.proc().err().find("max_user_instances") != std::string::npos);
+  CHECK(d.metric("thingsync_desired_state_watch_errors_total") >= 1);
+  fleet.set_desired(imeis(1, 5));
+  CHECK(eventually([&] { return remote_passwords(sim).size() == 5; }, 15s));
+}
+
+TEST_CASE("SIGTERM during a hung OAuth2 token request ends within the grace", "[e2e][hygiene]") {
+  Sim sim({"--oauth-client", "stop-client:stop-secret-5d2a9c"}, "");
+  Fleet fleet(sim, {.extra_sync = kQuiet, .api_timeout = "60s"});
+  fleet.set_desired(imeis(1, 2));
+  thingsync::testsupport::write_file(fleet.dir() / "client-secret", "stop-secret-5d2a9c\n");
+  auto cfg = read_file(fleet.config());
+  const std::string token_file = "auth:\n  tokenFile: api-token\n";
+  const auto at = cfg.find(token_file);
+  REQUIRE(at != std::string::npos);
+  cfg.replace(at, token_file.size(),
+              "auth:\n  oauth2:\n    tokenUrl: " + sim.url() + "/oauth2/token\n"
+              "    clientId: stop-client\n    clientSecretFile: client-secret\n"
+              "    audience: things\n");
+  thingsync::testsupport::write_file(fleet.config(), cfg);
+  // Every answer, the token endpoint's too, takes 55 s.
+  REQUIRE(sim.admin("PUT", "/_sim/faults", {{"latencyMs", 55000}}).status == 200);
+  Daemon d(fleet);
+  const auto t0 = std::chrono::steady_clock::now();
+  d.proc().signal(SIGTERM);
+  const auto code = d.proc().wait(30s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(code);
+  INFO("exited after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 7s);  // the 4 s grace, then the token request is cut off
+}

@@ -323,6 +323,14 @@ TEST_CASE("a token file swapped for a FIFO keeps the last token and says so once
   CHECK(text.find(said) == text.rfind(said));  // once, not per request
   CHECK_THAT(text, Catch::Contains("FIFO"));
 
+  // A token with a line break inside (it would start a header of its own) is not used either.
+  std::filesystem::remove(file);
+  write_file(file, "abc\r\nX-Injected: 1\n");
+  t = provider->ready_token();
+  REQUIRE(t != nullptr);
+  CHECK(t->reveal() == first);
+  CHECK_THAT(logs.text(), Catch::Contains("control character"));
+
   // A real token written again is taken up.
   std::filesystem::remove(file);
   write_file(file, "second-token-of-the-fifo-test\n");

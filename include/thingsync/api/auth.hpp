@@ -33,6 +33,8 @@ class TokenProvider {
   virtual void invalidate(const core::Secret& rejected) = 0;
   /// SIGHUP: forget cached state so that the next token() re-reads files.
   virtual void reload() {}
+  /// A stop's grace ran out: a token request in flight is cut off (it fails), none is started.
+  virtual void stop() {}
 };
 
 /// Always the same token (tests, `--token`).

@@ -44,4 +44,9 @@ void url_encode_to(std::string& out, std::string_view s);
 /// True when `host` matches a NO_PROXY list ("localhost,.example.com,10.0.0.1,*").
 bool no_proxy_matches(std::string_view no_proxy, std::string_view host);
 
+/// "localhost", 127.0.0.0/8, ::1 and ::ffff:127.x.y.z: a plain http:// request there never
+/// goes through a proxy, whatever https_proxy and no_proxy say (the proxy would see it, bearer
+/// token included, in clear text, and reach its own loopback, not ours).
+bool is_loopback_host(std::string_view host);
+
 }  // namespace thingsync::api

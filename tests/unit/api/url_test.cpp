@@ -78,6 +78,20 @@ TEST_CASE("NO_PROXY matches hosts, domain suffixes and the wildcard", "[api][url
   CHECK_FALSE(no_proxy_matches("", "api.kpnthings.com"));
 }
 
+TEST_CASE("loopback hosts are never proxied, in any spelling", "[api][url]") {
+  using thingsync::api::is_loopback_host;
+  for (const char* h : {"localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1", "[::1]",
+                        "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"}) {
+    INFO(h);
+    CHECK(is_loopback_host(h));
+  }
+  for (const char* h : {"api.kpnthings.com", "128.0.0.1", "10.0.0.1", "::2", "localhost.evil",
+                        "127.0.0.1.nip.io", ""}) {
+    INFO(h);
+    CHECK_FALSE(is_loopback_host(h));
+  }
+}
+
 TEST_CASE("url encode escapes everything but unreserved characters", "[api][url]") {
   CHECK(thingsync::api::url_encode("a-Z_0.~") == "a-Z_0.~");
   CHECK(thingsync::api::url_encode("2025-05-01T00:00:00.000Z") == "2025-05-01T00%3A00%3A00.000Z");
