@@ -5,7 +5,9 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon.hpp"
 #include "fleet.hpp"
@@ -16,6 +18,21 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr auto kQuiet = "  pollInterval: 300ms\n  fullResyncInterval: 1h\n";
+
+// A command prefix that runs thingsync in a user namespace of its own with the per-user limit
+// /proc/sys/user/NAME set to `value`: real inotify failures with no effect on the rest of the
+// machine. nullopt (the test skipped, with a warning) without user namespaces.
+std::optional<std::vector<std::string>> with_user_limit(const std::string& name, int value) {
+  Process probe({"/usr/bin/unshare", "--user", "--map-root-user", "true"});
+  if (probe.wait(10s) != 0) {
+    WARN("skipped: user namespaces are not available here");
+    return std::nullopt;
+  }
+  return std::vector<std::string>{"/usr/bin/unshare", "--user", "--map-root-user", "/bin/sh", "-c",
+                                  "echo " + std::to_string(value) + " > /proc/sys/user/" + name +
+                                      " && exec \"$@\"",
+                                  "sh"};
+}
 }  // namespace
 
 TEST_CASE("one writer: apply beside a running daemon, and a second daemon, refuse at once",
@@ -255,19 +272,13 @@ TEST_CASE("a state directory made read-only under the daemon stops its writes at
 
 TEST_CASE("a failed inotify watch is an error, counted, and every poll rescans instead",
           "[e2e][hygiene]") {
-  // Its own user namespace, where the inotify watch limit is 1: a real ENOSPC from
-  // inotify_add_watch, with no effect on the rest of the machine.
-  Process probe({"/usr/bin/unshare", "--user", "--map-root-user", "true"});
-  if (probe.wait(10s) != 0) {
-    WARN("skipped: user namespaces are not available here");
-    return;
-  }
+  // The inotify watch limit is 1: a real ENOSPC from inotify_add_watch.
+  const auto prefix = with_user_limit("max_inotify_watches", 1);
+  if (!prefix) return;
   Sim sim;
   Fleet fleet(sim, {.extra_sync = kQuiet});
   fleet.set_desired(imeis(1, 3));
-  Daemon d(fleet, {},
-           {"/usr/bin/unshare", "--user", "--map-root-user", "/bin/sh", "-c",
-            "echo 1 > /proc/sys/user/max_inotify_watches && exec \"$@\"", "sh"});
+  Daemon d(fleet, {}, *prefix);
   REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
   CHECK(d.proc().err().find("rescanning the desired state every pollInterval instead") !=
         std::string::npos);
@@ -351,17 +362,12 @@ TEST_CASE("a daemon that waited for the lock while another wrote the state ends,
 
 TEST_CASE("no inotify instance at all: the daemon starts and rescans every poll",
           "[e2e][hygiene]") {
-  Process probe({"/usr/bin/unshare", "--user", "--map-root-user", "true"});
-  if (probe.wait(10s) != 0) {
-    WARN("skipped: user namespaces are not available here");
-    return;
-  }
+  const auto prefix = with_user_limit("max_inotify_instances", 0);
+  if (!prefix) return;
   Sim sim;
   Fleet fleet(sim, {.extra_sync = kQuiet});
   fleet.set_desired(imeis(1, 3));
-  Daemon d(fleet, {},
-           {"/usr/bin/unshare", "--user", "--map-root-user", "/bin/sh", "-c",
-            "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$@\"", "sh"});
+  Daemon d(fleet, {}, *prefix);
   REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
   CHECK(d.proc().err().find("max_user_instances") != std::string::npos);
   CHECK(d.metric("thingsync_desired_state_watch_errors_total") >= 1);
