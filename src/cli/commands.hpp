@@ -18,7 +18,8 @@ struct CommandOptions {
   std::string plan_file;             ///< apply: the saved plan to apply
   std::string max_deletes;           ///< plan, apply: --max-deletes for this run
   bool retry_failed = false;         ///< apply: failure backoffs end now
-  std::string device;                ///< diff
+  std::string device;                ///< diff; history: --device
+  std::string since;                 ///< history: --since
 };
 
 int run_validate(const CommandOptions& opts);
@@ -27,5 +28,6 @@ int run_apply(const CommandOptions& opts);
 int run_export(const CommandOptions& opts);
 int run_diff(const CommandOptions& opts);
 int run_run(const CommandOptions& opts);
+int run_history(const CommandOptions& opts);
 
 }  // namespace thingsync::cli
