@@ -195,9 +195,9 @@ class Executor {
   void journal(WriteRecord r) {
     if (!opts_.on_write) return;
     r.time_ms = opts_.now_ms();
-    if (!r.before && !r.binding_id.empty()) {
-      if (const auto it = looked_.find(r.binding_id); it != looked_.end()) r.before = it->second;
-    }
+    // A look right before the write is the freshest "before", and the only one with
+    // modifiedBy in the daemon (its observed set does not keep it).
+    if (const auto it = looked_.find(r.binding_id); it != looked_.end()) r.before = it->second;
     opts_.on_write(std::move(r));
   }
 
