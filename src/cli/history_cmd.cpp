@@ -128,7 +128,8 @@ int run_history(const CommandOptions& opts) {
   std::error_code ec;
   const std::filesystem::path rotated = path.string() + ".1";
   if (std::filesystem::is_regular_file(rotated, ec)) files.push_back(rotated);
-  files.push_back(path);
+  // Just rotated, the file is made again at the next write: the rotation alone is no error.
+  if (files.empty() || std::filesystem::exists(path, ec)) files.push_back(path);
   std::size_t unreadable = 0;
   for (const auto& file : files) {
     std::ifstream in(file);

@@ -130,6 +130,17 @@ TEST_CASE("the journal holds one line per write, and history --device shows the 
     CHECK(lines_of(fleet.run({"history", "--since", "1h"}).out).size() == 5);
     CHECK(lines_of(fleet.run({"history", "--since", "9999-01-01"}).out).empty());
   }
+  SECTION("after logrotate's rename, history reads the rotation, then the new file") {
+    std::filesystem::rename(journal, journal.string() + ".1");
+    CHECK(lines_of(fleet.run({"history"}).out).size() == 5);
+    devices.push_back(imeis(9, 1)[0]);
+    fleet.set_desired(devices);
+    REQUIRE(fleet.apply().code == 0);
+    CHECK(lines_of(read_file(journal)).size() == 1);  // made again by the next write
+    const auto both = records(fleet.run({"history", "--output", "json"}).out);
+    REQUIRE(both.size() == 6);
+    CHECK(both[5]["device"] == canonical(devices.back()));
+  }
   SECTION("bad flags are usage errors; no journal file is an error that says what to set") {
     CHECK(fleet.run({"history", "--device", "imei:12"}).code == 64);
     CHECK(fleet.run({"history", "--since", "yesterday"}).code == 64);
