@@ -18,8 +18,8 @@ struct CommandOptions {
   std::string plan_file;             ///< apply: the saved plan to apply
   std::string max_deletes;           ///< plan, apply: --max-deletes for this run
   bool retry_failed = false;         ///< apply: failure backoffs end now
-  std::string device;                ///< diff; history: --device
-  std::string since;                 ///< history: --since
+  std::string device;                ///< diff
+  std::string since;                 ///< history: --since (--device sets `device`)
 };
 
 int run_validate(const CommandOptions& opts);
