@@ -149,7 +149,6 @@ TEST_CASE("the journal holds one line per write, and history --device shows the 
     CHECK(missing.code == 1);
     CHECK_THAT(missing.err, Catch::Contains("state.journalPath"));
   }
-
 }
 
 TEST_CASE("without state.journalPath history says the records are in journald only",
