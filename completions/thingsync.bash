@@ -53,14 +53,14 @@ _thingsync_unused() {
 _thingsync() {
   local _ts_cur _ts_prev
   _thingsync_words
-  local commands="run plan apply validate export diff version"
+  local commands="run plan apply validate export diff history version"
   local common="--log-level --log-format --help --version"
   local cmd="" i w
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case $w in
       --log-level | --log-format | --config | --output | --target | --target-file | --out | \
-        --max-deletes | --output-dir)
+        --max-deletes | --output-dir | --device | --since)
         # the flag's value is the next word (or the two after "=")
         [[ ${COMP_WORDS[i + 1]:-} == "=" ]] && ((i++))
         ((i++))
@@ -76,10 +76,13 @@ _thingsync() {
   case $_ts_prev in
     --log-level) _thingsync_reply "trace debug info warn error"; return ;;
     --log-format) _thingsync_reply "text json"; return ;;
-    --output) _thingsync_reply "text json markdown"; return ;;
+    --output)
+      if [[ $cmd == history ]]; then _thingsync_reply "text json"; else _thingsync_reply "text json markdown"; fi
+      return
+      ;;
     --config | --target-file | --out) _thingsync_reply -f; return ;;
     --output-dir) _thingsync_reply -d; return ;;
-    --target | --max-deletes) COMPREPLY=(); return ;;
+    --target | --max-deletes | --device | --since) COMPREPLY=(); return ;;
   esac
 
   if [[ -z $cmd ]]; then
@@ -99,6 +102,7 @@ _thingsync() {
     validate) flags="--config" ;;
     export) flags="--config --output-dir" ;;
     diff) flags="--config" ;;
+    history) flags="--config --device --since --output" ;;
     version) flags="" ;;
   esac
   if [[ $_ts_cur == -* ]]; then

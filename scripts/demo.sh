@@ -26,8 +26,9 @@ url=$(sed -n 's/^listening on //p' "$work/sim.out")
 [ -n "$url" ] || { echo "thingsync-sim did not start:"; cat "$work/sim.err"; exit 1; }
 echo "== thingsync-sim listening on $url"
 
-# The example config, pointed at this simulator, with a fresh state file.
+# The example config, pointed at this simulator, with a fresh state file and change journal.
 sed -e "s#http://127.0.0.1:8080#$url#" -e "s#thingsync-state.json#$work/state.json#" \
+  -e "s#thingsync-changes.jsonl#$work/changes.jsonl#" \
   examples/config.yaml >examples/.demo-config.yaml
 export THINGSYNC_FLEET_KEY_FILE=examples/secrets/fleet-key
 ts() { echo; echo "== thingsync $*"; "$bin/cli/thingsync" "$@" --config examples/.demo-config.yaml; }
@@ -36,5 +37,6 @@ ts validate
 ts plan || [ $? -eq 2 ]         # exit 2: changes to make
 ts apply --yes
 ts plan                          # exit 0: nothing to do
+ts history --since 1h            # the writes apply made, from the change journal
 echo
 echo "== demo done: the simulator holds the example fleet; 'thingsync plan' finds nothing to change"

@@ -81,6 +81,13 @@ int main(int argc, char** argv) {
   exp->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
   exp->add_option("--output-dir", opts.output_dir, "Directory for the YAML files");
 
+  auto* history = app.add_subcommand("history", "The writes to the API, from the change journal");
+  history->add_option("--config", opts.config_file, "Config file")->required()->check(CLI::ExistingFile);
+  history->add_option("--device", opts.device, "Only this device (any spelling of its ID)");
+  history->add_option("--since", opts.since, "Only writes since a time, or of the last 24h, 7d");
+  history->add_option("--output", opts.output, "text|json")
+      ->check(CLI::IsMember({"text", "json"}));
+
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -109,6 +116,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(apply)) return run_apply(opts);
     if (app.got_subcommand(exp)) return run_export(opts);
     if (app.got_subcommand(diff)) return run_diff(opts);
+    if (app.got_subcommand(history)) return run_history(opts);
   } catch (const std::exception& e) {
     obs::logger("main")->error("unexpected error: {}", e.what());
     return kExitError;

@@ -17,9 +17,11 @@
 #include "cli/oneshot.hpp"
 #include "cli/progress.hpp"
 #include "thingsync/core/time.hpp"
+#include "thingsync/engine/change_journal.hpp"
 #include "thingsync/engine/executor.hpp"
 #include "thingsync/engine/plan_render.hpp"
 #include "thingsync/obs/log.hpp"
+#include "thingsync/sys/git.hpp"
 
 namespace thingsync::cli {
 namespace net = boost::asio;
@@ -169,6 +171,9 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   eo.on_progress = [progress](const engine::Progress& p) { progress->update(p); };
   eo.stop = &run.stop;
   eo.scope_client_id = l.config.scope_client_id;
+  engine::ChangeJournal changes({l.config.journal_path});
+  eo.on_write = changes.hook(plan, observed->o.list.bindings,
+                             sys::git_head_commit(l.config.desired_state_path).value_or(""));
   const auto sent_before = run.session.client().stats().sent;
   auto report = co_await engine::execute_pass(observed->o.pass, l.desired.state, l.prepared,
                                               *l.state, run.session.bindings(), std::move(eo));

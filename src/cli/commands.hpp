@@ -20,6 +20,7 @@ struct CommandOptions {
   bool retry_failed = false;         ///< apply: failure backoffs end now
   std::vector<std::string> approve_deletes;  ///< apply: hashes of blocked delete sets let through
   std::string device;                ///< diff
+  std::string since;                 ///< history: --since (--device sets `device`)
 };
 
 int run_validate(const CommandOptions& opts);
@@ -28,5 +29,6 @@ int run_apply(const CommandOptions& opts);
 int run_export(const CommandOptions& opts);
 int run_diff(const CommandOptions& opts);
 int run_run(const CommandOptions& opts);
+int run_history(const CommandOptions& opts);
 
 }  // namespace thingsync::cli

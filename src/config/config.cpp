@@ -420,9 +420,13 @@ class ConfigParser {
   }
   void state(std::uint32_t m) {
     if (!c_.expect_map(m, "state", "with path")) return;
-    c_.for_each_key(m, "state", {"path"}, [&](std::string_view, std::uint32_t v) {
+    c_.for_each_key(m, "state", {"path", "journalPath"}, [&](std::string_view k, std::uint32_t v) {
       std::string s;
-      if (path(v, "state.path", s)) cfg_.state_path = s;
+      if (k == "journalPath") {
+        if (path(v, "state.journalPath", s)) cfg_.journal_path = s;
+      } else if (path(v, "state.path", s)) {
+        cfg_.state_path = s;
+      }
     });
   }
   void metrics(std::uint32_t m) {

@@ -65,6 +65,7 @@ DesiredHolder::Outcome DesiredHolder::reload() {
   }
   state_ = std::move(r.state);
   fps_ = std::move(prepared.fps);
+  commit_ = head.value_or("");
   unapplied_all_ = false;
   unapplied_.clear();
   loaded_once_ = true;

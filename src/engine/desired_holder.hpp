@@ -47,6 +47,8 @@ class DesiredHolder {
   const std::vector<core::Fingerprint>& fingerprints() const { return fps_; }
   std::size_t size() const { return state_.bindings.size(); }
   bool contains(const core::DeviceId& device) const;
+  /// The Git commit of the state in force; "" outside a work tree.
+  const std::string& commit() const { return commit_; }
 
   /// The plan's inputs for the whole fleet: copies made for one pass.
   config::DesiredState unpack() const { return state_.unpack(); }
@@ -60,6 +62,7 @@ class DesiredHolder {
   config::DesiredStateLoader loader_;
   config::PackedDesiredState state_;  // in force: packed, 36 B a binding, shared with loader_
   std::vector<core::Fingerprint> fps_;  // of state_.bindings, in its order
+  std::string commit_;                  // of state_
   std::unordered_set<std::string> changed_;
   bool full_ = false;
   bool loaded_once_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
@@ -190,6 +191,38 @@ class Executor {
     state_.clear_failure(device);
   }
 
+  // The change journal's record of one write (ExecOptions::on_write).
+  void journal(WriteRecord r) {
+    if (!opts_.on_write) return;
+    r.time_ms = opts_.now_ms();
+    // A look right before the write is the freshest "before", and the only one with
+    // modifiedBy in the daemon (its observed set does not keep it).
+    if (const auto it = looked_.find(r.binding_id); it != looked_.end()) r.before = it->second;
+    opts_.on_write(std::move(r));
+  }
+
+  void journal_failed(WriteRecord r, const api::ApiError& e) {
+    r.result = e.kind == api::ErrorKind::kUnknownOutcome ? WriteResult::kUnknown
+                                                          : WriteResult::kFailed;
+    r.status = e.status;
+    r.error = e.to_string();
+    journal(std::move(r));
+  }
+
+  static WriteRecord write_of(obs::Action action, const core::DeviceId& device,
+                              std::string binding_id, std::string reason = {}) {
+    WriteRecord r;
+    r.action = action;
+    r.device = device.canonical();
+    r.binding_id = std::move(binding_id);
+    r.reason = std::move(reason);
+    return r;
+  }
+
+  static WriteStamp stamp_of(const core::RemoteBinding& b) {
+    return {b.modified_at_ms, b.modified_by};
+  }
+
   static const char* action_name(obs::Action a) {
     return a == obs::Action::kCreate ? "create" : a == obs::Action::kUpdate ? "update" : "delete";
   }
@@ -217,8 +250,13 @@ class Executor {
       }
       // The binding kept for the device is gone or moved: its duplicates wait for the new plan.
       if (!live) co_return;
+      std::optional<WriteStamp> before;
+      if (w.update->modified_at_ms != 0) {
+        before = WriteStamp{w.update->modified_at_ms, w.update->modified_by};
+      }
       co_await do_update(w.update->binding_id, w.update->desired_index, device,
-                         update_reason(*w.update));
+                         update_reason(*w.update), std::string(core::to_string(w.update->reason)),
+                         std::move(before));
     }
     for (const auto* d : w.deletes) co_await do_delete(*d);
   }
@@ -294,10 +332,17 @@ class Executor {
     if (made) {
       // Made by this run a moment ago and invisible to every list in scope: taken back.
       auto removed = co_await api_.remove(id);
+      auto record = write_of(obs::Action::kDelete, device, id, "created outside scope.clientId");
       if (removed) {
+        journal(std::move(record));
         state_.forget(id);
+        if (!report_.written_bindings.empty() && report_.written_bindings.back().id == id) {
+          report_.written_bindings.pop_back();
+          --report_.created;
+        }
         taken_back = ", and that binding was deleted again";
       } else {
+        journal_failed(std::move(record), removed.error());
         taken_back = ", and deleting that binding failed (" + removed.error().to_string() +
                      "): delete it by hand";
       }
@@ -342,12 +387,14 @@ class Executor {
         ++report_.adopted;
         report_.seen_bindings.push_back(found->front());  // known, whatever the PUT gives
         co_await do_update(found->front().id, c.desired_index, c.device,
-                           "adopted: an earlier create was found by a lookup");
+                           "adopted: an earlier create was found by a lookup", "adoption",
+                           stamp_of(found->front()));
         co_return;
       }
     }
     auto r = co_await api_.create(c.device, *pw);
     if (!r) {
+      journal_failed(write_of(obs::Action::kCreate, c.device, ""), r.error());
       // An unknown outcome stays pending: the next run looks the device up.
       if (r.error().kind != api::ErrorKind::kUnknownOutcome) state_.end_create(c.device);
       failed(c.device, obs::Action::kCreate, r.error());
@@ -355,26 +402,46 @@ class Executor {
     }
     state_.end_create(c.device);
     if (r->adopted) {
+      // The POST's answer was lost (or 409): whether it made this binding is not known.
+      auto record = write_of(obs::Action::kCreate, c.device, r->binding.id);
+      record.result = WriteResult::kUnknown;
+      record.error = "outcome not known; a lookup found the device bound: adopted";
+      record.after = stamp_of(r->binding);
+      journal(std::move(record));
       // The binding existed already, with a password that may not be ours.
       ++report_.adopted;
       report_.seen_bindings.push_back(r->binding);  // known, whatever the PUT gives
       co_await do_update(r->binding.id, c.desired_index, c.device,
-                         "adopted: the create's outcome was unknown and a lookup found it");
+                         "adopted: the create's outcome was unknown and a lookup found it",
+                         "adoption", stamp_of(r->binding));
       co_return;
     }
     state_.record_applied(r->binding.id, c.device, fp, r->binding.modified_at_ms);
+    auto record = write_of(obs::Action::kCreate, c.device, r->binding.id);
+    record.after = stamp_of(r->binding);
+    journal(std::move(record));
     log_->info("created device={} id={}", c.device.canonical(), r->binding.id);
     wrote(std::move(r->binding));
     ++report_.created;
     succeeded(c.device, obs::Action::kCreate);
   }
 
+  // `reason` for the log, `why` for the change journal (UpdateReason, or "adoption").
   net::awaitable<void> do_update(std::string binding_id, std::uint32_t desired_index,
-                                 core::DeviceId device, std::string reason) {
+                                 core::DeviceId device, std::string reason, std::string why,
+                                 std::optional<WriteStamp> before) {
     auto pw = password_for(desired_index, obs::Action::kUpdate);
     if (!pw) co_return;
     const auto fp = prepared_.bindings[desired_index].password_fp;
     auto r = co_await api_.update(binding_id, device, *pw);
+    auto record = write_of(obs::Action::kUpdate, device, binding_id, std::move(why));
+    record.before = std::move(before);
+    if (r) {
+      record.after = stamp_of(*r);
+      journal(std::move(record));
+    } else {
+      journal_failed(std::move(record), r.error());
+    }
     if (!r && r.error().status == 404) {
       // Deleted since it was seen (a portal delete, perhaps a re-create under a new id).
       log_->warn("update found the binding gone device={} id={}: planning again",
@@ -434,6 +501,8 @@ class Executor {
       failed(device, action, r.error());
       co_return false;
     }
+    // What the write that follows acts on, for its record's "before".
+    if (opts_.on_write) looked_[id] = stamp_of(*r);
     if (r->device != device) {
       log_->warn("{} not sent id={}: the binding is now bound to device={}, not {}; planning "
                  "again", action_name(action), id, r->device.canonical(), device.canonical());
@@ -461,10 +530,15 @@ class Executor {
       if (!live) co_return;
     }
     auto r = co_await api_.remove(d.binding_id);
+    auto record = write_of(obs::Action::kDelete, d.device, d.binding_id,
+                           std::string(core::to_string(d.reason)));
     if (!r) {
+      journal_failed(std::move(record), r.error());
       failed(d.device, obs::Action::kDelete, r.error());
       co_return;
     }
+    if (r.value() == api::DeleteResult::kAlreadyGone) record.status = 404;
+    journal(std::move(record));
     state_.forget(d.binding_id);
     report_.deleted_ids.push_back(d.binding_id);
     ++report_.deleted;
@@ -483,6 +557,7 @@ class Executor {
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_set<std::string> unresolved_;
   std::vector<std::pair<std::string, core::DeviceId>> blocked_kept_;  // kept of blocked dups
+  std::unordered_map<std::string, WriteStamp> looked_;  // bindings GET this pass, by id
   std::size_t next_ = 0;
   std::string refuse_creates_;  // why creates are not sent in this run (scope.clientId)
   std::size_t done_ = 0;

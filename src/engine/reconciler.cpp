@@ -229,6 +229,8 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
   eo.scope_client_id = p_.config.scope_client_id;
   if (!scope_error_.empty()) eo.refuse_creates = "not sent: scope.clientId does not hold what creates make";
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
+  eo.on_write = changes_.hook(pass.plan, p_.observer.set().of_devices(written_devices(pass.plan)),
+                              p_.desired.commit());
   auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
   p_.metrics.set_pass_remaining(0);
   p_.health.set_activity("");

@@ -11,6 +11,7 @@
 #include "health.hpp"
 #include "thingsync/api/bindings.hpp"
 #include "thingsync/config/config.hpp"
+#include "thingsync/engine/change_journal.hpp"
 #include "thingsync/engine/observer.hpp"
 #include "thingsync/engine/pass.hpp"
 #include "thingsync/obs/metrics.hpp"
@@ -35,7 +36,7 @@ class Reconciler {
     const bool& may_write;              ///< the state can be saved: writes may be sent
     std::function<void()> alive;        ///< progress, for the watchdog
   };
-  explicit Reconciler(Parts parts) : p_(parts) {}
+  explicit Reconciler(Parts parts) : p_(parts), changes_({p_.config.journal_path}) {}
 
   /// After a complete list: state records of vanished bindings go, pending creates the list
   /// shows are resolved.
@@ -65,6 +66,7 @@ class Reconciler {
   core::SyncPolicy policy() const;
 
   Parts p_;
+  ChangeJournal changes_;  // every write, to state.journalPath and journald
   bool retry_pending_ = false;
   bool last_pass_ok_ = false;
   bool state_failed_ = false;

@@ -141,6 +141,8 @@ struct Metrics::Impl {
   }
 };
 
+std::string_view to_string(Action a) { return kActions[static_cast<std::size_t>(a)]; }
+
 Metrics::Metrics(std::string_view version) : impl_(std::make_unique<Impl>()) {
   impl_->build_info.Add({{"version", std::string(version)}}).Set(1);
   for (const auto a : kActions) {

@@ -18,7 +18,8 @@ Fleet::Fleet(const Sim& sim, FleetOptions o) : sim_(sim), state_path_(o.state_pa
                     "\n  timeout: " + o.api_timeout + "\n"
                     "auth:\n  tokenFile: api-token\n"
                     "desiredState:\n  path: fleet\n"
-                    "state:\n  path: " + o.state_path + "\n"
+                    "state:\n  path: " + o.state_path + "\n" +
+                    (o.journal_path.empty() ? "" : "  journalPath: " + o.journal_path + "\n") +
                     "sync:\n  prune: " +
                     std::string(o.prune ? "true" : "false") + "\n  maxDeletes: " + o.max_deletes +
                     "\n  concurrency: " + std::to_string(o.concurrency) +

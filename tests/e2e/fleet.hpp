@@ -22,6 +22,7 @@ struct FleetOptions {
   int rate_limit = 2000;
   std::string extra_sync;  ///< more YAML lines under sync:
   std::string state_path = "state.json";  ///< state.path, relative to the fleet directory
+  std::string journal_path;               ///< state.journalPath (relative too); empty: none
   std::string base_url;                   ///< api.baseUrl; empty: the sim's
   std::string api_timeout = "5s";         ///< api.timeout
   std::string scope_client_id;            ///< scope.clientId; empty: none

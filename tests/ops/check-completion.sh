@@ -41,7 +41,7 @@ expect() {  # expect LINE WANT
 }
 
 # ---- 1. cases ----------------------------------------------------------------------------
-expect "thingsync " "apply diff export plan run validate version"
+expect "thingsync " "apply diff export history plan run validate version"
 expect "thingsync pl" "plan"
 expect "thingsync --log-level debug pl" "plan"
 expect "thingsync --" "--help --log-format --log-level --version"
@@ -50,6 +50,8 @@ expect "thingsync plan --output " "json markdown text"
 expect "thingsync plan --output j" "json"
 expect "thingsync plan --output=" "json markdown text"
 expect "thingsync plan --output=ma" "markdown"
+expect "thingsync history --output " "json text"
+expect "thingsync history --device imei:1 --since " ""
 expect "thingsync --log-format " "json text"
 expect "thingsync apply --yes --log-format " "json text"
 expect "thingsync run --log-level w" "warn"

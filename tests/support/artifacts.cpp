@@ -285,7 +285,7 @@ void record_thingsync_outputs(const fs::path& dir, const std::string& name) {
     const std::string_view h(head, static_cast<std::size_t>(in.gcount()));
     const bool output = h.find("\"format\":\"thingsync-state\"") != std::string_view::npos ||
                         h.rfind("# Exported by thingsync", 0) == 0 ||
-                        p.extension() == ".journal";
+                        p.extension() == ".journal" || p.extension() == ".jsonl";
     if (output) record_file(p, name + "." + fs::relative(p, dir, ec).string());
   }
 }

@@ -8,8 +8,9 @@
 //
 //   <dir>/files/    what each test executable printed (tests/audit/capture-output.sh);
 //                   captured stdout/stderr of every Process; the bodies of /metrics, /healthz
-//                   and /readyz answers taken with http(); thingsync's state files, journals and
-//                   exports (by Fleet after each run, and by TempDir when it is removed)
+//                   and /readyz answers taken with http(); thingsync's state files, journals,
+//                   change journals (*.jsonl) and exports (by Fleet after each run, and by
+//                   TempDir when it is removed)
 //   <dir>/secrets   one "KIND<TAB>HEX(VALUE)" line per secret, appended under flock
 //   <dir>/runs/     <file prefix>.cmdline: the command line of each test process that recorded
 //                   something, so a finding names the test
@@ -59,7 +60,8 @@ std::optional<CapturePaths> capture_paths(const std::string& program);
 /// Registers what looks like a secret in a file the tests write (see above).
 void register_file_secrets(const std::filesystem::path& file, const std::string& text);
 /// Records the files under `dir` that thingsync writes: state snapshots and their temporaries
-/// (recognised by the "thingsync-state" format marker), journals (*.journal), exports.
+/// (recognised by the "thingsync-state" format marker), journals (*.journal), change journals
+/// (*.jsonl), exports.
 void record_thingsync_outputs(const std::filesystem::path& dir, const std::string& name);
 
 }  // namespace thingsync::testsupport::audit

@@ -71,8 +71,9 @@ struct Spot {
 
 /// The parsed config file (docs/reference.md, "Config keys"). Secrets are never held here: only the
 /// paths of the files that hold them. Relative paths in the file (desiredState.path, state.path,
-/// auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved against the directory of
-/// the config file, so a config works the same from any working directory.
+/// state.journalPath, auth.tokenFile, auth.oauth2.clientSecretFile, api.caFile) are resolved
+/// against the directory of the config file, so a config works the same from any working
+/// directory.
 struct Config {
   std::string file;  ///< the config file's name as given to parse_config
   ApiConfig api;
@@ -81,6 +82,8 @@ struct Config {
   std::optional<std::string> scope_client_id;  ///< lower-case UUID when set
   SyncConfig sync;
   std::filesystem::path state_path = "/var/lib/thingsync/state.json";
+  /// The change journal: one JSON line per write to the API. Unset: journald only.
+  std::optional<std::filesystem::path> journal_path;
   std::string metrics_listen = "127.0.0.1:9464";  ///< as written
   std::string metrics_host = "127.0.0.1";         ///< host part of metrics_listen, no brackets
   std::uint16_t metrics_port = 9464;

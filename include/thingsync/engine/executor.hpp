@@ -15,6 +15,7 @@
 #include "thingsync/config/desired_state.hpp"
 #include "thingsync/config/env.hpp"
 #include "thingsync/core/plan.hpp"
+#include "thingsync/engine/change_journal.hpp"
 #include "thingsync/engine/desired.hpp"
 #include "thingsync/obs/metrics.hpp"
 #include "thingsync/state/state_store.hpp"
@@ -54,6 +55,9 @@ struct ExecOptions {
   std::optional<std::string> scope_client_id;
   /// Set: creates are not sent, each failing with this reason (a scope found wrong earlier).
   std::string refuse_creates;
+  /// After each write sent to the API (POST, PUT, DELETE), with its outcome, on the io
+  /// thread: the change journal (ChangeJournal::hook). Lookups and GETs are not writes.
+  std::function<void(WriteRecord)> on_write;
 };
 
 struct OpFailure {

@@ -8,6 +8,8 @@
 namespace thingsync::obs {
 
 enum class Action { kCreate, kUpdate, kDelete };
+/// "create", "update", "delete": the `action` label, and the word logs and records use.
+std::string_view to_string(Action a);
 
 /// Every metric of docs/operations.md "Monitoring", on one prometheus-cpp registry. Labels never hold a
 /// device, binding or client ID: their values come from small fixed sets (action, result,

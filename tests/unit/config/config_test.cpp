@@ -116,6 +116,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config]") {
   CHECK(r->sync.concurrency == 8);
   CHECK(r->sync.rate_limit == 10.0);
   CHECK(r->state_path == "/var/lib/thingsync/state.json");
+  CHECK_FALSE(r->journal_path);
   CHECK(r->metrics_host == "127.0.0.1");
   CHECK(r->metrics_port == 9464);
 }
@@ -452,12 +453,13 @@ TEST_CASE("a section given as a scalar names what was expected", "[config]") {
 TEST_CASE("relative paths in the config resolve against the config file's directory", "[config]") {
   auto r = parse_config(
       "auth:\n  tokenFile: secrets/token\ndesiredState:\n  path: ../fleet\n"
-      "state:\n  path: ./state.json\n",
+      "state:\n  path: ./state.json\n  journalPath: changes.jsonl\n",
       "examples/config.yaml", {});
   REQUIRE(r.ok());
   CHECK(*r->auth.token_file == "examples/secrets/token");
   CHECK(r->desired_state_path == "fleet");
   CHECK(r->state_path == "examples/state.json");
+  CHECK(*r->journal_path == "examples/changes.jsonl");
 }
 
 TEST_CASE("an unreadable config file is one error naming it and the reason", "[config]") {

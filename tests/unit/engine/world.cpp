@@ -75,6 +75,7 @@ engine::PassPlan World::execute(engine::PassPlan pass, std::vector<core::DeviceI
   engine::ExecOptions eo;
   eo.unresolved_pending = std::move(unresolved);
   eo.now_ms = [this] { return api.now_ms; };
+  eo.on_write = [this](engine::WriteRecord r) { writes.push_back(std::move(r)); };
   last_report = run(engine::execute_pass(pass, desired_, prepared_, *state, api, std::move(eo)));
   return pass;
 }

@@ -58,6 +58,8 @@ class World {
   void advance_local(std::int64_t ms) { local_ms_ += ms; }
 
   engine::ExecReport last_report;
+  /// Every write the executor reported (ExecOptions::on_write), in order.
+  std::vector<engine::WriteRecord> writes;
 
   /// Every desired device has exactly one binding, with its desired password, and there is
   /// nothing else (prune). Fails the test with a description when not.
