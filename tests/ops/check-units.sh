@@ -87,7 +87,8 @@ for want in 'ExecStart=/usr/bin/thingsync run --config /etc/thingsync/%i.yaml' \
 done
 git_template=$tmp/root/usr/lib/systemd/system/thingsync-git-sync@.service
 for want in 'ExecStart=/usr/libexec/thingsync/thingsync-git-sync /var/lib/thingsync-git/%i/fleet' \
-  'StateDirectory=thingsync-git/%i' 'EnvironmentFile=-/etc/thingsync/%i.git-sync.env'; do
+  'StateDirectory=thingsync-git/%i' 'EnvironmentFile=-/etc/thingsync/%i.git-sync.env' \
+  'Environment=THINGSYNC_GIT_METRICS_FILE=/var/lib/thingsync-git/%i/git-sync.prom'; do
   grep -qxF "$want" "$git_template" || fail "thingsync-git-sync@.service: no line '$want'"
 done
 # Apart from the unit names and descriptions, the template differs from the single-tenant unit
