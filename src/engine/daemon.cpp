@@ -247,6 +247,16 @@ class Daemon {
         announce_ready();  // the state can be saved again and nothing was left undone
       }
       reconciler_->refresh_drift_age();
+      if (const auto due = reconciler_->next_delete_due_ms()) {
+        // A waiting delete may go then: its grace ends (a full list must confirm it) or a delete
+        // window opens. A full list and pass at that time, not at the next resync.
+        const auto wall_now = std::chrono::system_clock::now();
+        const auto in = std::chrono::milliseconds(*due) -
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            wall_now.time_since_epoch());
+        // At least a second on: a list that fails must not be retried in a tight loop.
+        next_full = std::min(next_full, Clock::now() + std::max(in, std::chrono::milliseconds(1000)));
+      }
       co_await wait_until(std::min(next_poll, next_full));
     }
     co_await shutdown();

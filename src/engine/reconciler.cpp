@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <chrono>
+#include <fstream>
 #include <unordered_set>
 
 #include "thingsync/engine/plan_render.hpp"
@@ -15,6 +16,12 @@ using Clock = std::chrono::steady_clock;
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 bool has_transient(const ExecReport& r) {
@@ -50,6 +57,48 @@ std::string activity(const Progress& p, Clock::duration took) {
 
 core::SyncPolicy Reconciler::policy() const {
   return {p_.config.sync.prune, p_.config.sync.max_deletes, std::nullopt};
+}
+
+// The approvals an operator wrote into sync.approvedDeletesFile: one hash a line, '#' starts a
+// comment. Read every full pass (a change or a SIGHUP is seen by the next one).
+std::vector<std::string> read_approvals(const std::optional<std::filesystem::path>& file) {
+  std::vector<std::string> out;
+  if (!file) return out;
+  std::ifstream in(*file);
+  if (!in) return out;
+  std::string line;
+  for (int n = 0; std::getline(in, line) && n < 10'000; ++n) {
+    line = line.substr(0, line.find('#'));
+    const auto a = line.find_first_not_of(" \t\r");
+    if (a == std::string::npos) continue;
+    out.push_back(line.substr(a, line.find_last_not_of(" \t\r") - a + 1));
+  }
+  return out;
+}
+
+DeleteOutcome Reconciler::hold_deletes(PassPlan& pass) {
+  if (!schedule_) {
+    auto s = sys::delete_window_schedule(p_.config.sync.delete_windows);
+    // The config was checked at start (check_config): a schedule that fails here has none.
+    schedule_ = s ? std::move(s.value()) : sys::NextWindow{};
+  }
+  DeleteRules rules;
+  rules.delete_after_ms = p_.config.sync.delete_after.count();
+  rules.next_window = *schedule_;
+  rules.approvals = read_approvals(p_.config.sync.approved_deletes_file);
+  auto out = apply_delete_rules(pass, p_.state, rules, unix_ms());
+  p_.metrics.set_pending_deletes(pass.plan.waiting.size());
+  next_delete_due_ms_.reset();
+  for (const auto& w : pass.plan.waiting) {
+    if (!next_delete_due_ms_ || w.not_before_ms < *next_delete_due_ms_) {
+      next_delete_due_ms_ = w.not_before_ms;
+    }
+  }
+  if (!out.approval_refused.empty() && out.approval_refused != last_refusal_) {
+    obs::logger("daemon")->warn("sync.approvedDeletesFile: {}", out.approval_refused);
+  }
+  last_refusal_ = out.approval_refused;
+  return out;
 }
 
 void Reconciler::refresh_drift_age() {
@@ -99,6 +148,7 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
     pass = plan_pass(PassKind::kFull, fresh, prepared.bindings, observed, p_.state.applied(),
                      policy());
   }
+  const auto deletes = hold_deletes(pass);
   const core::Plan& plan = pass.plan;
   std::size_t blocked_guard = 0;
   for (const auto& b : plan.blocked) blocked_guard += b.reason == core::BlockReason::kMaxDeletes;
@@ -107,8 +157,13 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
   p_.metrics.set_deletes_blocked(plan.blocked.size());
   std::size_t drift = plan.creates.size() + plan.updates.size() + plan.deletes.size();
   if (plan.guard_blocked()) {
-    log->warn("delete guard: {} deletes blocked (maxDeletes allows {}); creates and updates go on",
-              blocked_guard, plan.delete_limit);
+    log->warn("delete guard: {} deletes blocked (maxDeletes allows {}); creates and updates go "
+              "on. To delete exactly this set once, put its hash {} into sync.approvedDeletesFile",
+              blocked_guard, plan.delete_limit, deletes.blocked_hash);
+  }
+  if (!deletes.approved.empty()) {
+    log->warn("delete guard: the approved set {} goes through (approved in {})", deletes.approved,
+              p_.config.sync.approved_deletes_file->string());
   }
   bool ok = true;
   bool again = false;

@@ -3,6 +3,8 @@
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -57,6 +59,9 @@ class Reconciler {
   void state_saved() { state_failed_ = false; }
   /// thingsync_oldest_drift_age_seconds as of now (each turn of the loop).
   void refresh_drift_age();
+  /// When the first waiting delete may go (its grace ends, or a delete window opens), in ms
+  /// since the epoch: the daemon makes a full list and pass then.
+  std::optional<std::int64_t> next_delete_due_ms() const { return next_delete_due_ms_; }
 
  private:
   boost::asio::awaitable<bool> one_full_pass();  // true: plan again
@@ -64,6 +69,7 @@ class Reconciler {
                                              const config::DesiredState& desired,
                                              const PreparedDesired& prepared);
   core::SyncPolicy policy() const;
+  DeleteOutcome hold_deletes(PassPlan& pass);
 
   Parts p_;
   ChangeJournal changes_;  // every write, to state.journalPath and journald
@@ -72,6 +78,9 @@ class Reconciler {
   bool state_failed_ = false;
   std::string scope_error_;  // a create landed outside scope.clientId: no more creates
   double drift_since_ = 0;   // unix seconds: passes have ended with differences since then
+  std::optional<sys::NextWindow> schedule_;         // sync.deleteWindows
+  std::optional<std::int64_t> next_delete_due_ms_;  // of the last full pass's waiting deletes
+  std::string last_refusal_;                        // of an approval, said once
 };
 
 }  // namespace thingsync::engine
