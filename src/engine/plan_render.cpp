@@ -179,6 +179,7 @@ std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms) {
   row("update", plan.updates.size());
   row("delete", plan.deletes.size());
   row("blocked delete", plan.blocked.size());
+  if (!plan.waiting.empty()) row("waiting delete", plan.waiting.size());
   row("unchanged", plan.unchanged);
   if (plan.unmanaged > 0) row("unmanaged (prune is off)", plan.unmanaged);
   const auto details = [&](std::size_t n, const std::string& title, auto&& each) {
