@@ -1,13 +1,17 @@
 #pragma once
 
 // An in-memory Things API with the spec's full freedom, for driving the engine's passes in a
-// unit test: it accepts a second binding for a device, can commit a write and then answer
-// 5xx or time out, stamps modifiedAt from a clock the test moves (skewed if it likes), and
-// cannot show deletes to a modifiedSince list. Portal actions change bindings behind
-// thingsync's back. Not thread-safe; passwords are kept in memory only to check convergence.
+// unit test or a simulation (tests/simulation): it accepts a second binding for a device, can
+// commit a write and then answer 5xx or time out, stamps modifiedAt from a clock the test
+// moves (skewed if it likes), pages by a cursor on (createdAt, id) so that pages shift while
+// bindings change between them, and cannot show deletes to a modifiedSince list. Portal
+// actions change bindings behind thingsync's back. Not thread-safe; passwords are kept in
+// memory only to check convergence.
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +25,25 @@ class FakeApi final : public api::Bindings {
   struct Stored {
     core::RemoteBinding binding;
     std::string password;
+    std::string client_id;      ///< the owner of the device; a scoped list shows only its own
+    std::uint64_t created_seq = 0;  ///< calls answered before it was created (see Call::seq)
+    bool by_thingsync = false;      ///< created by a POST, not in the portal
+  };
+
+  /// One request as the port receives it; each page of a list is one.
+  enum class Op : std::uint8_t { kList, kGet, kPost, kPut, kDelete };
+  struct Call {
+    Op op = Op::kList;
+    std::string target;     ///< POST: canonical device; GET/PUT/DELETE: binding id; list: query
+    std::size_t page = 0;   ///< list: 0 for the first page
+    const api::ListQuery* query = nullptr;  ///< list only
+    std::uint64_t seq = 0;  ///< calls before this one
+  };
+  /// What a hook makes of a call: answered as usual, or failed with `error` before anything
+  /// happens, or after a write was committed (a list or a GET fails the same either way).
+  struct Verdict {
+    enum class When : std::uint8_t { kNormal, kBefore, kAfter } when = When::kNormal;
+    api::ApiError error;
   };
 
   // ---- the world --------------------------------------------------------------------------
@@ -34,14 +57,27 @@ class FakeApi final : public api::Bindings {
   int fail_puts = 0;                      ///< the next N PUTs answer 500, not done
   std::map<std::string, Stored> store;  ///< by binding id
   std::vector<std::string> requests;    ///< "POST imei:…", "PUT id", "GET id", "LIST …"
+  std::uint64_t calls = 0;              ///< requests answered so far (each page counts)
+  std::string default_client;           ///< the client a POST binds for
+  /// Added to the API's clock for each stamp (createdAt, modifiedAt): nodes whose clocks differ.
+  std::function<std::int64_t()> stamp_skew;
+  /// Before each request: may fail it, and may change the world first (a portal action
+  /// between two pages of a list, a process that dies).
+  std::function<Verdict(const Call&)> on_call;
+  /// After each committed write: the call, and the binding as it was before (PUT, DELETE) or
+  /// is now (POST).
+  std::function<void(const Call&, const Stored&)> on_commit;
+  bool record_requests = true;  ///< false: `requests` stays empty (long simulations)
 
   // ---- the portal: writes thingsync did not make ------------------------------------------
   std::string portal_create(std::string_view device, std::string password,
-                            std::string by = "portal-user");
+                            std::string by = "portal-user", std::string client = {});
   void portal_edit(const std::string& id, std::string password, std::string by = "portal-user");
   void portal_delete(const std::string& id);
   /// Sets a binding's modifiedAt as a node with a wrong clock would.
   void stamp(const std::string& id, std::int64_t modified_at_ms);
+  /// The API's clock for a stamp, skewed as stamp_skew says.
+  std::int64_t stamp_now() const { return now_ms + (stamp_skew ? stamp_skew() : 0); }
   /// Binds a binding to another device, as a portal PUT may.
   void move(const std::string& id, std::string_view device);
 
@@ -60,9 +96,15 @@ class FakeApi final : public api::Bindings {
   net::awaitable<core::Result<api::DeleteResult, api::ApiError>> remove(std::string id) override;
 
  private:
-  std::string add(const core::DeviceId& device, std::string password, std::string by);
+  std::string add(const core::DeviceId& device, std::string password, std::string by,
+                  std::string client);
   /// Consumes one commit-then-fail fault, if any: the error to answer after the commit.
   std::optional<api::ApiError> after_create_fault();
+  /// Counts the call and asks on_call about it.
+  Verdict begin(Op op, std::string target, std::size_t page = 0,
+                const api::ListQuery* query = nullptr);
+  void log(std::string line);
+  Call last_;  // the call begin() was last asked about, for on_commit
   std::uint64_t next_id_ = 1;
 };
 
