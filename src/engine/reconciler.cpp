@@ -185,6 +185,8 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
   eo.metrics = &p_.metrics;
   eo.stop = &p_.stopping;
   eo.on_progress = [alive = p_.alive](const Progress&) { alive(); };
+  eo.flush_interval = p_.flush_interval;
+  if (p_.now_ms) eo.now_ms = p_.now_ms;
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
   auto report = co_await execute_pass(pass, desired, prepared, p_.state, p_.api, std::move(eo));
   state_failed_ = !report.state_error.empty();

@@ -1,0 +1,66 @@
+// The simulation in CI (docs/reliability.md, "Simulation"): fixed seeds, each a bad day of a
+// thingsync installation played against the real engine, every invariant checked after each
+// step, and convergence once the faults stop. A failure prints its shrunk history.
+#include "world.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "history.hpp"
+#include "shrink.hpp"
+
+using namespace thingsync::simulation;
+
+namespace {
+
+// Plays seeds [first, first + count); a failure is shrunk and its story printed.
+void play_seeds(std::uint64_t first, std::uint64_t count) {
+  std::size_t failed = 0;
+  for (std::uint64_t seed = first; seed < first + count; ++seed) {
+    const auto h = generate(seed);
+    const auto o = play(h);
+    if (!o.violation) continue;
+    ++failed;
+    if (failed > 3) continue;  // the first few say enough
+    const auto s = shrink(h, o, 1500);
+    FAIL_CHECK("seed " << seed << " violates " << o.violation->invariant << "\nshrunk:\n"
+                       << render(s.history, s.outcome));
+  }
+  CHECK(failed == 0);
+}
+
+}  // namespace
+
+// 4 x 500: ctest runs them side by side.
+TEST_CASE("simulation: seeds 1 to 500 keep every invariant and converge", "[simulation]") {
+  play_seeds(1, 500);
+}
+TEST_CASE("simulation: seeds 501 to 1000 keep every invariant and converge", "[simulation]") {
+  play_seeds(501, 500);
+}
+TEST_CASE("simulation: seeds 1001 to 1500 keep every invariant and converge", "[simulation]") {
+  play_seeds(1001, 500);
+}
+TEST_CASE("simulation: seeds 1501 to 2000 keep every invariant and converge", "[simulation]") {
+  play_seeds(1501, 500);
+}
+
+TEST_CASE("simulation: a seed replays its history exactly", "[simulation]") {
+  for (std::uint64_t seed : {7u, 1234u, 99999u}) {
+    const auto h = generate(seed);
+    const auto a = play(h);
+    const auto b = play(generate(seed));
+    CHECK(a.digest == b.digest);
+    CHECK(a.story == b.story);
+    CHECK(a.requests > 0);
+  }
+}
+
+TEST_CASE("simulation: a history survives its one-line form", "[simulation]") {
+  const auto h = generate(42);
+  const auto back = decode(encode(h));
+  REQUIRE(back);
+  CHECK(encode(*back) == encode(h));
+  CHECK(play(*back).digest == play(h).digest);
+  CHECK_FALSE(decode("42/3.2.1.0.2.1.1.0"));  // a pool smaller than the fleet
+  CHECK_FALSE(decode("nonsense"));
+}
