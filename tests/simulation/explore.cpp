@@ -6,6 +6,7 @@
 //   thingsync-simulate --seed SEED                 one seed, its story printed
 //   thingsync-simulate --replay CODE               one encoded (shrunk) history, its story printed
 //   --no-shrink                                    failures are printed as found
+//   --first                                        stop at the first failure
 //
 // Exit status: 0 when every history held, 1 when one failed, 64 on a usage error.
 #include <chrono>
@@ -26,7 +27,7 @@ using namespace thingsync::simulation;
 namespace {
 
 int usage() {
-  std::cerr << "usage: thingsync-simulate (--seconds N | --count N) [--from SEED] [--no-shrink]\n"
+  std::cerr << "usage: thingsync-simulate (--seconds N | --count N) [--from SEED] [--no-shrink] [--first]\n"
                "       thingsync-simulate --seed SEED | --replay CODE\n";
   return 64;
 }
@@ -47,11 +48,14 @@ int main(int argc, char** argv) {
   std::uint64_t from = 0;
   bool have_from = false;
   bool do_shrink = true;
+  bool first_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     const bool has_value = i + 1 < argc;
     if (a == "--no-shrink") {
       do_shrink = false;
+    } else if (a == "--first") {
+      first_only = true;
     } else if (a == "--seconds" && has_value) {
       seconds = std::strtod(argv[++i], nullptr);
     } else if (a == "--count" && has_value) {
@@ -99,6 +103,7 @@ int main(int argc, char** argv) {
                 << fault_count(s.history) << " faults in " << s.plays << " plays:\n"
                 << render(s.history, s.outcome) << std::flush;
     }
+    if (first_only) break;
   }
   const double t = elapsed();
   std::cout << played << " histories (" << steps << " steps, " << requests << " requests) in "
