@@ -3,6 +3,7 @@
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
 #include <stdlib.h>  // mkdtemp
+#include <unistd.h>  // access
 
 #include <algorithm>
 #include <array>
@@ -94,7 +95,12 @@ class CaptureSink final : public spdlog::sinks::base_sink<std::mutex> {
 class TempRoot {
  public:
   TempRoot() {
-    std::string t = (fs::temp_directory_path() / "thingsync-simulation-XXXXXX").string();
+    // tmpfs when there is one: a history writes a few dozen small files.
+    std::error_code ec;
+    const fs::path base =
+        fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm")
+                                                                            : fs::temp_directory_path();
+    std::string t = (base / "thingsync-simulation-XXXXXX").string();
     if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = t;
   }
@@ -245,9 +251,13 @@ class World {
   std::vector<core::RemoteBinding> apply_known_;  // what the running apply listed
   bool clean_guard_ = false;  // the last quiet full resync's delete set was within the guard
 
+  std::optional<std::string> checked_snapshot_;  // the durable bytes last found to load
+  std::string checked_journal_;
+
   std::optional<Violation> violation_;
   std::vector<std::string> story_;
   std::uint64_t digest_ = 0xcbf29ce484222325ULL;
+  std::map<std::string, std::string> names_;  // canonical device → d<i>, x<i>
 };
 
 World::World(const History& h) : h_(h) {
@@ -270,6 +280,12 @@ World::World(const History& h) : h_(h) {
   };
   api_.on_call = [this](const FakeApi::Call& c) { return on_call(c); };
   api_.on_commit = [this](const FakeApi::Call& c, const FakeApi::Stored& s) { on_commit(c, s); };
+  for (std::uint32_t i = 0; i < h.setup.pool; ++i) {
+    names_[core::DeviceId::parse(device(i))->canonical()] = "d" + std::to_string(i);
+  }
+  for (std::uint32_t i = 0; i < kOutOfScope; ++i) {
+    names_[core::DeviceId::parse(other_device(i))->canonical()] = "x" + std::to_string(i);
+  }
   for (std::uint32_t i = 0; i < h.setup.devices; ++i) model_[i] = 0;
   write_checkout();
 }
@@ -801,7 +817,12 @@ std::optional<std::string> World::durable_state_error(const core::DeviceId* pend
 }
 
 void World::check_after_step(bool clean_full) {
-  if (auto e = durable_state_error(nullptr)) violated("the state file always loads", *e);
+  // Opening the state is most of a simulation's time: only bytes not checked yet are opened.
+  if (medium_->snapshot() != checked_snapshot_ || medium_->durable_journal() != checked_journal_) {
+    if (auto e = durable_state_error(nullptr)) violated("the state file always loads", *e);
+    checked_snapshot_ = medium_->snapshot();
+    checked_journal_ = medium_->durable_journal();
+  }
   std::string hay = sink_->take();
   const auto logs = hay.size();
   if (medium_->snapshot()) hay += *medium_->snapshot();
@@ -1025,12 +1046,7 @@ Outcome World::play() {
 // ---- names -------------------------------------------------------------------------------
 
 std::string World::dname(const core::DeviceId& d) const {
-  for (std::uint32_t i = 0; i < h_.setup.pool; ++i) {
-    if (core::DeviceId::parse(device(i)) == d) return "d" + std::to_string(i);
-  }
-  for (std::uint32_t i = 0; i < kOutOfScope; ++i) {
-    if (core::DeviceId::parse(other_device(i)) == d) return "x" + std::to_string(i);
-  }
+  if (const auto it = names_.find(d.canonical()); it != names_.end()) return it->second;
   return d.canonical();
 }
 
