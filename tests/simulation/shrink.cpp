@@ -83,6 +83,10 @@ class Shrinker {
       const std::uint32_t mid = from + (to - from) / 2;
       History m = best_.history;
       set(m, mid);
+      if (get(m) != mid) {  // clamped (a pool cannot be smaller than the fleet)
+        from = mid + 1;
+        continue;
+      }
       if (try_candidate(m)) {
         to = mid;
         moved = true;

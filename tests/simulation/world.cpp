@@ -193,7 +193,7 @@ class World {
   /// The delete set of `known` under the desired state in force, and what the guard allows.
   std::pair<std::size_t, std::size_t> delete_set(const std::vector<core::RemoteBinding>& known) const;
   std::vector<const FakeApi::Stored*> live_of(const core::DeviceId& d) const;
-  std::optional<std::string> durable_state_error(const core::DeviceId* pending) const;
+  std::optional<std::string> durable_state_error(const core::DeviceId* pending);
   void check_after_step(bool clean_full);
   std::optional<std::string> divergence() const;
   void settle();
@@ -251,8 +251,13 @@ class World {
   std::vector<core::RemoteBinding> apply_known_;  // what the running apply listed
   bool clean_guard_ = false;  // the last quiet full resync's delete set was within the guard
 
-  std::optional<std::string> checked_snapshot_;  // the durable bytes last found to load
-  std::string checked_journal_;
+  struct Durable {  // the durable bytes last opened, and what they held
+    bool opened = false;
+    std::optional<std::string> snapshot;
+    std::string journal;
+    std::optional<std::string> error;
+    std::set<std::string> pending;
+  } durable_;
 
   std::optional<Violation> violation_;
   std::vector<std::string> story_;
@@ -800,29 +805,35 @@ std::pair<std::size_t, std::size_t> World::delete_set(
 
 // What a crash right now would leave: the state must load from it, and a POST's pending
 // create must be in it.
-std::optional<std::string> World::durable_state_error(const core::DeviceId* pending) const {
-  auto copy = std::make_shared<state::MemoryMedium>();
-  if (medium_->snapshot()) (void)copy->replace_snapshot(*medium_->snapshot());
-  (void)copy->append_journal(medium_->durable_journal());
-  (void)copy->sync_journal();
-  auto st = state::StateStore::open(copy, "salt-never-used-0123456789abcdefgh");
-  if (!st) return "the state does not load: " + st.error().message;
-  if (pending) {
-    for (const auto& p : st.value()->pending()) {
-      if (p.device == *pending) return std::nullopt;
+std::optional<std::string> World::durable_state_error(const core::DeviceId* pending) {
+  // Opening the state is most of a simulation's time: bytes already opened are not again.
+  if (!durable_.opened || medium_->snapshot() != durable_.snapshot ||
+      medium_->durable_journal() != durable_.journal) {
+    durable_.opened = true;
+    durable_.snapshot = medium_->snapshot();
+    durable_.journal = medium_->durable_journal();
+    durable_.error.reset();
+    durable_.pending.clear();
+    auto copy = std::make_shared<state::MemoryMedium>();
+    if (durable_.snapshot) (void)copy->replace_snapshot(*durable_.snapshot);
+    (void)copy->append_journal(durable_.journal);
+    (void)copy->sync_journal();
+    auto st = state::StateStore::open(copy, "salt-never-used-0123456789abcdefgh");
+    if (!st) {
+      durable_.error = "the state does not load: " + st.error().message;
+    } else {
+      for (const auto& p : st.value()->pending()) durable_.pending.insert(p.device.canonical());
     }
+  }
+  if (durable_.error) return durable_.error;
+  if (pending && !durable_.pending.contains(pending->canonical())) {
     return "POST " + dname(*pending) + " was sent with no durable pending create";
   }
   return std::nullopt;
 }
 
 void World::check_after_step(bool clean_full) {
-  // Opening the state is most of a simulation's time: only bytes not checked yet are opened.
-  if (medium_->snapshot() != checked_snapshot_ || medium_->durable_journal() != checked_journal_) {
-    if (auto e = durable_state_error(nullptr)) violated("the state file always loads", *e);
-    checked_snapshot_ = medium_->snapshot();
-    checked_journal_ = medium_->durable_journal();
-  }
+  if (auto e = durable_state_error(nullptr)) violated("the state file always loads", *e);
   std::string hay = sink_->take();
   const auto logs = hay.size();
   if (medium_->snapshot()) hay += *medium_->snapshot();
