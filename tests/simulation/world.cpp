@@ -277,10 +277,13 @@ World::World(const History& h) : h_(h) {
   api_.default_client = kScope;
   api_.record_requests = false;
   // API nodes whose clocks differ by a few seconds (well within the overlap), and one an hour
-  // ahead for the portal edits that say so.
+  // ahead for the portal edits that say so. The API's clock moves in whole seconds and no two
+  // skews differ by whole seconds, so no two writes share a stamp: a portal edit stamped
+  // exactly as thingsync's last write cannot be told from it (the spec tells changes by
+  // modifiedAt; docs/reliability.md, "Simulation").
   api_.stamp_skew = [this]() -> std::int64_t {
     if (ahead_) return kAheadMs;
-    static constexpr std::array<std::int64_t, 3> kSkews = {0, 5'000, -5'000};
+    static constexpr std::array<std::int64_t, 3> kSkews = {0, 4'321, -3'217};
     return kSkews[skew_turn_++ % kSkews.size()];
   };
   api_.on_call = [this](const FakeApi::Call& c) { return on_call(c); };
