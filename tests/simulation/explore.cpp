@@ -7,6 +7,8 @@
 //   thingsync-simulate --replay CODE               one encoded (shrunk) history, its story printed
 //   --no-shrink                                    failures are printed as found
 //   --first                                        stop at the first failure
+//   --offset-cursors                               the API pages by offset (a binding deleted
+//                                                  behind the cursor is skipped)
 //
 // Exit status: 0 when every history held, 1 when one failed, 64 on a usage error.
 #include <chrono>
@@ -28,6 +30,7 @@ namespace {
 
 int usage() {
   std::cerr << "usage: thingsync-simulate (--seconds N | --count N) [--from SEED] [--no-shrink] [--first]\n"
+               "       [--offset-cursors]\n"
                "       thingsync-simulate --seed SEED | --replay CODE\n";
   return 64;
 }
@@ -49,11 +52,14 @@ int main(int argc, char** argv) {
   bool have_from = false;
   bool do_shrink = true;
   bool first_only = false;
+  bool offset_cursors = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     const bool has_value = i + 1 < argc;
     if (a == "--no-shrink") {
       do_shrink = false;
+    } else if (a == "--offset-cursors") {
+      offset_cursors = true;
     } else if (a == "--first") {
       first_only = true;
     } else if (a == "--seconds" && has_value) {
@@ -64,7 +70,9 @@ int main(int argc, char** argv) {
       from = std::strtoull(argv[++i], nullptr, 10);
       have_from = true;
     } else if (a == "--seed" && has_value) {
-      return replay(generate(std::strtoull(argv[++i], nullptr, 10)));
+      auto h = generate(std::strtoull(argv[++i], nullptr, 10));
+      h.setup.offset_cursor = offset_cursors;
+      return replay(h);
     } else if (a == "--replay" && has_value) {
       const auto h = decode(argv[++i]);
       if (!h) return usage();
@@ -86,7 +94,8 @@ int main(int argc, char** argv) {
   std::cout << "exploring from seed " << from << "\n" << std::flush;
   for (std::uint64_t seed = from;; ++seed) {
     if (count ? played >= count : elapsed() >= seconds) break;
-    const auto h = generate(seed);
+    auto h = generate(seed);
+    h.setup.offset_cursor = offset_cursors;
     const auto o = play(h);
     ++played;
     requests += o.requests;

@@ -157,10 +157,12 @@ std::string describe(const Setup& s) {
   return std::to_string(s.devices) + " desired devices of d0..d" + std::to_string(s.pool - 1) +
          ", prune " + (s.prune ? "on" : "off") + ", maxDeletes " + limit + ", page size " +
          std::to_string(s.page_size) + ", concurrency " + std::to_string(s.concurrency) +
-         (s.flush_each ? ", flush after each device" : ", flush at the end of a pass");
+         (s.flush_each ? ", flush after each device" : ", flush at the end of a pass") +
+         (s.offset_cursor ? ", offset cursors" : "");
 }
 
-// Format: seed/devices.pool.prune.kind.value.page.concurrency.flush/step/step/...; a step is
+// Format: seed/devices.pool.prune.kind.value.page.concurrency.flush[.1 for offset
+// cursors]/step/step/...; a step is
 // kind.dt.arg.arg2 followed by ,at.kind.arg.arg2 per fault.
 std::string encode(const History& h) {
   const auto& s = h.setup;
@@ -169,7 +171,7 @@ std::string encode(const History& h) {
                     std::to_string(static_cast<int>(s.max_deletes.kind)) + "." +
                     std::to_string(static_cast<int>(s.max_deletes.value)) + "." +
                     std::to_string(s.page_size) + "." + std::to_string(s.concurrency) + "." +
-                    std::to_string(s.flush_each);
+                    std::to_string(s.flush_each) + (s.offset_cursor ? ".1" : "");
   for (const auto& st : h.steps) {
     out += "/" + std::to_string(static_cast<int>(st.kind)) + "." + std::to_string(st.dt_s) + "." +
            std::to_string(st.arg) + "." + std::to_string(st.arg2);
@@ -212,7 +214,7 @@ std::optional<History> decode(std::string_view text) {
   if (parts.size() < 2 || !numbers(parts[0], n) || n.size() != 1) return std::nullopt;
   History h;
   h.seed = n[0];
-  if (!numbers(parts[1], n) || n.size() != 8) return std::nullopt;
+  if (!numbers(parts[1], n) || n.size() < 8 || n.size() > 9) return std::nullopt;
   auto& s = h.setup;
   s.devices = static_cast<std::uint32_t>(n[0]);
   s.pool = static_cast<std::uint32_t>(n[1]);
@@ -222,6 +224,7 @@ std::optional<History> decode(std::string_view text) {
   s.page_size = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, n[5]));
   s.concurrency = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, n[6]));
   s.flush_each = n[7] != 0;
+  s.offset_cursor = n.size() == 9 && n[8] != 0;
   if (s.pool < s.devices || s.pool > 64) return std::nullopt;
   for (std::size_t i = 2; i < parts.size(); ++i) {
     if (!numbers(parts[i], n) || n.size() % 4 != 0 || n.empty()) return std::nullopt;

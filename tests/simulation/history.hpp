@@ -79,6 +79,9 @@ struct Setup {
   std::uint32_t page_size = 2;
   std::uint32_t concurrency = 2;
   bool flush_each = false;  ///< a pass flushes its state after every device, or only at its end
+  /// The API's cursors are offsets (FakeApi::offset_cursor): pages skip a binding deleted
+  /// behind them. Never drawn by generate(): `thingsync-simulate --offset-cursors` sets it.
+  bool offset_cursor = false;
 };
 
 struct History {

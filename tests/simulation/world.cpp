@@ -240,7 +240,15 @@ class World {
   bool crash_after_ = false;
   std::size_t torn_ = 0;
   bool step_disturbed_ = false;   // a fault or a portal action hit this step's requests
-  std::set<std::string> touched_;  // devices a portal action touched during this step
+  // When a portal action last touched each device, and when thingsync last looked at it (a
+  // GET of one of its bindings, a lookup by device, the end of a full list); when the pass
+  // under way began. All are call counts (FakeApi::calls).
+  std::map<std::string, std::uint64_t> touched_at_;
+  std::map<std::string, std::uint64_t> confirmed_at_;
+  std::uint64_t list_end_ = 0;
+  std::uint64_t pass_start_ = 0;
+  std::uint64_t evidence_start_ = 0;  // the pass plans on what was seen from here on
+  bool fresh_ = false;                // a full list was made for the next full pass
   std::vector<std::string> events_;
   std::size_t reads_ = 0;
 
@@ -277,6 +285,7 @@ World::World(const History& h) : h_(h) {
   config_.sync.modified_since_overlap = std::chrono::milliseconds(kOverlapMs);
   config_.scope_client_id = kScope;
   api_.page_size = h.setup.page_size;
+  api_.offset_cursor = h.setup.offset_cursor;
   api_.default_client = kScope;
   api_.record_requests = false;
   // API nodes whose clocks differ by a few seconds (well within the overlap), and one an hour
@@ -451,6 +460,8 @@ void World::stop_daemon() {
 bool World::daemon_full_list() {
   const auto out = run(proc_->observer->full_list());
   if (!out.ok || dead_) return false;
+  list_end_ = api_.calls;
+  fresh_ = true;
   proc_->reconciler->settle_after_full_list();
   return true;
 }
@@ -469,11 +480,15 @@ bool World::daemon_up() {
 
 void World::full_pass() {
   if (dead_) return;
+  pass_start_ = api_.calls;
+  evidence_start_ = std::exchange(fresh_, false) ? full_look_ : pass_start_;
   run(proc_->reconciler->full_pass());
 }
 
 void World::devices_pass(const std::vector<core::DeviceId>& devices) {
   if (dead_) return;
+  pass_start_ = api_.calls;
+  evidence_start_ = pass_start_;
   run(proc_->reconciler->devices_pass(devices));
 }
 
@@ -504,6 +519,9 @@ void World::apply() {
     proc_.reset();
     return;
   }
+  list_end_ = api_.calls;
+  pass_start_ = api_.calls;
+  evidence_start_ = full_look_;
   auto unresolved = engine::settle_after_list(state, planned->list, prepared);
   apply_known_ = planned->list.bindings;
   engine::ExecOptions eo;
@@ -552,7 +570,7 @@ void World::portal(PortalKind kind, std::uint16_t whom) {
   auto new_password = [&] {
     return "Portal-" + std::to_string(++portal_passwords_) + "-" + kPortalMark;
   };
-  auto touch = [&](const core::DeviceId& d) { touched_.insert(d.canonical()); };
+  auto touch = [&](const core::DeviceId& d) { touched_at_[d.canonical()] = api_.calls; };
   switch (kind) {
     case PortalKind::kCreate: {
       const auto [dev, client] = pick_device(whom);
@@ -708,6 +726,11 @@ FakeApi::Verdict World::on_call(const FakeApi::Call& c) {
       what += " [" + describe(f).substr(describe(f).find(' ') + 1) + "]";
     }
   }
+  if (c.op == Op::kGet) {
+    if (const auto it = api_.store.find(c.target); it != api_.store.end()) {
+      confirmed_at_[it->second.binding.device.canonical()] = api_.calls;
+    }
+  }
   // A complete look starts now: what it shows includes everything created before.
   if (c.op == Op::kList && c.page == 0 && !c.query->modified_since_ms) {
     if (c.query->device_id) {
@@ -767,8 +790,30 @@ void World::on_commit(const FakeApi::Call& c, const FakeApi::Stored& s) {
   if (c.op == Op::kDelete || (c.op == Op::kPut)) {
     // The binding's device loses it (a PUT may bind it to another device).
     const bool lost = c.op == Op::kDelete || api_.store.at(s.binding.id).binding.device != d;
-    if (lost && in_force_.contains(d.canonical()) && live_of(d).empty() &&
-        !touched_.contains(d.canonical())) {
+    // A portal action that raced the write excuses it, as the spec draws the line
+    // (docs/operations.md, "Writes only on fresh evidence"):
+    //  - a binding moved to the device after the evidence the write was planned on began
+    //    (a full list made for this pass, else the pass itself): a write on a full list's
+    //    evidence is sent without another look, by design;
+    //  - otherwise a portal action on the device during this pass after thingsync's last
+    //    look at it (a GET of one of its bindings, a lookup). A duplicate's delete in
+    //    particular needs its kept binding confirmed live first, even after a full list.
+    const auto key = d.canonical();
+    const auto touched = touched_at_.find(key);
+    std::uint64_t looked = 0;
+    if (const auto it = confirmed_at_.find(key); it != confirmed_at_.end()) looked = it->second;
+    if (const auto it = device_look_.find(key); it != device_look_.end()) {
+      looked = std::max(looked, it->second);
+    }
+    const auto moved = moved_.find(s.binding.id);
+    const bool moved_since = c.op == Op::kDelete && moved != moved_.end() &&
+                             moved->second > evidence_start_;
+    const bool put_raced = c.op == Op::kPut && touched != touched_at_.end() &&
+                           touched->second > std::max(evidence_start_, looked);
+    const bool raced = moved_since || put_raced ||
+                       (touched != touched_at_.end() && touched->second > looked &&
+                        touched->second > pass_start_);
+    if (lost && in_force_.contains(key) && live_of(d).empty() && !raced) {
       violated("thingsync never takes the only binding of a desired device",
                std::string(c.op == Op::kDelete ? "DELETE " : "PUT ") + bname(s.binding.id) +
                    " left desired " + dname(d) + " with no binding");
@@ -948,7 +993,6 @@ void World::step(const Step& s) {
   step_ = &s;
   step_req_ = 0;
   step_disturbed_ = false;
-  touched_.clear();
   events_.clear();
   reads_ = 0;
   api_.now_ms += static_cast<std::int64_t>(s.dt_s) * 1000;
@@ -956,6 +1000,7 @@ void World::step(const Step& s) {
   switch (s.kind) {
     case StepKind::kPoll:
       if (daemon_up()) {
+        fresh_ = false;  // as the observer: a poll takes a full list's freshness away
         const auto out = run(proc_->observer->poll());
         if (!dead_ && ((out.ok && out.changed) || proc_->reconciler->retry_pending())) full_pass();
       }

@@ -142,7 +142,8 @@ net::awaitable<core::Result<api::ListSummary, api::ApiError>> FakeApi::list_page
     std::vector<const Stored*> hits;
     for (const auto& [id, s] : store) {
       if (!matches(s)) continue;
-      if (cursor && std::tie(s.binding.created_at_ms, s.binding.id) <= std::tie(cursor->first, cursor->second)) {
+      if (!offset_cursor && cursor &&
+          std::tie(s.binding.created_at_ms, s.binding.id) <= std::tie(cursor->first, cursor->second)) {
         continue;
       }
       hits.push_back(&s);
@@ -151,6 +152,8 @@ net::awaitable<core::Result<api::ListSummary, api::ApiError>> FakeApi::list_page
       return std::tie(a->binding.created_at_ms, a->binding.id) <
              std::tie(b->binding.created_at_ms, b->binding.id);
     });
+    if (offset_cursor) hits.erase(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(
+                                                    std::min(hits.size(), summary.pages * page_size)));
     api::Page page;
     for (std::size_t j = 0; j < std::min(hits.size(), page_size); ++j) {
       page.items.push_back(hits[j]->binding);

@@ -52,6 +52,10 @@ class FakeApi final : public api::Bindings {
   int creates_then_502 = 0;      ///< the next N POSTs are committed, then answered 502
   int creates_then_timeout = 0;  ///< the next N POSTs are committed, then never answered
   std::size_t page_size = 2;    ///< small, so that every list has several pages
+  /// true: a cursor is an offset into the list as it is when the next page is asked for, so a
+  /// binding deleted behind the cursor makes the list skip one (an API may page so; the spec's
+  /// cursor is opaque). false: it names the last item given (createdAt, id).
+  bool offset_cursor = false;
   std::size_t fail_list_after_pages = 0;  ///< the next list answers 500 after this many pages
   int fail_lists = 0;                     ///< the next N lists answer 500 at once
   int fail_puts = 0;                      ///< the next N PUTs answer 500, not done
