@@ -344,18 +344,20 @@ class Executor {
   }
 
   net::awaitable<void> do_delete(const core::PlannedDelete& d) {
+    // Of two bindings for one device, the kept one must be live before the other goes: a
+    // portal delete-and-re-create would otherwise leave the device with none. Even after a
+    // full list: a list is not one instant, and a delete-and-re-create made while it ran
+    // shows both bindings, the deleted one on an earlier page.
+    // (No co_await inside a condition: GCC 12 miscompiles some of those.)
+    bool kept_live = true;
+    if (!d.kept_id.empty()) kept_live = co_await confirm_live(d.kept_id, d.device, obs::Action::kDelete);
+    if (!kept_live) {
+      log_->warn("duplicate not deleted device={} id={}: the binding kept for it ({}) is not "
+                 "live; planning again", d.device.canonical(), d.binding_id, d.kept_id);
+      report_.replan = true;
+      co_return;
+    }
     if (opts_.look_first) {
-      // Of two bindings for one device, the kept one must be live before the other goes: a
-      // portal delete-and-re-create would otherwise leave the device with none.
-      // (No co_await inside a condition: GCC 12 miscompiles some of those.)
-      bool kept_live = true;
-      if (!d.kept_id.empty()) kept_live = co_await confirm_live(d.kept_id, d.device, obs::Action::kDelete);
-      if (!kept_live) {
-        log_->warn("duplicate not deleted device={} id={}: the binding kept for it ({}) is not "
-                   "live; planning again", d.device.canonical(), d.binding_id, d.kept_id);
-        report_.replan = true;
-        co_return;
-      }
       const bool live = co_await confirm_live(d.binding_id, d.device, obs::Action::kDelete);
       if (!live) co_return;
     }
