@@ -79,6 +79,23 @@ TEST_CASE("simulation: seeds that exploration once failed on keep every invarian
   }
 }
 
+TEST_CASE("simulation: a portal replace during a full list leaves the new binding", "[simulation]") {
+  // Seeds 108, 251, 266, 366, 654, ... (21 of 1-2000) failed on the engine: the pass after a
+  // full list deleted a duplicate without confirming its kept binding live (fixed in
+  // src/engine/executor.cpp). Seed 366 shrunk: start, then a full resync during which the
+  // portal replaces d2's binding between two pages.
+  const auto h = decode("366/10.12.1.1.50.1.1.1/2.0.653.895/2.0.904.838/1.0.95.319/1.0.810.9,1.8.2.146");
+  REQUIRE(h);
+  const auto o = play(*h);
+  INFO(render(*h, o));
+  CHECK_FALSE(o.violation);
+  for (const std::uint64_t seed : {108u, 251u, 266u, 366u, 654u, 710u, 781u, 833u, 969u, 1008u}) {
+    const auto og = play(generate(seed));
+    INFO("seed " << seed << ": " << (og.violation ? og.violation->detail : ""));
+    CHECK_FALSE(og.violation);
+  }
+}
+
 TEST_CASE("simulation: a seed replays its history exactly", "[simulation]") {
   for (std::uint64_t seed : {7u, 1234u, 99999u}) {
     const auto h = generate(seed);
