@@ -245,6 +245,10 @@ class World {
   // under way began. All are call counts (FakeApi::calls).
   std::map<std::string, std::uint64_t> touched_at_;
   std::map<std::string, std::uint64_t> confirmed_at_;
+  std::map<std::string, std::uint64_t> got_at_;  // binding → its last GET
+  // Bindings a portal action took from a device (deleted, replaced, moved away): binding →
+  // (the device it had, when).
+  std::map<std::string, std::pair<std::string, std::uint64_t>> taken_;
   std::uint64_t list_end_ = 0;
   std::uint64_t pass_start_ = 0;
   std::uint64_t evidence_start_ = 0;  // the pass plans on what was seen from here on
@@ -588,6 +592,9 @@ void World::portal(PortalKind kind, std::uint16_t whom) {
       const auto id = ids[whom % ids.size()];
       const auto s = api_.store.at(id);
       touch(s.binding.device);
+      if (kind == PortalKind::kDelete || kind == PortalKind::kReplace || kind == PortalKind::kMove) {
+        taken_[id] = {s.binding.device.canonical(), api_.calls};
+      }
       const auto who = bname(id) + " (" + dname(s.binding.device) + ")";
       if (kind == PortalKind::kDelete || kind == PortalKind::kReplace) {
         api_.portal_delete(id);
@@ -727,6 +734,7 @@ FakeApi::Verdict World::on_call(const FakeApi::Call& c) {
     }
   }
   if (c.op == Op::kGet) {
+    got_at_[c.target] = api_.calls;
     if (const auto it = api_.store.find(c.target); it != api_.store.end()) {
       confirmed_at_[it->second.binding.device.canonical()] = api_.calls;
     }
@@ -795,24 +803,33 @@ void World::on_commit(const FakeApi::Call& c, const FakeApi::Stored& s) {
     //  - a binding moved to the device after the evidence the write was planned on began
     //    (a full list made for this pass, else the pass itself): a write on a full list's
     //    evidence is sent without another look, by design;
-    //  - otherwise a portal action on the device during this pass after thingsync's last
-    //    look at it (a GET of one of its bindings, a lookup). A duplicate's delete in
-    //    particular needs its kept binding confirmed live first, even after a full list.
+    //  - a portal action during this pass that took another binding from the device after
+    //    thingsync's last look at that binding (its GET, a lookup of the device): the kept
+    //    binding of a duplicate, confirmed live, deleted or moved before the delete landed.
+    //    One made before the pass, or before that look, does not excuse: the engine must
+    //    look (a duplicate's kept binding is confirmed live even after a full list).
     const auto key = d.canonical();
-    const auto touched = touched_at_.find(key);
-    std::uint64_t looked = 0;
-    if (const auto it = confirmed_at_.find(key); it != confirmed_at_.end()) looked = it->second;
-    if (const auto it = device_look_.find(key); it != device_look_.end()) {
-      looked = std::max(looked, it->second);
-    }
+    std::uint64_t device_looked = 0;
+    if (const auto it = device_look_.find(key); it != device_look_.end()) device_looked = it->second;
     const auto moved = moved_.find(s.binding.id);
     const bool moved_since = c.op == Op::kDelete && moved != moved_.end() &&
                              moved->second > evidence_start_;
+    const auto touched = touched_at_.find(key);
+    std::uint64_t confirmed = device_looked;
+    if (const auto it = confirmed_at_.find(key); it != confirmed_at_.end()) {
+      confirmed = std::max(confirmed, it->second);
+    }
     const bool put_raced = c.op == Op::kPut && touched != touched_at_.end() &&
-                           touched->second > std::max(evidence_start_, looked);
-    const bool raced = moved_since || put_raced ||
-                       (touched != touched_at_.end() && touched->second > looked &&
-                        touched->second > pass_start_);
+                           touched->second > std::max(evidence_start_, confirmed);
+    bool taken_raced = false;
+    for (const auto& [id, hit] : taken_) {
+      if (hit.first != key || hit.second <= pass_start_) continue;
+      const auto got = got_at_.find(id);
+      if (hit.second > std::max(device_looked, got == got_at_.end() ? 0 : got->second)) {
+        taken_raced = true;
+      }
+    }
+    const bool raced = moved_since || put_raced || taken_raced;
     if (lost && in_force_.contains(key) && live_of(d).empty() && !raced) {
       violated("thingsync never takes the only binding of a desired device",
                std::string(c.op == Op::kDelete ? "DELETE " : "PUT ") + bname(s.binding.id) +
