@@ -182,6 +182,32 @@ TEST_CASE("pass: a delete-and-re-create during a full list keeps the new binding
   w.check_converged();
 }
 
+TEST_CASE("pass: a binding a create adopted is not moved back by the same pass") {
+  // Found by the simulation: after a crash, d1's create was pending; the portal moved d2's
+  // binding to d1 after the full list. d1's lookup adopted it (PUT with d1), then d2's update,
+  // planned on the list, PUT it back to d2: d1 was left with no binding by thingsync itself.
+  World w;
+  w.want({{kD1, password(1)}, {kD2, password(2)}});
+  const auto id = w.api.portal_create(kD2, "factory-Passw0rd!!!!!!!!!!");
+  w.state->begin_create(*core::DeviceId::parse(kD1), w.api.now_ms);
+  REQUIRE(w.state->flush());
+  bool moved = false;
+  w.api.on_call = [&](const testing::FakeApi::Call& c) {
+    if (c.op == testing::FakeApi::Op::kList && c.query->device_id && !moved) {
+      w.api.move(id, kD1);  // between the list and the lookup of the pending create
+      moved = true;
+    }
+    return testing::FakeApi::Verdict{};
+  };
+  w.apply();
+  w.api.on_call = nullptr;
+  REQUIRE(moved);
+  CHECK(w.api.count("PUT " + id) == 1);  // the adoption's, not the stale update's
+  CHECK(only_binding(w, kD1) == id);
+  w.apply();  // d2 gets a binding of its own
+  w.check_converged();
+}
+
 // ---- creates with an unknown outcome ------------------------------------------------------
 
 TEST_CASE("pass: a create committed then answered 502 or timed out is looked up, not re-sent") {
