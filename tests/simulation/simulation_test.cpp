@@ -106,7 +106,8 @@ TEST_CASE("simulation: a binding a create adopted stays with its device", "[simu
   const auto o = play(*h);
   INFO(render(*h, o));
   CHECK_FALSE(o.violation);
-  for (const std::uint64_t seed : {30596327385864006ULL, 30596327385885564ULL}) {
+  for (const std::uint64_t seed :
+       {30596327385864006ULL, 30596327385885564ULL, 30596327385928431ULL}) {
     const auto og = play(generate(seed));
     INFO("seed " << seed << ": " << (og.violation ? og.violation->detail : ""));
     CHECK_FALSE(og.violation);

@@ -241,15 +241,14 @@ class World {
   std::size_t torn_ = 0;
   bool step_disturbed_ = false;   // a fault or a portal action hit this step's requests
   // When a portal action last touched each device, and when thingsync last looked at it (a
-  // GET of one of its bindings, a lookup by device, the end of a full list); when the pass
-  // under way began. All are call counts (FakeApi::calls).
+  // GET of one of its bindings); when the pass under way began. All are call counts
+  // (FakeApi::calls).
   std::map<std::string, std::uint64_t> touched_at_;
   std::map<std::string, std::uint64_t> confirmed_at_;
   std::map<std::string, std::uint64_t> got_at_;  // binding → its last GET
   // Bindings a portal action took from a device (deleted, replaced, moved away): binding →
   // (the device it had, when).
   std::map<std::string, std::pair<std::string, std::uint64_t>> taken_;
-  std::uint64_t list_end_ = 0;
   std::uint64_t pass_start_ = 0;
   std::uint64_t evidence_start_ = 0;  // the pass plans on what was seen from here on
   bool fresh_ = false;                // a full list was made for the next full pass
@@ -464,7 +463,6 @@ void World::stop_daemon() {
 bool World::daemon_full_list() {
   const auto out = run(proc_->observer->full_list());
   if (!out.ok || dead_) return false;
-  list_end_ = api_.calls;
   fresh_ = true;
   proc_->reconciler->settle_after_full_list();
   return true;
@@ -523,7 +521,6 @@ void World::apply() {
     proc_.reset();
     return;
   }
-  list_end_ = api_.calls;
   pass_start_ = api_.calls;
   evidence_start_ = full_look_;
   auto unresolved = engine::settle_after_list(state, planned->list, prepared);
@@ -1077,10 +1074,6 @@ void World::settle() {
   story_.push_back("-- the faults stop: Git is fixed, the API answers, nobody crashes --");
   if (broken_[0] || broken_[1]) {
     broken_ = {};
-    Step fix;
-    fix.kind = StepKind::kSwapCheckout;
-    fix.arg = 0;
-    fix.arg2 = 0;
     // A commit that only mends the files: the same content, written whole.
     ++checkout_;
     write_checkout();
