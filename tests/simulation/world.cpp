@@ -258,6 +258,7 @@ class World {
   // What thingsync looked at last: the call count when a complete look began.
   std::uint64_t full_look_ = 0;
   std::map<std::string, std::uint64_t> device_look_;
+  std::uint64_t look_before_ = 0;  // the look a list under way replaces, if it fails
   std::map<std::string, std::uint64_t> moved_;  // binding → the call count when it was moved
 
   std::vector<core::RemoteBinding> apply_known_;  // what the running apply listed
@@ -730,18 +731,24 @@ FakeApi::Verdict World::on_call(const FakeApi::Call& c) {
       what += " [" + describe(f).substr(describe(f).find(' ') + 1) + "]";
     }
   }
-  if (c.op == Op::kGet) {
+  // Looks, as thingsync learns from them: a GET answered, a list whose pages are all answered
+  // (what it shows includes everything created before its first page).
+  const bool answered = v.when == When::kNormal;
+  if (c.op == Op::kGet && answered) {
     got_at_[c.target] = api_.calls;
     if (const auto it = api_.store.find(c.target); it != api_.store.end()) {
       confirmed_at_[it->second.binding.device.canonical()] = api_.calls;
     }
   }
-  // A complete look starts now: what it shows includes everything created before.
-  if (c.op == Op::kList && c.page == 0 && !c.query->modified_since_ms) {
-    if (c.query->device_id) {
-      device_look_[core::DeviceId::parse(*c.query->device_id)->canonical()] = api_.calls;
-    } else {
-      full_look_ = api_.calls;
+  if (c.op == Op::kList && !c.query->modified_since_ms) {
+    std::uint64_t& look = c.query->device_id
+                              ? device_look_[core::DeviceId::parse(*c.query->device_id)->canonical()]
+                              : full_look_;
+    if (c.page == 0) look_before_ = look;
+    if (!answered) {
+      look = look_before_;  // a list that failed showed nothing
+    } else if (c.page == 0) {
+      look = api_.calls;
     }
   }
   digest(what);
