@@ -107,7 +107,9 @@ TEST_CASE("simulation: a binding a create adopted stays with its device", "[simu
   INFO(render(*h, o));
   CHECK_FALSE(o.violation);
   for (const std::uint64_t seed :
-       {30596327385864006ULL, 30596327385885564ULL, 30596327385928431ULL}) {
+       {30596327385864006ULL, 30596327385885564ULL, 30596327385928431ULL, 30596327385941084ULL,
+        30596327385941233ULL, 30596327385945114ULL, 30596327385981962ULL, 30596327385983493ULL,
+        30596327386001613ULL}) {
     const auto og = play(generate(seed));
     INFO("seed " << seed << ": " << (og.violation ? og.violation->detail : ""));
     CHECK_FALSE(og.violation);
