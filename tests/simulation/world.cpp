@@ -2,14 +2,9 @@
 
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
-#include <stdlib.h>  // mkdtemp
-#include <unistd.h>  // access
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +20,7 @@
 
 #include "desired_holder.hpp"
 #include "fake_api.hpp"
+#include "fleet_repo.hpp"
 #include "health.hpp"
 #include "reconciler.hpp"
 #include "thingsync/config/desired_state.hpp"
@@ -40,7 +36,6 @@
 namespace thingsync::simulation {
 namespace {
 namespace net = boost::asio;
-namespace fs = std::filesystem;
 using testing::FakeApi;
 using Op = FakeApi::Op;
 using When = FakeApi::Verdict::When;
@@ -51,24 +46,8 @@ constexpr std::int64_t kOverlapMs = 60'000;
 constexpr std::int64_t kAheadMs = 3'600'000;  // the API node whose clock runs an hour ahead
 constexpr std::uint32_t kOutOfScope = 3;      // devices x0..x2 of another client
 constexpr int kSettleRounds = 3;              // full passes allowed to converge at the end
-// Every password in the world ends in one of these (and nothing else holds them): finding one
-// in a log line or the state's bytes is finding a secret.
-constexpr const char* kDesiredMark = "aB3$aB3$aB3$aB3$aB3$";
+// Every portal password ends in this (kDesiredMark, fleet_repo.hpp, ends the desired ones).
 constexpr const char* kPortalMark = "xY9!xY9!xY9!xY9!xY9!";
-
-std::string device(std::uint32_t i) {
-  char b[32];
-  std::snprintf(b, sizeof b, "imei:35026680070%04u", i);
-  return b;
-}
-std::string other_device(std::uint32_t i) {
-  char b[32];
-  std::snprintf(b, sizeof b, "imei:35999900000%04u", i);
-  return b;
-}
-std::string desired_password(std::uint32_t device, std::uint32_t version) {
-  return "Pw-" + std::to_string(device) + "-" + std::to_string(version) + "-" + kDesiredMark;
-}
 
 std::size_t resolve(const core::DeleteLimit& l, std::size_t managed) {
   if (l.value <= 0) return 0;
@@ -92,39 +71,6 @@ class CaptureSink final : public spdlog::sinks::base_sink<std::mutex> {
  private:
   std::string text_;
 };
-
-class TempRoot {
- public:
-  TempRoot() {
-    // tmpfs when there is one: a history writes a few dozen small files.
-    std::error_code ec;
-    const fs::path base =
-        fs::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm")
-                                                                            : fs::temp_directory_path();
-    std::string t = (base / "thingsync-simulation-XXXXXX").string();
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempRoot() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempRoot(const TempRoot&) = delete;
-  TempRoot& operator=(const TempRoot&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_atomically(const fs::path& file, const std::string& text) {
-  const auto tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-  }
-  fs::rename(tmp, file);  // a new inode, as git writes files: the loader sees the change
-}
 
 // One thingsync process: the daemon (Reconciler over an Observer and a DesiredHolder) or a
 // one-shot `apply` (its StateStore only).
@@ -178,11 +124,6 @@ class World {
   void bury_if_dead();
   void portal(PortalKind kind, std::uint16_t whom);
 
-  // ---- the desired state in Git ----
-  void write_file(int file);
-  void write_checkout();
-  std::map<std::string, std::string> model_as_desired() const;
-  void edit(const Step& s);
 
   // ---- requests ----
   FakeApi::Verdict on_call(const FakeApi::Call& c);
@@ -209,8 +150,7 @@ class World {
   }
 
   const History& h_;
-  TempRoot root_;
-  fs::path link_;
+  FleetRepo repo_;
   net::io_context ioc_;
   FakeApi api_;
   std::shared_ptr<state::MemoryMedium> medium_ = std::make_shared<state::MemoryMedium>();
@@ -222,10 +162,6 @@ class World {
   std::optional<Process> proc_;
   bool is_daemon_ = false;
 
-  // Git's content: device index → password version; files a.yaml (even) and b.yaml (odd).
-  std::map<std::uint32_t, std::uint32_t> model_;
-  std::array<bool, 2> broken_{};
-  std::uint32_t checkout_ = 0;
   // The desired state the running process loaded: canonical device → password.
   std::map<std::string, std::string> in_force_;
   std::uint32_t portal_passwords_ = 0;
@@ -280,8 +216,7 @@ class World {
   std::map<std::string, std::string> names_;  // canonical device → d<i>, x<i>
 };
 
-World::World(const History& h) : h_(h) {
-  link_ = root_.path() / "fleet";
+World::World(const History& h) : h_(h), repo_(h.setup.devices, h.setup.pool) {
   obs::set_sink(sink_, {spdlog::level::debug, obs::LogFormat::kText});
   config_.sync.prune = h.setup.prune;
   config_.sync.max_deletes = h.setup.max_deletes;
@@ -310,8 +245,6 @@ World::World(const History& h) : h_(h) {
   for (std::uint32_t i = 0; i < kOutOfScope; ++i) {
     names_[core::DeviceId::parse(other_device(i))->canonical()] = "x" + std::to_string(i);
   }
-  for (std::uint32_t i = 0; i < h.setup.devices; ++i) model_[i] = 0;
-  write_checkout();
 }
 
 World::~World() {
@@ -319,93 +252,10 @@ World::~World() {
   obs::set_sink(std::make_shared<spdlog::sinks::null_sink_mt>(), {spdlog::level::off});
 }
 
-// ---- the desired state in Git --------------------------------------------------------------
-
-void World::write_file(int file) {
-  const fs::path dir = root_.path() / ("checkout-" + std::to_string(checkout_));
-  std::string yaml = "bindings:\n";
-  if (broken_[file]) {
-    yaml += "  - deviceId: [unclosed\n";
-  } else {
-    for (const auto& [i, v] : model_) {
-      if (static_cast<int>(i % 2) != file) continue;
-      yaml += "  - deviceId: \"" + device(i) + "\"\n    password: {value: \"" +
-              desired_password(i, v) + "\"}\n";
-    }
-  }
-  write_atomically(dir / (file == 0 ? "a.yaml" : "b.yaml"), yaml);
-}
-
-void World::write_checkout() {
-  const fs::path dir = root_.path() / ("checkout-" + std::to_string(checkout_));
-  fs::create_directories(dir);
-  write_file(0);
-  write_file(1);
-  // The symlink swapped in one rename, as git-sync does.
-  const fs::path tmp = root_.path() / "fleet.tmp";
-  fs::remove(tmp);
-  fs::create_directory_symlink(dir, tmp);
-  fs::rename(tmp, link_);
-}
-
-std::map<std::string, std::string> World::model_as_desired() const {
-  std::map<std::string, std::string> out;
-  for (const auto& [i, v] : model_) {
-    out[core::DeviceId::parse(device(i))->canonical()] = desired_password(i, v);
-  }
-  return out;
-}
-
-void World::edit(const Step& s) {
-  std::vector<std::uint32_t> in, out;
-  for (std::uint32_t i = 0; i < h_.setup.pool; ++i) (model_.contains(i) ? in : out).push_back(i);
-  int file = -1;
-  switch (s.kind) {
-    case StepKind::kAdd:
-      if (out.empty()) return;
-      file = static_cast<int>(out[s.arg % out.size()] % 2);
-      model_[out[s.arg % out.size()]] = 0;
-      break;
-    case StepKind::kRemove:
-      if (in.empty()) return;
-      file = static_cast<int>(in[s.arg % in.size()] % 2);
-      model_.erase(in[s.arg % in.size()]);
-      break;
-    case StepKind::kPassword:
-      if (in.empty()) return;
-      file = static_cast<int>(in[s.arg % in.size()] % 2);
-      ++model_[in[s.arg % in.size()]];
-      break;
-    case StepKind::kBreakFile:
-      file = s.arg % 2;
-      broken_[file] = true;
-      break;
-    case StepKind::kSwapCheckout: {
-      // A new commit: some devices come and go, some passwords change, both files parse.
-      for (std::uint32_t i = 0; i < h_.setup.pool; ++i) {
-        switch (((s.arg2 >> (i % 10)) ^ (s.arg >> (i % 7))) % 4) {
-          case 0: model_.contains(i) ? (void)model_.erase(i) : (void)(model_[i] = 0); break;
-          case 1: if (model_.contains(i)) ++model_[i]; break;
-          default: break;
-        }
-      }
-      broken_ = {};
-      ++checkout_;
-      write_checkout();
-      reload_after_edit(true);
-      return;
-    }
-    default: return;
-  }
-  if (s.kind != StepKind::kBreakFile) broken_[file] = false;  // the commit fixes what it writes
-  write_file(file);
-  reload_after_edit(false);
-}
-
 void World::reload_after_edit(bool swapped) {
   if (!proc_ || !is_daemon_ || !proc_->started || dead_) return;
   auto& holder = *proc_->desired;
-  holder.changed(link_);
+  holder.changed(repo_.root());
   if (swapped) holder.want_full();
   const auto out = holder.reload();
   if (!out.ok) {
@@ -413,7 +263,7 @@ void World::reload_after_edit(bool swapped) {
     if (proc_->reconciler->retry_pending()) full_pass();
     return;
   }
-  in_force_ = model_as_desired();
+  in_force_ = repo_.desired();
   event("reloaded (" + std::string(out.all ? "all" : std::to_string(out.affected.size())) +
         " devices affected)");
   if (!out.all) devices_pass(out.affected);
@@ -431,7 +281,7 @@ bool World::start_daemon() {
   proc_.emplace();
   is_daemon_ = true;
   proc_->state = std::move(st.value());
-  proc_->desired.emplace(link_, proc_->state->salt());
+  proc_->desired.emplace(repo_.root(), proc_->state->salt());
   const auto loaded = proc_->desired->reload();
   if (!loaded.ok) {
     event("daemon cannot start: the desired state does not load (exit 1)" +
@@ -439,7 +289,7 @@ bool World::start_daemon() {
     proc_.reset();
     return false;
   }
-  in_force_ = model_as_desired();
+  in_force_ = repo_.desired();
   proc_->observer.emplace(api_, scope_query(), kOverlapMs, clocks());
   engine::Reconciler::Parts parts{config_,        false,           *proc_->desired,
                                   *proc_->observer, *proc_->state, api_,
@@ -507,12 +357,12 @@ void World::apply() {
   proc_->state = std::move(st.value());
   auto& state = *proc_->state;
   config::LoadResult loaded;
-  if (!engine::load_settled_checkout(link_, loaded) || !loaded.ok()) {
+  if (!engine::load_settled_checkout(repo_.root(), loaded) || !loaded.ok()) {
     event("apply: the desired state does not load (exit 1)");
     proc_.reset();
     return;
   }
-  in_force_ = model_as_desired();
+  in_force_ = repo_.desired();
   const auto prepared = engine::prepare_desired(loaded.state, state.salt(), config::process_env(), 1);
   const core::SyncPolicy policy{h_.setup.prune, h_.setup.max_deletes};
   auto planned = run(engine::observe_and_plan(api_, scope_query(), prepared, state, policy));
@@ -1042,7 +892,9 @@ void World::step(const Step& s) {
     case StepKind::kPassword:
     case StepKind::kBreakFile:
     case StepKind::kSwapCheckout:
-      edit(s);
+      if (const auto change = repo_.commit(s); change != FleetRepo::Change::kNone) {
+        reload_after_edit(change == FleetRepo::Change::kSwapped);
+      }
       break;
     case StepKind::kApply:
       apply();
@@ -1079,11 +931,8 @@ void World::step(const Step& s) {
 void World::settle() {
   quiet_ = true;
   story_.push_back("-- the faults stop: Git is fixed, the API answers, nobody crashes --");
-  if (broken_[0] || broken_[1]) {
-    broken_ = {};
-    // A commit that only mends the files: the same content, written whole.
-    ++checkout_;
-    write_checkout();
+  if (repo_.broken()) {
+    repo_.mend();
     step_ = nullptr;
     if (proc_ && is_daemon_ && proc_->started) reload_after_edit(true);
   }
