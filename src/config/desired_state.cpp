@@ -617,7 +617,9 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
   });
   std::size_t bytes = 0;
   for (const auto& t : texts) bytes += t.size();
-  parallel_for(tasks.size(), bytes < kBytesPerThread ? 1U : threads, [&](std::size_t i) {
+  // A caller that asks for small parts (split_bytes) wants them parsed side by side.
+  const std::size_t worth_threads = std::min(kBytesPerThread, options.split_bytes);
+  parallel_for(tasks.size(), bytes < worth_threads ? 1U : threads, [&](std::size_t i) {
     const auto [f, c] = tasks[i];
     results[f][c] = parse_chunk(texts[f], paths[f], ids[f], plans[f][c], c == 0, options.env);
   });
