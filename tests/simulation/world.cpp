@@ -124,7 +124,6 @@ class World {
   void bury_if_dead();
   void portal(PortalKind kind, std::uint16_t whom);
 
-
   // ---- requests ----
   FakeApi::Verdict on_call(const FakeApi::Call& c);
   void on_commit(const FakeApi::Call& c, const FakeApi::Stored& s);
