@@ -585,7 +585,11 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
   std::vector<std::string> texts(n);
   std::vector<std::vector<Chunk>> plans(n);
   std::vector<std::string> read_errors(n);
-  parallel_for(n, threads, [&](std::size_t i) {
+  // A thread costs more than reading or parsing a few small files: a daemon's reload after a
+  // one-file edit, every simulated reload (tests/simulation) run on the calling thread.
+  constexpr std::size_t kFilesPerThread = 16;
+  constexpr std::size_t kBytesPerThread = std::size_t{256} << 10;
+  parallel_for(n, n < kFilesPerThread ? 1U : threads, [&](std::size_t i) {
     if (!detail::read_file(paths[i], texts[i], read_errors[i])) return;
     const std::size_t parts = std::min<std::size_t>(
         texts[i].size() / std::max<std::size_t>(1, options.split_bytes), 4U * threads);
@@ -611,7 +615,11 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
     const Chunk& y = plans[b.first][b.second];
     return x.end - x.begin > y.end - y.begin;
   });
-  parallel_for(tasks.size(), threads, [&](std::size_t i) {
+  std::size_t bytes = 0;
+  for (const auto& t : texts) bytes += t.size();
+  // A caller that asks for small parts (split_bytes) wants them parsed side by side.
+  const std::size_t worth_threads = std::min(kBytesPerThread, options.split_bytes);
+  parallel_for(tasks.size(), bytes < worth_threads ? 1U : threads, [&](std::size_t i) {
     const auto [f, c] = tasks[i];
     results[f][c] = parse_chunk(texts[f], paths[f], ids[f], plans[f][c], c == 0, options.env);
   });

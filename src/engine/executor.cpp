@@ -386,6 +386,7 @@ class Executor {
         state_.end_create(c.device);
         ++report_.adopted;
         report_.seen_bindings.push_back(found->front());  // known, whatever the PUT gives
+        bound_now_.insert_or_assign(found->front().id, c.device);
         co_await do_update(found->front().id, c.desired_index, c.device,
                            "adopted: an earlier create was found by a lookup", "adoption",
                            stamp_of(found->front()));
@@ -411,6 +412,7 @@ class Executor {
       // The binding existed already, with a password that may not be ours.
       ++report_.adopted;
       report_.seen_bindings.push_back(r->binding);  // known, whatever the PUT gives
+      bound_now_.insert_or_assign(r->binding.id, c.device);
       co_await do_update(r->binding.id, c.desired_index, c.device,
                          "adopted: the create's outcome was unknown and a lookup found it",
                          "adoption", stamp_of(r->binding));
@@ -430,6 +432,7 @@ class Executor {
   net::awaitable<void> do_update(std::string binding_id, std::uint32_t desired_index,
                                  core::DeviceId device, std::string reason, std::string why,
                                  std::optional<WriteStamp> before) {
+    if (bound_elsewhere_now(binding_id, device, obs::Action::kUpdate)) co_return;
     auto pw = password_for(desired_index, obs::Action::kUpdate);
     if (!pw) co_return;
     const auto fp = prepared_.bindings[desired_index].password_fp;
@@ -478,7 +481,20 @@ class Executor {
 
   // What the API holds now, for the observed state: modifiedBy (our own principal) is not
   // kept there, and a first adoption of a large fleet holds a record per binding here.
+  // A binding this pass found or made bound to another device than `device` (a create adopted
+  // it, a look saw it moved): the plan's older view must not move it back, nor delete it.
+  bool bound_elsewhere_now(const std::string& binding_id, const core::DeviceId& device,
+                           obs::Action action) {
+    const auto it = bound_now_.find(binding_id);
+    if (it == bound_now_.end() || it->second == device) return false;
+    log_->warn("{} not sent id={}: this pass found it bound to device={}, not {}; planning again",
+               action_name(action), binding_id, it->second.canonical(), device.canonical());
+    report_.replan = true;
+    return true;
+  }
+
   void wrote(core::RemoteBinding b) {
+    bound_now_.insert_or_assign(b.id, b.device);
     std::string().swap(b.modified_by);
     report_.written_bindings.push_back(std::move(b));
   }
@@ -506,6 +522,7 @@ class Executor {
     if (r->device != device) {
       log_->warn("{} not sent id={}: the binding is now bound to device={}, not {}; planning "
                  "again", action_name(action), id, r->device.canonical(), device.canonical());
+      bound_now_.insert_or_assign(id, r->device);
       report_.seen_bindings.push_back(std::move(r.value()));
       report_.replan = true;
       co_return false;
@@ -514,21 +531,24 @@ class Executor {
   }
 
   net::awaitable<void> do_delete(const core::PlannedDelete& d) {
+    // Of two bindings for one device, the kept one must be live before the other goes: a
+    // portal delete-and-re-create would otherwise leave the device with none. Even after a
+    // full list: a list is not one instant, and a delete-and-re-create made while it ran
+    // shows both bindings, the deleted one on an earlier page.
+    // (No co_await inside a condition: GCC 12 miscompiles some of those.)
+    bool kept_live = true;
+    if (!d.kept_id.empty()) kept_live = co_await confirm_live(d.kept_id, d.device, obs::Action::kDelete);
+    if (!kept_live) {
+      log_->warn("duplicate not deleted device={} id={}: the binding kept for it ({}) is not "
+                 "live; planning again", d.device.canonical(), d.binding_id, d.kept_id);
+      report_.replan = true;
+      co_return;
+    }
     if (opts_.look_first) {
-      // Of two bindings for one device, the kept one must be live before the other goes: a
-      // portal delete-and-re-create would otherwise leave the device with none.
-      // (No co_await inside a condition: GCC 12 miscompiles some of those.)
-      bool kept_live = true;
-      if (!d.kept_id.empty()) kept_live = co_await confirm_live(d.kept_id, d.device, obs::Action::kDelete);
-      if (!kept_live) {
-        log_->warn("duplicate not deleted device={} id={}: the binding kept for it ({}) is not "
-                   "live; planning again", d.device.canonical(), d.binding_id, d.kept_id);
-        report_.replan = true;
-        co_return;
-      }
       const bool live = co_await confirm_live(d.binding_id, d.device, obs::Action::kDelete);
       if (!live) co_return;
     }
+    if (bound_elsewhere_now(d.binding_id, d.device, obs::Action::kDelete)) co_return;
     auto r = co_await api_.remove(d.binding_id);
     auto record = write_of(obs::Action::kDelete, d.device, d.binding_id,
                            std::string(core::to_string(d.reason)));
@@ -556,6 +576,7 @@ class Executor {
   config::PasswordResolver resolver_;
   std::shared_ptr<spdlog::logger> log_;
   std::unordered_set<std::string> unresolved_;
+  std::unordered_map<std::string, core::DeviceId> bound_now_;  // as this pass found or made it
   std::vector<std::pair<std::string, core::DeviceId>> blocked_kept_;  // kept of blocked dups
   std::unordered_map<std::string, WriteStamp> looked_;  // bindings GET this pass, by id
   std::size_t next_ = 0;

@@ -283,6 +283,8 @@ boost::asio::awaitable<ExecReport> Reconciler::execute(const PassPlan& pass,
   };
   eo.scope_client_id = p_.config.scope_client_id;
   if (!scope_error_.empty()) eo.refuse_creates = "not sent: scope.clientId does not hold what creates make";
+  eo.flush_interval = p_.flush_interval;
+  if (p_.now_ms) eo.now_ms = p_.now_ms;
   for (const auto& c : p_.state.pending()) eo.unresolved_pending.push_back(c.device);
   eo.on_write = changes_.hook(pass.plan, p_.observer.set().of_devices(written_devices(pass.plan)),
                               p_.desired.commit());

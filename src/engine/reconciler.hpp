@@ -2,6 +2,8 @@
 
 #include <utility>  // before asio/awaitable.hpp: Boost 1.74 forgets it
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -37,6 +39,11 @@ class Reconciler {
     const bool& stopping;
     const bool& may_write;              ///< the state can be saved: writes may be sent
     std::function<void()> alive;        ///< progress, for the watchdog
+    /// The wall clock of the executor (pending-create times, failure backoff); unset: the
+    /// system clock. A simulation drives it.
+    std::function<std::int64_t()> now_ms = {};
+    /// How often a pass flushes its state records at least (ExecOptions::flush_interval).
+    std::chrono::milliseconds flush_interval{1000};
   };
   explicit Reconciler(Parts parts) : p_(parts), changes_({p_.config.journal_path}) {}
 

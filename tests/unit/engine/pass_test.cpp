@@ -156,6 +156,58 @@ TEST_CASE("pass: of two bindings for one device the kept one is confirmed live f
   w.check_converged();
 }
 
+TEST_CASE("pass: a delete-and-re-create during a full list keeps the new binding") {
+  // Found by the simulation (tests/simulation): a full list is not one instant. The portal
+  // replaced the binding between two pages; the list showed the old one and the new one, and
+  // the pass on it deleted the new one as a duplicate without confirming the kept one.
+  World w;
+  w.want({{kD1, password(1)}, {kD2, password(2)}, {"imei:350266800610995", password(3)}});
+  w.apply();
+  const auto old_id = only_binding(w, kD1);
+  std::string new_id;
+  w.api.on_call = [&](const testing::FakeApi::Call& c) {
+    if (c.op == testing::FakeApi::Op::kList && c.page == 1 && new_id.empty()) {
+      w.api.portal_delete(old_id);
+      new_id = w.api.portal_create(kD1, "portal-Passw0rd!!!!!!!!!!!");
+    }
+    return testing::FakeApi::Verdict{};
+  };
+  w.apply();  // pages of 2: the old binding on the first, the new one on the second
+  w.api.on_call = nullptr;
+  REQUIRE_FALSE(new_id.empty());
+  CHECK(w.api.count("GET " + old_id) == 1);
+  CHECK(w.api.count("DELETE") == 0);
+  CHECK(only_binding(w, kD1) == new_id);
+  w.apply();  // the next pass puts the desired password into it
+  w.check_converged();
+}
+
+TEST_CASE("pass: a binding a create adopted is not moved back by the same pass") {
+  // Found by the simulation: after a crash, d1's create was pending; the portal moved d2's
+  // binding to d1 after the full list. d1's lookup adopted it (PUT with d1), then d2's update,
+  // planned on the list, PUT it back to d2: d1 was left with no binding by thingsync itself.
+  World w;
+  w.want({{kD1, password(1)}, {kD2, password(2)}});
+  const auto id = w.api.portal_create(kD2, "factory-Passw0rd!!!!!!!!!!");
+  w.state->begin_create(*core::DeviceId::parse(kD1), w.api.now_ms);
+  REQUIRE(w.state->flush());
+  bool moved = false;
+  w.api.on_call = [&](const testing::FakeApi::Call& c) {
+    if (c.op == testing::FakeApi::Op::kList && c.query->device_id && !moved) {
+      w.api.move(id, kD1);  // between the list and the lookup of the pending create
+      moved = true;
+    }
+    return testing::FakeApi::Verdict{};
+  };
+  w.apply();
+  w.api.on_call = nullptr;
+  REQUIRE(moved);
+  CHECK(w.api.count("PUT " + id) == 1);  // the adoption's, not the stale update's
+  CHECK(only_binding(w, kD1) == id);
+  w.apply();  // d2 gets a binding of its own
+  w.check_converged();
+}
+
 // ---- creates with an unknown outcome ------------------------------------------------------
 
 TEST_CASE("pass: a create committed then answered 502 or timed out is looked up, not re-sent") {
