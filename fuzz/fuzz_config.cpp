@@ -49,7 +49,7 @@ void check_listen(std::string_view input) {
   if (!a) FUZZ_CHECK(!a.error().empty(), "a listen address rejected without a reason");
 }
 
-void check_config(const config::Config& c) {
+void check_parsed_config(const config::Config& c) {
   FUZZ_CHECK(c.file == kFile, c.file);
   FUZZ_CHECK(c.api.timeout.count() > 0, "api.timeout not positive");
   const auto base = config::parse_http_url(c.api.base_url);
@@ -92,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const auto r = config::parse_config(text, kFile, env);
   if (r) {
-    check_config(*r);
+    check_parsed_config(*r);
   } else {
     const auto& diags = r.error();
     FUZZ_CHECK(thingsync::core::has_errors(diags), "a failure without an error");
