@@ -367,6 +367,12 @@ class ConfigParser {
         c_.error(item, "sync.deleteWindows: '" + detail::echo(text) + "': " + why);
         return;
       }
+      // The zone must be in the tz database: a window that cannot be placed in time would
+      // otherwise let deletes go at any time.
+      if (auto known = sys::delete_window_schedule({*w}); !known) {
+        c_.error(item, "sync.deleteWindows: '" + detail::echo(text) + "': " + known.error());
+        return;
+      }
       cfg_.sync.delete_windows.push_back(std::move(*w));
       if (!cfg_.spots.contains("sync.deleteWindows")) {
         cfg_.spots["sync.deleteWindows"] = {t[item].line, t[item].column};
@@ -594,9 +600,6 @@ core::Diagnostics check_config(const Config& cfg, bool files) {
     at("api.caFile", core::Severity::kError,
        "cannot read " + detail::echo_path(cfg.api.ca_file->string()) + ": " +
            std::strerror(errno));
-  }
-  if (auto schedule = sys::delete_window_schedule(cfg.sync.delete_windows); !schedule) {
-    at("sync.deleteWindows", core::Severity::kError, schedule.error());
   }
   std::error_code ec;
   const auto dir = cfg.state_path.parent_path();

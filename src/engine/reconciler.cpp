@@ -79,8 +79,16 @@ std::vector<std::string> read_approvals(const std::optional<std::filesystem::pat
 DeleteOutcome Reconciler::hold_deletes(PassPlan& pass) {
   if (!schedule_) {
     auto s = sys::delete_window_schedule(p_.config.sync.delete_windows);
-    // The config was checked at start (check_config): a schedule that fails here has none.
-    schedule_ = s ? std::move(s.value()) : sys::NextWindow{};
+    if (s) {
+      schedule_ = std::move(s.value());
+    } else {
+      // The config's parse placed every window in time; should that fail now (the tz database
+      // gone), deletes wait rather than go at any time.
+      obs::logger("daemon")->error("sync.deleteWindows: {}; deletes wait", s.error());
+      schedule_ = sys::NextWindow([](std::int64_t now) -> std::optional<std::int64_t> {
+        return now + 3'600'000;
+      });
+    }
   }
   DeleteRules rules;
   rules.delete_after_ms = p_.config.sync.delete_after.count();

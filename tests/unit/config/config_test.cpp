@@ -217,6 +217,29 @@ TEST_CASE("maxDeletes takes a count or a percentage from 0% to 100%", "[config]"
   }
 }
 
+TEST_CASE("deleteAfter, deleteWindows and approvedDeletesFile parse, and bad windows are errors",
+          "[config]") {
+  auto ok = parse_config(with_sync("  deleteAfter: 24h\n"
+                                   "  deleteWindows: [\"Mon-Fri 09:00-17:00 Europe/Amsterdam\", "
+                                   "\"Sat 22:00-02:00 UTC\"]\n"
+                                   "  approvedDeletesFile: /etc/thingsync/approved\n"),
+                         "c.yaml", {});
+  REQUIRE(ok.ok());
+  CHECK(ok->sync.delete_after == std::chrono::hours(24));
+  REQUIRE(ok->sync.delete_windows.size() == 2);
+  CHECK(ok->sync.delete_windows[1].zone == "UTC");
+  CHECK(ok->sync.approved_deletes_file == std::filesystem::path("/etc/thingsync/approved"));
+  // A zone not in the tz database is an error at its place: deletes must never be let go at
+  // any time because a window could not be placed.
+  CHECK_THAT(only_error(with_sync("  deleteWindows: [\"Mon 09:00-17:00 Europe/Atlantis\"]\n")),
+             Catch::StartsWith("etc/thingsync.yaml:6:19: error: sync.deleteWindows: ") &&
+                 Catch::Contains("Europe/Atlantis"));
+  CHECK_THAT(only_error(with_sync("  deleteWindows: [\"Mon 9-17 UTC\"]\n")),
+             Catch::Contains("is not a time range HH:MM-HH:MM"));
+  CHECK_THAT(only_error(with_sync("  deleteWindows: \"Mon 09:00-17:00 UTC\"\n")),
+             Catch::Contains("must be a list of windows"));
+}
+
 TEST_CASE("mode, prune, concurrency and rateLimit reject values of the wrong kind", "[config]") {
   CHECK(only_error(with_sync("  mode: dry-run\n")) ==
         "etc/thingsync.yaml:6:9: error: sync.mode: 'dry-run' is not a mode (reconcile or "
