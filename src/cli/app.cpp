@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
                   "Try devices waiting out a failure's backoff now (the targets, or all)");
   apply->add_option("--approve-deletes", opts.approve_deletes,
                     "Let the blocked delete set with this hash (plan shows it) through, once");
-  apply->add_option("plan", opts.plan_file,
+  apply->add_option("PLANFILE", opts.plan_file,
                     "A plan saved by plan --out: applied exactly, or refused if anything moved")
       ->check(CLI::ExistingFile);
   add_targets(apply);

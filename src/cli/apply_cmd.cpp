@@ -55,14 +55,6 @@ struct ApplyRun {
   Clock::time_point start = Clock::now();
 };
 
-// "in 4m", "in 2h", "now".
-std::string in_time(std::int64_t ms) {
-  if (ms <= 0) return "now";
-  const auto s = ms / 1000;
-  if (s < 60) return "in " + std::to_string(s) + "s";
-  if (s < 3600) return "in " + std::to_string((s + 59) / 60) + "m";
-  return "in " + std::to_string((s + 3599) / 3600) + "h";
-}
 
 // `saved`: the state file holds the outcome. The headline says "complete" only when the
 // apply did all it could and saved it.
@@ -93,7 +85,7 @@ void print_report(const core::Plan& plan, const engine::ExecReport& report, bool
     std::printf("  waiting %s: an earlier permanent failure; next try at %s (%s), or now with "
                 "--retry-failed\n",
                 w.device.c_str(), core::format_iso8601_ms(w.next_attempt_ms).c_str(),
-                in_time(w.next_attempt_ms - now).c_str());
+                engine::in_time(w.next_attempt_ms - now).c_str());
   }
 }
 
@@ -136,6 +128,12 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
     }
   }
   print_plan(plan, "text");
+  if (observed->deletes.whole_fleet_blocked > 0) {
+    std::fprintf(stderr,
+                 "apply: the targets' deletes are blocked: the whole fleet's delete set (%zu) is "
+                 "over the guard; approve it with --approve-deletes %s\n",
+                 observed->deletes.whole_fleet_blocked, observed->deletes.blocked_hash.c_str());
+  }
   if (!observed->deletes.approved.empty()) {
     std::printf("Approved: the blocked delete set %s goes through, once.\n",
                 observed->deletes.approved.c_str());
@@ -229,10 +227,10 @@ int run_apply(const CommandOptions& opts) {
     return kExitUsage;
   }
   if (from_file && (!opts.targets.empty() || !opts.target_file.empty() ||
-                    !opts.max_deletes.empty() || !opts.approve_deletes.empty())) {
-    std::fprintf(stderr, "apply: a saved plan brings its own targets and delete limit: give "
-                         "--target, --target-file, --max-deletes and --approve-deletes to plan "
-                         "(or apply without a plan file), not to apply FILE\n");
+                    !opts.approve_deletes.empty())) {
+    std::fprintf(stderr, "apply: a saved plan brings its own targets: give --target, "
+                         "--target-file and --approve-deletes to plan (or to apply without a "
+                         "plan file), not to apply FILE\n");
     return kExitUsage;
   }
   if (!opts.max_deletes.empty() && !core::parse_delete_limit(opts.max_deletes)) {
@@ -263,7 +261,28 @@ int run_apply(const CommandOptions& opts) {
     return kExitUsage;
   }
   if (saved) targets->active = !saved->targets.empty();
-  const auto policy = policy_of(l->config, saved ? saved->max_deletes : opts.max_deletes);
+  if (saved) {
+    // The delete limit is the config's; a looser one a plan was made with counts only when the
+    // operator gives it again here: a plan file is not trusted to lift the guard.
+    const auto config_limit = core::to_string(l->config.sync.max_deletes);
+    const auto given = core::parse_delete_limit(opts.max_deletes);
+    const auto in_file = core::parse_delete_limit(saved->max_deletes);
+    if (!in_file) {
+      std::fprintf(stderr, "apply: %s: maxDeletes '%s' is not a count or a percentage\n",
+                   opts.plan_file.c_str(), saved->max_deletes.substr(0, 40).c_str());
+      return kExitError;
+    }
+    if (given ? core::to_string(*given) != core::to_string(*in_file)
+              : core::to_string(*in_file) != config_limit) {
+      std::fprintf(stderr,
+                   "apply: the plan was made with a delete limit of %s; this config's is %s. To "
+                   "apply it, give that limit again: apply --max-deletes %s ... %s\n",
+                   core::to_string(*in_file).c_str(), config_limit.c_str(),
+                   core::to_string(*in_file).c_str(), opts.plan_file.c_str());
+      return kExitUsage;
+    }
+  }
+  const auto policy = policy_of(l->config, opts.max_deletes);
   if (opts.retry_failed) clear_backoffs(*l->state, *targets);
   net::io_context ioc;
   auto session = engine::Session::create(ioc.get_executor(), l->config, nullptr);

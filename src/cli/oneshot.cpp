@@ -13,6 +13,7 @@
 #include "thingsync/obs/log.hpp"
 #include "thingsync/sys/git.hpp"
 #include "thingsync/sys/zones.hpp"
+#include "thingsync/core/delete_rules.hpp"
 
 namespace thingsync::cli {
 
@@ -113,6 +114,41 @@ core::SyncPolicy policy_of(const config::Config& c, const std::string& max_delet
   return p;
 }
 
+namespace {
+
+// A --target pass deletes only what the whole fleet's guard lets go: when the whole delete set
+// is blocked (and not approved), so are the targets' deletes. Otherwise targeted applies in
+// slices would take a set the guard blocks.
+void guard_whole_fleet(Planned& p, state::StateStore& state, const engine::DeleteRules& rules,
+                       std::int64_t now) {
+  auto whole = std::move(*p.o.whole);
+  p.o.whole.reset();
+  core::DeleteTiming timing;
+  timing.now_ms = now;
+  timing.delete_after_ms = rules.delete_after_ms;
+  timing.full_list = true;
+  timing.next_window = rules.next_window;
+  core::hold_deletes(whole.plan, state.tombstones(), timing);  // a copy: nothing recorded
+  if (!whole.plan.guard_blocked()) return;
+  const auto hash = core::blocked_deletes_hash(whole.plan);
+  if (p.deletes.approved == hash) return;
+  for (const auto& a : rules.approvals) {
+    if (a != hash) continue;
+    if (state.approval_used(a)) break;
+    state.use_approval(a, now);
+    p.deletes.approved = a;
+    return;
+  }
+  auto& plan = p.o.pass.plan;
+  for (auto& d : plan.deletes) plan.blocked.push_back({std::move(d), core::BlockReason::kMaxDeletes});
+  plan.deletes.clear();
+  plan.delete_limit = whole.plan.delete_limit;
+  p.deletes.blocked_hash = hash;
+  p.deletes.whole_fleet_blocked = whole.plan.blocked.size();
+}
+
+}  // namespace
+
 boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
     Loaded& l, engine::Session& session, const Targets& targets, const core::SyncPolicy& policy,
     std::vector<std::string> approvals) {
@@ -132,6 +168,7 @@ boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   p.deletes = engine::apply_delete_rules(p.o.pass, *l.state, rules, now);
+  if (p.o.whole) guard_whole_fleet(p, *l.state, rules, now);
   co_return p;
 }
 

@@ -73,6 +73,12 @@ int run_plan(const CommandOptions& opts) {
               opts.config_file, opts.out_file);
   }
   print_plan(plan, opts.output);
+  if (observed->deletes.whole_fleet_blocked > 0) {
+    std::fprintf(stderr,
+                 "plan: the targets' deletes are blocked: the whole fleet's delete set (%zu) is "
+                 "over the guard; approve it with --approve-deletes %s\n",
+                 observed->deletes.whole_fleet_blocked, observed->deletes.blocked_hash.c_str());
+  }
   return plan_exit_code(plan);
 }
 

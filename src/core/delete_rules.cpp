@@ -39,7 +39,12 @@ std::vector<Tombstone> hold_deletes(Plan& plan, std::span<const Tombstone> tombs
   for (auto& c : candidates) {
     const auto it = known.find(c.binding_id);
     std::optional<Tombstone> t;
-    if (it != known.end()) t = *it->second;
+    if (it != known.end()) {
+      t = *it->second;
+      // A time ahead of the clock (a clock set back since) counts from now, never from later.
+      t->since_ms = std::min(t->since_ms, timing.now_ms);
+      t->confirmed_ms = std::min(t->confirmed_ms, timing.now_ms);
+    }
     if (timing.full_list) {
       if (!t) t = Tombstone{c.binding_id, c.device, timing.now_ms, timing.now_ms};
       t->device = c.device;

@@ -65,6 +65,8 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
                [&](const core::AppliedBinding& a) {
                  return only(a.device) || ids.contains(a.binding_id);
                });
+  o.whole = plan_pass(PassKind::kFull, true, prepared.bindings, o.list.bindings,
+                      all_applied, policy);
   policy.managed = o.list.bindings.size();
   o.pass = plan_pass(PassKind::kFull, true, desired, observed, applied, policy);
   co_return o;

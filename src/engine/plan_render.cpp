@@ -70,14 +70,18 @@ std::string headline(const core::Plan& plan) {
   return "No changes. " + plan_summary(plan) + ".";
 }
 
-// "in 23h", "in 5m", "in 40s", "now".
+}  // namespace
+
 std::string in_time(std::int64_t ms) {
   if (ms <= 0) return "now";
   const auto s = ms / 1000;
   if (s < 60) return "in " + std::to_string(s + 1) + "s";
-  if (s < 3600) return "in " + std::to_string(s / 60 + 1) + "m";
-  return "in " + std::to_string(s / 3600 + (s % 3600 ? 1 : 0)) + "h";
+  // Rounded up, and in the larger unit once it reaches one: "in 60m" is "in 1h".
+  if (const auto m = (s + 59) / 60; m < 60) return "in " + std::to_string(m) + "m";
+  return "in " + std::to_string((s + 3599) / 3600) + "h";
 }
+
+namespace {
 
 std::string waiting_why(const core::WaitingDelete& w, std::int64_t now_ms) {
   const std::string when = core::format_iso8601_ms(w.not_before_ms);

@@ -3,11 +3,12 @@
 #include <malloc.h>
 
 #include <chrono>
-#include <fstream>
+#include <sstream>
 #include <unordered_set>
 
 #include "thingsync/engine/plan_render.hpp"
 #include "thingsync/obs/log.hpp"
+#include "thingsync/sys/secret_file.hpp"
 
 namespace thingsync::engine {
 namespace {
@@ -64,8 +65,16 @@ core::SyncPolicy Reconciler::policy() const {
 std::vector<std::string> read_approvals(const std::optional<std::filesystem::path>& file) {
   std::vector<std::string> out;
   if (!file) return out;
-  std::ifstream in(*file);
-  if (!in) return out;
+  // A regular file of at most 1 MiB, opened so that a FIFO cannot block the loop.
+  auto text = sys::read_secret_file(file->string(), "sync.approvedDeletesFile " + file->string(),
+                                    std::size_t{1} << 20);
+  if (!text) {
+    if (text.error().find("No such file") == std::string::npos) {
+      obs::logger("daemon")->warn("{}", text.error());
+    }
+    return out;
+  }
+  std::istringstream in(text->reveal());
   std::string line;
   for (int n = 0; std::getline(in, line) && n < 10'000; ++n) {
     line = line.substr(0, line.find('#'));
@@ -95,6 +104,11 @@ DeleteOutcome Reconciler::hold_deletes(PassPlan& pass) {
   rules.next_window = *schedule_;
   rules.approvals = read_approvals(p_.config.sync.approved_deletes_file);
   auto out = apply_delete_rules(pass, p_.state, rules, unix_ms());
+  // The tombstones are durable now, whether this pass writes or not: a crash must not restart
+  // their grace.
+  if (p_.may_write && p_.state.journal_buffered()) {
+    if (auto r = p_.state.flush(); !r) obs::logger("daemon")->error("{}", r.error().message);
+  }
   p_.metrics.set_pending_deletes(pass.plan.waiting.size());
   next_delete_due_ms_.reset();
   for (const auto& w : pass.plan.waiting) {

@@ -111,6 +111,16 @@ class SnapshotReader : public json::json_sax_t {
   }
   bool binary(binary_t&) override { return fail("unexpected binary"); }
   bool string(string_t& s) override {
+    // A time or a count written as text is not read as 0: the file is corrupt (a tombstone
+    // read as "since 0" would let its delete go at once).
+    if (depth_ == 3 && section_ != Section::kNone && section_ != Section::kPending &&
+        (key_[3] == "since" || key_[3] == "confirmed" || key_[3] == "used" ||
+         key_[3] == "receipt" || key_[3] == "failures" || key_[3] == "nextAttemptMs")) {
+      return fail("'" + key_[3] + "' of " + key_[2] + " is not a number");
+    }
+    if (depth_ == 3 && section_ == Section::kPending && key_[3] == "since") {
+      return fail("'since' of a pending create is not a number");
+    }
     if (depth_ == 1 && key_[1] == "format") {
       out_.format = s;
     } else if (depth_ == 1 && key_[1] == "salt") {
@@ -381,6 +391,10 @@ Result<Ok> StateStore::apply_line(std::string_view line) {
         FailureRecord{static_cast<std::uint32_t>(num("failures")), num("next"), str("error")});
   } else if (a == "cleared" && device) {
     failures_.erase(device->canonical());
+  } else if (a == "tombstone" && (!j.contains("since") || !j["since"].is_number_integer() ||
+                                  !j.contains("confirmed") ||
+                                  !j["confirmed"].is_number_integer())) {
+    return Result<Ok>::failure(Error{"bad tombstone record"});
   } else if (a == "tombstone" && device && !str("id").empty()) {
     tombstones_.insert_or_assign(str("id"),
                                  core::Tombstone{str("id"), *device, num("since"), num("confirmed")});
@@ -488,6 +502,12 @@ void StateStore::set_receipt(const std::string& binding_id, std::int64_t receipt
 }
 
 void StateStore::forget(const std::string& binding_id) {
+  // A binding gone needs no tombstone either.
+  if (tombstones_.erase(binding_id) > 0) {
+    std::string line = R"({"a":"untombstone","id":)";
+    append_quoted(line, binding_id);
+    append(line + "}");
+  }
   if (!erase_applied(binding_id)) return;
   std::string line = R"({"a":"forget","id":)";
   append_quoted(line, binding_id);

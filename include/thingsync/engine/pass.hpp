@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,6 +58,9 @@ using DevicePredicate = std::function<bool(const core::DeviceId&)>;
 struct OneShotPlan {
   api::ListResult list;
   PassPlan pass;
+  /// With `only` (a --target pass): the plan of the whole fleet on the same list, for the
+  /// delete guard, which weighs the whole fleet's delete set, not the targets' part of it.
+  std::optional<PassPlan> whole;
 };
 boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
@@ -89,6 +93,8 @@ struct DeleteOutcome {
   std::string blocked_hash;      ///< of the set still blocked by the guard ("" when none)
   std::string approved;          ///< the approval this pass used ("" when none)
   std::string approval_refused;  ///< why an approval given did not let the set through
+  /// A --target pass: the whole fleet's delete set the guard blocked (then the targets' too).
+  std::size_t whole_fleet_blocked = 0;
 };
 /// Holds back the deletes that must wait (core::hold_deletes() on the state's tombstones, which
 /// it then replaces), then lets a blocked set through when one of `rules.approvals` is its hash

@@ -26,6 +26,9 @@ std::string render_plan_json(const core::Plan& plan);
 /// as '?'.
 std::string printable(std::string_view s);
 
+/// "in 23h", "in 5m", "in 40s" (rounded up), or "now" for `ms` from now.
+std::string in_time(std::int64_t ms);
+
 /// "password changed", or "changed outside thingsync at 2026-12-07T01:00:00.000Z by alice".
 std::string update_reason(const core::PlannedUpdate& update);
 

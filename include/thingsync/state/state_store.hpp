@@ -107,6 +107,8 @@ class StateStore {
   Result<Ok> flush();
   /// Writes a new snapshot atomically and empties the journal.
   Result<Ok> checkpoint();
+  /// Whether records wait in the buffer for flush().
+  bool journal_buffered() const { return !journal_buffer_.empty(); }
   /// Journal records written since the last checkpoint.
   std::size_t journal_records() const { return journal_records_; }
 

@@ -265,3 +265,15 @@ TEST_CASE("the state file never holds anything but fingerprints", "[state]") {
   CHECK_THAT(text, Catch::Contains(R"("fp":"abababababababab")"));
   CHECK_THAT(text, Catch::Contains("\"format\":\"thingsync-state\""));
 }
+
+TEST_CASE("a tombstone whose time is text is a corrupt state, never a time of 0", "[state]") {
+  TempDir t;
+  const auto p = t.path() / "state.json";
+  std::ofstream(p) << R"({"format":"thingsync-state","version":4,"salt":")" + std::string(64, 'a') +
+                          R"(","bindings":{},"pending":[],"failures":{},"tombstones":{)"
+                          R"("0f8c6b7e-1d2a-4c3b-9e4f-5a6b7c8d9e01":{"device":"imei:350266800610993",)"
+                          R"("since":"yesterday","confirmed":1}},"approvals":{}})";
+  auto r = StateStore::open(p, kSalt);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("is corrupt") && Catch::Contains("'since'"));
+}
