@@ -33,6 +33,15 @@ std::optional<std::vector<std::string>> with_user_limit(const std::string& name,
                                       " && exec \"$@\"",
                                   "sh"};
 }
+// A daemon with no file events (an inotify limit): it converges, logs `said`, counts the
+// watch error, and a desired-state edit is found by the next poll's rescan.
+void check_rescans(const Sim& sim, Fleet& fleet, Daemon& d, const std::string& said) {
+  REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
+  CHECK(d.proc().err().find(said) != std::string::npos);
+  CHECK(d.metric("thingsync_desired_state_watch_errors_total") >= 1);
+  fleet.set_desired(imeis(1, 5));
+  CHECK(eventually([&] { return remote_passwords(sim).size() == 5; }, 15s));
+}
 }  // namespace
 
 TEST_CASE("one writer: apply beside a running daemon, and a second daemon, refuse at once",
@@ -279,13 +288,7 @@ TEST_CASE("a failed inotify watch is an error, counted, and every poll rescans i
   Fleet fleet(sim, {.extra_sync = kQuiet});
   fleet.set_desired(imeis(1, 3));
   Daemon d(fleet, {}, *prefix);
-  REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
-  CHECK(d.proc().err().find("rescanning the desired state every pollInterval instead") !=
-        std::string::npos);
-  CHECK(d.metric("thingsync_desired_state_watch_errors_total") >= 1);
-  // An edit with no file event to tell of it is found by the next poll's rescan.
-  fleet.set_desired(imeis(1, 5));
-  CHECK(eventually([&] { return remote_passwords(sim).size() == 5; }, 15s));
+  check_rescans(sim, fleet, d, "rescanning the desired state every pollInterval instead");
   d.proc().signal(SIGTERM);
   CHECK(d.proc().wait(10s) == 0);
 }
@@ -368,11 +371,7 @@ TEST_CASE("no inotify instance at all: the daemon starts and rescans every poll"
   Fleet fleet(sim, {.extra_sync = kQuiet});
   fleet.set_desired(imeis(1, 3));
   Daemon d(fleet, {}, *prefix);
-  REQUIRE(eventually([&] { return d.ready() && remote_passwords(sim).size() == 3; }, 30s));
-  CHECK(d.proc().err().find("max_user_instances") != std::string::npos);
-  CHECK(d.metric("thingsync_desired_state_watch_errors_total") >= 1);
-  fleet.set_desired(imeis(1, 5));
-  CHECK(eventually([&] { return remote_passwords(sim).size() == 5; }, 15s));
+  check_rescans(sim, fleet, d, "max_user_instances");
 }
 
 TEST_CASE("SIGTERM during a hung OAuth2 token request ends within the grace", "[e2e][hygiene]") {
