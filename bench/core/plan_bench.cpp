@@ -152,6 +152,11 @@ int main(int argc, char** argv) {
   std::printf("generated %zu desired, %zu observed, %zu applied in %.2f s; peak RSS %.0f MiB\n",
               f.desired.size(), f.observed.size(), f.applied.size(), seconds_since(t0),
               peak_rss_mib());
+  // The packed forms make_plan reads (a one-shot command fills them as the list arrives).
+  const ObservedList observed(f.observed);
+  const AppliedList applied(f.applied);
+  const ObservedList none_observed;
+  const AppliedList none_applied;
   const double rss_inputs = peak_rss_mib();
 
   const SyncPolicy policy{true, {DeleteLimit::Kind::kPercent, 5.0}};
@@ -159,7 +164,7 @@ int main(int argc, char** argv) {
   for (int r = 0; r < repeats; ++r) {
     t0 = std::chrono::steady_clock::now();
     const double c0 = cpu_seconds();
-    const Plan p = make_plan(f.desired, f.observed, f.applied, policy);
+    const Plan p = make_fleet_plan(f.desired, observed, applied, policy);
     const double secs = seconds_since(t0);
     const double cpu = cpu_seconds() - c0;
     best = std::min(best, secs);
@@ -173,13 +178,13 @@ int main(int argc, char** argv) {
   {
     t0 = std::chrono::steady_clock::now();
     const double c0 = cpu_seconds();
-    const Plan lost = make_plan(f.desired, f.observed, {}, policy);
+    const Plan lost = make_fleet_plan(f.desired, observed, none_applied, policy);
     print_plan("make_plan (lost state file)", lost, seconds_since(t0), cpu_seconds() - c0);
   }
   {
     t0 = std::chrono::steady_clock::now();
     const double c0 = cpu_seconds();
-    const Plan first = make_plan(f.desired, {}, {}, policy);
+    const Plan first = make_fleet_plan(f.desired, none_observed, none_applied, policy);
     print_plan("make_plan (first adoption)", first, seconds_since(t0), cpu_seconds() - c0);
   }
   std::printf("peak RSS after all plans: %.0f MiB\n", peak_rss_mib());
@@ -189,17 +194,21 @@ int main(int argc, char** argv) {
   t0 = std::chrono::steady_clock::now();
   const double c0 = cpu_seconds();
   unsigned checksum = 0;
-  for (const auto& d : f.desired) {
-    const Secret pw = derive.derive(d.device);
+  std::vector<DeviceId> devices;
+  devices.reserve(f.desired.size());
+  for (const auto& d : f.desired) devices.push_back(d.device.unpack());
+  t0 = std::chrono::steady_clock::now();
+  for (const auto& d : devices) {
+    const Secret pw = derive.derive(d);
     checksum += static_cast<unsigned char>(pw.reveal()[0]);
   }
   const double derive_secs = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   const Secret pw("Abcdefghijklmnopqrstuvw1-Abcdefg");
-  for (const auto& d : f.desired) checksum += fingerprint(d.device, pw)[0];
+  for (const auto& d : devices) checksum += fingerprint(d, pw)[0];
   const double fp_secs = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
-  for (const auto& d : f.desired) checksum += fingerprint(d.device, derive.derive(d.device))[0];
+  for (const auto& d : devices) checksum += fingerprint(d, derive.derive(d))[0];
   const double both_secs = seconds_since(t0);
   std::printf("derive %zu passwords: %.3f s; fingerprint: %.3f s; derive+fingerprint: %.3f s "
               "(cpu for all three %.3f s; checksum %u)\n",

@@ -143,7 +143,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   }
   // The list is complete: records of vanished bindings go, and pending creates of an earlier
   // run that it shows are resolved (the plan adopts them and puts the password once).
-  auto unresolved = engine::settle_after_list(*l.state, observed->o.list, l.prepared);
+  auto unresolved = engine::settle_after_list(*l.state, observed->o.observed, l.prepared);
   if (!engine::needs_execution(observed->o.pass)) {
     if (auto r = l.state->checkpoint(); !r) {
       log->error("{}", r.error().message);
@@ -170,7 +170,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
   eo.stop = &run.stop;
   eo.scope_client_id = l.config.scope_client_id;
   engine::ChangeJournal changes({l.config.journal_path});
-  eo.on_write = changes.hook(plan, observed->o.list.bindings,
+  eo.on_write = changes.hook(plan, engine::listed_for(observed->o.observed, plan),
                              sys::git_head_commit(l.config.desired_state_path).value_or(""));
   const auto sent_before = run.session.client().stats().sent;
   auto report = co_await engine::execute_pass(observed->o.pass, l.desired.state, l.prepared,

@@ -97,8 +97,9 @@ int run_diff(const CommandOptions& opts) {
   std::printf("device %s\n", device->canonical().c_str());
   std::vector<core::DesiredBinding> desired;
   std::printf("\ndesired:\n");
+  const core::PackedDevice packed(*device);
   for (const auto& b : l->prepared.bindings) {
-    if (b.device != *device) continue;
+    if (b.device != packed) continue;
     desired.push_back(b);
     const auto& e = d.bindings[b.index];
     std::printf("  %s:%u:%u, password from %s\n", d.files[e.file].c_str(), e.line, e.column,

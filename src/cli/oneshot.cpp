@@ -1,5 +1,6 @@
 #include "cli/oneshot.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +47,9 @@ std::optional<Loaded> load_all(config::Config cfg, Access access) {
     log->error("{}", owned.error().message);
     return std::nullopt;
   }
+  // The parse's many small blocks are free now: give their pages back before the list and the
+  // plan, whose peak decides the size of the machine.
+  ::malloc_trim(0);
   l.prepared = engine::prepare_desired(l.desired.state, l.state->salt(), config::process_env());
   print_diagnostics(l.prepared.diagnostics);
   if (!l.prepared.ok()) {
@@ -182,7 +186,7 @@ std::optional<engine::SavedPlan> describe(const Loaded& l, const engine::OneShot
     print_diagnostics(diags);
     return std::nullopt;
   }
-  auto s = engine::describe_plan(o.pass.plan, o.list.bindings, also);
+  auto s = engine::describe_plan(o.pass.plan, engine::listed_for(o.observed, o.pass.plan, also), also);
   s.salt = salt;
   s.desired_hash = std::move(*hash);
   s.api_base_url = l.config.api.base_url;

@@ -107,6 +107,21 @@ std::strong_ordering canonical_order(const PackedDevice& a, const PackedDevice& 
   return head == nb ? std::strong_ordering::greater : head <=> nb;
 }
 
+std::uint64_t PackedDevice::order_key() const {
+  // major() takes 11 bits; the 53 below them hold what follows it in the canonical form.
+  const auto m = static_cast<std::uint64_t>(major(kind_, bytes_[0])) << 53;
+  if (kind_ == DeviceKind::kImei) {
+    // The first 15 digits as a number (below 2^50): digit strings of 15 or 16 digits order as
+    // those, a 16-digit one after the 15-digit one it starts with (canonical_order decides).
+    const std::uint64_t n = imei_number(bytes_);
+    return m | (digits_ > 15 ? n / 10 : n);
+  }
+  std::uint64_t v = 0;
+  const std::size_t from = kind_ == DeviceKind::kUuid ? 1 : 0;  // a UUID's first byte: major
+  for (std::size_t i = from; i < from + 6; ++i) v = (v << 8) | bytes_[i];
+  return m | (v << 5);
+}
+
 void PackedDevice::unpack_into(DeviceId& out) const {
   std::string& c = out.canonical_;
   c.clear();

@@ -8,70 +8,28 @@
 namespace thingsync::core {
 namespace {
 
-// make_plan sorts index arrays rather than the caller's bindings, and it must stay fast for a
-// million of each. Comparing strings through an index costs two cache misses per comparison,
-// so every index carries a Key: the first 24 bytes of its string, big-endian, and its length.
-// Canonical IMEI and DevEUI IDs fit entirely; UUIDs almost always differ within 24 bytes. Only
-// equal prefixes of longer strings fall back to the strings themselves. The order is exactly
-// that of std::string::compare.
+int sign(std::strong_ordering c) { return c < 0 ? -1 : (c > 0 ? 1 : 0); }
+
+// make_plan sorts index arrays rather than its inputs, and it must stay fast for a million of
+// each. Every index carries its device's order key (PackedDevice::order_key), so that most
+// comparisons look at no record at all; only equal keys (the same device, or a rare shared
+// prefix) compare the records.
 struct Key {
-  std::uint64_t p0, p1, p2;
-  std::uint32_t size;
+  std::uint64_t device;
   std::uint32_t idx;
 };
-constexpr std::size_t kKeyBytes = 24;
 
-std::uint64_t load_be(const char* s, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
-    v = (v << 8) | (i < n ? static_cast<unsigned char>(s[i]) : 0u);
-  }
-  return v;
-}
-
-Key make_key(const std::string& s, std::size_t idx) {
-  const std::size_t n = s.size();
-  const char* d = s.data();
-  return {load_be(d, n), load_be(d + std::min<std::size_t>(8, n), n > 8 ? n - 8 : 0),
-          load_be(d + std::min<std::size_t>(16, n), n > 16 ? n - 16 : 0),
-          static_cast<std::uint32_t>(std::min<std::size_t>(n, kKeyBytes + 1)),
-          static_cast<std::uint32_t>(idx)};
-}
-
-// Three-way comparison of two strings given their keys; `sa`/`sb` give the strings and are
-// only called when the keys cannot decide.
-template <typename SA, typename SB>
-int compare(const Key& a, const SA& sa, const Key& b, const SB& sb) {
-  if (a.p0 != b.p0) return a.p0 < b.p0 ? -1 : 1;
-  if (a.p1 != b.p1) return a.p1 < b.p1 ? -1 : 1;
-  if (a.p2 != b.p2) return a.p2 < b.p2 ? -1 : 1;
-  if (a.size <= kKeyBytes || b.size <= kKeyBytes) {  // one string ends within the key
-    return a.size == b.size ? 0 : (a.size < b.size ? -1 : 1);
-  }
-  const int c = sa().compare(sb());
-  return c < 0 ? -1 : (c > 0 ? 1 : 0);
-}
-
-void prefetch(const void* p) { __builtin_prefetch(p); }
-
-// Keys of items[i] for every i, sorted by `less`. The strings are read in item order; the
-// prefetch hides the latency of the scattered heap blocks they live in.
-template <typename T, typename StringOf, typename Less>
-std::vector<Key> sorted_keys(std::span<const T> items, StringOf string_of, Less less) {
-  constexpr std::size_t kAhead = 8;
+// Indices of `n` records by `less`, given each record's device.
+template <typename DeviceOf, typename Less>
+std::vector<Key> sorted_keys(std::size_t n, DeviceOf device_of, Less less) {
   std::vector<Key> keys;
-  keys.reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i + kAhead < items.size()) prefetch(string_of(items[i + kAhead]).data());
-    keys.push_back(make_key(string_of(items[i]), i));
+  keys.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    keys.push_back({device_of(i).order_key(), static_cast<std::uint32_t>(i)});
   }
-  std::sort(keys.begin(), keys.end(), less);
+  if (!std::is_sorted(keys.begin(), keys.end(), less)) std::sort(keys.begin(), keys.end(), less);
   return keys;
 }
-
-const std::string& device_of(const DesiredBinding& b) { return b.device.canonical(); }
-const std::string& device_of(const RemoteBinding& b) { return b.device.canonical(); }
-const std::string& device_of(const AppliedBinding& b) { return b.device.canonical(); }
 
 bool by_device_then_id(const PlannedDelete& a, const PlannedDelete& b) {
   if (const int c = a.device.canonical().compare(b.device.canonical()); c != 0) return c < 0;
@@ -81,8 +39,8 @@ bool by_device_then_id(const PlannedDelete& a, const PlannedDelete& b) {
 // The sorted inputs of one make_plan call and the walk over them.
 class Planner {
  public:
-  Planner(std::span<const DesiredBinding> desired, std::span<const RemoteBinding> observed,
-          std::span<const AppliedBinding> applied, const SyncPolicy& policy)
+  Planner(std::span<const DesiredBinding> desired, const ObservedList& observed,
+          const AppliedList& applied, const SyncPolicy& policy)
       : desired_(desired), observed_(observed), applied_(applied), policy_(policy) {}
 
   Plan run() {
@@ -95,56 +53,54 @@ class Planner {
   }
 
  private:
-  template <typename A, typename B>
-  static int compare_devices(std::span<const A> as, const Key& a, std::span<const B> bs,
-                             const Key& b) {
-    return compare(
-        a, [&]() -> const std::string& { return device_of(as[a.idx]); }, b,
-        [&]() -> const std::string& { return device_of(bs[b.idx]); });
+  static int compare_devices(const Key& a, const PackedDevice& da, const Key& b,
+                             const PackedDevice& db) {
+    if (a.device != b.device) return a.device < b.device ? -1 : 1;
+    return sign(canonical_order(da, db));
+  }
+  const PackedDevice& ddev(const Key& k) const { return desired_[k.idx].device; }
+  const PackedDevice& odev(const Key& k) const { return observed_[k.idx].device; }
+  const PackedDevice& adev(const Key& k) const { return applied_[k.idx].device; }
+  int compare_observed_ids(std::uint32_t a, std::uint32_t b) const {
+    return compare_ids(observed_[a].id, observed_.texts(), observed_[b].id, observed_.texts());
+  }
+  int compare_applied_ids(std::uint32_t a, std::uint32_t b) const {
+    return compare_ids(applied_[a].id, applied_.texts(), applied_[b].id, applied_.texts());
   }
 
   void sort_inputs() {
-    const auto device = [](const auto& b) -> const std::string& { return device_of(b); };
     // Desired by device; ties (a duplicate the loader should have refused) by caller's index.
-    dkeys_ = sorted_keys(desired_, device, [&](const Key& a, const Key& b) {
-      const int c = compare_devices(desired_, a, desired_, b);
-      return c != 0 ? c < 0 : desired_[a.idx].index < desired_[b.idx].index;
-    });
+    dkeys_ = sorted_keys(
+        desired_.size(), [&](std::size_t i) -> const PackedDevice& { return desired_[i].device; },
+        [&](const Key& a, const Key& b) {
+          const int c = compare_devices(a, ddev(a), b, ddev(b));
+          return c != 0 ? c < 0 : desired_[a.idx].index < desired_[b.idx].index;
+        });
     // Observed by device, then oldest first (ties by binding ID): the binding to keep of each
     // device comes first in its group.
-    okeys_ = sorted_keys(observed_, device, [&](const Key& a, const Key& b) {
-      if (const int c = compare_devices(observed_, a, observed_, b); c != 0) return c < 0;
-      const RemoteBinding& x = observed_[a.idx];
-      const RemoteBinding& y = observed_[b.idx];
-      if (x.created_at_ms != y.created_at_ms) return x.created_at_ms < y.created_at_ms;
-      return x.id < y.id;
-    });
+    okeys_ = sorted_keys(
+        observed_.size(), [&](std::size_t i) -> const PackedDevice& { return observed_[i].device; },
+        [&](const Key& a, const Key& b) {
+          if (const int c = compare_devices(a, odev(a), b, odev(b)); c != 0) return c < 0;
+          const auto& x = observed_[a.idx];
+          const auto& y = observed_[b.idx];
+          if (x.created_at_ms != y.created_at_ms) return x.created_at_ms < y.created_at_ms;
+          return compare_observed_ids(a.idx, b.idx) < 0;
+        });
     // Applied by device too, so that the common case (state recorded for this device) is found
     // by the same walk; ties by binding ID and fingerprint keep the walk independent of input
     // order.
-    akeys_ = sorted_keys(applied_, device, [&](const Key& a, const Key& b) {
-      if (const int c = compare_devices(applied_, a, applied_, b); c != 0) return c < 0;
-      const AppliedBinding& x = applied_[a.idx];
-      const AppliedBinding& y = applied_[b.idx];
-      if (x.binding_id != y.binding_id) return x.binding_id < y.binding_id;
-      return x.password_fp < y.password_fp;
-    });
+    akeys_ = sorted_keys(
+        applied_.size(), [&](std::size_t i) -> const PackedDevice& { return applied_[i].device; },
+        [&](const Key& a, const Key& b) {
+          if (const int c = compare_devices(a, adev(a), b, adev(b)); c != 0) return c < 0;
+          if (const int c = compare_applied_ids(a.idx, b.idx); c != 0) return c < 0;
+          return applied_[a.idx].password_fp < applied_[b.idx].password_fp;
+        });
   }
 
-  // Warms the cache for the bindings the walk reaches a few steps from now: their structs
-  // first, then (once those have arrived) the strings they point to.
-  void prefetch_ahead(std::size_t i, std::size_t j, std::size_t k) const {
-    constexpr std::size_t kFar = 8, kNear = 4;
-    if (i + kFar < dkeys_.size()) prefetch(&desired_[dkeys_[i + kFar].idx]);
-    if (i + kNear < dkeys_.size()) prefetch(device_of(desired_[dkeys_[i + kNear].idx]).data());
-    if (j + kFar < okeys_.size()) prefetch(&observed_[okeys_[j + kFar].idx]);
-    if (j + kNear < okeys_.size()) {
-      const RemoteBinding& r = observed_[okeys_[j + kNear].idx];
-      prefetch(r.id.data());
-      prefetch(device_of(r).data());
-    }
-    if (k + kFar < akeys_.size()) prefetch(&applied_[akeys_[k + kFar].idx]);
-    if (k + kNear < akeys_.size()) prefetch(applied_[akeys_[k + kNear].idx].binding_id.data());
+  PlannedDelete planned_delete(std::uint32_t o, DeleteReason reason, std::string kept_id) const {
+    return {observed_[o].device.unpack(), observed_.id(o), reason, std::move(kept_id)};
   }
 
   // One merge over the three sorted lists. Every output list is appended to in device order;
@@ -152,37 +108,37 @@ class Planner {
   void walk() {
     std::size_t i = 0, j = 0, k = 0;
     while (i < dkeys_.size() || j < okeys_.size()) {
-      prefetch_ahead(i, j, k);
       int c = 0;
       if (i == dkeys_.size()) {
         c = 1;
       } else if (j == okeys_.size()) {
         c = -1;
       } else {
-        c = compare_devices(desired_, dkeys_[i], observed_, okeys_[j]);
+        c = compare_devices(dkeys_[i], ddev(dkeys_[i]), okeys_[j], odev(okeys_[j]));
       }
       if (c < 0) {
         const DesiredBinding& d = desired_[dkeys_[i].idx];
-        plan_.creates.push_back({d.device, d.index});
+        plan_.creates.push_back({d.device.unpack(), d.index});
         ++i;
         continue;
       }
 
       std::size_t end = j + 1;  // this device's remote bindings are okeys_[j, end)
       while (end < okeys_.size() &&
-             compare_devices(observed_, okeys_[j], observed_, okeys_[end]) == 0) {
+             compare_devices(okeys_[j], odev(okeys_[j]), okeys_[end], odev(okeys_[end])) == 0) {
         ++end;
       }
       if (c > 0) {
         not_desired(j, end);
       } else {
         k = check_kept(dkeys_[i], okeys_[j], k);
-        const std::string& kept_id = observed_[okeys_[j].idx].id;
-        for (std::size_t x = j + 1; x < end; ++x) {
-          const RemoteBinding& r = observed_[okeys_[x].idx];
-          group_.push_back({r.device, r.id, DeleteReason::kDuplicate, kept_id});
+        if (end > j + 1) {
+          const std::string kept_id = observed_.id(okeys_[j].idx);
+          for (std::size_t x = j + 1; x < end; ++x) {
+            group_.push_back(planned_delete(okeys_[x].idx, DeleteReason::kDuplicate, kept_id));
+          }
+          flush_group(policy_.prune ? nullptr : &plan_.blocked);
         }
-        flush_group(policy_.prune ? nullptr : &plan_.blocked);
         ++i;
       }
       j = end;
@@ -196,8 +152,7 @@ class Planner {
       return;
     }
     for (std::size_t x = j; x < end; ++x) {
-      const RemoteBinding& r = observed_[okeys_[x].idx];
-      group_.push_back({r.device, r.id, DeleteReason::kNotDesired, {}});
+      group_.push_back(planned_delete(okeys_[x].idx, DeleteReason::kNotDesired, {}));
     }
     flush_group(nullptr);
   }
@@ -206,33 +161,39 @@ class Planner {
   // entries from akeys_[k] on; returns the first state entry past this device.
   std::size_t check_kept(const Key& dkey, const Key& okey, std::size_t k) {
     const DesiredBinding& d = desired_[dkey.idx];
-    const RemoteBinding& kept = observed_[okey.idx];
-    const AppliedBinding* state = nullptr;
+    const ObservedList::Rec& kept = observed_[okey.idx];
+    const AppliedList::Rec* state = nullptr;
     for (; k < akeys_.size(); ++k) {
-      const int c = compare_devices(applied_, akeys_[k], desired_, dkey);
+      const int c = compare_devices(akeys_[k], adev(akeys_[k]), dkey, d.device);
       if (c > 0) break;
-      const AppliedBinding& a = applied_[akeys_[k].idx];
-      if (c == 0 && state == nullptr && a.binding_id == kept.id) {
+      const AppliedList::Rec& a = applied_[akeys_[k].idx];
+      if (c == 0 && state == nullptr &&
+          compare_ids(a.id, applied_.texts(), kept.id, observed_.texts()) == 0) {
         state = &a;
       } else {
         unmatched_state_.push_back(akeys_[k].idx);
       }
     }
+    const auto update = [&](UpdateReason why, std::int64_t at, std::string by) {
+      plan_.updates.push_back({d.device.unpack(), observed_.id(okey.idx), why, d.index, at,
+                               std::move(by)});
+    };
     if (state == nullptr) {
       // Not recorded for this device; resolve_unmatched_state() looks for it under another.
-      unresolved_.push_back(plan_.updates.size());
-      plan_.updates.push_back({d.device, kept.id, UpdateReason::kNotRecorded, d.index, 0, {}});
+      unresolved_.push_back({plan_.updates.size(), okey.idx});
+      update(UpdateReason::kNotRecorded, 0, {});
     } else if (state->receipt_ms != 0 && kept.modified_at_ms != 0 &&
                state->receipt_ms != kept.modified_at_ms) {
       // Written since thingsync's last write: the password may not be ours any more, and the
       // API cannot tell (it is write-only).
-      plan_.updates.push_back({d.device, kept.id, UpdateReason::kChangedOutside, d.index,
-                               kept.modified_at_ms, kept.modified_by});
+      update(UpdateReason::kChangedOutside, kept.modified_at_ms,
+             std::string(observed_.texts().get(kept.modified_by)));
     } else if (state->password_fp != d.password_fp) {
-      plan_.updates.push_back(
-          {d.device, kept.id, UpdateReason::kPasswordChanged, d.index, 0, {}});
+      update(UpdateReason::kPasswordChanged, 0, {});
     } else {
-      if (state->receipt_ms == 0 && kept.modified_at_ms != 0) plan_.receipts.push_back({kept.id, kept.modified_at_ms});
+      if (state->receipt_ms == 0 && kept.modified_at_ms != 0) {
+        plan_.receipts.push_back({observed_.id(okey.idx), kept.modified_at_ms});
+      }
       ++plan_.unchanged;
     }
     return k;
@@ -254,17 +215,17 @@ class Planner {
   // A kept binding without state for its device may have state recorded for another device.
   void resolve_unmatched_state() {
     if (unresolved_.empty() || unmatched_state_.empty()) return;
-    auto by_id = [&](std::uint32_t a, std::uint32_t b) {
-      return applied_[a].binding_id < applied_[b].binding_id;
-    };
+    auto by_id = [&](std::uint32_t a, std::uint32_t b) { return compare_applied_ids(a, b) < 0; };
     std::sort(unmatched_state_.begin(), unmatched_state_.end(), by_id);
-    for (const std::size_t u : unresolved_) {
-      PlannedUpdate& update = plan_.updates[u];
+    for (const auto& [u, o] : unresolved_) {
+      const auto& id = observed_[o].id;
       const auto it = std::lower_bound(
-          unmatched_state_.begin(), unmatched_state_.end(), update.binding_id,
-          [&](std::uint32_t a, const std::string& id) { return applied_[a].binding_id < id; });
-      if (it != unmatched_state_.end() && applied_[*it].binding_id == update.binding_id) {
-        update.reason = UpdateReason::kDeviceChanged;
+          unmatched_state_.begin(), unmatched_state_.end(), o, [&](std::uint32_t a, std::uint32_t) {
+            return compare_ids(applied_[a].id, applied_.texts(), id, observed_.texts()) < 0;
+          });
+      if (it != unmatched_state_.end() &&
+          compare_ids(applied_[*it].id, applied_.texts(), id, observed_.texts()) == 0) {
+        plan_.updates[u].reason = UpdateReason::kDeviceChanged;
       }
     }
   }
@@ -284,13 +245,14 @@ class Planner {
   }
 
   std::span<const DesiredBinding> desired_;
-  std::span<const RemoteBinding> observed_;
-  std::span<const AppliedBinding> applied_;
+  const ObservedList& observed_;
+  const AppliedList& applied_;
   const SyncPolicy& policy_;
   std::vector<Key> dkeys_, okeys_, akeys_;
   std::vector<PlannedDelete> group_;
   std::vector<std::uint32_t> unmatched_state_;  ///< applied indices not matched by device
-  std::vector<std::size_t> unresolved_;         ///< plan_.updates positions to look up by ID
+  /// plan_.updates positions to look up by ID, with the observed binding of each.
+  std::vector<std::pair<std::size_t, std::uint32_t>> unresolved_;
   Plan plan_;
 };
 
@@ -361,9 +323,14 @@ bool Plan::guard_blocked() const {
                      [](const BlockedDelete& b) { return b.reason == BlockReason::kMaxDeletes; });
 }
 
+Plan make_fleet_plan(std::span<const DesiredBinding> desired, const ObservedList& observed,
+               const AppliedList& applied, const SyncPolicy& policy) {
+  return Planner(desired, observed, applied, policy).run();
+}
+
 Plan make_plan(std::span<const DesiredBinding> desired, std::span<const RemoteBinding> observed,
                std::span<const AppliedBinding> applied, const SyncPolicy& policy) {
-  return Planner(desired, observed, applied, policy).run();
+  return make_fleet_plan(desired, ObservedList(observed), AppliedList(applied), policy);
 }
 
 }  // namespace thingsync::core

@@ -49,11 +49,13 @@ void ObservedSet::erase(const std::string& id) {
   if (!odd_.empty()) odd_.erase(id);
 }
 
-std::vector<core::RemoteBinding> ObservedSet::all() const {
-  std::vector<core::RemoteBinding> out;
+core::ObservedList ObservedSet::all() const {
+  core::ObservedList out;
   out.reserve(size());
-  for (const auto& r : table_.records()) out.push_back(expand(r));
-  for (const auto& [id, b] : odd_) out.push_back(b);
+  for (const auto& r : table_.records()) {
+    out.add(r.id, r.device, r.created_at.get(), r.modified_at.get());
+  }
+  for (const auto& [id, b] : odd_) out.add(b);
   return out;
 }
 
@@ -73,11 +75,12 @@ std::vector<core::RemoteBinding> ObservedSet::of_devices(
   return out;
 }
 
-std::vector<std::string> ObservedSet::ids() const {
-  std::vector<std::string> out;
+core::BindingIdSet ObservedSet::ids() const {
+  core::BindingIdSet out;
   out.reserve(size());
-  for (const auto& r : table_.records()) out.push_back(core::unpack_uuid(r.id));
-  for (const auto& [id, b] : odd_) out.push_back(id);
+  for (const auto& r : table_.records()) out.add(r.id);
+  for (const auto& [id, b] : odd_) out.add(id);
+  out.seal();
   return out;
 }
 

@@ -11,11 +11,18 @@ namespace thingsync::engine {
 PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
                    std::span<const core::RemoteBinding> observed,
                    std::span<const core::AppliedBinding> applied, const core::SyncPolicy& policy) {
+  return plan_pass(kind, fresh, desired, core::ObservedList(observed), core::AppliedList(applied),
+                   policy);
+}
+
+PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
+                   const core::ObservedList& observed, const core::AppliedList& applied,
+                   const core::SyncPolicy& policy) {
   PassPlan out;
   out.kind = kind;
   out.fresh = fresh;
   if (kind == PassKind::kFull) {
-    out.plan = core::make_plan(desired, observed, applied, policy);
+    out.plan = core::make_fleet_plan(desired, observed, applied, policy);
     return out;
   }
   // Some devices only: a guard over a part of the fleet would count a part of its delete set,
@@ -23,51 +30,68 @@ PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBindi
   core::SyncPolicy unguarded = policy;
   unguarded.max_deletes = {core::DeleteLimit::Kind::kCount,
                            static_cast<double>(std::numeric_limits<std::uint32_t>::max())};
-  out.plan = core::make_plan(desired, observed, applied, unguarded);
+  out.plan = core::make_fleet_plan(desired, observed, applied, unguarded);
   out.deferred_deletes = out.plan.deletes.size();
   out.plan.deletes.clear();
   out.plan.delete_limit = 0;
   return out;
 }
 
+namespace {
+
+// The full list, packed page by page: a million bindings never exist as a whole-list DOM or a
+// vector of full records.
+boost::asio::awaitable<core::Result<api::ListSummary, api::ApiError>> list_packed(
+    api::Bindings& api, api::ListQuery scope, OneShotPlan& o) {
+  co_return co_await api.list_pages(std::move(scope), [&o](const api::Page& page) {
+    for (const auto& b : page.items) o.observed.add(b);
+    o.skipped.insert(o.skipped.end(), page.skipped.begin(), page.skipped.end());
+  });
+}
+
+}  // namespace
+
 boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
     const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only) {
   using R = core::Result<OneShotPlan, std::string>;
-  auto list = co_await api.list_all(std::move(scope));
+  OneShotPlan o;
+  // The list is most likely about as long as the state's record of it: room for that at once,
+  // so that growing the list never holds two copies of it.
+  o.observed.reserve(state.size() + state.size() / 64);
+  auto list = co_await list_packed(api, std::move(scope), o);
   if (!list) {
     co_return R::failure("listing the remote bindings failed, so nothing was planned or changed: " +
                          list.error().to_string());
   }
-  OneShotPlan o{std::move(list.value()), {}};
-  if (!o.list.skipped.empty()) {
+  o.observed.shrink_to_fit();
+  if (!o.skipped.empty()) {
     obs::logger("reconcile")->warn(
         "{} remote bindings have a device ID thingsync cannot parse; they are left alone "
-        "(first: id={})", o.list.skipped.size(), o.list.skipped.front());
+        "(first: id={})", o.skipped.size(), o.skipped.front());
   }
+  const auto all_applied = state.applied_list();
   if (!only) {
-    o.pass = plan_pass(PassKind::kFull, true, prepared.bindings, o.list.bindings,
-                       state.applied(), policy);
+    o.pass = plan_pass(PassKind::kFull, true, prepared.bindings, o.observed, all_applied, policy);
     co_return o;
   }
   std::vector<core::DesiredBinding> desired;
   std::copy_if(prepared.bindings.begin(), prepared.bindings.end(), std::back_inserter(desired),
-               [&](const core::DesiredBinding& b) { return only(b.device); });
+               [&](const core::DesiredBinding& b) { return only(b.device.unpack()); });
   std::vector<core::RemoteBinding> observed;
-  std::copy_if(o.list.bindings.begin(), o.list.bindings.end(), std::back_inserter(observed),
-               [&](const core::RemoteBinding& b) { return only(b.device); });
+  for (std::size_t i = 0; i < o.observed.size(); ++i) {
+    if (only(o.observed[i].device.unpack())) observed.push_back(o.observed.binding(i));
+  }
   // The records of those devices, and of their bindings under whatever device they name.
-  std::unordered_set<std::string_view> ids;
-  for (const auto& b : observed) ids.insert(b.id);
+  core::BindingIdSet ids;
+  for (const auto& b : observed) ids.add(b.id);
+  ids.seal();
   std::vector<core::AppliedBinding> applied;
-  const auto all_applied = state.applied();
-  std::copy_if(all_applied.begin(), all_applied.end(), std::back_inserter(applied),
-               [&](const core::AppliedBinding& a) {
-                 return only(a.device) || ids.contains(a.binding_id);
-               });
-  o.whole = plan_pass(PassKind::kFull, true, prepared.bindings, o.list.bindings,
-                      all_applied, policy);
-  policy.managed = o.list.bindings.size();
+  for (auto& a : state.applied()) {
+    if (only(a.device) || ids.contains(a.binding_id)) applied.push_back(std::move(a));
+  }
+  o.whole = plan_pass(PassKind::kFull, true, prepared.bindings, o.observed, all_applied, policy);
+  policy.managed = o.observed.size();
   o.pass = plan_pass(PassKind::kFull, true, desired, observed, applied, policy);
   co_return o;
 }
@@ -105,21 +129,48 @@ DeleteOutcome apply_delete_rules(PassPlan& pass, state::StateStore& state,
   return out;
 }
 
-std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list,
+std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
+                                              const core::ObservedList& list,
                                               const PreparedDesired& desired) {
-  std::vector<std::string> live;
-  live.reserve(list.bindings.size());
-  std::unordered_set<std::string> seen;
-  for (const auto& b : list.bindings) {
-    live.push_back(b.id);
-    seen.insert(b.device.canonical());
-  }
-  std::unordered_set<std::string> wanted;
+  // Sorted packed devices: 18 bytes each, where sets of strings would take ~100.
+  const auto sorted = [](std::vector<core::PackedDevice> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  std::vector<core::PackedDevice> seen;
+  seen.reserve(list.size());
+  for (const auto& r : list.records()) seen.push_back(r.device);
+  seen = sorted(std::move(seen));
+  std::vector<core::PackedDevice> wanted;
   wanted.reserve(desired.bindings.size());
-  for (const auto& b : desired.bindings) wanted.insert(b.device.canonical());
-  return settle_after_full_list(
-      state, live, [&](const core::DeviceId& d) { return seen.contains(d.canonical()); },
-      [&](const core::DeviceId& d) { return wanted.contains(d.canonical()); });
+  for (const auto& b : desired.bindings) wanted.push_back(b.device);
+  wanted = sorted(std::move(wanted));
+  const auto in = [](const std::vector<core::PackedDevice>& v) {
+    return [&v](const core::DeviceId& d) {
+      return std::binary_search(v.begin(), v.end(), core::PackedDevice(d));
+    };
+  };
+  return settle_after_full_list(state, list.id_set(), in(seen), in(wanted));
+}
+
+std::vector<core::RemoteBinding> listed_for(const core::ObservedList& list,
+                                            const core::Plan& plan,
+                                            std::span<const std::string> also) {
+  std::unordered_set<core::PackedDevice, core::PackedDeviceHash> touched;
+  for (const auto& c : plan.creates) touched.emplace(c.device);
+  for (const auto& u : plan.updates) touched.emplace(u.device);
+  for (const auto& d : plan.deletes) touched.emplace(d.device);
+  for (const auto& b : plan.blocked) touched.emplace(b.del.device);
+  for (const auto& w : plan.waiting) touched.emplace(w.del.device);
+  for (const auto& a : also) {
+    if (auto d = core::DeviceId::parse(a)) touched.emplace(*d);
+  }
+  std::vector<core::RemoteBinding> out;
+  if (touched.empty()) return out;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (touched.contains(list[i].device)) out.push_back(list.binding(i));
+  }
+  return out;
 }
 
 bool needs_execution(const PassPlan& pass) {
@@ -130,7 +181,7 @@ bool needs_execution(const PassPlan& pass) {
 }
 
 std::vector<core::DeviceId> settle_after_full_list(state::StateStore& state,
-                                                   const std::vector<std::string>& live_ids,
+                                                   const core::BindingIdSet& live_ids,
                                                    const DevicePredicate& listed,
                                                    const DevicePredicate& desired) {
   state.retain_only(live_ids);

@@ -165,11 +165,8 @@ boost::asio::awaitable<bool> Reconciler::one_full_pass() {
   const PreparedDesired prepared = with_fingerprints(desired, p_.desired.fingerprints());
   const bool fresh = p_.observer.take_fresh();
   PassPlan pass;
-  {
-    const auto observed = p_.observer.set().all();
-    pass = plan_pass(PassKind::kFull, fresh, prepared.bindings, observed, p_.state.applied(),
-                     policy());
-  }
+  pass = plan_pass(PassKind::kFull, fresh, prepared.bindings, p_.observer.set().all(),
+                   p_.state.applied_list(), policy());
   const auto deletes = hold_deletes(pass);
   const core::Plan& plan = pass.plan;
   std::size_t blocked_guard = 0;

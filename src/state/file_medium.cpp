@@ -44,16 +44,14 @@ FileMedium::~FileMedium() {
   if (journal_fd_ >= 0) ::close(journal_fd_);
 }
 
-Result<std::optional<std::string>> FileMedium::read_snapshot() {
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return Result<std::optional<std::string>>::failure(
+Result<std::unique_ptr<std::istream>> FileMedium::read_snapshot() {
+  auto in = std::make_unique<std::ifstream>(path_, std::ios::binary);
+  if (!*in) {
+    if (errno == ENOENT) return std::unique_ptr<std::istream>();
+    return Result<std::unique_ptr<std::istream>>::failure(
         Error{"cannot read state file " + path_.string() + ": " + errno_text()});
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return std::optional<std::string>(std::move(ss).str());
+  return std::unique_ptr<std::istream>(std::move(in));
 }
 
 Result<Ok> FileMedium::replace_snapshot(std::string_view bytes) {

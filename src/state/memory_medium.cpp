@@ -14,7 +14,10 @@ Result<Ok> MemoryMedium::refused(std::string_view what) const {
   return Result<Ok>::failure(Error{"cannot " + std::string(what) + ": injected write failure"});
 }
 
-Result<std::optional<std::string>> MemoryMedium::read_snapshot() { return snapshot_; }
+Result<std::unique_ptr<std::istream>> MemoryMedium::read_snapshot() {
+  if (!snapshot_) return std::unique_ptr<std::istream>();
+  return std::unique_ptr<std::istream>(std::make_unique<std::istringstream>(*snapshot_));
+}
 
 Result<Ok> MemoryMedium::replace_snapshot(std::string_view bytes) {
   if (fail_writes_) return refused("write state file " + snapshot_name());

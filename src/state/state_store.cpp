@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -90,8 +91,11 @@ class SnapshotReader : public json::json_sax_t {
     int version = 0;
     std::string salt_hex;
     std::optional<std::string> api, scope;  // the owner (version 3 files from 0.2 on)
-    // id, device, fp, receipt
-    std::vector<std::tuple<std::string, std::string, std::string, std::int64_t>> bindings;
+    /// Takes each binding (id, device, fingerprint, receipt) as it is read, so that a million
+    /// of them are never held twice; returns an error, or "" when it took it.
+    std::function<std::string(const std::string&, const std::string&, const std::string&,
+                              std::int64_t)>
+        binding;
     std::vector<std::pair<std::string, std::int64_t>> pending;
     std::vector<std::tuple<std::string, FailureRecord>> failures;
     // id, device, since, confirmed
@@ -156,7 +160,9 @@ class SnapshotReader : public json::json_sax_t {
   bool end_object() override {
     if (depth_ == 3) {
       if (section_ == Section::kBindings) {
-        out_.bindings.emplace_back(key_[2], device_, fp_, receipt_);
+        if (auto why = out_.binding(key_[2], device_, fp_, receipt_); !why.empty()) {
+          return fail(why);
+        }
       }
       if (section_ == Section::kPending) out_.pending.emplace_back(device_, since_);
       if (section_ == Section::kFailures) out_.failures.emplace_back(key_[2], failure_);
@@ -274,12 +280,21 @@ Result<std::unique_ptr<StateStore>> StateStore::open(std::shared_ptr<Medium> med
 Result<Ok> StateStore::load_snapshot(bool& existed) {
   auto read = medium_->read_snapshot();
   if (!read) return Result<Ok>::failure(read.error());
-  existed = read->has_value();
+  existed = *read != nullptr;
   if (!existed) return Ok{};
-  const std::string text = std::move(**read);
+  std::istream& text = **read;
   const std::string name = medium_->snapshot_name();
 
   SnapshotReader::Out out;
+  out.binding = [this](const std::string& id, const std::string& device,
+                       const std::string& fp_hex, std::int64_t receipt_ms) -> std::string {
+    auto dev = core::DeviceId::parse(device);
+    core::Fingerprint fp{};
+    if (!dev) return "binding " + id + ": bad device ID";
+    if (!core::from_hex(fp_hex, fp)) return "binding " + id + ": bad fingerprint";
+    put_applied(id, *dev, fp, receipt_ms);
+    return {};
+  };
   SnapshotReader reader(out);
   if (!json::sax_parse(text, &reader)) return Result<Ok>::failure(corrupt(name, reader.error()));
   if (out.format != kFormat) {
@@ -302,16 +317,7 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   if (!salt || salt->size() < 16) return Result<Ok>::failure(corrupt(name, "missing or bad salt"));
   salt_ = std::move(*salt);
 
-  applied_.reserve(out.bindings.size());
-  for (const auto& [id, device, fp_hex, receipt_ms] : out.bindings) {
-    auto dev = core::DeviceId::parse(device);
-    core::Fingerprint fp{};
-    if (!dev) return Result<Ok>::failure(corrupt(name, "binding " + id + ": bad device ID"));
-    if (!core::from_hex(fp_hex, fp)) {
-      return Result<Ok>::failure(corrupt(name, "binding " + id + ": bad fingerprint"));
-    }
-    put_applied(id, *dev, fp, receipt_ms);
-  }
+  applied_.shrink_to_fit();
   for (auto& [device, since] : out.pending) {
     auto dev = core::DeviceId::parse(device);
     if (!dev) return Result<Ok>::failure(corrupt(name, "pending create: bad device ID"));
@@ -438,6 +444,14 @@ std::vector<core::AppliedBinding> StateStore::applied() const {
   for (const auto& [id, a] : odd_applied_) out.push_back({id, a.device, a.fp, a.receipt_ms});
   std::sort(out.begin(), out.end(),
             [](const auto& x, const auto& y) { return x.binding_id < y.binding_id; });
+  return out;
+}
+
+core::AppliedList StateStore::applied_list() const {
+  core::AppliedList out;
+  out.reserve(size());
+  for (const auto& r : applied_.records()) out.add(r.id, r.device, r.fp, r.receipt.get());
+  for (const auto& [id, a] : odd_applied_) out.add({id, a.device, a.fp, a.receipt_ms});
   return out;
 }
 
@@ -594,14 +608,10 @@ Result<Ok> StateStore::claim(std::string_view api_base_url, std::string_view sco
       medium_->journal_name() + " " + medium_->journal_name() + ".other"});
 }
 
-void StateStore::retain_only(const std::vector<std::string>& live_binding_ids) {
-  std::unordered_map<std::string_view, bool> live;
-  live.reserve(live_binding_ids.size());
-  for (const auto& id : live_binding_ids) live.emplace(id, true);
+void StateStore::retain_only(const core::BindingIdSet& live) {
   std::vector<std::string> gone;
   for (const auto& r : applied_.records()) {
-    auto id = core::unpack_uuid(r.id);
-    if (!live.contains(id)) gone.push_back(std::move(id));
+    if (!live.contains(r.id)) gone.push_back(core::unpack_uuid(r.id));
   }
   for (const auto& [id, a] : odd_applied_) {
     if (!live.contains(id)) gone.push_back(id);

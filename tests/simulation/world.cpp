@@ -132,7 +132,7 @@ class World {
   // ---- invariants ----
   void violated(std::string invariant, std::string detail);
   /// The delete set of `known` under the desired state in force, and what the guard allows.
-  std::pair<std::size_t, std::size_t> delete_set(const std::vector<core::RemoteBinding>& known) const;
+  std::pair<std::size_t, std::size_t> delete_set(const core::ObservedList& known) const;
   std::vector<const FakeApi::Stored*> live_of(const core::DeviceId& d) const;
   std::optional<std::string> durable_state_error(const core::DeviceId* pending);
   void check_after_step(bool clean_full);
@@ -196,7 +196,7 @@ class World {
   std::uint64_t look_before_ = 0;  // the look a list under way replaces, if it fails
   std::map<std::string, std::uint64_t> moved_;  // binding → the call count when it was moved
 
-  std::vector<core::RemoteBinding> apply_known_;  // what the running apply listed
+  core::ObservedList apply_known_;  // what the running apply listed
   bool clean_guard_ = false;  // the last quiet full resync's delete set was within the guard
 
   struct Durable {  // the durable bytes last opened, and what they held
@@ -373,8 +373,8 @@ void World::apply() {
   }
   pass_start_ = api_.calls;
   evidence_start_ = full_look_;
-  auto unresolved = engine::settle_after_list(state, planned->list, prepared);
-  apply_known_ = planned->list.bindings;
+  auto unresolved = engine::settle_after_list(state, planned->observed, prepared);
+  apply_known_ = planned->observed;
   engine::ExecOptions eo;
   eo.concurrency = h_.setup.concurrency;
   eo.unresolved_pending = std::move(unresolved);
@@ -716,9 +716,9 @@ std::vector<const FakeApi::Stored*> World::live_of(const core::DeviceId& d) cons
 }
 
 std::pair<std::size_t, std::size_t> World::delete_set(
-    const std::vector<core::RemoteBinding>& known) const {
+    const core::ObservedList& known) const {
   std::map<std::string, std::size_t> per_device;
-  for (const auto& b : known) ++per_device[b.device.canonical()];
+  for (const auto& r : known.records()) ++per_device[r.device.unpack().canonical()];
   std::size_t set = 0;
   for (const auto& [d, n] : per_device) set += in_force_.contains(d) ? n - 1 : n;
   return {set, h_.setup.prune ? resolve(h_.setup.max_deletes, known.size()) : 0};

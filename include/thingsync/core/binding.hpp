@@ -5,6 +5,7 @@
 #include <string>
 
 #include "thingsync/core/device_id.hpp"
+#include "thingsync/core/packed.hpp"
 
 namespace thingsync::core {
 
@@ -15,10 +16,17 @@ using Fingerprint = std::array<std::uint8_t, 8>;
 
 /// What the plan needs of one desired binding: the device and the fingerprint of the
 /// password its source yields now. `index` points back into the caller's desired state.
+/// The device is packed: a fleet of a million of these is 32 MB.
 struct DesiredBinding {
-  DeviceId device;
+  PackedDevice device;
   Fingerprint password_fp{};
   std::uint32_t index = 0;
+
+  DesiredBinding() = default;
+  DesiredBinding(const PackedDevice& d, const Fingerprint& fp, std::uint32_t i)
+      : device(d), password_fp(fp), index(i) {}
+  DesiredBinding(const DeviceId& d, const Fingerprint& fp, std::uint32_t i)
+      : device(d), password_fp(fp), index(i) {}
 };
 
 /// One binding as the API reports it. Times are milliseconds since the Unix epoch (UTC).

@@ -82,6 +82,9 @@ class PackedDevice {
   }
   /// The order of the canonical forms (DeviceId's order), without unpacking.
   friend std::strong_ordering canonical_order(const PackedDevice& a, const PackedDevice& b);
+  /// A number that never decreases in canonical order, for sorting: devices with different
+  /// keys are ordered by them; equal keys need canonical_order() to decide.
+  std::uint64_t order_key() const;
   /// Writes the device into `out`, reusing its memory (no allocation when it has room).
   void unpack_into(DeviceId& out) const;
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "thingsync/core/binding.hpp"
+#include "thingsync/core/binding_lists.hpp"
 #include "thingsync/core/packed.hpp"
 
 namespace thingsync::engine {
@@ -32,10 +33,10 @@ class ObservedSet {
   void erase(const std::string& id);
 
   /// Everything, as the plan takes it (a transient copy: a full pass only).
-  std::vector<core::RemoteBinding> all() const;
+  core::ObservedList all() const;
   /// The bindings of some devices: one scan, a hash lookup per binding.
   std::vector<core::RemoteBinding> of_devices(const std::vector<core::DeviceId>& devices) const;
-  std::vector<std::string> ids() const;
+  core::BindingIdSet ids() const;
 
  private:
   struct Rec {

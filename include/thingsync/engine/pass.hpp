@@ -46,6 +46,10 @@ bool needs_execution(const PassPlan& pass);
 
 /// Plans a pass (pure). For kDevices the inputs hold the affected devices only.
 PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
+                   const core::ObservedList& observed, const core::AppliedList& applied,
+                   const core::SyncPolicy& policy);
+/// The same on unpacked inputs (a few devices' bindings).
+PassPlan plan_pass(PassKind kind, bool fresh, std::span<const core::DesiredBinding> desired,
                    std::span<const core::RemoteBinding> observed,
                    std::span<const core::AppliedBinding> applied, const core::SyncPolicy& policy);
 
@@ -56,7 +60,9 @@ using DevicePredicate = std::function<bool(const core::DeviceId&)>;
 /// (`--target`), the plan covers those devices alone, deletes included, and a percentage
 /// delete guard is of the whole list, as in a pass over the whole fleet.
 struct OneShotPlan {
-  api::ListResult list;
+  /// The full list, packed as its pages arrived (no page is kept).
+  core::ObservedList observed;
+  std::vector<std::string> skipped;  ///< remote ids with an unparseable deviceId (left alone)
   PassPlan pass;
   /// With `only` (a --target pass): the plan of the whole fleet on the same list, for the
   /// delete guard, which weighs the whole fleet's delete set, not the targets' part of it.
@@ -66,8 +72,16 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
     const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only = {});
 
+/// The listed bindings of the devices `plan` touches (creates, updates, deletes, blocked and
+/// waiting deletes) and of `also` (canonical device IDs), unpacked: what a saved plan and the
+/// change journal record of the bindings a plan writes.
+std::vector<core::RemoteBinding> listed_for(const core::ObservedList& list,
+                                            const core::Plan& plan,
+                                            std::span<const std::string> also = {});
+
 /// settle_after_full_list() on a one-shot pass's list and desired state.
-std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const api::ListResult& list,
+std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
+                                              const core::ObservedList& list,
                                               const PreparedDesired& desired);
 
 /// After a complete list: drops state records of bindings the list does not hold, resolves the
@@ -76,7 +90,7 @@ std::vector<core::DeviceId> settle_after_list(state::StateStore& state, const ap
 /// Returns the pending creates of desired devices it does not show: each is looked up right
 /// before its create (ExecOptions::unresolved_pending).
 std::vector<core::DeviceId> settle_after_full_list(state::StateStore& state,
-                                                   const std::vector<std::string>& live_ids,
+                                                   const core::BindingIdSet& live_ids,
                                                    const DevicePredicate& listed,
                                                    const DevicePredicate& desired);
 

@@ -27,8 +27,9 @@ class Medium {
  public:
   virtual ~Medium() = default;
 
-  /// The snapshot's bytes; nullopt when there is none.
-  virtual Result<std::optional<std::string>> read_snapshot() = 0;
+  /// The snapshot, to read from the start (a stream, so that a large one is never held whole);
+  /// nullptr when there is none.
+  virtual Result<std::unique_ptr<std::istream>> read_snapshot() = 0;
   /// Replaces the snapshot with `bytes` atomically (a crash leaves the old one or the new
   /// one) and durably (on success it survives a crash).
   virtual Result<Ok> replace_snapshot(std::string_view bytes) = 0;
@@ -57,7 +58,7 @@ class FileMedium final : public Medium {
   FileMedium(const FileMedium&) = delete;
   FileMedium& operator=(const FileMedium&) = delete;
 
-  Result<std::optional<std::string>> read_snapshot() override;
+  Result<std::unique_ptr<std::istream>> read_snapshot() override;
   Result<Ok> replace_snapshot(std::string_view bytes) override;
   Result<std::unique_ptr<std::istream>> read_journal() override;
   Result<Ok> append_journal(std::string_view bytes) override;
@@ -97,7 +98,7 @@ class MemoryMedium final : public Medium {
   /// Journal bytes appended but not synced yet.
   const std::string& unsynced_journal() const { return unsynced_; }
 
-  Result<std::optional<std::string>> read_snapshot() override;
+  Result<std::unique_ptr<std::istream>> read_snapshot() override;
   Result<Ok> replace_snapshot(std::string_view bytes) override;
   Result<std::unique_ptr<std::istream>> read_journal() override;
   Result<Ok> append_journal(std::string_view bytes) override;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "thingsync/core/binding.hpp"
+#include "thingsync/core/binding_lists.hpp"
 #include "thingsync/core/delete_rules.hpp"
 #include "thingsync/core/device_id.hpp"
 #include "thingsync/core/packed.hpp"
@@ -66,6 +67,8 @@ class StateStore {
   std::size_t size() const { return applied_.size() + odd_applied_.size(); }
   /// All applied records, sorted by binding id (the plan's input).
   std::vector<core::AppliedBinding> applied() const;
+  /// The same, packed: what make_plan takes (no strings, in the store's order).
+  core::AppliedList applied_list() const;
   std::optional<core::AppliedBinding> find(const std::string& binding_id) const;
   std::vector<PendingCreate> pending() const;
   const std::unordered_map<std::string, FailureRecord>& failures() const { return failures_; }
@@ -90,7 +93,7 @@ class StateStore {
   /// thingsync recorded it) takes this one, written with the next snapshot.
   Result<Ok> claim(std::string_view api_base_url, std::string_view scope);
   /// Drops records of bindings that no longer exist remotely (after a complete list).
-  void retain_only(const std::vector<std::string>& live_binding_ids);
+  void retain_only(const core::BindingIdSet& live_binding_ids);
 
   /// Deletes waiting for their grace (sync.deleteAfter): when their reason was first seen and
   /// last confirmed (core::hold_deletes()), sorted by binding id. Kept across restarts.

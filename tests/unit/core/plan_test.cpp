@@ -20,6 +20,8 @@ DeviceId id(std::string_view spelling) {
   return *parsed;
 }
 
+PackedDevice core_device(const DeviceId& d) { return PackedDevice(d); }
+
 Fingerprint fp(std::uint8_t n) {
   Fingerprint f{};
   f.fill(n);
@@ -66,7 +68,7 @@ Plan reference_plan(const std::vector<DesiredBinding>& desired,
                     const std::vector<RemoteBinding>& observed,
                     const std::vector<AppliedBinding>& applied, const SyncPolicy& policy) {
   std::map<std::string, const DesiredBinding*> want_by_device;
-  for (const auto& d : desired) want_by_device[d.device.canonical()] = &d;
+  for (const auto& d : desired) want_by_device[d.device.unpack().canonical()] = &d;
   std::map<std::string, std::vector<const RemoteBinding*>> remote_by_device;
   for (const auto& r : observed) remote_by_device[r.device.canonical()].push_back(&r);
   std::map<std::string, const AppliedBinding*> applied_by_id;
@@ -78,7 +80,7 @@ Plan reference_plan(const std::vector<DesiredBinding>& desired,
   for (const auto& [device, d] : want_by_device) {
     auto it = remote_by_device.find(device);
     if (it == remote_by_device.end()) {
-      p.creates.push_back({d->device, d->index});
+      p.creates.push_back({d->device.unpack(), d->index});
       continue;
     }
     auto group = it->second;
@@ -89,11 +91,11 @@ Plan reference_plan(const std::vector<DesiredBinding>& desired,
     const RemoteBinding* kept = group.front();
     auto a = applied_by_id.find(kept->id);
     if (a == applied_by_id.end()) {
-      p.updates.push_back({d->device, kept->id, UpdateReason::kNotRecorded, d->index});
-    } else if (a->second->device != d->device) {
-      p.updates.push_back({d->device, kept->id, UpdateReason::kDeviceChanged, d->index});
+      p.updates.push_back({d->device.unpack(), kept->id, UpdateReason::kNotRecorded, d->index});
+    } else if (core_device(a->second->device) != d->device) {
+      p.updates.push_back({d->device.unpack(), kept->id, UpdateReason::kDeviceChanged, d->index});
     } else if (a->second->password_fp != d->password_fp) {
-      p.updates.push_back({d->device, kept->id, UpdateReason::kPasswordChanged, d->index});
+      p.updates.push_back({d->device.unpack(), kept->id, UpdateReason::kPasswordChanged, d->index});
     } else {
       ++p.unchanged;
     }

@@ -67,7 +67,7 @@ engine::PassPlan World::plan() {
 engine::PassPlan World::apply() {
   auto o = run(engine::observe_and_plan(api, scope(), prepared_, *state, policy));
   REQUIRE(o);
-  auto unresolved = engine::settle_after_list(*state, o->list, prepared_);
+  auto unresolved = engine::settle_after_list(*state, o->observed, prepared_);
   return execute(std::move(o->pass), std::move(unresolved));
 }
 
@@ -88,7 +88,7 @@ bool World::full_list() {
   std::map<std::string, bool> seen;
   for (const auto& b : observer_->set().of_devices(devices)) seen[b.device.canonical()] = true;
   std::map<std::string, bool> wanted;
-  for (const auto& b : prepared_.bindings) wanted[b.device.canonical()] = true;
+  for (const auto& b : prepared_.bindings) wanted[b.device.unpack().canonical()] = true;
   engine::settle_after_full_list(
       *state, observer_->set().ids(),
       [&](const core::DeviceId& d) { return seen.contains(d.canonical()); },
@@ -109,7 +109,7 @@ engine::PassPlan World::full_pass() {
     const bool fresh = observer_->take_fresh();
     const auto observed = observer_->set().all();
     auto pass = engine::plan_pass(engine::PassKind::kFull, fresh, prepared_.bindings, observed,
-                                  state->applied(), policy);
+                                  state->applied_list(), policy);
     std::vector<core::DeviceId> pending;
     for (const auto& p : state->pending()) pending.push_back(p.device);
     auto out = execute(std::move(pass), std::move(pending));
@@ -124,7 +124,7 @@ engine::PassPlan World::devices_pass(const std::vector<std::string>& spellings) 
   std::sort(devices.begin(), devices.end());
   std::vector<core::DesiredBinding> wanted;
   for (const auto& d : prepared_.bindings) {
-    if (std::binary_search(devices.begin(), devices.end(), d.device)) wanted.push_back(d);
+    if (std::binary_search(devices.begin(), devices.end(), d.device.unpack())) wanted.push_back(d);
   }
   const auto observed = observer_->set().of_devices(devices);
   std::vector<core::AppliedBinding> applied;
