@@ -98,7 +98,7 @@ double peak_rss_bytes() {
 
 // DesiredStateLoader on the 1,000-file tree: load_all, then edits of one file and a reload of
 // just that file, several times over (the machine may be busy: min and median count).
-int run_reload_case(const fs::path& many, std::size_t n, bool recycle) {
+int run_reload_case(const fs::path& many, std::size_t n) {
   using thingsync::config::DesiredStateLoader;
   auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   DesiredStateLoader loader(many);
@@ -118,10 +118,6 @@ int run_reload_case(const fs::path& many, std::size_t n, bool recycle) {
   const fs::path file = many_file(many, f);
   std::vector<double> walls;
   std::vector<double> cpus;
-  std::printf("reload    %s\n", recycle
-                                    ? "with recycle(): each result reuses the memory of the one "
-                                      "it replaced"
-                                    : "without recycle(): each result is allocated afresh");
   for (int round = 0; round < 12; ++round) {
     const int edit = round % 3 == 2 ? 0 : 1 + round % 3;  // 10 passwords, 10 devices, undo
     write_file(file, f * (n / files), n / files, edit);
@@ -141,9 +137,8 @@ int run_reload_case(const fs::path& many, std::size_t n, bool recycle) {
         r.files_parsed, r.affected.size(), r.result.state.bindings.size(),
         r.result.state.sources.size(), wall, cpu);
     if (!r.result.ok() || r.files_parsed != 1) rc = 1;
-    // The caller holds the last state, as the daemon does, and gives the replaced one back.
+    // The caller holds the last state, as the daemon does.
     std::swap(state, r);
-    if (recycle) loader.recycle(std::move(r.result.state));
   }
   std::sort(walls.begin(), walls.end());
   std::sort(cpus.begin(), cpus.end());
@@ -161,17 +156,16 @@ int run_reload_case(const fs::path& many, std::size_t n, bool recycle) {
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--case") return run_case(argv[2]);
   if (argc == 5 && std::string(argv[1]) == "--reload-case") {
-    return run_reload_case(argv[2], std::strtoull(argv[3], nullptr, 10),
-                           std::string(argv[4]) == "reload");
+    return run_reload_case(argv[2], std::strtoull(argv[3], nullptr, 10));
   }
   if (argc >= 3 && std::string(argv[1]) == "--generate") {  // keep a data set for profiling
     generate(argv[2], argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 1'000'000);
     return 0;
   }
   const std::size_t n = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
-  std::vector<std::string> cases;  // default: all four
+  std::vector<std::string> cases;  // default: all three
   for (int i = 2; i < argc; ++i) cases.emplace_back(argv[i]);
-  if (cases.empty()) cases = {"one.yaml", "many", "reload", "reload-fresh"};
+  if (cases.empty()) cases = {"one.yaml", "many", "reload"};
   const fs::path dir =
       fs::temp_directory_path() / ("thingsync-load-bench-" + std::to_string(getpid()));
   std::printf("generating %zu bindings twice in %s\n", n, dir.c_str());

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <unordered_set>
 
 #include "cli/app.hpp"
@@ -18,7 +19,8 @@
 
 namespace thingsync::cli {
 
-std::optional<Loaded> load_all(config::Config cfg, Access access) {
+std::optional<Loaded> load_all(config::Config cfg, Access access,
+                               const std::function<void(const Loaded&)>& meanwhile) {
   auto log = obs::logger("main");
   Loaded l{std::move(cfg), {}, nullptr, nullptr, {}};
   if (access == Access::kWrite) {
@@ -28,13 +30,6 @@ std::optional<Loaded> load_all(config::Config cfg, Access access) {
       return std::nullopt;
     }
     l.lock = std::move(lock.value());
-  }
-  if (!engine::load_settled_checkout(l.config.desired_state_path, l.desired)) return std::nullopt;
-  print_diagnostics(l.desired.diagnostics);
-  if (!l.desired.ok()) {
-    log->error("desired state {} does not load: nothing was planned",
-               l.config.desired_state_path.string());
-    return std::nullopt;
   }
   auto st = state::StateStore::open(l.config.state_path, state::StateStore::random_salt());
   if (!st) {
@@ -47,10 +42,31 @@ std::optional<Loaded> load_all(config::Config cfg, Access access) {
     log->error("{}", owned.error().message);
     return std::nullopt;
   }
-  // The parse's many small blocks are free now: give their pages back before the list and the
-  // plan, whose peak decides the size of the machine.
-  ::malloc_trim(0);
-  l.prepared = engine::prepare_desired(l.desired.state, l.state->salt(), config::process_env());
+  // The desired state and its fingerprints; `prepared` only when it loaded without errors.
+  const auto load_desired = [&l] {
+    if (!engine::load_settled_checkout(l.config.desired_state_path, l.desired)) return false;
+    if (!l.desired.ok()) return true;
+    // The parse's many small blocks are free now: give their pages back before the plan,
+    // whose peak decides the size of the machine.
+    ::malloc_trim(0);
+    l.prepared = engine::prepare_desired(l.desired.state, l.state->salt(), config::process_env());
+    return true;
+  };
+  bool settled = false;
+  if (meanwhile) {
+    auto loading = std::async(std::launch::async, load_desired);
+    meanwhile(l);
+    settled = loading.get();
+  } else {
+    settled = load_desired();
+  }
+  if (!settled) return std::nullopt;
+  print_diagnostics(l.desired.diagnostics);
+  if (!l.desired.ok()) {
+    log->error("desired state {} does not load: nothing was planned",
+               l.config.desired_state_path.string());
+    return std::nullopt;
+  }
   print_diagnostics(l.prepared.diagnostics);
   if (!l.prepared.ok()) {
     log->error("password sources failed: nothing was planned");
@@ -100,7 +116,7 @@ core::Result<Targets, std::string> resolve_targets(const std::vector<std::string
                         " is not a file of the desired state (desiredState.path)");
     }
     for (const auto& b : desired.bindings) {
-      if (b.file == *index) t.devices.push_back(b.device);
+      if (b.file == *index) t.devices.push_back(b.device.unpack());
     }
   }
   std::sort(t.devices.begin(), t.devices.end());
@@ -159,10 +175,21 @@ boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
   using R = core::Result<Planned, std::string>;
   auto schedule = sys::delete_window_schedule(l.config.sync.delete_windows);
   if (!schedule) co_return R::failure("sync.deleteWindows: " + schedule.error());
-  auto o = co_await engine::observe_and_plan(session.bindings(), session.scope_query(),
-                                             l.prepared, *l.state, policy, targets.predicate());
+  auto o = co_await engine::list_for_plan(session.bindings(), session.scope_query(),
+                                          l.state->size());
   if (!o) co_return R::failure(o.error());
-  Planned p{std::move(o.value()), {}};
+  co_return plan_listed(l, std::move(o.value()), targets, policy, std::move(approvals));
+}
+
+core::Result<Planned, std::string> plan_listed(Loaded& l, engine::OneShotPlan listed,
+                                               const Targets& targets,
+                                               const core::SyncPolicy& policy,
+                                               std::vector<std::string> approvals) {
+  using R = core::Result<Planned, std::string>;
+  auto schedule = sys::delete_window_schedule(l.config.sync.delete_windows);
+  if (!schedule) return R::failure("sync.deleteWindows: " + schedule.error());
+  engine::plan_listed(listed, l.prepared, *l.state, policy, targets.predicate());
+  Planned p{std::move(listed), {}};
   engine::DeleteRules rules;
   rules.delete_after_ms = l.config.sync.delete_after.count();
   rules.next_window = std::move(schedule.value());
@@ -173,7 +200,7 @@ boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
                        .count();
   p.deletes = engine::apply_delete_rules(p.o.pass, *l.state, rules, now);
   if (p.o.whole) guard_whole_fleet(p, *l.state, rules, now);
-  co_return p;
+  return p;
 }
 
 std::optional<engine::SavedPlan> describe(const Loaded& l, const engine::OneShotPlan& o,

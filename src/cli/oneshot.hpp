@@ -5,6 +5,7 @@
 
 #include <utility>  // before Asio: Boost 1.74 forgets it
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -40,8 +41,13 @@ struct Loaded {
 enum class Access : std::uint8_t { kRead, kWrite };
 
 /// Desired state (with every password source resolved) and state file (locked for a writer,
-/// bound to the config's API), or nothing, with the errors printed.
-std::optional<Loaded> load_all(config::Config cfg, Access access);
+/// bound to the config's API), or nothing, with the errors printed. With `meanwhile`, the
+/// desired state is loaded on another thread while `meanwhile` runs on this one (the remote
+/// list: the two do not depend on each other); it runs once the state file is open and may
+/// read the Loaded's config and state, nothing else. It runs to its end even when the desired
+/// state fails to load.
+std::optional<Loaded> load_all(config::Config cfg, Access access,
+                               const std::function<void(const Loaded&)>& meanwhile = {});
 
 /// The devices a pass is limited to (`--target`, `--target-file`). Inactive: the whole fleet;
 /// active with no device: nothing at all (an empty target file never means "everything").
@@ -71,6 +77,13 @@ struct Planned {
 boost::asio::awaitable<core::Result<Planned, std::string>> observe_and_plan(
     Loaded& l, engine::Session& session, const Targets& targets, const core::SyncPolicy& policy,
     std::vector<std::string> approvals = {});
+
+/// observe_and_plan() on a list already made (engine::list_for_plan, say while the desired
+/// state loaded): the plan, then the delete rules.
+core::Result<Planned, std::string> plan_listed(Loaded& l, engine::OneShotPlan listed,
+                                               const Targets& targets,
+                                               const core::SyncPolicy& policy,
+                                               std::vector<std::string> approvals = {});
 
 /// What a saved plan records of this one (engine::describe_plan plus the API, the scope, the
 /// desired state's identity under `salt` and its commit, the targets and the delete limit).

@@ -44,21 +44,32 @@ int run_plan(const CommandOptions& opts) {
   }
   auto cfg = load_config_or_report(opts.config_file);
   if (!cfg) return kExitError;
-  auto l = load_all(std::move(*cfg), Access::kRead);
+  // The remote is listed while the desired state loads: neither needs the other.
+  boost::asio::io_context ioc;
+  std::unique_ptr<engine::Session> session;
+  std::optional<core::Result<engine::OneShotPlan, std::string>> listed;
+  auto l = load_all(std::move(*cfg), Access::kRead, [&](const Loaded& loading) {
+    auto s = engine::Session::create(ioc.get_executor(), loading.config, nullptr);
+    if (!s) {
+      listed = core::Result<engine::OneShotPlan, std::string>::failure(s.error());
+      return;
+    }
+    session = std::move(s.value());
+    listed = run_on(ioc, engine::list_for_plan(session->bindings(), session->scope_query(),
+                                               loading.state->size()));
+  });
   if (!l) return kExitError;
   auto targets = resolve_targets(opts.targets, opts.target_file, l->desired.state);
   if (!targets) {
     std::fprintf(stderr, "plan: %s\n", targets.error().c_str());
     return kExitUsage;
   }
-  const auto policy = policy_of(l->config, opts.max_deletes);
-  boost::asio::io_context ioc;
-  auto session = engine::Session::create(ioc.get_executor(), l->config, nullptr);
-  if (!session) {
-    log->error("{}", session.error());
+  if (!listed->ok()) {
+    log->error("{}", listed->error());
     return kExitError;
   }
-  auto observed = run_on(ioc, observe_and_plan(*l, *session.value(), *targets, policy));
+  const auto policy = policy_of(l->config, opts.max_deletes);
+  auto observed = plan_listed(*l, std::move(listed->value()), *targets, policy);
   if (!observed) {
     log->error("{}", observed.error());
     return kExitError;

@@ -39,10 +39,10 @@ int run_validate(const CommandOptions& opts) {
   }
   const std::size_t files = loaded.state.files.size();
   const std::size_t bindings = loaded.state.bindings.size();
-  std::map<std::string, std::size_t> by_kind;
-  for (const auto& b : loaded.state.bindings) {
-    ++by_kind[std::string(core::kind_name(b.device.kind()))];
-  }
+  std::map<core::DeviceKind, std::size_t> of_kind;
+  for (std::size_t i = 0; i < bindings; ++i) ++of_kind[loaded.state.bindings.device(i).kind()];
+  std::map<std::string, std::size_t> by_kind;  // by name, as printed
+  for (const auto& [k, n] : of_kind) by_kind[std::string(core::kind_name(k))] = n;
 
   std::string kinds;
   for (const auto& [k, n] : by_kind) kinds += (kinds.empty() ? "" : ", ") + std::to_string(n) + " " + k;

@@ -171,7 +171,7 @@ class ChunkParser {
       return;
     }
     if (bad_source) return;
-    out_.entries.push_back({std::move(*parsed.id), src, file_index_, id.line, id.column});
+    out_.entries.push_back({core::PackedDevice(*parsed.id), src, file_index_, id.line, id.column});
   }
 
   // Returns the local index of the source written at `node`, or kNone after an error.
@@ -452,7 +452,7 @@ FileParse combine_chunks(std::vector<ChunkResult>& chunks, const std::string& fi
       if (default_source == kNone) {
         if (default_written) continue;  // the broken default is reported where it is
         f.diags.push_back({filename, e.line, e.column, core::Severity::kError,
-                           "binding for " + e.device.canonical() +
+                           "binding for " + e.device.unpack().canonical() +
                                " has no password source: add 'password:' to it or 'defaults: "
                                "password:' to the file"});
         continue;
@@ -516,22 +516,13 @@ unsigned thread_count(const LoadOptions& options) {
 }
 
 bool EntryLess::operator()(const DesiredEntry& a, const DesiredEntry& b) const {
-  if (const int c = a.device.canonical().compare(b.device.canonical()); c != 0) return c < 0;
-  return std::tuple((*rank)[a.file], a.line, a.column) <
-         std::tuple((*rank)[b.file], b.line, b.column);
-}
-
-bool PackedEntryLess::operator()(const PackedEntry& a, const PackedEntry& b) const {
   if (const auto c = canonical_order(a.device, b.device); c != 0) return c < 0;
   return std::tuple((*rank)[a.file], a.line, a.column) <
          std::tuple((*rank)[b.file], b.line, b.column);
 }
 
-namespace {
-
 // Sorts in `threads` runs at once, then merges them.
-template <typename Entry, typename Less>
-void sort_in_parts(std::vector<Entry>& v, const Less& less, unsigned threads) {
+void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads) {
   const std::size_t parts = v.size() < 100'000 ? 1 : std::max(1U, threads);
   std::vector<std::size_t> bounds;
   for (std::size_t i = 0; i <= parts; ++i) bounds.push_back(v.size() * i / parts);
@@ -543,16 +534,6 @@ void sort_in_parts(std::vector<Entry>& v, const Less& less, unsigned threads) {
     std::inplace_merge(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(bounds[i]),
                        v.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]), less);
   }
-}
-
-}  // namespace
-
-void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads) {
-  sort_in_parts(v, less, threads);
-}
-
-void parallel_sort(std::vector<PackedEntry>& v, const PackedEntryLess& less, unsigned threads) {
-  sort_in_parts(v, less, threads);
 }
 
 namespace {
@@ -637,17 +618,14 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
 
 namespace {
 
-const core::DeviceId& device_of(const DesiredEntry& e) { return e.device; }
-core::DeviceId device_of(const PackedEntry& e) { return e.device.unpack(); }
-
-using Numbering = PackedBindings::Numbering;
+using Numbering = DesiredBindings::Numbering;
 
 // File ids to places, file-local sources to shared ones, in path order: the sources come out
 // in order of first appearance, whichever files were parsed last. Appends the files' own
-// diagnostics. `consume`: the parses' sources and diagnostics are moved from.
-template <bool consume, typename Parses>
+// diagnostics.
 Numbering number_files(std::vector<PasswordSource>& sources, core::Diagnostics& diagnostics,
-                       const std::vector<std::uint32_t>& order, Parses& parses) {
+                       const std::vector<std::uint32_t>& order,
+                       const std::vector<FileParse>& parses) {
   Numbering n;
   n.rank.assign(parses.size(), kNone);
   n.first_source.assign(parses.size(), 0);
@@ -655,26 +633,15 @@ Numbering number_files(std::vector<PasswordSource>& sources, core::Diagnostics& 
   SourceTable table(sources);
   for (std::uint32_t r = 0; r < order.size(); ++r) {
     const std::uint32_t id = order[r];
-    auto& f = parses[id];
+    const auto& f = parses[id];
     n.rank[id] = r;
     source_of[id].reserve(f.sources.size());
-    for (auto& s : f.sources) {
-      PasswordSource g;
-      if constexpr (consume) {
-        g = std::move(s);
-      } else {
-        g = s;
-      }
+    for (const auto& s : f.sources) {
+      PasswordSource g = s;
       g.file = r;
       source_of[id].push_back(table.add(std::move(g)));
     }
-    if constexpr (consume) {
-      std::move(f.diags.begin(), f.diags.end(), std::back_inserter(diagnostics));
-      f.sources.clear();
-      f.diags.clear();
-    } else {
-      diagnostics.insert(diagnostics.end(), f.diags.begin(), f.diags.end());
-    }
+    diagnostics.insert(diagnostics.end(), f.diags.begin(), f.diags.end());
   }
   for (std::size_t id = 0; id < source_of.size(); ++id) {
     n.first_source[id] = static_cast<std::uint32_t>(n.sources.size());
@@ -686,9 +653,10 @@ Numbering number_files(std::vector<PasswordSource>& sources, core::Diagnostics& 
 // The first entry of each device counts; each other one is reported as a duplicate of it.
 // Calls keep(r) for every first entry r, after its duplicates were reported; returns how
 // many were kept.
-template <typename Entries, typename Keep>
+template <typename Keep>
 std::size_t keep_firsts(const std::vector<std::string>& files, const Numbering& n,
-                        const Entries& v, core::Diagnostics& diagnostics, Keep&& keep) {
+                        const std::vector<DesiredEntry>& v, core::Diagnostics& diagnostics,
+                        Keep&& keep) {
   auto location = [&](const auto& e) {
     return files[n.rank[e.file]] + ':' + std::to_string(e.line) + ':' + std::to_string(e.column);
   };
@@ -698,7 +666,7 @@ std::size_t keep_firsts(const std::vector<std::string>& files, const Numbering& 
     for (; s < v.size() && v[s].device == v[r].device; ++s) {
       const auto& d = v[s];
       diagnostics.push_back({files[n.rank[d.file]], d.line, d.column, core::Severity::kError,
-                             "duplicate device " + device_of(d).canonical() +
+                             "duplicate device " + d.device.unpack().canonical() +
                                  "; first listed at " + location(v[r])});
     }
     keep(r);
@@ -710,43 +678,25 @@ std::size_t keep_firsts(const std::vector<std::string>& files, const Numbering& 
 
 }  // namespace
 
-void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
-              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries) {
-  const Numbering n = number_files<true>(out.state.sources, out.diagnostics, order, parses);
-  auto& v = entries;
-  std::size_t w = 0;
-  keep_firsts(out.state.files, n, v, out.diagnostics, [&](std::size_t r) {
-    if (w != r) v[w] = std::move(v[r]);
-    v[w].source = n.source(v[w]);
-    v[w].file = n.rank[v[w].file];
-    ++w;
-  });
-  v.erase(v.begin() + static_cast<std::ptrdiff_t>(w), v.end());
-  v.shrink_to_fit();
-  out.state.bindings = std::move(v);
-  core::sort_diagnostics(out.diagnostics);
-}
-
-void assemble(PackedDesiredState& out, core::Diagnostics& diagnostics,
+void assemble(DesiredState& out, core::Diagnostics& diagnostics,
               const std::vector<std::uint32_t>& order, const std::vector<FileParse>& parses,
-              std::shared_ptr<const std::vector<PackedEntry>> entries) {
-  auto n = std::make_shared<Numbering>(
-      number_files<false>(out.common.sources, diagnostics, order, parses));
+              std::shared_ptr<const std::vector<DesiredEntry>> entries) {
+  auto n = std::make_shared<Numbering>(number_files(out.sources, diagnostics, order, parses));
   const auto& v = *entries;
-  const std::size_t kept = keep_firsts(out.common.files, *n, v, diagnostics, [](std::size_t) {});
+  const std::size_t kept = keep_firsts(out.files, *n, v, diagnostics, [](std::size_t) {});
   if (kept == v.size()) {
-    out.bindings = PackedBindings(std::move(entries), std::move(n));  // shared, not copied
+    out.bindings = DesiredBindings(std::move(entries), std::move(n));  // shared, not copied
   } else {  // duplicates (an error): a state of its own, for the messages that name places
-    std::vector<PackedEntry> own;
+    std::vector<DesiredEntry> own;
     own.reserve(kept);
     core::Diagnostics again;  // the same duplicates, reported above
-    keep_firsts(out.common.files, *n, v, again, [&](std::size_t r) {
-      PackedEntry e = v[r];
+    keep_firsts(out.files, *n, v, again, [&](std::size_t r) {
+      DesiredEntry e = v[r];
       e.source = n->source(e);
       e.file = n->rank[e.file];
       own.push_back(e);
     });
-    out.bindings = PackedBindings(std::move(own));
+    out.bindings = DesiredBindings(std::move(own));
   }
   core::sort_diagnostics(diagnostics);
 }
@@ -821,15 +771,15 @@ std::string_view to_string(PasswordSource::Kind k) {
   return "?";
 }
 
-PackedBindings::PackedBindings(std::vector<PackedDesiredEntry> own)
-    : v_(std::make_shared<const std::vector<PackedDesiredEntry>>(std::move(own))) {}
+DesiredBindings::DesiredBindings(std::vector<DesiredEntry> own)
+    : v_(std::make_shared<const std::vector<DesiredEntry>>(std::move(own))) {}
 
-PackedBindings::PackedBindings(std::shared_ptr<const std::vector<PackedDesiredEntry>> shared,
-                               std::shared_ptr<const Numbering> numbering)
+DesiredBindings::DesiredBindings(std::shared_ptr<const std::vector<DesiredEntry>> shared,
+                                 std::shared_ptr<const Numbering> numbering)
     : v_(std::move(shared)), numbering_(std::move(numbering)) {}
 
-PackedDesiredEntry PackedBindings::operator[](std::size_t i) const {
-  PackedDesiredEntry e = (*v_)[i];
+DesiredEntry DesiredBindings::operator[](std::size_t i) const {
+  DesiredEntry e = (*v_)[i];
   if (numbering_) {
     e.source = numbering_->source(e);  // before `file` becomes the state's index
     e.file = numbering_->rank[e.file];
@@ -837,34 +787,18 @@ PackedDesiredEntry PackedBindings::operator[](std::size_t i) const {
   return e;
 }
 
-std::size_t PackedBindings::lower_bound(const core::PackedDevice& d) const {
+std::size_t DesiredBindings::lower_bound(const core::PackedDevice& d) const {
   if (!v_) return 0;
   const auto it = std::lower_bound(v_->begin(), v_->end(), d,
-                                   [](const PackedDesiredEntry& e, const core::PackedDevice& x) {
+                                   [](const DesiredEntry& e, const core::PackedDevice& x) {
                                      return canonical_order(e.device, x) < 0;
                                    });
   return static_cast<std::size_t>(it - v_->begin());
 }
 
-void PackedDesiredState::unpack_into(DesiredState& out) const {
-  out.files = common.files;
-  out.sources = common.sources;
-  auto& kept = out.bindings;
-  const std::size_t reusable = std::min(kept.size(), bindings.size());
-  kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(reusable), kept.end());
-  kept.reserve(bindings.size());
-  for (std::size_t i = 0; i < bindings.size(); ++i) {
-    const PackedDesiredEntry e = bindings[i];
-    if (i < reusable) {
-      e.device.unpack_into(kept[i].device);  // reuses the string's memory
-      kept[i].source = e.source;
-      kept[i].file = e.file;
-      kept[i].line = e.line;
-      kept[i].column = e.column;
-    } else {
-      kept.push_back(e.unpack());
-    }
-  }
+std::size_t DesiredBindings::find(const core::PackedDevice& d) const {
+  const std::size_t i = lower_bound(d);
+  return i < size() && device(i) == d ? i : size();
 }
 
 std::string DesiredState::location(const DesiredEntry& e) const {
@@ -882,7 +816,8 @@ LoadResult parse_desired_state_file(std::string_view text, std::string_view file
   const auto order = identity(1);
   auto entries = gather_entries(parses);
   detail::parallel_sort(entries, detail::EntryLess{&order}, 1);
-  detail::assemble(out, order, parses, entries);
+  detail::assemble(out.state, out.diagnostics, order, parses,
+                   std::make_shared<std::vector<DesiredEntry>>(std::move(entries)));
   return out;
 }
 
@@ -918,7 +853,8 @@ LoadResult load_desired_state(const std::vector<fs::path>& paths, const LoadOpti
   auto parses = detail::parse_files(out.state.files, order, options, threads);
   auto entries = gather_entries(parses);
   detail::parallel_sort(entries, detail::EntryLess{&order}, threads);
-  detail::assemble(out, order, parses, entries);
+  detail::assemble(out.state, out.diagnostics, order, parses,
+                   std::make_shared<std::vector<DesiredEntry>>(std::move(entries)));
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -36,8 +37,9 @@ std::vector<FileParse> parse_files(const std::vector<std::string>& paths,
                                    const std::vector<std::uint32_t>& ids,
                                    const LoadOptions& options, unsigned threads);
 
-/// Orders entries by device, then by the place of their file (`rank[entry.file]`), line,
-/// column: the first entry of each device is the one that counts, the others are duplicates.
+/// Orders entries by device (canonical order), then by the place of their file
+/// (`rank[entry.file]`), line, column: the first entry of each device is the one that counts,
+/// the others are duplicates.
 struct EntryLess {
   const std::vector<std::uint32_t>* rank;
   bool operator()(const DesiredEntry& a, const DesiredEntry& b) const;
@@ -45,29 +47,15 @@ struct EntryLess {
 
 void parallel_sort(std::vector<DesiredEntry>& v, const EntryLess& less, unsigned threads);
 
-using PackedEntry = PackedDesiredEntry;
-
-/// EntryLess for packed entries: the same order.
-struct PackedEntryLess {
-  const std::vector<std::uint32_t>* rank;
-  bool operator()(const PackedEntry& a, const PackedEntry& b) const;
-};
-
-void parallel_sort(std::vector<PackedEntry>& v, const PackedEntryLess& less, unsigned threads);
-
-/// Builds `out` from per-file parses. out.state.files must list the files in path order, and
-/// order[i] is the id of out.state.files[i]; `parses` is indexed by id. `entries` holds the
-/// entries of all those files, sorted by EntryLess over the same order. Shares sources, finds
-/// duplicates and sorts the diagnostics (appended to those already in `out`). The parses and
-/// `entries` are moved from (one-shot load).
-void assemble(LoadResult& out, const std::vector<std::uint32_t>& order,
-              std::vector<FileParse>& parses, std::vector<DesiredEntry>& entries);
-/// The same from packed entries, which are only read (the incremental loader), into a packed
-/// state: `out.common.files` must be filled in as above; `diagnostics` is appended to. Without
-/// duplicates the state's bindings share `entries` (one copy of the fleet, not two).
-void assemble(PackedDesiredState& out, core::Diagnostics& diagnostics,
+/// Builds `out` from per-file parses, which are only read. `out.files` must list the files in
+/// path order, and order[i] is the id of out.files[i]; `parses` is indexed by id. `entries`
+/// holds the entries of all those files (duplicates included), sorted by EntryLess over the
+/// same order, in the parses' numbering. Shares sources, finds duplicates and sorts the
+/// diagnostics (appended to `diagnostics`). Without duplicates the state's bindings share
+/// `entries` (one copy of the fleet, not two).
+void assemble(DesiredState& out, core::Diagnostics& diagnostics,
               const std::vector<std::uint32_t>& order, const std::vector<FileParse>& parses,
-              std::shared_ptr<const std::vector<PackedEntry>> entries);
+              std::shared_ptr<const std::vector<DesiredEntry>> entries);
 
 enum class RootKind : std::uint8_t { kMissing, kFile, kDirectory };
 

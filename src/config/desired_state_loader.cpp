@@ -21,7 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using detail::FileParse;
 using detail::kNone;
-using detail::PackedEntry;
 using detail::RootKind;
 
 /// Enough of stat(2) to tell that a file was replaced or written since it was parsed.
@@ -103,25 +102,25 @@ class DesiredStateLoader::Impl {
 
   // Loads everything; again when the root was swapped during the load, so that a result
   // never mixes two trees (after kLoadAttempts, an error: the caller keeps its last state).
-  PackedReloadResult load_all() {
+  ReloadResult load_all() {
     const std::optional<RootIdentity> before = root_id_;
     for (int attempt = 1;; ++attempt) {
       const RootIdentity id = RootIdentity::of(root_);
-      PackedReloadResult rr = load_everything();
+      ReloadResult rr = load_everything();
       root_id_ = id;  // a swap during the load makes the next reload a full one too
       rr.root_changed = before && *before != id;
       if (RootIdentity::of(root_) == id) return rr;
       if (attempt == kLoadAttempts) {
-        rr.diagnostics.push_back({root_.string(), 0, 0, core::Severity::kError,
+        rr.result.diagnostics.push_back({root_.string(), 0, 0, core::Severity::kError,
                                   "the desired-state path was replaced while it was read, " +
                                       std::to_string(kLoadAttempts) + " times; not loaded"});
-        core::sort_diagnostics(rr.diagnostics);
+        core::sort_diagnostics(rr.result.diagnostics);
         return rr;
       }
     }
   }
 
-  PackedReloadResult reload(const std::vector<fs::path>& changed) {
+  ReloadResult reload(const std::vector<fs::path>& changed) {
     if (!loaded_ || !root_errors_.empty() || kind_of(root_) != root_kind_ || !root_id_ ||
         RootIdentity::of(root_) != *root_id_) {
       return load_all();
@@ -140,27 +139,9 @@ class DesiredStateLoader::Impl {
     return rr;
   }
 
-  void recycle(DesiredState&& spent) {
-    if (spent.bindings.capacity() > spare_.bindings.capacity()) spare_ = std::move(spent);
-  }
-
-  // The unpacked form of a packed result, written into the memory of a recycled state.
-  ReloadResult unpacked(PackedReloadResult&& p) {
-    ReloadResult rr;
-    rr.result.state = std::move(spare_);
-    spare_ = DesiredState{};
-    p.state.unpack_into(rr.result.state);
-    rr.result.diagnostics = std::move(p.diagnostics);
-    rr.affected = std::move(p.affected);
-    rr.full = p.full;
-    rr.root_changed = p.root_changed;
-    rr.files_parsed = p.files_parsed;
-    return rr;
-  }
-
  private:
-  PackedReloadResult load_everything() {
-    PackedReloadResult rr;
+  ReloadResult load_everything() {
+    ReloadResult rr;
     rr.full = true;
     loaded_ = false;
     parses_.clear();
@@ -168,7 +149,7 @@ class DesiredStateLoader::Impl {
     names_.clear();
     free_.clear();
     by_name_.clear();
-    entries_ = std::make_shared<std::vector<PackedEntry>>();
+    entries_ = std::make_shared<std::vector<DesiredEntry>>();
     auto& all = *entries_;
 
     auto found = detail::discover(root_);
@@ -189,11 +170,11 @@ class DesiredStateLoader::Impl {
     for (const auto& p : parses_) total += p.entries.size();
     all.reserve(total + total / 64);  // room for a fleet that grows a little
     for (auto& p : parses_) {
-      for (const auto& e : p.entries) all.push_back(PackedEntry::of(e));
+      all.insert(all.end(), p.entries.begin(), p.entries.end());
       std::vector<DesiredEntry>().swap(p.entries);
     }
     update_order();
-    detail::parallel_sort(all, detail::PackedEntryLess{&rank_}, threads_);
+    detail::parallel_sort(all, detail::EntryLess{&rank_}, threads_);
     loaded_ = true;
     assemble(rr);
     return rr;
@@ -262,8 +243,8 @@ class DesiredStateLoader::Impl {
     return !s.empty() && s[0] == '.' && s != "." && s != "..";
   }
 
-  PackedReloadResult apply(const std::map<std::string, bool>& todo) {
-    PackedReloadResult rr;
+  ReloadResult apply(const std::map<std::string, bool>& todo) {
+    ReloadResult rr;
     if (todo.empty()) {
       assemble(rr);
       return rr;
@@ -315,11 +296,11 @@ class DesiredStateLoader::Impl {
     rr.files_parsed = paths.size();
     update_order();
 
-    std::vector<PackedEntry> fresh;
+    std::vector<DesiredEntry> fresh;
     for (std::size_t i = 0; i < parsed.size(); ++i) {
-      for (auto& e : parsed[i].entries) {
-        fresh.push_back(PackedEntry::of(e));
-        rr.affected.push_back(std::move(e.device));
+      for (const auto& e : parsed[i].entries) {
+        fresh.push_back(e);
+        rr.affected.push_back(e.device.unpack());
       }
       parsed[i].entries = {};
       parses_[ids[i]] = std::move(parsed[i]);
@@ -335,10 +316,10 @@ class DesiredStateLoader::Impl {
 
   // Replaces the entries at `old` (ascending positions in entries_) by `fresh`; the replaced
   // devices go to `gone`.
-  void splice(const std::vector<std::size_t>& old, std::vector<PackedEntry>& fresh,
+  void splice(const std::vector<std::size_t>& old, std::vector<DesiredEntry>& fresh,
               std::vector<core::DeviceId>& gone) {
     auto& all = writable_entries();
-    const detail::PackedEntryLess less{&rank_};
+    const detail::EntryLess less{&rank_};
     std::sort(fresh.begin(), fresh.end(), less);
     // An edit that keeps the file's devices (passwords changed, say) keeps every place in
     // entries_: swap the entries in place and check the order around them.
@@ -389,18 +370,19 @@ class DesiredStateLoader::Impl {
     }
   }
 
-  void assemble(PackedReloadResult& rr) {
-    auto& out = rr.state;
-    out.common.files.clear();
-    out.common.sources.clear();
-    rr.diagnostics = root_errors_;
+  void assemble(ReloadResult& rr) {
+    auto& out = rr.result.state;
+    auto& diagnostics = rr.result.diagnostics;
+    out.files.clear();
+    out.sources.clear();
+    diagnostics = root_errors_;
     if (root_kind_ == RootKind::kDirectory && by_name_.empty() && root_errors_.empty()) {
-      rr.diagnostics.push_back(detail::no_files_error(root_));
+      diagnostics.push_back(detail::no_files_error(root_));
     }
-    out.common.files.reserve(order_.size());
-    for (const std::uint32_t id : order_) out.common.files.push_back(names_[id]);
-    if (!entries_) entries_ = std::make_shared<std::vector<PackedEntry>>();
-    detail::assemble(out, rr.diagnostics, order_, parses_, entries_);
+    out.files.reserve(order_.size());
+    for (const std::uint32_t id : order_) out.files.push_back(names_[id]);
+    if (!entries_) entries_ = std::make_shared<std::vector<DesiredEntry>>();
+    detail::assemble(out, diagnostics, order_, parses_, entries_);
   }
 
   fs::path root_;
@@ -421,17 +403,16 @@ class DesiredStateLoader::Impl {
   std::vector<std::uint32_t> order_;              // ids in path order
   std::vector<std::uint32_t> rank_;               // id -> place in path order
   // Every valid entry of every file, duplicates included, sorted by EntryLess over rank_;
-  // `file` is the file id and `source` indexes that file's sources. Packed: 36 bytes an entry.
+  // `file` is the file id and `source` indexes that file's sources (36 bytes an entry).
   // Shared with the results made from it (their bindings): a daemon holds one copy of its
   // fleet, not two. Copied before a change while a result still holds it.
-  std::shared_ptr<std::vector<PackedEntry>> entries_;
-  DesiredState spare_;  // a state given back: its bindings' memory makes the next one
+  std::shared_ptr<std::vector<DesiredEntry>> entries_;
 
-  std::vector<PackedEntry>& writable_entries() {
+  std::vector<DesiredEntry>& writable_entries() {
     if (!entries_) {
-      entries_ = std::make_shared<std::vector<PackedEntry>>();
+      entries_ = std::make_shared<std::vector<DesiredEntry>>();
     } else if (entries_.use_count() > 1) {
-      auto copy = std::make_shared<std::vector<PackedEntry>>();
+      auto copy = std::make_shared<std::vector<DesiredEntry>>();
       copy->reserve(entries_->size() + entries_->size() / 64);
       copy->assign(entries_->begin(), entries_->end());
       entries_ = std::move(copy);
@@ -446,18 +427,10 @@ DesiredStateLoader::~DesiredStateLoader() = default;
 DesiredStateLoader::DesiredStateLoader(DesiredStateLoader&&) noexcept = default;
 DesiredStateLoader& DesiredStateLoader::operator=(DesiredStateLoader&&) noexcept = default;
 
-ReloadResult DesiredStateLoader::load_all() { return impl_->unpacked(impl_->load_all()); }
+ReloadResult DesiredStateLoader::load_all() { return impl_->load_all(); }
 
 ReloadResult DesiredStateLoader::reload(const std::vector<fs::path>& changed) {
-  return impl_->unpacked(impl_->reload(changed));
-}
-
-PackedReloadResult DesiredStateLoader::load_all_packed() { return impl_->load_all(); }
-
-PackedReloadResult DesiredStateLoader::reload_packed(const std::vector<fs::path>& changed) {
   return impl_->reload(changed);
 }
-
-void DesiredStateLoader::recycle(DesiredState&& spent) { impl_->recycle(std::move(spent)); }
 
 }  // namespace thingsync::config

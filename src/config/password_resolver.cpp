@@ -115,19 +115,25 @@ PasswordResolver::PasswordResolver(const DesiredState& state, EnvLookup env)
 PasswordResolver::~PasswordResolver() = default;
 
 core::Result<core::Secret, std::string_view> PasswordResolver::password(const DesiredEntry& e) {
+  return password(e, e.device.unpack());
+}
+
+core::Result<core::Secret, std::string_view> PasswordResolver::password(
+    const DesiredEntry& e, const core::DeviceId& device) {
   using R = core::Result<core::Secret, std::string_view>;
   auto& c = impl_->get(e.source);
   if (c.error) return R::failure(*c.error);
-  if (c.deriver) return c.deriver->derive(e.device);
+  if (c.deriver) return c.deriver->derive(device);
   return c.secret;
 }
 
 core::Result<core::Secret, core::Diagnostic> PasswordResolver::resolve(const DesiredEntry& e) {
   using R = core::Result<core::Secret, core::Diagnostic>;
-  auto pw = password(e);
+  const core::DeviceId device = e.device.unpack();
+  auto pw = password(e, device);
   if (!pw) {
     return R::failure({impl_->state.files[e.file], e.line, e.column, core::Severity::kError,
-                       "no password for " + e.device.canonical() + ": " + std::string(pw.error())});
+                       "no password for " + device.canonical() + ": " + std::string(pw.error())});
   }
   return std::move(pw.value());
 }

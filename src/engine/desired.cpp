@@ -22,12 +22,11 @@ void failed(config::SourceFailures& failures, std::uint32_t source, std::string_
   if (f.bindings++ == 0) f.why = why;
 }
 
-// Fingerprints every binding on `threads` threads; `common` has the files and sources,
-// `entry(i)` gives binding i.
-template <typename EntryOf>
-DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::size_t n,
-                                    const EntryOf& entry, std::string_view salt,
-                                    const config::EnvLookup& env, unsigned threads) {
+}  // namespace
+
+DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
+                                        const config::EnvLookup& env, unsigned threads) {
+  const std::size_t n = state.bindings.size();
   DesiredFingerprints out;
   out.fps.resize(n);
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -36,18 +35,21 @@ DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::siz
   // Every binding is resolved, so the failures of a source count all the bindings that use it.
   std::vector<config::SourceFailures> failures(threads);
   auto work = [&](unsigned t) {
-    config::PasswordResolver resolver(common, env);
+    config::PasswordResolver resolver(state, env);
     core::Fingerprinter fingerprint(salt);
     const std::size_t begin = n * t / threads;
     const std::size_t end = n * (t + 1) / threads;
+    if (begin == end) return;
+    core::DeviceId device = state.bindings.device(begin).unpack();  // unpacked into, reused
     for (std::size_t i = begin; i < end; ++i) {
-      const auto& e = entry(i);
-      auto pw = resolver.password(e);
+      const config::DesiredEntry e = state.bindings[i];
+      e.device.unpack_into(device);
+      auto pw = resolver.password(e, device);
       if (!pw) {
         failed(failures[t], e.source, pw.error());
         continue;
       }
-      out.fps[i] = fingerprint(e.device, pw.value());
+      out.fps[i] = fingerprint(device, pw.value());
     }
   };
   std::vector<std::thread> pool;
@@ -63,25 +65,8 @@ DesiredFingerprints fingerprint_all(const config::DesiredState& common, std::siz
       }
     }
   }
-  out.diagnostics = config::source_errors(common, failures[0]);
+  out.diagnostics = config::source_errors(state, failures[0]);
   return out;
-}
-
-}  // namespace
-
-DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
-                                        const config::EnvLookup& env, unsigned threads) {
-  const auto entry = [&](std::size_t i) -> const config::DesiredEntry& {
-    return state.bindings[i];
-  };
-  return fingerprint_all(state, state.bindings.size(), entry, salt, env, threads);
-}
-
-DesiredFingerprints fingerprint_desired(const config::PackedDesiredState& state,
-                                        std::string_view salt, const config::EnvLookup& env,
-                                        unsigned threads) {
-  const auto entry = [&](std::size_t i) { return state.bindings[i].unpack(); };
-  return fingerprint_all(state.common, state.bindings.size(), entry, salt, env, threads);
 }
 
 PreparedDesired with_fingerprints(const config::DesiredState& state,
@@ -89,7 +74,7 @@ PreparedDesired with_fingerprints(const config::DesiredState& state,
   PreparedDesired out;
   out.bindings.reserve(state.bindings.size());
   for (std::size_t i = 0; i < state.bindings.size(); ++i) {
-    out.bindings.push_back({state.bindings[i].device, fps[i], static_cast<std::uint32_t>(i)});
+    out.bindings.push_back({state.bindings.device(i), fps[i], static_cast<std::uint32_t>(i)});
   }
   return out;
 }
@@ -102,15 +87,15 @@ PreparedDesired prepare_desired(const config::DesiredState& state, std::string_v
   return out;
 }
 
-DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredState& state,
-                                                    const config::PackedDesiredState& previous,
+DesiredFingerprints fingerprint_desired_incremental(const config::DesiredState& state,
+                                                    const config::DesiredState& previous,
                                                     const std::vector<core::Fingerprint>& previous_fps,
                                                     const std::vector<core::DeviceId>& affected,
                                                     std::string_view salt,
                                                     const config::EnvLookup& env) {
   DesiredFingerprints out;
   out.fps.resize(state.bindings.size());
-  config::PasswordResolver resolver(state.common, env);
+  config::PasswordResolver resolver(state, env);
   config::SourceFailures failures;
   core::Fingerprinter fingerprint(salt);
   std::vector<core::PackedDevice> changed;  // `affected`, packed; still in canonical order
@@ -131,12 +116,13 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
       out.fps[i] = previous_fps[p];
       continue;
     }
-    const auto e = state.bindings[i].unpack();
-    auto pw = resolver.password(e);
+    const config::DesiredEntry e = state.bindings[i];
+    const core::DeviceId id = e.device.unpack();
+    auto pw = resolver.password(e, id);
     if (!pw) {
       failed(failures, e.source, pw.error());
     } else {
-      out.fps[i] = fingerprint(e.device, pw.value());
+      out.fps[i] = fingerprint(id, pw.value());
     }
   }
   if (!failures.empty()) {
@@ -148,7 +134,7 @@ DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredS
       }
     }
   }
-  out.diagnostics = config::source_errors(state.common, failures);
+  out.diagnostics = config::source_errors(state, failures);
   return out;
 }
 

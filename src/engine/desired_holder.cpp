@@ -24,7 +24,7 @@ DesiredHolder::Outcome DesiredHolder::reload() {
   full_ = false;
   std::vector<std::filesystem::path> changed(changed_.begin(), changed_.end());
   changed_.clear();
-  auto r = full ? loader_.load_all_packed() : loader_.reload_packed(changed);
+  auto r = full ? loader_.load_all() : loader_.reload(changed);
   if (sys::git_checkout_in_progress(root_) || sys::git_head_commit(root_) != head) {
     // The loader's view moved on with this load: the next one must read everything.
     full_ = true;
@@ -34,7 +34,7 @@ DesiredHolder::Outcome DesiredHolder::reload() {
   out.commit = head;
   out.root_changed = r.root_changed;
   out.files_parsed = r.files_parsed;
-  for (auto& d : r.diagnostics) {
+  for (auto& d : r.result.diagnostics) {
     if (d.severity == core::Severity::kError) {
       out.errors.push_back(std::move(d));
     } else {
@@ -52,18 +52,20 @@ DesiredHolder::Outcome DesiredHolder::reload() {
     r.affected = std::move(merged);
   }
   DesiredFingerprints prepared;
-  if (r.ok()) {
-    prepared = out.all ? fingerprint_desired(r.state, salt_, config::process_env())
-                       : fingerprint_desired_incremental(r.state, state_, fps_, r.affected, salt_,
+  const bool loaded = r.result.ok();
+  if (loaded) {
+    const auto& state = r.result.state;
+    prepared = out.all ? fingerprint_desired(state, salt_, config::process_env())
+                       : fingerprint_desired_incremental(state, state_, fps_, r.affected, salt_,
                                                          config::process_env());
   }
-  if (!r.ok() || !prepared.ok()) {
+  if (!loaded || !prepared.ok()) {
     for (auto& d : prepared.diagnostics) out.errors.push_back(std::move(d));
     unapplied_all_ = out.all;
     unapplied_ = out.all ? std::vector<core::DeviceId>{} : std::move(r.affected);
     return out;
   }
-  state_ = std::move(r.state);
+  state_ = std::move(r.result.state);
   fps_ = std::move(prepared.fps);
   commit_ = head.value_or("");
   unapplied_all_ = false;
@@ -75,23 +77,22 @@ DesiredHolder::Outcome DesiredHolder::reload() {
 }
 
 bool DesiredHolder::contains(const core::DeviceId& device) const {
-  const core::PackedDevice packed(device);
-  const std::size_t i = state_.bindings.lower_bound(packed);
-  return i < state_.bindings.size() && state_.bindings.device(i) == packed;
+  return state_.bindings.find(core::PackedDevice(device)) < state_.bindings.size();
 }
 
 void DesiredHolder::subset(const std::vector<core::DeviceId>& devices,
                            config::DesiredState& desired, PreparedDesired& prepared) const {
-  desired.files = state_.common.files;
-  desired.sources = state_.common.sources;
+  desired.files = state_.files;
+  desired.sources = state_.sources;
+  std::vector<config::DesiredEntry> entries;
   for (const auto& d : devices) {
     const core::PackedDevice packed(d);
-    const std::size_t i = state_.bindings.lower_bound(packed);
-    if (i < state_.bindings.size() && state_.bindings.device(i) == packed) {
-      prepared.bindings.push_back({d, fps_[i], static_cast<std::uint32_t>(desired.bindings.size())});
-      desired.bindings.push_back(state_.bindings[i].unpack());
+    if (const std::size_t i = state_.bindings.find(packed); i < state_.bindings.size()) {
+      prepared.bindings.push_back({packed, fps_[i], static_cast<std::uint32_t>(entries.size())});
+      entries.push_back(state_.bindings[i]);
     }
   }
+  desired.bindings = config::DesiredBindings(std::move(entries));
 }
 
 }  // namespace thingsync::engine

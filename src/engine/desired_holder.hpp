@@ -43,15 +43,13 @@ class DesiredHolder {
   /// Loads; on success the new state is in force. A checkout in progress is not loaded.
   Outcome reload();
 
-  const config::PackedDesiredState& state() const { return state_; }
+  const config::DesiredState& state() const { return state_; }
   const std::vector<core::Fingerprint>& fingerprints() const { return fps_; }
   std::size_t size() const { return state_.bindings.size(); }
   bool contains(const core::DeviceId& device) const;
   /// The Git commit of the state in force; "" outside a work tree.
   const std::string& commit() const { return commit_; }
 
-  /// The plan's inputs for the whole fleet: copies made for one pass.
-  config::DesiredState unpack() const { return state_.unpack(); }
   /// The plan's inputs for some devices only (sorted): `desired` and `prepared` hold those.
   void subset(const std::vector<core::DeviceId>& devices, config::DesiredState& desired,
               PreparedDesired& prepared) const;
@@ -60,7 +58,7 @@ class DesiredHolder {
   std::filesystem::path root_;
   std::string salt_;
   config::DesiredStateLoader loader_;
-  config::PackedDesiredState state_;  // in force: packed, 36 B a binding, shared with loader_
+  config::DesiredState state_;  // in force: 36 B a binding, the entries shared with loader_
   std::vector<core::Fingerprint> fps_;  // of state_.bindings, in its order
   std::string commit_;                  // of state_
   std::unordered_set<std::string> changed_;

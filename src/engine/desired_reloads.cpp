@@ -117,7 +117,7 @@ bool DesiredReloads::reload() {
                          ? spdlog::level::debug
                          : spdlog::level::info;
   log->log(level, "desired state loaded: {} bindings in {} files ({} files parsed{}){}{}{}",
-            p_.desired.size(), p_.desired.state().common.files.size(), r.files_parsed,
+            p_.desired.size(), p_.desired.state().files.size(), r.files_parsed,
             all_ ? "" : ", " + std::to_string(affected_.size()) + " devices affected",
             r.warnings ? ", " + std::to_string(r.warnings) + " warnings" : "",
             commit ? " commit=" : "", commit.value_or(""));

@@ -235,7 +235,7 @@ class Executor {
     e.kind = api::ErrorKind::kConfig;
     e.title = "password source failed";
     e.detail = pw.error().to_string();
-    failed(entry.device, action, e);
+    failed(entry.device.unpack(), action, e);
     return std::nullopt;
   }
 

@@ -51,14 +51,13 @@ boost::asio::awaitable<core::Result<api::ListSummary, api::ApiError>> list_packe
 
 }  // namespace
 
-boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
-    api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
-    const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only) {
+boost::asio::awaitable<core::Result<OneShotPlan, std::string>> list_for_plan(
+    api::Bindings& api, api::ListQuery scope, std::size_t expected) {
   using R = core::Result<OneShotPlan, std::string>;
   OneShotPlan o;
-  // The list is most likely about as long as the state's record of it: room for that at once,
-  // so that growing the list never holds two copies of it.
-  o.observed.reserve(state.size() + state.size() / 64);
+  // Room for about as many as expected at once, so that growing the list never holds two
+  // copies of it.
+  o.observed.reserve(expected + expected / 64);
   auto list = co_await list_packed(api, std::move(scope), o);
   if (!list) {
     co_return R::failure("listing the remote bindings failed, so nothing was planned or changed: " +
@@ -70,10 +69,16 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
         "{} remote bindings have a device ID thingsync cannot parse; they are left alone "
         "(first: id={})", o.skipped.size(), o.skipped.front());
   }
+  co_return o;
+}
+
+void plan_listed(OneShotPlan& o, const PreparedDesired& prepared,
+                 const state::StateStore& state, core::SyncPolicy policy,
+                 const DevicePredicate& only) {
   const auto all_applied = state.applied_list();
   if (!only) {
     o.pass = plan_pass(PassKind::kFull, true, prepared.bindings, o.observed, all_applied, policy);
-    co_return o;
+    return;
   }
   std::vector<core::DesiredBinding> desired;
   std::copy_if(prepared.bindings.begin(), prepared.bindings.end(), std::back_inserter(desired),
@@ -93,6 +98,13 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
   o.whole = plan_pass(PassKind::kFull, true, prepared.bindings, o.observed, all_applied, policy);
   policy.managed = o.observed.size();
   o.pass = plan_pass(PassKind::kFull, true, desired, observed, applied, policy);
+}
+
+boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
+    api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
+    const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only) {
+  auto o = co_await list_for_plan(api, std::move(scope), state.size());
+  if (o) plan_listed(o.value(), prepared, state, policy, only);
   co_return o;
 }
 

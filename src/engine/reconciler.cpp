@@ -160,8 +160,10 @@ boost::asio::awaitable<void> Reconciler::full_pass() {
 boost::asio::awaitable<bool> Reconciler::one_full_pass() {
   auto log = obs::logger("daemon");
   const auto start = Clock::now();
-  // The plan's inputs are copies made for this pass only; the daemon keeps compact forms.
-  const config::DesiredState desired = p_.desired.unpack();
+  // A copy for this pass, cheap (the bindings are shared, not copied): a reload during the
+  // pass's writes must not change what its plan's indices point at. The plan's input is made
+  // for this pass only (16 bytes a binding).
+  const config::DesiredState desired = p_.desired.state();
   const PreparedDesired prepared = with_fingerprints(desired, p_.desired.fingerprints());
   const bool fresh = p_.observer.take_fresh();
   PassPlan pass;

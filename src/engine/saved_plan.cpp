@@ -63,15 +63,17 @@ std::optional<std::string> desired_identity(const config::DesiredState& desired,
     diagnostics = std::move(fps.diagnostics);
     return std::nullopt;
   }
-  std::string identity;
-  identity.reserve(desired.bindings.size() * 96);
-  for (std::size_t i = 0; i < desired.bindings.size(); ++i) {  // sorted by device
-    identity += desired.bindings[i].device.canonical();
-    identity += ' ';
-    identity += core::to_hex(fps.fps[i]);
-    identity += '\n';
+  // One line "device fingerprint" per binding, sorted by device, hashed as it is written.
+  core::Sha256 identity;
+  std::string line;
+  for (std::size_t i = 0; i < desired.bindings.size(); ++i) {
+    line = desired.bindings.device(i).unpack().canonical();
+    line += ' ';
+    line += core::to_hex(fps.fps[i]);
+    line += '\n';
+    identity.add(line);
   }
-  return core::sha256_hex(identity);
+  return identity.hex();
 }
 
 SavedPlan describe_plan(const core::Plan& plan, std::span<const core::RemoteBinding> listed,

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,93 +32,99 @@ struct PasswordSource {
 };
 std::string_view to_string(PasswordSource::Kind k);
 
-/// One desired binding. Compact on purpose: a fleet of a million fits in ~90 MB.
+/// One desired binding, in 36 bytes: the device packed (no heap string), the rest indices.
+/// A fleet of a million fits in ~36 MB.
 struct DesiredEntry {
-  core::DeviceId device;
+  core::PackedDevice device;
   std::uint32_t source = 0;  ///< index into DesiredState::sources
   std::uint32_t file = 0;    ///< index into DesiredState::files
   std::uint32_t line = 0;    ///< of the deviceId value, 1-based
   std::uint32_t column = 0;
 };
 
-/// Everything the desired-state files say. Sources are shared: a file's `defaults.password` is
-/// one entry for all its bindings, and equal derive/file/env sources across files are one entry.
-struct DesiredState {
-  std::vector<std::string> files;
-  std::vector<PasswordSource> sources;
-  std::vector<DesiredEntry> bindings;  ///< sorted by device, each device once
-
-  /// "file:line:column" of a binding, for messages.
-  std::string location(const DesiredEntry& e) const;
-};
-
-/// A DesiredEntry in 36 bytes instead of ~100 (the device packed, no heap string).
-struct PackedDesiredEntry {
-  core::PackedDevice device;
-  std::uint32_t source = 0;
-  std::uint32_t file = 0;
-  std::uint32_t line = 0;
-  std::uint32_t column = 0;
-
-  static PackedDesiredEntry of(const DesiredEntry& e) {
-    return {core::PackedDevice(e.device), e.source, e.file, e.line, e.column};
-  }
-  DesiredEntry unpack() const { return {device.unpack(), source, file, line, column}; }
-};
-
-/// The bindings of a PackedDesiredState: sorted by device (canonical order), each device once.
+/// The bindings of a DesiredState: sorted by device (canonical order), each device once.
 /// Read-only and cheap to copy. The entries may be shared with the loader that made them, in
 /// its numbering (file ids and file-local source indices, translated on access), so that a
 /// long-running process holds one copy of its fleet instead of two.
-class PackedBindings {
+class DesiredBindings {
  public:
   /// How a loader's file ids and file-local source indices become a state's indices.
   struct Numbering {
     std::vector<std::uint32_t> rank;          ///< file id -> index into DesiredState::files
     std::vector<std::uint32_t> first_source;  ///< file id -> where its sources start in `sources`
     std::vector<std::uint32_t> sources;       ///< -> index into DesiredState::sources
-    /// The state's source index of entry `e` (a DesiredEntry or PackedDesiredEntry).
-    template <typename Entry>
-    std::uint32_t source(const Entry& e) const {
+    /// The state's source index of entry `e` (in the loader's numbering).
+    std::uint32_t source(const DesiredEntry& e) const {
       return sources[first_source[e.file] + e.source];
     }
   };
 
-  PackedBindings() = default;
-  /// Entries in the state's numbering, owned.
-  explicit PackedBindings(std::vector<PackedDesiredEntry> own);
+  /// Walks the entries in order, giving each by value (in the state's numbering).
+  class const_iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = DesiredEntry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = DesiredEntry;
+    const_iterator() = default;
+    const_iterator(const DesiredBindings* b, std::size_t i) : b_(b), i_(i) {}
+    DesiredEntry operator*() const { return (*b_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator was = *this;
+      ++i_;
+      return was;
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) {
+      return a.i_ == b.i_;
+    }
+
+   private:
+    const DesiredBindings* b_ = nullptr;
+    std::size_t i_ = 0;
+  };
+
+  DesiredBindings() = default;
+  /// Entries in the state's numbering, owned; they must be sorted by device, each once.
+  explicit DesiredBindings(std::vector<DesiredEntry> own);
   /// Entries in a loader's numbering, shared with it.
-  PackedBindings(std::shared_ptr<const std::vector<PackedDesiredEntry>> shared,
-                 std::shared_ptr<const Numbering> numbering);
+  DesiredBindings(std::shared_ptr<const std::vector<DesiredEntry>> shared,
+                  std::shared_ptr<const Numbering> numbering);
 
   std::size_t size() const { return v_ ? v_->size() : 0; }
   bool empty() const { return size() == 0; }
   /// Entry `i`, in the state's numbering.
-  PackedDesiredEntry operator[](std::size_t i) const;
+  DesiredEntry operator[](std::size_t i) const;
   const core::PackedDevice& device(std::size_t i) const { return (*v_)[i].device; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size()}; }
   /// The first index whose device is not before `d` in canonical order; size() if none.
   std::size_t lower_bound(const core::PackedDevice& d) const;
+  /// The index of `d`'s entry; size() when there is none.
+  std::size_t find(const core::PackedDevice& d) const;
   /// True when both hold the same entries in memory (not a copy).
-  bool shares_entries(const PackedBindings& other) const { return v_ && v_ == other.v_; }
+  bool shares_entries(const DesiredBindings& other) const { return v_ && v_ == other.v_; }
 
  private:
-  std::shared_ptr<const std::vector<PackedDesiredEntry>> v_;
+  std::shared_ptr<const std::vector<DesiredEntry>> v_;
   std::shared_ptr<const Numbering> numbering_;  ///< null: `v_` is in the state's numbering
 };
 
-/// The desired state in the form a long-running process keeps it between passes.
-struct PackedDesiredState {
-  DesiredState common;      ///< files and sources; its bindings stay empty
-  PackedBindings bindings;  ///< sorted by device (canonical order), each once
+/// Everything the desired-state files say: the one form of the desired state, which
+/// `validate`, `plan`, `apply` and the daemon all use. Sources are shared: a file's
+/// `defaults.password` is one entry for all its bindings, and equal derive/file/env sources
+/// across files are one entry.
+struct DesiredState {
+  std::vector<std::string> files;
+  std::vector<PasswordSource> sources;
+  DesiredBindings bindings;  ///< sorted by device (canonical order), each device once
 
-  /// The whole state, as load_desired_state gives it. `out`'s bindings are overwritten in
-  /// place (their memory reused) where it has some.
-  void unpack_into(DesiredState& out) const;
-  DesiredState unpack() const {
-    DesiredState out;
-    unpack_into(out);
-    return out;
-  }
+  /// "file:line:column" of a binding, for messages.
+  std::string location(const DesiredEntry& e) const;
 };
 
 struct LoadResult {
@@ -177,20 +184,9 @@ struct ReloadResult {
   std::size_t files_parsed = 0;  ///< files this call read and parsed
 };
 
-/// What DesiredStateLoader's packed calls give: ReloadResult's fields, the state packed.
-struct PackedReloadResult {
-  PackedDesiredState state;
-  core::Diagnostics diagnostics;
-  std::vector<core::DeviceId> affected;
-  bool full = false;
-  bool root_changed = false;
-  std::size_t files_parsed = 0;
-  bool ok() const { return !core::has_errors(diagnostics); }
-};
-
 /// Loads a desired-state tree (a directory or one file, as load_desired_state does), keeps
 /// each file's parse, and on reload parses only the files that changed: a one-file edit in a
-/// million-binding tree costs that file's parse plus a splice and a copy of the result.
+/// million-binding tree costs that file's parse plus a splice of its entries.
 /// All-or-nothing stays the caller's business (keep the last good state when `result` has
 /// errors); the loader always follows the files on disk, so fixing a broken file recovers.
 ///
@@ -224,16 +220,6 @@ class DesiredStateLoader {
   /// file than at the last load, or when a directory cannot be listed. `changed` may be empty:
   /// the result is then the same state again (nothing parsed), unless the root changed.
   ReloadResult reload(const std::vector<std::filesystem::path>& changed);
-  /// Optional, and worth it for a large fleet: gives back a state the caller no longer needs
-  /// (the one a reload replaced, or a rejected result's). The next result is written into its
-  /// memory instead of allocating every device ID afresh, which is most of a reload's cost
-  /// (1M bindings: ~30 ms of CPU with it, ~350 ms without, on a 2-core VM).
-  void recycle(DesiredState&& spent);
-
-  /// load_all() and reload(), the state packed: what a long-running process keeps (a fleet of
-  /// 1M costs ~36 MB so, ~100 MB unpacked), and cheaper to make (no recycle() needed).
-  PackedReloadResult load_all_packed();
-  PackedReloadResult reload_packed(const std::vector<std::filesystem::path>& changed);
 
  private:
   class Impl;

@@ -48,6 +48,10 @@ class PasswordResolver {
   /// binding of that source (valid while the resolver lives), for callers that report each
   /// broken source once (source_errors()) instead of once per binding.
   core::Result<core::Secret, std::string_view> password(const DesiredEntry& entry);
+  /// The same, with the entry's device already unpacked (`device` is entry.device's): for
+  /// callers that need the DeviceId anyway, so it is unpacked once.
+  core::Result<core::Secret, std::string_view> password(const DesiredEntry& entry,
+                                                        const core::DeviceId& device);
 
  private:
   struct Impl;

@@ -62,6 +62,9 @@ class PackedDevice {
   PackedDevice() = default;
   explicit PackedDevice(const DeviceId& id);
   DeviceId unpack() const;
+  DeviceKind kind() const { return kind_; }
+  /// DeviceId::canonical() of the device (unpacks it: for messages, not for hot loops).
+  std::string canonical() const { return unpack().canonical(); }
   /// True when this holds `id` (cheaper than unpack() == id).
   bool holds(const DeviceId& id) const { return *this == PackedDevice(id); }
   friend bool operator==(const PackedDevice&, const PackedDevice&) = default;

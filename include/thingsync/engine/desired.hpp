@@ -38,16 +38,11 @@ PreparedDesired prepare_desired(const config::DesiredState& state, std::string_v
 DesiredFingerprints fingerprint_desired(const config::DesiredState& state, std::string_view salt,
                                         const config::EnvLookup& env, unsigned threads = 0);
 
-/// The same over a packed state (what the daemon keeps).
-DesiredFingerprints fingerprint_desired(const config::PackedDesiredState& state,
-                                        std::string_view salt, const config::EnvLookup& env,
-                                        unsigned threads = 0);
-
 /// After an incremental reload: fingerprints only the bindings of `affected` devices (sorted)
 /// and takes every other fingerprint from `previous_fps`, the fingerprints of `previous` (the
 /// state the reload replaced). Both states are sorted by device, so this is one linear merge.
-DesiredFingerprints fingerprint_desired_incremental(const config::PackedDesiredState& state,
-                                                    const config::PackedDesiredState& previous,
+DesiredFingerprints fingerprint_desired_incremental(const config::DesiredState& state,
+                                                    const config::DesiredState& previous,
                                                     const std::vector<core::Fingerprint>& previous_fps,
                                                     const std::vector<core::DeviceId>& affected,
                                                     std::string_view salt,

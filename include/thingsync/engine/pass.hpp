@@ -72,6 +72,16 @@ boost::asio::awaitable<core::Result<OneShotPlan, std::string>> observe_and_plan(
     api::Bindings& api, api::ListQuery scope, const PreparedDesired& prepared,
     const state::StateStore& state, core::SyncPolicy policy, DevicePredicate only = {});
 
+/// observe_and_plan() in its two halves, for a caller that loads the desired state while the
+/// list runs: the list alone (`expected`: about how many bindings it holds, room made at once),
+/// which needs no desired state ...
+boost::asio::awaitable<core::Result<OneShotPlan, std::string>> list_for_plan(
+    api::Bindings& api, api::ListQuery scope, std::size_t expected);
+/// ... and the plan on that list (pure; `o.observed` as list_for_plan() left it).
+void plan_listed(OneShotPlan& o, const PreparedDesired& prepared,
+                 const state::StateStore& state, core::SyncPolicy policy,
+                 const DevicePredicate& only = {});
+
 /// The listed bindings of the devices `plan` touches (creates, updates, deletes, blocked and
 /// waiting deletes) and of `also` (canonical device IDs), unpacked: what a saved plan and the
 /// change journal record of the bindings a plan writes.

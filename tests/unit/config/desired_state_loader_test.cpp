@@ -135,26 +135,6 @@ TEST_CASE("an edit that keeps a file's devices (passwords changed) equals a fres
         Names{"imei:350266800610001", "imei:350266800610002", "imei:350266800610004"});
 }
 
-TEST_CASE("a recycled result gives the same next result", "[config][loader]") {
-  TempDir dir;
-  const auto a = dir.write("a.yaml", fleet({"imei:350266800610001", "imei:350266800610002"}));
-  dir.write("b.yaml", fleet({"imei:350266800610003"}));
-  DesiredStateLoader loader(dir.path(), load_options());
-  auto previous = loader.load_all();
-  dir.write("a.yaml", fleet({"imei:350266800610002"}));
-  auto r = loader.reload({a});
-  loader.recycle(std::move(previous.result.state));  // three bindings' worth of memory for two
-  check_fresh(r, dir.path());
-  dir.write("a.yaml", fleet({"imei:350266800610005", "imei:350266800610006", "imei:350266800610007",
-                             "imei:350266800610008"}));
-  previous = loader.reload({a});
-  check_fresh(previous, dir.path());  // more bindings than the recycled result held
-  loader.recycle(std::move(r.result.state));
-  dir.write("a.yaml", fleet({"imei:350266800610005"}));
-  r = loader.reload({a});
-  check_fresh(r, dir.path());
-}
-
 TEST_CASE("a reload follows added, deleted and renamed files", "[config][loader]") {
   TempDir dir;
   const auto a = dir.write("a.yaml", fleet({"imei:350266800610001"}));
@@ -460,35 +440,29 @@ TEST_CASE("many reloads of random edits always equal a fresh load", "[config][lo
   }
 }
 
-TEST_CASE("a packed result shares the loader's entries, and a reload never changes one still held",
+TEST_CASE("a result shares the loader's entries, and a reload never changes one still held",
           "[config][loader]") {
-  using thingsync::config::PackedReloadResult;
-  const auto unpacked = [](const PackedReloadResult& p) {
-    LoadResult r;
-    r.state = p.state.unpack();
-    r.diagnostics = p.diagnostics;
-    return r;
-  };
+  const auto unpacked = [](const ReloadResult& p) -> const LoadResult& { return p.result; };
   TempDir dir;
   dir.write("a.yaml", fleet({"imei:350266800610001", "imei:350266800610003"}));
   const auto b = dir.write("b.yaml", fleet({"imei:350266800610002", "imei:350266800610004"}));
   DesiredStateLoader loader(dir.path(), load_options());
-  const auto in_force = loader.load_all_packed();  // what a daemon keeps
-  REQUIRE(in_force.ok());
+  const auto in_force = loader.load_all();  // what a daemon keeps
+  REQUIRE(in_force.result.ok());
   const std::string before = dump(unpacked(in_force));
   CHECK(before == dump(load_desired_state(dir.path(), load_options())));
 
   // Nothing changed: the next result holds the same entries, not a copy.
-  const auto same = loader.reload_packed({});
-  CHECK(same.state.bindings.shares_entries(in_force.state.bindings));
+  const auto same = loader.reload({});
+  CHECK(same.result.state.bindings.shares_entries(in_force.result.state.bindings));
 
   // Edits that move entries (a device swapped, one added): the loader copies before it
   // splices, so the state in force reads as before, and the new one as a fresh load.
   dir.write("b.yaml", fleet({"imei:350266800610000", "imei:350266800610004",
                              "imei:350266800610005"}));
-  const auto edited = loader.reload_packed({b});
-  REQUIRE(edited.ok());
-  CHECK_FALSE(edited.state.bindings.shares_entries(in_force.state.bindings));
+  const auto edited = loader.reload({b});
+  REQUIRE(edited.result.ok());
+  CHECK_FALSE(edited.result.state.bindings.shares_entries(in_force.result.state.bindings));
   CHECK(dump(unpacked(in_force)) == before);
   CHECK(dump(unpacked(same)) == before);
   CHECK(dump(unpacked(edited)) == dump(load_desired_state(dir.path(), load_options())));
@@ -499,18 +473,18 @@ TEST_CASE("a packed result shares the loader's entries, and a reload never chang
                           "    password:\n      env: PW_0\n"
                           "  - deviceId: imei:350266800610004\n"
                           "  - deviceId: imei:350266800610005\n");
-  const auto kept = loader.reload_packed({b});
-  REQUIRE(kept.ok());
+  const auto kept = loader.reload({b});
+  REQUIRE(kept.result.ok());
   CHECK(dump(unpacked(edited)) != dump(unpacked(kept)));
   CHECK(dump(unpacked(in_force)) == before);
   CHECK(dump(unpacked(kept)) == dump(load_desired_state(dir.path(), load_options())));
 
   // A duplicate (an error): the result holds the devices once, with the first place.
   dir.write("b.yaml", fleet({"imei:350266800610001", "imei:350266800610004"}));
-  const auto dup = loader.reload_packed({b});
-  CHECK_FALSE(dup.ok());
+  const auto dup = loader.reload({b});
+  CHECK_FALSE(dup.result.ok());
   CHECK(dump(unpacked(dup)) == dump(load_desired_state(dir.path(), load_options())));
-  CHECK(dup.state.bindings.size() == 3);
+  CHECK(dup.result.state.bindings.size() == 3);
 }
 
 namespace {
@@ -582,11 +556,11 @@ TEST_CASE("a one-file root behind a swapped link is loaded in full", "[config][l
   DesiredStateLoader loader(root, load_options());
   REQUIRE(loader.load_all().result.ok());
   swap_link(root, dir.path() / "v2.yaml");
-  const auto r = loader.reload_packed({});
+  const auto r = loader.reload({});
   CHECK(r.full);
   CHECK(r.root_changed);
-  REQUIRE(r.state.bindings.size() == 1);
-  CHECK(r.state.bindings[0].device.unpack().canonical() == "imei:350266800610002");
+  REQUIRE(r.result.state.bindings.size() == 1);
+  CHECK(r.result.state.bindings[0].device.canonical() == "imei:350266800610002");
 }
 
 TEST_CASE("a one-file root renamed over in its directory is an edit, not another root",

@@ -51,7 +51,7 @@ TEST_CASE("derive passwords come from the fleet key, without its trailing newlin
   for (const auto& b : r.state.bindings) {
     auto pw = resolver.resolve(b);
     REQUIRE(pw.ok());
-    CHECK(pw->reveal() == reference.derive(b.device).reveal());
+    CHECK(pw->reveal() == reference.derive(b.device.unpack()).reveal());
     CHECK(thingsync::core::password_policy_violation(pw->reveal()).empty());
   }
 }
@@ -217,8 +217,8 @@ TEST_CASE("a missing key file used by 10,000 bindings is one error naming the co
             ": No such file or directory; used by 10000 bindings\n");
   // Every binding gets the same reason, so that a caller can count them by source.
   PasswordResolver resolver(r.state, env_of({}));
-  const auto first = resolver.password(r.state.bindings.front());
-  const auto last = resolver.password(r.state.bindings.back());
+  const auto first = resolver.password(r.state.bindings[0]);
+  const auto last = resolver.password(r.state.bindings[r.state.bindings.size() - 1]);
   REQUIRE_FALSE(first.ok());
   REQUIRE_FALSE(last.ok());
   CHECK(first.error() == last.error());
