@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include <cstdlib>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -83,6 +84,7 @@ class Daemon {
     // stops it.
     life_.start();
     if (!open()) {
+      end_first_list();
       if (!stopping_) return 1;
       log_->info("stopped before the start was done");
       return 0;
@@ -132,8 +134,12 @@ class Daemon {
     reconciler_.emplace(Reconciler::Parts{config_, observe_only_, *desired_, *observer_, *state_,
                                           session_->bindings(), metrics_, health_, stopping_,
                                           gate_.may_write(), [this] { life_.alive(); }});
-    // A Git checkout in progress at start is waited for (a minute at most).
-    for (int waited = 0; !reloads_->reload(); ++waited) {
+    // The first load runs while the remote is listed for the first time: neither needs the
+    // other, and together they are most of the time to READY. A Git checkout in progress at
+    // start is waited for (a minute at most).
+    start_first_list();
+    for (int waited = 0; !reloads_->reload(waited == 0 ? serve_while_loading() : Serve());
+         ++waited) {
       if (stopping_) return false;
       if (!reloads_->deferred() || waited >= 60) {
         log_->error("the desired state does not load; not starting (fix it and restart){}",
@@ -146,6 +152,7 @@ class Daemon {
       ioc_.run_for(std::chrono::seconds(1));  // a second, signals served
       if (stopping_) return false;
     }
+
     try {
       metrics_server_ = std::make_unique<obs::HttpServer>(
           ioc_.get_executor(), config_.metrics_host, config_.metrics_port,
@@ -200,8 +207,16 @@ class Daemon {
   // ---- the loop -------------------------------------------------------------------------
 
   net::awaitable<void> main_loop() {
-    // Start: full list (retried until it works), reconcile, READY=1.
-    while (!stopping_ && !co_await full_list()) co_await sleep(std::chrono::seconds(5));
+    // Start: full list (retried until it works, unless open() made it), reconcile, READY=1.
+    if (!first_list_done_) {  // still running, as open() left it
+      boost::system::error_code ec;
+      co_await first_list_wait_.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    if (first_listed_) {
+      settle();  // the list's settling needs the desired state, loaded now
+    } else {
+      while (!stopping_ && !co_await full_list()) co_await sleep(std::chrono::seconds(5));
+    }
     check_state();
     if (!stopping_) co_await full_pass();
     auto next_poll = Clock::now() + config_.sync.poll_interval;
@@ -297,6 +312,14 @@ class Daemon {
   // ---- observe --------------------------------------------------------------------------
 
   net::awaitable<bool> full_list() {
+    // Not `if (!co_await ...) co_return ...`: GCC 12 compiled that into a trap here (SIGILL).
+    const bool listed = co_await list_only();
+    if (listed) settle();
+    co_return listed;
+  }
+
+  // A full list into the observed set, without the settling that needs the desired state.
+  net::awaitable<bool> list_only() {
     const auto out = co_await observer_->full_list();
     health_.set_activity("");
     if (!out.ok) {
@@ -304,10 +327,53 @@ class Daemon {
       co_return false;
     }
     metrics_.set_observed(observer_->set().size());
-    reconciler_->settle_after_full_list();
     log_->debug("full list: {} bindings in {} pages", observer_->set().size(), out.pages);
-    ::malloc_trim(0);
     co_return true;
+  }
+
+  // After a full list: the state's records settled against it and the desired state.
+  void settle() {
+    reconciler_->settle_after_full_list();
+    ::malloc_trim(0);
+  }
+
+  // The first full list starts at once: it needs nothing of the desired state, which loads on
+  // another thread meanwhile (serve_while_loading). main_loop() waits for its end.
+  void start_first_list() {
+    net::co_spawn(
+        ioc_,
+        [this]() -> net::awaitable<void> {
+          first_listed_ = co_await list_only();
+          first_list_done_ = true;
+          first_list_wait_.cancel();
+        },
+        [this](const std::exception_ptr& e) {
+          first_list_done_ = true;
+          if (e) std::rethrow_exception(e);  // out of the io_context's run: a crash
+        });
+  }
+
+  // A start that gives up: the first list, if it still runs, is cut and run to its end before
+  // the parts it uses go.
+  void end_first_list() {
+    if (!session_ || first_list_done_) return;
+    session_->client().stop();
+    session_->auth().stop();
+    if (ioc_.stopped()) ioc_.restart();
+    while (!first_list_done_ && ioc_.run_one() > 0) {
+    }
+  }
+
+  // While the first desired-state load runs on another thread: this thread serves the
+  // io_context (signals, the first list), looking at the load every 10 ms.
+  using Serve = std::function<void(const std::function<bool()>&)>;
+  Serve serve_while_loading() {
+    return [this](const std::function<bool()>& done) {
+      while (!done()) {
+        if (ioc_.stopped()) ioc_.restart();
+        ioc_.run_for(std::chrono::milliseconds(10));
+      }
+    };
   }
 
   net::awaitable<bool> poll() {
@@ -341,6 +407,9 @@ class Daemon {
   std::optional<Reconciler> reconciler_;
   std::unique_ptr<obs::HttpServer> metrics_server_;
   bool announced_ = false;  // READY=1 sent
+  bool first_listed_ = false;    // the first full list (started by open()) worked
+  bool first_list_done_ = false;  // ... and has ended
+  net::steady_timer first_list_wait_{ioc_, net::steady_timer::time_point::max()};
   const bool inject_crash_ = [] {
     const char* v = std::getenv("THINGSYNC_INJECT_CRASH");
     return v != nullptr && std::string_view(v) == "main_loop";

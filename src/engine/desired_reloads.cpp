@@ -1,5 +1,8 @@
 #include "desired_reloads.hpp"
 
+#include <functional>
+#include <future>
+
 #include "thingsync/obs/log.hpp"
 
 namespace thingsync::engine {
@@ -70,11 +73,22 @@ void DesiredReloads::took_changes(const sys::TreeChanges& changes, Clock::durati
   at(Clock::now() + delay);
 }
 
-bool DesiredReloads::reload() {
+bool DesiredReloads::reload(
+    const std::function<void(const std::function<bool()>& done)>& serve) {
   auto log = obs::logger("daemon");
   at_.reset();
   if (p_.desired.full_wanted() && p_.reload_token) p_.reload_token();
-  auto r = p_.desired.reload();
+  DesiredHolder::Outcome r;
+  if (serve) {
+    // The holder touches only its own members: nothing here is shared with `serve`.
+    auto loading = std::async(std::launch::async, [this] { return p_.desired.reload(); });
+    serve([&loading] {
+      return loading.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
+    r = loading.get();
+  } else {
+    r = p_.desired.reload();
+  }
   deferred_ = !r.deferred.empty();
   if (deferred_) {
     // Not a failure at first: the last good state stays in force and the load is tried again.

@@ -53,7 +53,10 @@ class DesiredReloads {
 
   /// Reloads now. True when a new desired state is in force; affected() then says which
   /// devices changed (all(): all of them). A checkout in progress is retried a second later.
-  bool reload();
+  /// With `serve`, the files are read and fingerprinted on another thread, and this one runs
+  /// serve(done) meanwhile (the daemon serves its io_context: signals, the first full list),
+  /// which must return soon after done() turns true and must not touch the desired state.
+  bool reload(const std::function<void(const std::function<bool()>& done)>& serve = {});
   /// The last reload waited for a Git checkout in progress.
   bool deferred() const { return deferred_; }
   bool all() const { return all_; }
