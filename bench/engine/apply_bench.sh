@@ -56,7 +56,7 @@ run_apply() {  # prints the wall time in seconds
   local t0 t1
   t0=$(date +%s.%N)
   taskset -c 1 "$ts" apply --yes --config "$work/config.yaml" --log-level warn >"$work/apply.out" 2>"$work/apply.err" \
-    || { echo "apply failed:"; tail -5 "$work/apply.out" "$work/apply.err"; exit 1; }
+    || { echo "apply failed:"; tail -n 5 "$work/apply.out" "$work/apply.err"; exit 1; }
   t1=$(date +%s.%N)
   python3 -c "print(f'{$t1 - $t0:.3f}')"
 }
