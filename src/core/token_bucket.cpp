@@ -44,4 +44,11 @@ void TokenBucket::drain(TimePoint now) {
   tat_ = std::max(tat_, now + tolerance_ + interval_);
 }
 
+void TokenBucket::set_rate(double rate, TimePoint now) {
+  const bool was_unlimited = unlimited();
+  interval_ = interval_for(rate);
+  tolerance_ = interval_ * (burst_ - 1);
+  if (was_unlimited) tat_ = now;  // the next token is due at once, as in a new bucket
+}
+
 }  // namespace thingsync::core

@@ -29,6 +29,10 @@ class TokenBucket {
   /// says it is overloaded (429) so that traffic resumes gently after the pause.
   void drain(TimePoint now);
 
+  /// A new rate from `now` on (the adaptive rate moves it). The next token keeps its time, the
+  /// ones after it come at the new pace; a running pause (drain) is kept as it is.
+  void set_rate(double rate, TimePoint now);
+
   bool unlimited() const { return interval_.count() == 0; }
   Duration interval() const { return interval_; }
   std::uint32_t burst() const { return burst_; }

@@ -76,3 +76,30 @@ TEST_CASE("token bucket with rate zero is unlimited", "[core][token_bucket]") {
   CHECK(bucket.unlimited());
   for (int i = 0; i < 1000; ++i) REQUIRE(bucket.try_acquire(t0) == 0ns);
 }
+
+TEST_CASE("token bucket set_rate keeps the next token's time and paces the rest anew",
+          "[core][token_bucket]") {
+  TokenBucket bucket(10, 1, t0);
+  CHECK(bucket.try_acquire(t0) == 0ns);
+  bucket.set_rate(20, t0 + 10ms);
+  CHECK(bucket.try_acquire(t0 + 10ms) == 90ms);   // still due at 100 ms
+  CHECK(bucket.try_acquire(t0 + 100ms) == 0ns);
+  CHECK(bucket.try_acquire(t0 + 100ms) == 50ms);  // then every 50 ms
+  bucket.set_rate(5, t0 + 100ms);
+  CHECK(bucket.try_acquire(t0 + 150ms) == 0ns);
+  CHECK(bucket.try_acquire(t0 + 150ms) == 200ms);
+
+  SECTION("a pause (drain) survives a new rate") {
+    bucket.drain(t0 + 1s);  // next token at 1.2 s
+    bucket.set_rate(100, t0 + 200ms);
+    CHECK(bucket.try_acquire(t0 + 1s) == 200ms);
+    CHECK(bucket.try_acquire(t0 + 1200ms) == 0ns);
+    CHECK(bucket.try_acquire(t0 + 1200ms) == 10ms);
+  }
+  SECTION("from unlimited the next token is due at once") {
+    TokenBucket open(0, 1, t0);
+    open.set_rate(10, t0 + 5s);
+    CHECK(open.try_acquire(t0 + 5s) == 0ns);
+    CHECK(open.try_acquire(t0 + 5s) == 100ms);
+  }
+}
