@@ -326,8 +326,8 @@ class ConfigParser {
     auto& s = cfg_.sync;
     c_.for_each_key(m, "sync",
                     {"mode", "pollInterval", "fullResyncInterval", "modifiedSinceOverlap", "prune",
-                     "maxDeletes", "concurrency", "rateLimit", "deleteAfter", "deleteWindows",
-                     "approvedDeletesFile"},
+                     "maxDeletes", "concurrency", "rateLimit", "rateLimitMax", "deleteAfter",
+                     "deleteWindows", "approvedDeletesFile"},
                     [&](std::string_view k, std::uint32_t v) {
                       if (k == "mode") mode(v);
                       if (k == "pollInterval")
@@ -342,6 +342,7 @@ class ConfigParser {
                       if (k == "maxDeletes") max_deletes(v);
                       if (k == "concurrency") concurrency(v);
                       if (k == "rateLimit") rate_limit(v);
+                      if (k == "rateLimitMax") rate_limit_max(v);
                       if (k == "deleteAfter") duration(v, "sync.deleteAfter", true, s.delete_after);
                       if (k == "deleteWindows") delete_windows(v);
                       if (k == "approvedDeletesFile") {
@@ -416,13 +417,27 @@ class ConfigParser {
   void rate_limit(std::uint32_t v) {
     std::string s;
     if (!string(v, "sync.rateLimit", s)) return;
+    cfg_.sync.rate_limit_auto = s == "auto";
+    if (!cfg_.sync.rate_limit_auto) {
+      rate(v, "sync.rateLimit", s, "as 10 or 0.5, or auto", cfg_.sync.rate_limit);
+    }
+  }
+  void rate_limit_max(std::uint32_t v) {
+    std::string s;
+    if (!string(v, "sync.rateLimitMax", s)) return;
+    rate(v, "sync.rateLimitMax", s, "as 50 or 0.5", cfg_.sync.rate_limit_max);
+  }
+  // A number of requests per second, > 0.
+  void rate(std::uint32_t v, std::string_view key, const std::string& s, std::string_view example,
+            double& out) {
     double x = 0;
     if (!number(s, x) || x <= 0) {
-      c_.error(v, "sync.rateLimit: '" + detail::echo(s) +
-                      "' is not a positive number of requests per second (as 10 or 0.5)");
+      c_.error(v, std::string(key) + ": '" + detail::echo(s) +
+                      "' is not a positive number of requests per second (" + std::string(example) +
+                      ")");
       return;
     }
-    cfg_.sync.rate_limit = x;
+    out = x;
   }
   void state(std::uint32_t m) {
     if (!c_.expect_map(m, "state", "with path")) return;

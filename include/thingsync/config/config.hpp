@@ -55,6 +55,10 @@ struct SyncConfig {
   core::DeleteLimit max_deletes{core::DeleteLimit::Kind::kPercent, 5.0};
   std::uint32_t concurrency = 8;  ///< 1..1024
   double rate_limit = 10.0;       ///< requests per second, > 0, may be fractional
+  /// `rateLimit: auto`: the rate adapts to the API's answers (core::AdaptiveRate), up to
+  /// rate_limit_max; rate_limit is then unused.
+  bool rate_limit_auto = false;
+  double rate_limit_max = 50.0;  ///< sync.rateLimitMax, > 0; used with rateLimit: auto only
   /// A delete waits until its reason has held across full lists this long (0: at once).
   std::chrono::milliseconds delete_after{0};
   /// Weekly windows deletes may go in (empty: any time).

@@ -240,7 +240,8 @@ TEST_CASE("deleteAfter, deleteWindows and approvedDeletesFile parse, and bad win
              Catch::Contains("must be a list of windows"));
 }
 
-TEST_CASE("mode, prune, concurrency and rateLimit reject values of the wrong kind", "[config]") {
+TEST_CASE("mode, prune, concurrency, rateLimit and rateLimitMax reject values of the wrong kind",
+          "[config]") {
   CHECK(only_error(with_sync("  mode: dry-run\n")) ==
         "etc/thingsync.yaml:6:9: error: sync.mode: 'dry-run' is not a mode (reconcile or "
         "observe)");
@@ -251,12 +252,27 @@ TEST_CASE("mode, prune, concurrency and rateLimit reject values of the wrong kin
         "1024");
   CHECK(only_error(with_sync("  rateLimit: 0\n")) ==
         "etc/thingsync.yaml:6:14: error: sync.rateLimit: '0' is not a positive number of "
-        "requests per second (as 10 or 0.5)");
+        "requests per second (as 10 or 0.5, or auto)");
+  CHECK(only_error(with_sync("  rateLimit: Auto\n")) ==
+        "etc/thingsync.yaml:6:14: error: sync.rateLimit: 'Auto' is not a positive number of "
+        "requests per second (as 10 or 0.5, or auto)");
+  CHECK(only_error(with_sync("  rateLimitMax: -5\n")) ==
+        "etc/thingsync.yaml:6:17: error: sync.rateLimitMax: '-5' is not a positive number of "
+        "requests per second (as 50 or 0.5)");
+  CHECK(only_error(with_sync("  rateLimitMax: auto\n")) ==
+        "etc/thingsync.yaml:6:17: error: sync.rateLimitMax: 'auto' is not a positive number of "
+        "requests per second (as 50 or 0.5)");
   CHECK(only_error(with_sync("  rateLimit: [10]\n")) ==
         "etc/thingsync.yaml:6:14: error: sync.rateLimit must be a single value, found a list");
   auto r = parse_config(with_sync("  rateLimit: 0.5\n"), "c.yaml", {});
   REQUIRE(r.ok());
   CHECK(r->sync.rate_limit == 0.5);
+  CHECK_FALSE(r->sync.rate_limit_auto);
+  CHECK(r->sync.rate_limit_max == 50);
+  r = parse_config(with_sync("  rateLimit: auto\n  rateLimitMax: 400\n"), "c.yaml", {});
+  REQUIRE(r.ok());
+  CHECK(r->sync.rate_limit_auto);
+  CHECK(r->sync.rate_limit_max == 400);
 }
 
 TEST_CASE("URLs must be http or https with a valid host and port", "[config]") {

@@ -145,7 +145,7 @@ TEST_CASE("every message that quotes a config value cuts what it quotes", "[conf
             "' is not a whole number from 1 to 1024");
   CHECK(only_config_error(kConfigHead + "sync: {rateLimit: " + big + "}\n") ==
         "c.yaml:3:19: error: sync.rateLimit: '" + shown +
-            "' is not a positive number of requests per second (as 10 or 0.5)");
+            "' is not a positive number of requests per second (as 10 or 0.5, or auto)");
   CHECK(only_config_error(kConfigHead + "scope: {clientId: " + big + "}\n") ==
         "c.yaml:3:19: error: scope.clientId: '" + shown +
             "' is not a UUID (8-4-4-4-12 hex digits)");
