@@ -19,8 +19,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::uint32_t default_burst(const ClientOptions& o) {
+  const auto most = std::max<std::uint32_t>(1, o.concurrency);
+  if (o.adaptive) return std::min<std::uint32_t>(2, most);
   const auto tenth = static_cast<std::uint32_t>(std::max(0.0, o.rate_limit / 10));
-  return std::clamp<std::uint32_t>(tenth, 1, std::max<std::uint32_t>(1, o.concurrency));
+  return std::clamp<std::uint32_t>(tenth, 1, most);
+}
+
+// An answer that says the API took the request at this rate: not a congestion signal, not a
+// failure of the API or the network.
+bool clean_answer(int status) {
+  return status >= 200 && status < 500 && status != 408 && status != 429;
 }
 
 }  // namespace
@@ -32,7 +40,9 @@ struct ApiClient::Impl {
         auth_(std::move(auth)),
         base_(std::move(base)),
         http_(ex, opts_.http),
-        bucket_(opts_.rate_limit, opts_.burst ? opts_.burst : default_burst(opts_), Clock::now()),
+        adaptive_(opts_.adaptive ? std::optional<core::AdaptiveRate>(*opts_.adaptive)
+                                 : std::nullopt),
+        bucket_(rate(), opts_.burst ? opts_.burst : default_burst(opts_), Clock::now()),
         slot_timer_(ex),
         rng_(std::random_device{}()),
         log_(detail::log()) {
@@ -41,6 +51,32 @@ struct ApiClient::Impl {
     if (opts_.backoff.max_attempts == 0) opts_.backoff.max_attempts = 1;
     prefix_ = std::string(base_.path());
     while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+    if (opts_.on_rate) opts_.on_rate(rate());
+  }
+
+  double rate() const { return adaptive_ ? adaptive_->rate() : std::max(0.0, opts_.rate_limit); }
+
+  // The adaptive rate learns from each answer to a request sent at `sent`; `paced`: that
+  // request waited for the rate. A call that got no answer teaches it nothing.
+  void adapt(Clock::time_point sent, int status, bool congestion, bool paced) {
+    if (!adaptive_) return;
+    const auto now = Clock::now();
+    const double before = adaptive_->rate();
+    if (congestion) {
+      if (!adaptive_->on_congestion(sent, now)) return;  // already cut for this event
+      ++stats_.rate_cuts;
+      bucket_.set_rate(adaptive_->rate(), now);
+      bucket_.drain(now);  // the next request goes at the new pace, not in a burst
+      log_->warn("rate limited: cutting the rate rps={:.1f} was={:.1f} status={}",
+                 adaptive_->rate(), before, status);
+    } else if (clean_answer(status)) {
+      adaptive_->on_clean(now, paced);
+      if (adaptive_->rate() == before) return;
+      bucket_.set_rate(adaptive_->rate(), now);
+    } else {
+      return;
+    }
+    if (opts_.on_rate) opts_.on_rate(adaptive_->rate());
   }
 
   net::awaitable<core::Result<HttpResponse, ApiError>> call(ApiCall c);
@@ -147,6 +183,7 @@ struct ApiClient::Impl {
   Url base_;
   std::string prefix_;
   HttpClient http_;
+  std::optional<core::AdaptiveRate> adaptive_;  // sync.rateLimit: auto
   core::TokenBucket bucket_;
   Clock::time_point paused_until_{};
   net::steady_timer slot_timer_;
@@ -197,6 +234,7 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
     // The rate limiter first, the token after it: a call can wait in admit() for seconds, and
     // a token taken before that wait may expire (or be rotated away) on the way.
     bool admitted = try_admit();
+    const bool paced = !admitted;
     if (!admitted) admitted = co_await admit();
     if (!admitted) co_return detail::fail(make_error(ErrorKind::kCancelled, "stopping"));
 
@@ -224,6 +262,7 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
       const int status = res ? res->status : 0;
       bool rate_limited_post = false;
       if (res && status / 100 == 2) {
+        adapt(started, status, false, paced);
         if (opts_.on_request) opts_.on_request({req.method, status, took, false});
         log_->debug("request method={} path={} status={} ms={} attempt={}", req.method,
                     req.url.path(), status,
@@ -256,10 +295,9 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
           err.kind = ErrorKind::kUnknownOutcome;
         }
       }
-      if (opts_.on_request) {
-        opts_.on_request(
-            {req.method, status, took, rate_limited_post || err.kind == ErrorKind::kRateLimited});
-      }
+      const bool congestion = rate_limited_post || err.kind == ErrorKind::kRateLimited;
+      adapt(started, status, congestion, paced);
+      if (opts_.on_request) opts_.on_request({req.method, status, took, congestion});
       log_->debug("request method={} path={} status={} ms={} attempt={} error=\"{}\"", req.method,
                   req.url.path(), status,
                   std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), attempt,
@@ -276,10 +314,15 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
     }
     if (err.kind == ErrorKind::kRateLimited) {
       ++stats_.rate_limited;
-      const auto fallback = std::max<std::chrono::milliseconds>(
-          std::chrono::seconds(1), core::backoff_ceiling(opts_.backoff, attempt - 1));
-      pause_all(err.retry_after ? std::chrono::milliseconds(*err.retry_after) : fallback,
-                err.status);
+      if (err.retry_after) {
+        pause_all(*err.retry_after, err.status);
+      } else if (!adaptive_) {
+        // No word from the server on how long: a pause of our own. The adaptive rate has
+        // cut itself instead (adapt()), and this call waits its turn at the new pace.
+        pause_all(std::max<std::chrono::milliseconds>(
+                      std::chrono::seconds(1), core::backoff_ceiling(opts_.backoff, attempt - 1)),
+                  err.status);
+      }
     }
     // A POST that may have happened says so even in a stop: its pending record must stay.
     if (stopping_ && err.kind != ErrorKind::kUnknownOutcome) {
@@ -338,5 +381,6 @@ const Url& ApiClient::base_url() const { return impl_->base_; }
 Url ApiClient::url_for(std::string_view target) const { return impl_->url_for(target); }
 const core::BackoffPolicy& ApiClient::backoff() const { return impl_->opts_.backoff; }
 const TrafficStats& ApiClient::stats() const { return impl_->stats_; }
+double ApiClient::rate() const { return impl_->rate(); }
 
 }  // namespace thingsync::api

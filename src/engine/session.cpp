@@ -43,6 +43,12 @@ core::Result<std::unique_ptr<Session>, std::string> Session::create(
   opts.http = http;
   opts.concurrency = config.sync.concurrency;
   opts.rate_limit = config.sync.rate_limit;
+  if (config.sync.rate_limit_auto) {
+    core::AdaptiveRatePolicy adaptive;
+    adaptive.max = config.sync.rate_limit_max;
+    opts.adaptive = adaptive;
+  }
+  if (metrics) opts.on_rate = [metrics](double rate) { metrics->set_rate_limit(rate); };
   if (alive_every.count() > 0 && on_answer) {
     opts.waiting_tick = alive_every / 2;
     opts.on_waiting = on_answer;

@@ -125,6 +125,13 @@ struct Metrics::Impl {
           .Help("429 and 503-with-Retry-After answers received from the API.")
           .Register(*registry)
           .Add({});
+  prometheus::Gauge& rate_limit_current =
+      BuildGauge()
+          .Name("thingsync_rate_limit_current")
+          .Help("Requests per second now allowed to the API: sync.rateLimit, or where "
+                "rateLimit: auto has brought it.")
+          .Register(*registry)
+          .Add({});
   prometheus::Family<prometheus::Gauge>& desired_info =
       BuildGauge()
           .Name("thingsync_desired_state_info")
@@ -196,6 +203,10 @@ void Metrics::api_request(std::string_view method, int status, double seconds) {
 }
 
 void Metrics::rate_limited() { impl_->rate_limited.Increment(); }
+
+void Metrics::set_rate_limit(double requests_per_second) {
+  impl_->rate_limit_current.Set(requests_per_second);
+}
 
 void Metrics::reconcile_finished(double seconds, bool success, double unix_now_seconds) {
   impl_->reconcile_duration.Observe(seconds);

@@ -20,6 +20,7 @@ std::string page_json(const std::string& items, const std::string& next = {}) {
   return "{\"items\":[" + items + "]" + (next.empty() ? "" : ",\"next\":\"" + next + "\"") + "}";
 }
 
+const std::string kItemId = "224ecc46-291d-482b-993f-c8b508adb0da";
 const std::string kItem =
     R"({"id":"224ecc46-291d-482b-993f-c8b508adb0da","deviceId":"imei:350266800610993",)"
     R"("createdAt":"2025-09-01T23:00:00.000Z","modifiedAt":"2025-09-01T23:00:00.000Z"})";
@@ -48,6 +49,12 @@ net::awaitable<void> get_until(api::BindingsApi* api, std::string id, const bool
     auto r = co_await api->get(id);
     ++(r ? *ok : *failed);
   }
+}
+
+// One GET; counts the answer.
+net::awaitable<void> get_once(api::BindingsApi* api, std::string id, int* ok, int* failed) {
+  auto r = co_await api->get(std::move(id));
+  ++(r ? *ok : *failed);
 }
 
 // Sets `*flag` after `after`.
@@ -193,6 +200,85 @@ TEST_CASE("a 503 with an HTTP-date Retry-After is retried after the pause", "[ap
   CHECK(r->bindings.size() == 1);
   CHECK(client->stats().rate_limited == 1);
   CHECK(calls == 2);
+}
+
+// sync.rateLimit: auto against a server whose first `refused` requests answer 429 (with
+// `retry_after` as its Retry-After header, when set); `gets` GETs at once. The policy starts
+// at 1000/s with a burst of 8, so that the first 8 requests are all on their way before the
+// first answer comes back.
+struct AdaptiveRun {
+  api::TrafficStats stats;
+  double rate = 0;
+  std::vector<double> rates;  // what on_rate reported, in order
+  int ok = 0;
+  std::string log;
+};
+AdaptiveRun adaptive_run(int refused, const std::string& retry_after, int gets) {
+  LogCapture logs;
+  net::io_context ioc;
+  int seen = 0;
+  CannedServer server(ioc, [&](const std::string&) {
+    if (++seen <= refused) {
+      const std::string header = retry_after.empty() ? "" : "Retry-After: " + retry_after + "\r\n";
+      return CannedReply{http_response(429, R"({"title":"Too Many Requests"})",
+                                       "application/problem+json", header)};
+    }
+    return CannedReply{http_response(200, kItem)};
+  });
+  AdaptiveRun out;
+  auto o = test_options(server.url());
+  core::AdaptiveRatePolicy p;
+  p.max = 5000;
+  p.initial = 1000;
+  o.adaptive = p;
+  o.burst = 8;
+  o.on_rate = [&out](double r) { out.rates.push_back(r); };
+  auto client = make_client(ioc, o, token());
+  api::BindingsApi api(*client);
+  std::vector<net::awaitable<void>> tasks;
+  int failed = 0;
+  for (int i = 0; i < gets; ++i) tasks.push_back(get_once(&api, kItemId, &out.ok, &failed));
+  run(ioc, when_all(std::move(tasks)));
+  CHECK(failed == 0);
+  out.stats = client->stats();
+  out.rate = client->rate();
+  out.log = logs.text();
+  check_no_secrets(logs, {kToken});
+  return out;
+}
+
+TEST_CASE("rateLimit auto: a 429 without Retry-After cuts the rate and pauses no other call",
+          "[api][io]") {
+  const auto r = adaptive_run(1, "", 8);
+  CHECK(r.ok == 8);
+  CHECK(r.stats.rate_limited == 1);
+  CHECK(r.stats.rate_cuts == 1);
+  REQUIRE_FALSE(r.rates.empty());
+  CHECK(r.rates.front() == 1000);             // reported at the start
+  CHECK(r.rate < 600);                         // cut to half, then a few clean answers
+  CHECK(r.log.find("cutting the rate") != std::string::npos);
+  CHECK(r.log.find("pausing all requests") == std::string::npos);
+}
+
+TEST_CASE("rateLimit auto: a 429 with Retry-After pauses every call and also cuts the rate",
+          "[api][io]") {
+  const auto r = adaptive_run(1, "1", 3);
+  CHECK(r.ok == 3);
+  CHECK(r.stats.rate_cuts == 1);
+  CHECK(r.rate < 600);
+  CHECK(r.log.find("pausing all requests ms=1000") != std::string::npos);
+}
+
+TEST_CASE("rateLimit auto: 429s to the 8 requests in flight at the first one are one cut",
+          "[api][io]") {
+  const auto r = adaptive_run(8, "", 16);
+  CHECK(r.ok == 16);
+  CHECK(r.stats.rate_limited == 8);
+  CHECK(r.stats.rate_cuts == 1);
+  // One cut to half. The clean answers after it add a fifth of the gap to the cut point a
+  // second, spread over the answers of a second: 0.2/s each.
+  CHECK(r.rate >= 500);
+  CHECK(r.rate < 520);
 }
 
 TEST_CASE("HTTPS verifies the server against the configured CA", "[api][io]") {

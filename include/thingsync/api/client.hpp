@@ -16,6 +16,7 @@
 #include "thingsync/api/auth.hpp"
 #include "thingsync/api/error.hpp"
 #include "thingsync/api/http.hpp"
+#include "thingsync/core/adaptive_rate.hpp"
 #include "thingsync/core/backoff.hpp"
 #include "thingsync/core/result.hpp"
 
@@ -29,17 +30,27 @@ struct RequestEvent {
   bool rate_limited = false;  ///< 429, or 503 with Retry-After
 };
 
-/// Everything the engine maps from the config file (api.*, sync.concurrency, sync.rateLimit).
+/// Everything the engine maps from the config file (api.*, sync.concurrency, sync.rateLimit,
+/// sync.rateLimitMax).
 struct ClientOptions {
   std::string base_url = "https://api.kpnthings.com";  ///< may carry a path prefix
   HttpOptions http;             ///< api.timeout, api.caFile, proxy, response cap
   std::uint32_t concurrency = 8;  ///< requests in flight at most (sync.concurrency)
   double rate_limit = 10;       ///< requests per second, all requests; <= 0: unlimited
-  std::uint32_t burst = 0;      ///< 0: rate/10, at least 1, at most concurrency
+  /// sync.rateLimit: auto: the rate adapts to the answers (core::AdaptiveRate) and rate_limit
+  /// is unused. A congestion signal (429, or 503 with Retry-After) cuts it; a 429 without
+  /// Retry-After then pauses no other call, the cut is the answer to it.
+  std::optional<core::AdaptiveRatePolicy> adaptive;
+  /// 0: with a fixed rate, rate/10, at least 1, at most concurrency; with an adaptive one, 2
+  /// (at most concurrency): paced evenly, with room for a timer that wakes a little late.
+  std::uint32_t burst = 0;
   core::BackoffPolicy backoff;  ///< full jitter; max_attempts bounds every call
   /// Retry-After values above this are clamped (a broken server must not stall us for a day).
   std::chrono::seconds max_retry_after{300};
   std::function<void(const RequestEvent&)> on_request;  ///< called on the io thread
+  /// The rate in force (requests per second; 0: unlimited), once at the start and whenever it
+  /// changes (thingsync_rate_limit_current). Called on the io thread.
+  std::function<void(double)> on_rate;
   /// A call waiting (a backoff, a Retry-After pause, the rate limit) calls on_waiting at least
   /// this often: it is progress too (the daemon's watchdog is fed by progress). 0: never.
   std::chrono::milliseconds waiting_tick{0};
@@ -61,6 +72,7 @@ struct TrafficStats {
   std::uint64_t sent = 0;          ///< requests handed to the network
   std::uint64_t retries = 0;
   std::uint64_t rate_limited = 0;  ///< 429/503-with-Retry-After answers
+  std::uint64_t rate_cuts = 0;     ///< congestion events that cut the adaptive rate
   std::uint64_t unauthorized = 0;  ///< 401 answers
   std::uint32_t max_in_flight = 0;
   std::uint64_t connections_opened = 0;  ///< TCP connections (keep-alive reuse keeps it low)
@@ -98,6 +110,8 @@ class ApiClient {
   /// Backoff policy in force (BindingsApi bounds its create-lookup rounds with it).
   const core::BackoffPolicy& backoff() const;
   const TrafficStats& stats() const;
+  /// The rate in force, requests per second (0: unlimited).
+  double rate() const;
 
  private:
   struct Impl;

@@ -36,6 +36,8 @@ class Metrics {
   /// One API exchange; status 0 means no response arrived (network error, timeout).
   void api_request(std::string_view method, int status, double seconds);
   void rate_limited();
+  /// thingsync_rate_limit_current: requests per second now allowed (fixed, or adaptive).
+  void set_rate_limit(double requests_per_second);
   void reconcile_finished(double seconds, bool success, double unix_now_seconds);
   /// The fleet was seen converged at this time (a poll found nothing new after a good pass).
   void mark_converged(double unix_now_seconds);

@@ -19,7 +19,8 @@ TEST_CASE("every metric of the spec is exported from the start", "[obs][metrics]
         "thingsync_reconcile_duration_seconds_bucket{le=\"1800\"} 0",
         "thingsync_last_successful_reconcile_timestamp_seconds 0",
         "thingsync_desired_state_load_errors_total 0", "thingsync_deletes_blocked 0",
-        "thingsync_rate_limited_total 0", "thingsync_desired_state_info{commit=\"\"} 1"}) {
+        "thingsync_rate_limited_total 0", "thingsync_rate_limit_current 0",
+        "thingsync_desired_state_info{commit=\"\"} 1"}) {
     CHECK_THAT(text, Contains(name));
   }
 }
@@ -33,6 +34,7 @@ TEST_CASE("metrics record operations, requests and reconciles", "[obs][metrics]"
   m.api_request("GET", 0, 10.0);
   m.api_request("GET", 418, 0.001);
   m.rate_limited();
+  m.set_rate_limit(37.5);
   m.set_drift(3, 2, 1);
   m.reconcile_finished(2.0, true, 1700000000.0);
   m.set_desired_commit("0123abc");
@@ -43,6 +45,7 @@ TEST_CASE("metrics record operations, requests and reconciles", "[obs][metrics]"
   CHECK_THAT(text, Contains("thingsync_api_requests_total{code=\"none\",method=\"GET\"} 1"));
   CHECK_THAT(text, Contains("thingsync_api_requests_total{code=\"418\",method=\"GET\"} 1"));
   CHECK_THAT(text, Contains("thingsync_rate_limited_total 1"));
+  CHECK_THAT(text, Contains("thingsync_rate_limit_current 37.5"));
   CHECK_THAT(text, Contains("thingsync_drift_bindings{action=\"update\"} 2"));
   CHECK_THAT(text, Contains("thingsync_last_successful_reconcile_timestamp_seconds 1700000000"));
   CHECK_THAT(text, Contains("thingsync_desired_state_info{commit=\"0123abc\"} 1"));
