@@ -122,6 +122,7 @@ _thingsync_sim() {
     --duplicates) _thingsync_reply "allow reject"; return ;;
     --next-links) _thingsync_reply "absolute relative"; return ;;
     --data | --request-log | --tls-cert | --tls-key) _thingsync_reply -f; return ;;
+    --rate-limit-retry-after) _thingsync_reply "0 1"; return ;;
     --listen | --token | --oauth-client | --token-lifetime | --rate-limit | --fail-rate | \
       --latency | --drop-after-create | --fail-after-commit | --page-size | --max-page-size | \
       --max-body | --seed | --random-seed | --client-id)
@@ -129,8 +130,9 @@ _thingsync_sim() {
       return
       ;;
   esac
-  local flags="--listen --token --oauth-client --token-lifetime --rate-limit --fail-rate
-    --latency --drop-after-create --fail-after-commit --duplicates --page-size --max-page-size
+  local flags="--listen --token --oauth-client --token-lifetime --rate-limit
+    --rate-limit-retry-after --fail-rate --latency --drop-after-create --fail-after-commit
+    --duplicates --page-size --max-page-size
     --max-body --next-links --data --seed --random-seed --client-id --admin --request-log
     --tls-cert --tls-key --help --version"
   _thingsync_reply "$(_thingsync_unused "$flags" "--oauth-client")"

@@ -38,6 +38,11 @@ int main(int argc, char** argv) {
   app.add_option("--token-lifetime", token_lifetime, "lifetime of issued tokens (default 1h)");
   app.add_option("--rate-limit", rate_limit, "requests per second on /mqtt/* before 429")
       ->check(CLI::NonNegativeNumber);
+  int rate_limit_retry_after = 1;
+  app.add_option("--rate-limit-retry-after", rate_limit_retry_after,
+                 "1: a 429 of --rate-limit says Retry-After; 0: it says nothing")
+      ->check(CLI::Range(0, 1))
+      ->capture_default_str();
   app.add_option("--fail-rate", fail_rate, "probability of a random 500/503 on /mqtt/*")
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--latency", latency, "delay added to each API response, e.g. 20ms");
@@ -96,6 +101,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 64;
   }
   o.faults.rate_limit = rate_limit;
+  o.faults.rate_limit_retry_after = rate_limit_retry_after != 0;
   o.faults.fail_rate = fail_rate;
   o.faults.drop_after_create = drop_after_create;
   o.faults.fail_after_commit = fail_after_commit;

@@ -32,6 +32,9 @@ inline std::optional<Duplicates> parse_duplicates(std::string_view name) {
 /// Fault settings; the command line sets them, the admin interface changes them at run time.
 struct Faults {
   double rate_limit = 0;     ///< requests per second on /mqtt/*, 0 = unlimited
+  /// Whether a 429 of the rate limit says Retry-After (an API may not: then the client must
+  /// find its own pace).
+  bool rate_limit_retry_after = true;
   double fail_rate = 0;      ///< probability of a random 500/503 on /mqtt/*
   std::int64_t latency_ms = 0;  ///< added to every /mqtt/* and /oauth2/token response
   double drop_after_create = 0;  ///< probability that a create closes without an answer

@@ -425,8 +425,10 @@ Response Service::api(const Request& req, std::string_view path, std::string_vie
     if (!take_rate_token(SteadyClock::now(), wait)) {
       Response r = problem(429, "rate limit of " + std::to_string(faults_.rate_limit) +
                                     " requests per second exceeded");
-      r.headers.emplace_back("Retry-After",
-                             std::to_string(std::max<long long>(1, std::llround(std::ceil(wait)))));
+      if (faults_.rate_limit_retry_after) {
+        r.headers.emplace_back(
+            "Retry-After", std::to_string(std::max<long long>(1, std::llround(std::ceil(wait)))));
+      }
       return r;
     }
   }
@@ -768,6 +770,7 @@ Response Service::token_endpoint(const Request& req, bool& authorized) {
 
 std::string Service::faults_json() const {
   return Json{{"rateLimit", faults_.rate_limit},
+              {"rateLimitRetryAfter", faults_.rate_limit_retry_after},
               {"failRate", faults_.fail_rate},
               {"latencyMs", faults_.latency_ms},
               {"dropAfterCreate", faults_.drop_after_create},
@@ -850,6 +853,8 @@ Response Service::admin(const Request& req, std::string_view path) {
       } else if (key == "duplicates" && v.is_string() &&
                  (duplicates = parse_duplicates(v.get<std::string>()))) {
         f.duplicates = *duplicates;
+      } else if (key == "rateLimitRetryAfter" && v.is_boolean()) {
+        f.rate_limit_retry_after = v.get<bool>();
       } else if (key == "tokenEndpointDown" && v.is_boolean()) {
         f.token_endpoint_down = v.get<bool>();
       } else if (key == "rejectDevices" && v.is_array()) {

@@ -60,6 +60,7 @@ expect "thingsync plan --target imei:1 --tar" "--target --target-file"
 expect "thingsync apply --" "--approve-deletes --config --help --log-format --log-level --max-deletes --retry-failed --target --target-file --version --yes"
 expect "thingsync-sim --duplicates " "allow reject"
 expect "thingsync-sim --next-links=r" "relative"
+expect "thingsync-sim --rate-limit-retry-after " "0 1"
 expect "thingsync-sim --adm" "--admin"
 
 # ---- 2. the reference's flags ------------------------------------------------------------

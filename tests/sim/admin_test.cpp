@@ -22,7 +22,8 @@ TEST_CASE("the admin interface is off without --admin", "[sim][admin]") {
 TEST_CASE("fault settings changed through the admin interface apply at once", "[sim][admin]") {
   Sim sim({"--admin"});
   const auto faults = sim.admin("GET", "/_sim/faults").json();
-  CHECK(faults == json{{"rateLimit", 0.0}, {"failRate", 0.0}, {"latencyMs", 0},
+  CHECK(faults == json{{"rateLimit", 0.0}, {"rateLimitRetryAfter", true}, {"failRate", 0.0},
+                       {"latencyMs", 0},
                        {"dropAfterCreate", 0.0}, {"failAfterCommit", 0.0},
                        {"duplicates", "allow"}, {"failListOnPage", 0},
                        {"tokenEndpointDown", false}, {"rejectDevices", json::array()}});

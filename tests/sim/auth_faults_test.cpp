@@ -106,20 +106,44 @@ TEST_CASE("an issued token expires after --token-lifetime", "[sim][auth]") {
 }
 
 TEST_CASE("the rate limit flag answers 429 with Retry-After above the rate", "[sim][faults]") {
-  Sim sim({"--rate-limit", "2"});
-  int ok = 0, limited = 0;
-  for (int i = 0; i < 10; ++i) {
-    const auto r = sim.get("/mqtt/bindings");
-    if (r.status == 200) ++ok;
-    if (r.status == 429) {
-      ++limited;
-      CHECK(r.header("content-type") == "application/problem+json");
-      CHECK(std::stoi(r.header("retry-after")) >= 1);
+  Sim sim({"--rate-limit", "2", "--admin"});
+  // Ten requests against a bucket of two, with or without Retry-After on the 429s.
+  auto burst = [&sim](bool retry_after) {
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 10; ++i) {
+      const auto r = sim.get("/mqtt/bindings");
+      if (r.status == 200) ++ok;
+      if (r.status == 429) {
+        ++limited;
+        CHECK(r.header("content-type") == "application/problem+json");
+        if (retry_after) {
+          CHECK(std::stoi(r.header("retry-after")) >= 1);
+        } else {
+          CHECK(r.header("retry-after").empty());
+        }
+      }
     }
+    CHECK(ok >= 2);
+    CHECK(limited >= 1);
+    CHECK(ok + limited == 10);
+  };
+  burst(true);
+  SECTION("rateLimitRetryAfter false (--rate-limit-retry-after 0): no Retry-After") {
+    // Setting the limit again refills the bucket.
+    REQUIRE(sim.admin("PUT", "/_sim/faults", {{"rateLimit", 3}, {"rateLimitRetryAfter", false}})
+                .status == 200);
+    burst(false);
   }
-  CHECK(ok >= 2);
-  CHECK(limited >= 1);
-  CHECK(ok + limited == 10);
+  SECTION("the flag") {
+    Sim quiet({"--rate-limit", "2", "--rate-limit-retry-after", "0"});
+    int limited = 0;
+    for (int i = 0; i < 10; ++i) {
+      const auto r = quiet.get("/mqtt/bindings");
+      limited += r.status == 429;
+      if (r.status == 429) CHECK(r.header("retry-after").empty());
+    }
+    CHECK(limited >= 1);
+  }
 }
 
 TEST_CASE("a fail rate of 1 answers every API request with 500 or 503", "[sim][faults]") {
