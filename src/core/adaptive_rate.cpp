@@ -19,6 +19,7 @@ AdaptiveRate::AdaptiveRate(AdaptiveRatePolicy policy)
     : policy_(checked(policy)), rate_(policy_.initial) {}
 
 void AdaptiveRate::on_clean(TimePoint now, bool paced) {
+  if (!resumed_) resumed_ = now;
   if (!paced) return;
   if (!cut_point_) {
     rate_ = std::min(policy_.max, rate_ + policy_.start_gain);
@@ -40,12 +41,23 @@ void AdaptiveRate::on_clean(TimePoint now, bool paced) {
   rate_ = std::min(policy_.max, rate_ + per_second / rate_);
 }
 
-bool AdaptiveRate::on_congestion(TimePoint sent, TimePoint now) {
+bool AdaptiveRate::on_congestion(TimePoint sent, TimePoint now, Duration pause) {
+  if (!resumed_) resumed_ = now;
   if (last_cut_ && sent < *last_cut_) return false;  // on its way before the cut: same event
+  double point = rate_;
+  if (pause > Duration::zero()) {
+    // A server with a bucket of its own refills it during the pause, and the rate that ran it
+    // dry again after the pause looks fine until then; the average over send time and pause
+    // does not.
+    using Seconds = std::chrono::duration<double>;
+    const double sending = std::max(0.0, Seconds(now - *resumed_).count());
+    point = std::min(point, rate_ * sending / (sending + Seconds(pause).count()));
+  }
   const double factor = cut_point_ ? policy_.cut : policy_.start_cut;
-  cut_point_ = rate_;
-  rate_ = std::max(policy_.floor, rate_ * factor);
+  cut_point_ = std::max(policy_.floor, point);
+  rate_ = std::max(policy_.floor, point * factor);
   last_cut_ = now;
+  resumed_ = now + pause;
   above_since_.reset();
   return true;
 }

@@ -32,11 +32,14 @@ struct AdaptiveRatePolicy {
 /// 429, or a 503 with Retry-After), then grows a little per second of clean answers and cuts to
 /// a fraction on each congestion event. A burst of signals from requests that were already on
 /// their way when the first one came back is one event: only a request sent after the last cut
-/// can cut again. The caller passes the time; this class never reads a clock.
+/// can cut again. A signal with a Retry-After also says how long the server wants no traffic:
+/// the rate that bought that pause is averaged over it before the cut. The caller passes the
+/// time; this class never reads a clock.
 /// Not thread-safe: one io_context thread owns it.
 class AdaptiveRate {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
+  using Duration = std::chrono::nanoseconds;
 
   explicit AdaptiveRate(AdaptiveRatePolicy policy);
 
@@ -52,16 +55,20 @@ class AdaptiveRate {
   /// idle daemon's rare requests must not drift it up to the max).
   void on_clean(TimePoint now, bool paced);
 
-  /// A congestion signal for a request sent at `sent`. Cuts the rate when the request was sent
-  /// at or after the last cut, and returns whether it did.
-  bool on_congestion(TimePoint sent, TimePoint now);
+  /// A congestion signal for a request sent at `sent`. `pause`: the Retry-After it carried (the
+  /// caller holds every request that long), zero when none. Cuts the rate when the request was
+  /// sent at or after the last cut, and returns whether it did. With a pause, the point it cuts
+  /// from is at most the rate averaged over the time it was sent since traffic last resumed
+  /// and the pause: what the server took, spread over the time it asked for.
+  bool on_congestion(TimePoint sent, TimePoint now, Duration pause = Duration::zero());
 
  private:
   AdaptiveRatePolicy policy_;
   double rate_;
-  std::optional<double> cut_point_;        // the rate the last cut was made at
-  std::optional<TimePoint> last_cut_;      // when that was
+  std::optional<double> cut_point_;       // the rate the last cut was made at
+  std::optional<TimePoint> last_cut_;     // when that was
   std::optional<TimePoint> above_since_;  // the rate has been above cut_point_ since then
+  std::optional<TimePoint> resumed_;      // the end of the last pause, or the first answer
 };
 
 }  // namespace thingsync::core

@@ -104,6 +104,13 @@ TEST_CASE("adaptive rate never goes above its max nor below its floor", "[core][
   answer_for(a, t, 600s);
   CHECK(a.rate() == 40);
 
+  SECTION("a long Retry-After after a short run stops at the floor too") {
+    AdaptiveRate b(p);
+    const auto u = answer_for(b, t0, 1s);
+    REQUIRE(b.on_congestion(u, u, 300s));
+    CHECK(b.rate() == 2);
+    CHECK(*b.cut_point() == 2);
+  }
   SECTION("a max below the usual start and floor holds them down") {
     AdaptiveRatePolicy low = policy(0.5);
     AdaptiveRate b(low);
@@ -153,4 +160,37 @@ TEST_CASE("adaptive rate: long above the last cut point without a cut, it starts
   const double r = a.rate();
   answer_for(a, t, 1s);
   CHECK(a.rate() > 2.5 * r);
+}
+
+TEST_CASE("adaptive rate: a Retry-After cuts from the rate averaged over sending and the pause",
+          "[core][adaptive_rate]") {
+  // The client holds every request for the Retry-After and reports the pause with the signal.
+  AdaptiveRate a(policy());
+  a.on_congestion(t0, t0);  // out of the fast start; traffic runs from t0
+  auto t = answer_for(a, t0, 3s);
+  const double before = a.rate();
+  // Eight requests were in flight at the first 429 (Retry-After: 1); the other seven come back
+  // during the pause, with 429 and the same Retry-After: one cut.
+  const TimePoint first = t + 5ms;
+  REQUIRE(a.on_congestion(t, first, 1s));
+  const double sending = std::chrono::duration<double>(first - t0).count();  // 3 s and a bit
+  const double point = before * sending / (sending + 1);  // what the server took, on average
+  CHECK(*a.cut_point() == Approx(point));
+  CHECK(a.rate() == Approx(point * 0.85));
+  for (int i = 1; i < 8; ++i) CHECK_FALSE(a.on_congestion(t + i * 100us, first + i * 50ms, 1s));
+  CHECK(a.rate() == Approx(point * 0.85));
+
+  // After the pause, paced clean answers raise the rate again, until a 429 (Retry-After: 1) to
+  // a request sent after it. That cut weighs the run since the pause against the pause: after
+  // a second of sending (a server that refilled its bucket in the pause and ran dry again) the
+  // point is half the rate; after eight seconds, eight ninths of it.
+  const auto run_for = GENERATE(as<std::chrono::milliseconds>{}, 1000, 8000);
+  const TimePoint resumed = first + 1s;
+  t = answer_for(a, resumed, run_for);
+  const double again = a.rate();
+  CHECK(again > point * 0.85);
+  REQUIRE(a.on_congestion(t, t, 1s));
+  const double run = std::chrono::duration<double>(t - resumed).count();
+  CHECK(*a.cut_point() == Approx(again * run / (run + 1)));
+  CHECK(a.rate() == Approx(again * run / (run + 1) * 0.85));
 }
