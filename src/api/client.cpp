@@ -57,13 +57,15 @@ struct ApiClient::Impl {
   double rate() const { return adaptive_ ? adaptive_->rate() : std::max(0.0, opts_.rate_limit); }
 
   // The adaptive rate learns from each answer to a request sent at `sent`; `paced`: that
-  // request waited for the rate. A call that got no answer teaches it nothing.
-  void adapt(Clock::time_point sent, int status, bool congestion, bool paced) {
+  // request waited for the rate; `pause`: the Retry-After of a congestion signal. A call that
+  // got no answer teaches it nothing.
+  void adapt(Clock::time_point sent, int status, bool congestion, bool paced,
+             std::chrono::milliseconds pause = std::chrono::milliseconds(0)) {
     if (!adaptive_) return;
     const auto now = Clock::now();
     const double before = adaptive_->rate();
     if (congestion) {
-      if (!adaptive_->on_congestion(sent, now)) return;  // already cut for this event
+      if (!adaptive_->on_congestion(sent, now, pause)) return;  // already cut
       ++stats_.rate_cuts;
       bucket_.set_rate(adaptive_->rate(), now);
       bucket_.drain(now);  // the next request goes at the new pace, not in a burst
@@ -143,6 +145,11 @@ struct ApiClient::Impl {
     }
   }
 
+  // The pause a Retry-After asks for, as pause_all() keeps it (zero when none).
+  std::chrono::milliseconds pause_for(const ApiError& err) const {
+    if (!err.retry_after) return std::chrono::milliseconds(0);
+    return std::min<std::chrono::milliseconds>(*err.retry_after, opts_.max_retry_after);
+  }
   void pause_all(std::chrono::milliseconds pause, int status) {
     pause = std::min<std::chrono::milliseconds>(pause, opts_.max_retry_after);
     const auto until = Clock::now() + pause;
@@ -296,7 +303,7 @@ net::awaitable<core::Result<HttpResponse, ApiError>> ApiClient::Impl::call(ApiCa
         }
       }
       const bool congestion = rate_limited_post || err.kind == ErrorKind::kRateLimited;
-      adapt(started, status, congestion, paced);
+      adapt(started, status, congestion, paced, pause_for(err));
       if (opts_.on_request) opts_.on_request({req.method, status, took, congestion});
       log_->debug("request method={} path={} status={} ms={} attempt={} error=\"{}\"", req.method,
                   req.url.path(), status,
