@@ -38,6 +38,7 @@ TEST_CASE("the daemon converges, then /readyz answers 200 and metrics show it", 
   CHECK(d.metric("thingsync_observed_bindings") == 25);
   CHECK(d.metric("thingsync_operations_total{action=\"create\",result=\"success\"}") == 25);
   CHECK(d.metric("thingsync_last_successful_reconcile_timestamp_seconds") > 0);
+  CHECK(d.metric("thingsync_rate_limit_current") == 2000);  // sync.rateLimit, fixed
 }
 
 TEST_CASE("an out-of-band delete is re-created within the full resync interval",

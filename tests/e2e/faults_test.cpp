@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "daemon.hpp"
 #include "fleet.hpp"
 #include "thingsync/core/device_id.hpp"
 
@@ -92,6 +93,34 @@ TEST_CASE("kill -9 during a 2,000-binding apply, then apply again: converged, no
   reset_counters(sim);
   CHECK(fleet.apply().code == 0);
   CHECK(writes(sim) == 0);
+}
+
+TEST_CASE("rateLimit auto finds a rate limit it is not told: converged, no storm of 429s",
+          "[e2e][faults]") {
+  // The sim allows 100 requests a second (a bucket of one second's burst); thingsync is not
+  // told and may go up to 400. Both kinds of 429 the API may send: with Retry-After, and
+  // without a word.
+  const std::string retry_after = GENERATE(as<std::string>{}, "1", "0");
+  INFO("--rate-limit-retry-after " << retry_after);
+  constexpr int kHidden = 100;
+  Sim sim({"--rate-limit", std::to_string(kHidden), "--rate-limit-retry-after", retry_after});
+  Fleet fleet(sim, {.rate_limit = "auto", .extra_sync = "  rateLimitMax: 400\n"});
+  const auto devices = imeis(1, 1000);
+  fleet.set_desired(devices);
+  Daemon d(fleet);
+  REQUIRE(eventually([&] { return d.ready(); }, std::chrono::seconds(60)));  // first pass done
+  check_converged(sim, fleet, devices);
+  CHECK(sim.count("POST", "201") == 1000);  // every binding created exactly once
+  const int limited = sim.count("GET", "429") + sim.count("POST", "429");
+  const int total = sim.count("GET") + sim.count("POST");
+  INFO(limited << " of " << total << " requests answered 429");
+  CHECK(limited >= 1);           // it had to find the limit: the fast start overshoots it
+  CHECK(limited * 50 <= total);  // at most 2%: a storm would be a good part of them
+  // The gauge shows where the controller settled: near the hidden limit, far from its start
+  // (10/s) and from its max (400/s).
+  const double rate = d.metric("thingsync_rate_limit_current");
+  CHECK(rate >= kHidden * 0.5);
+  CHECK(rate <= kHidden * 1.5);
 }
 
 TEST_CASE("a permanently failing device backs off: named in the summary, no hot loop",

@@ -23,7 +23,7 @@ Fleet::Fleet(const Sim& sim, FleetOptions o) : sim_(sim), state_path_(o.state_pa
                     "sync:\n  prune: " +
                     std::string(o.prune ? "true" : "false") + "\n  maxDeletes: " + o.max_deletes +
                     "\n  concurrency: " + std::to_string(o.concurrency) +
-                    "\n  rateLimit: " + std::to_string(o.rate_limit) + "\n" + o.extra_sync +
+                    "\n  rateLimit: " + o.rate_limit + "\n" + o.extra_sync +
                     "metrics:\n  listen: 127.0.0.1:0\n" +
                     (o.scope_client_id.empty() ? ""
                                                : "scope:\n  clientId: " + o.scope_client_id + "\n");

@@ -19,8 +19,8 @@ struct FleetOptions {
   bool prune = false;
   std::string max_deletes = "5%";
   int concurrency = 8;
-  int rate_limit = 2000;
-  std::string extra_sync;  ///< more YAML lines under sync:
+  std::string rate_limit = "2000";        ///< sync.rateLimit: a number or "auto"
+  std::string extra_sync;                 ///< more YAML lines under sync:
   std::string state_path = "state.json";  ///< state.path, relative to the fleet directory
   std::string journal_path;               ///< state.journalPath (relative too); empty: none
   std::string base_url;                   ///< api.baseUrl; empty: the sim's
