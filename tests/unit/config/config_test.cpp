@@ -1,6 +1,9 @@
 // Tests include the header under test first: it must be self-contained.
 #include "thingsync/config/config.hpp"
 
+#include <string>
+#include <utility>
+
 #include <catch2/catch.hpp>
 
 #include "test_support.hpp"
@@ -242,28 +245,29 @@ TEST_CASE("deleteAfter, deleteWindows and approvedDeletesFile parse, and bad win
 
 TEST_CASE("mode, prune, concurrency, rateLimit and rateLimitMax reject values of the wrong kind",
           "[config]") {
-  CHECK(only_error(with_sync("  mode: dry-run\n")) ==
-        "etc/thingsync.yaml:6:9: error: sync.mode: 'dry-run' is not a mode (reconcile or "
-        "observe)");
-  CHECK(only_error(with_sync("  prune: maybe\n")) ==
-        "etc/thingsync.yaml:6:10: error: sync.prune: 'maybe' is not a boolean (true or false)");
-  CHECK(only_error(with_sync("  concurrency: 0\n")) ==
-        "etc/thingsync.yaml:6:16: error: sync.concurrency: '0' is not a whole number from 1 to "
-        "1024");
-  CHECK(only_error(with_sync("  rateLimit: 0\n")) ==
-        "etc/thingsync.yaml:6:14: error: sync.rateLimit: '0' is not a positive number of "
-        "requests per second (as 10 or 0.5, or auto)");
-  CHECK(only_error(with_sync("  rateLimit: Auto\n")) ==
-        "etc/thingsync.yaml:6:14: error: sync.rateLimit: 'Auto' is not a positive number of "
-        "requests per second (as 10 or 0.5, or auto)");
-  CHECK(only_error(with_sync("  rateLimitMax: -5\n")) ==
-        "etc/thingsync.yaml:6:17: error: sync.rateLimitMax: '-5' is not a positive number of "
-        "requests per second (as 50 or 0.5)");
-  CHECK(only_error(with_sync("  rateLimitMax: auto\n")) ==
-        "etc/thingsync.yaml:6:17: error: sync.rateLimitMax: 'auto' is not a positive number of "
-        "requests per second (as 50 or 0.5)");
-  CHECK(only_error(with_sync("  rateLimit: [10]\n")) ==
-        "etc/thingsync.yaml:6:14: error: sync.rateLimit must be a single value, found a list");
+  const std::pair<std::string, std::string> cases[] = {
+      {"  mode: dry-run\n", "6:9: error: sync.mode: 'dry-run' is not a mode (reconcile or observe)"},
+      {"  prune: maybe\n", "6:10: error: sync.prune: 'maybe' is not a boolean (true or false)"},
+      {"  concurrency: 0\n",
+       "6:16: error: sync.concurrency: '0' is not a whole number from 1 to 1024"},
+      {"  rateLimit: 0\n",
+       "6:14: error: sync.rateLimit: '0' is not a positive number of requests per second (as 10 "
+       "or 0.5, or auto)"},
+      {"  rateLimit: Auto\n",
+       "6:14: error: sync.rateLimit: 'Auto' is not a positive number of requests per second (as "
+       "10 or 0.5, or auto)"},
+      {"  rateLimitMax: -5\n",
+       "6:17: error: sync.rateLimitMax: '-5' is not a positive number of requests per second (as "
+       "50 or 0.5)"},
+      {"  rateLimitMax: auto\n",
+       "6:17: error: sync.rateLimitMax: 'auto' is not a positive number of requests per second "
+       "(as 50 or 0.5)"},
+      {"  rateLimit: [10]\n",
+       "6:14: error: sync.rateLimit must be a single value, found a list"},
+  };
+  for (const auto& [line, error] : cases) {
+    CHECK(only_error(with_sync(line)) == "etc/thingsync.yaml:" + error);
+  }
   auto r = parse_config(with_sync("  rateLimit: 0.5\n"), "c.yaml", {});
   REQUIRE(r.ok());
   CHECK(r->sync.rate_limit == 0.5);
