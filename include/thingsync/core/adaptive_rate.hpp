@@ -5,7 +5,7 @@
 
 namespace thingsync::core {
 
-/// The constants of `sync.rateLimit: auto` (docs/reference.md, "Adaptive rate"). Rates are in
+/// The constants of `sync.rateLimit: auto` (docs/operations.md, "Rate limits"). Rates are in
 /// requests per second. The defaults were tuned against thingsync-sim's limiter
 /// (bench/engine/aimd_bench.py).
 struct AdaptiveRatePolicy {
