@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "echo.hpp"
+#include "fast_yaml.hpp"
 
 namespace thingsync::config::detail {
 namespace {
@@ -32,7 +33,8 @@ std::uint32_t to_u32(int v) { return v < 0 ? 0U : static_cast<std::uint32_t>(v);
 
 }  // namespace
 
-class YBuilder : public YAML::EventHandler {
+// Builds the tree from yaml-cpp's events, or from the same events given by the fast path.
+class YBuilder : public YAML::EventHandler, public YEvents {
  public:
   // The rule and sink are copied (once per parse): a reference member would dangle when a
   // caller passes temporaries, as the second-document check below does.
@@ -45,38 +47,54 @@ class YBuilder : public YAML::EventHandler {
   void OnDocumentStart(const YAML::Mark& /*mark*/) override {}
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
-    leaf(add(YNode::Kind::kNull, mark));
+    null_at(to_u32(mark.line), to_u32(mark.column));
   }
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
-    leaf(add(YNode::Kind::kAlias, mark));
+    leaf(add(YNode::Kind::kAlias, to_u32(mark.line), to_u32(mark.column)));
   }
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t /*anchor*/,
                 const std::string& value) override {
     last_scalar_ = mark;
-    const std::uint32_t i = add(YNode::Kind::kScalar, mark);
-    YNode& n = tree_.nodes_[i];
-    n.text.assign(value);
-    n.quoted = tag == "!";
-    leaf(i);
+    scalar_at(to_u32(mark.line), to_u32(mark.column), tag == "!", value);
   }
   void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/,
                        YAML::anchor_t /*anchor*/, YAML::EmitterStyle::value /*style*/) override {
-    const std::uint32_t i = add(YNode::Kind::kSeq, mark);
+    seq_start_at(to_u32(mark.line), to_u32(mark.column));
+  }
+  void OnSequenceEnd() override { end(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {
+    map_start_at(to_u32(mark.line), to_u32(mark.column));
+  }
+  void OnMapEnd() override { end(); }
+
+  void null_at(std::uint32_t line, std::uint32_t column) override {
+    leaf(add(YNode::Kind::kNull, line, column));
+  }
+  void scalar_at(std::uint32_t line, std::uint32_t column, bool quoted,
+                 std::string_view value) override {
+    const std::uint32_t i = add(YNode::Kind::kScalar, line, column);
+    YNode& n = tree_.nodes_[i];
+    n.text.assign(value);
+    n.quoted = quoted;
+    leaf(i);
+  }
+  void seq_start_at(std::uint32_t line, std::uint32_t column) override {
+    const std::uint32_t i = add(YNode::Kind::kSeq, line, column);
     if (rule_ && rule_(tree_, i)) tree_.nodes_[i].streamed = true;
     stack_.push_back(i);
   }
-  void OnSequenceEnd() override { close(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
-                  YAML::EmitterStyle::value /*style*/) override {
-    stack_.push_back(add(YNode::Kind::kMap, mark));
+  void map_start_at(std::uint32_t line, std::uint32_t column) override {
+    stack_.push_back(add(YNode::Kind::kMap, line, column));
   }
-  void OnMapEnd() override { close(); }
+  void end() override { close(); }
 
   /// Where the last scalar starts (at its anchor or tag, if it has one); pos -1 when none.
   const YAML::Mark& last_scalar() const { return last_scalar_; }
 
  private:
-  std::uint32_t add(YNode::Kind kind, const YAML::Mark& mark) {
+  // `line` and `column` are 0-based, as yaml-cpp's marks.
+  std::uint32_t add(YNode::Kind kind, std::uint32_t line, std::uint32_t column) {
     auto& nodes = tree_.nodes_;
     const std::uint32_t i = tree_.used_++;
     if (i == nodes.size()) nodes.emplace_back();
@@ -84,8 +102,8 @@ class YBuilder : public YAML::EventHandler {
     n.kind = kind;
     n.quoted = false;
     n.streamed = false;
-    n.line = to_u32(mark.line) + 1 + line_offset_;
-    n.column = to_u32(mark.column) + 1;
+    n.line = line + 1 + line_offset_;
+    n.column = column + 1;
     n.first_child = n.last_child = n.next = kNone;
     n.children = 0;
     n.text.clear();
@@ -208,6 +226,19 @@ std::string_view rtrim(std::string_view s) {
 bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_t line_offset,
                 YTree& tree, core::Diagnostics& diags, const StreamRule& rule,
                 const ItemSink& sink) {
+  return parse_yaml_fast(text, line_offset, tree, rule, sink) ||
+         parse_yaml_cpp(text, filename, line_offset, tree, diags, rule, sink);
+}
+
+bool parse_yaml_fast(std::string_view text, std::uint32_t line_offset, YTree& tree,
+                     const StreamRule& rule, const ItemSink& sink) {
+  YBuilder builder(tree, line_offset, rule, sink);
+  return parse_block_yaml(text, builder);
+}
+
+bool parse_yaml_cpp(std::string_view text, const std::string& filename, std::uint32_t line_offset,
+                    YTree& tree, core::Diagnostics& diags, const StreamRule& rule,
+                    const ItemSink& sink) {
   // Desired state and config are UTF-8. yaml-cpp would also take UTF-16/32, with a byte order
   // mark or guessed from NUL bytes among the first four: a stray NUL near the start of a UTF-8
   // file would turn all of it into one comment (an empty file), and a large file cut into parts
@@ -267,6 +298,34 @@ bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_
                      std::move(msg)});
     return false;
   }
+}
+
+std::string dump(const YTree& tree, std::uint32_t node) {
+  if (node == kNone) return "(none)\n";
+  const YNode& n = tree[node];
+  std::string out = std::to_string(node) + ' ' + std::string(describe(n.kind));
+  if (n.quoted) out += " quoted";
+  if (n.streamed) out += " streamed";
+  out += " at " + std::to_string(n.line) + ':' + std::to_string(n.column);
+  out += " parent " + (n.parent == kNone ? std::string("-") : std::to_string(n.parent));
+  out += " children " + std::to_string(n.children);
+  if (n.kind == YNode::Kind::kScalar) {
+    out += " text ";
+    for (const char c : n.text) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u >= 0x7f || c == '\\') {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\x";
+        out += kHex[u >> 4];
+        out += kHex[u & 15];
+      } else {
+        out += c;
+      }
+    }
+  }
+  out += '\n';
+  for (std::uint32_t c = n.first_child; c != kNone; c = tree[c].next) out += dump(tree, c);
+  return out;
 }
 
 std::string_view suggest(std::string_view key, std::initializer_list<std::string_view> names) {

@@ -77,6 +77,20 @@ bool parse_yaml(std::string_view text, const std::string& filename, std::uint32_
                 YTree& tree, core::Diagnostics& diags, const StreamRule& rule = {},
                 const ItemSink& sink = {});
 
+/// parse_yaml's fast path (fast_yaml.hpp): for the block YAML it understands it builds the
+/// tree yaml-cpp would, with the same sink calls, and returns true (such text has no syntax
+/// error). Otherwise it returns false having called neither rule nor sink (`tree` is cleared).
+bool parse_yaml_fast(std::string_view text, std::uint32_t line_offset, YTree& tree,
+                     const StreamRule& rule = {}, const ItemSink& sink = {});
+/// parse_yaml through yaml-cpp alone: any text.
+bool parse_yaml_cpp(std::string_view text, const std::string& filename, std::uint32_t line_offset,
+                    YTree& tree, core::Diagnostics& diags, const StreamRule& rule = {},
+                    const ItemSink& sink = {});
+
+/// The subtree at `node` (its index, kind, flags, place, parent, children and text), one line
+/// per node: tests compare the trees of the two paths with it.
+std::string dump(const YTree& tree, std::uint32_t node);
+
 /// The key of `names` nearest to `key` by edit distance, or "" when none is near enough.
 std::string_view suggest(std::string_view key, std::initializer_list<std::string_view> names);
 

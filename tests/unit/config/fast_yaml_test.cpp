@@ -1,0 +1,556 @@
+// The fast YAML path against yaml-cpp: on every input it either declines or builds exactly the
+// tree yaml-cpp builds (nodes, kinds, texts, places, parents, streamed lists, the items handed
+// to the sink and their order), and yaml-cpp finds no error in what it takes.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "yaml_tree.hpp"
+
+namespace thingsync::config::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class Rule { kNone, kBindings, kChunk };
+
+// The rules desired_state.cpp's ChunkParser gives: the root map's `bindings` list (a whole
+// file), the root list (a part of a file); and none (a config file).
+StreamRule rule_of(Rule r) {
+  switch (r) {
+    case Rule::kNone:
+      return {};
+    case Rule::kBindings:
+      return [](const YTree& t, std::uint32_t seq) {
+        const std::uint32_t parent = t[seq].parent;
+        return parent != kNone && parent == t.root() && t[parent].kind == YNode::Kind::kMap &&
+               t[parent].children % 2 == 0 && t[seq - 1].parent == parent &&
+               t[seq - 1].kind == YNode::Kind::kScalar && t[seq - 1].text == "bindings";
+      };
+    case Rule::kChunk:
+      return [](const YTree& t, std::uint32_t seq) { return t[seq].parent == kNone; };
+  }
+  return {};
+}
+
+struct Outcome {
+  bool taken = true;  // the fast path did not decline
+  bool ok = false;
+  std::string log;  // sink calls, then the tree and the diagnostics
+};
+
+Outcome parse_with(bool fast, std::string_view text, Rule r, std::uint32_t offset) {
+  YTree tree;
+  core::Diagnostics diags;
+  Outcome o;
+  const ItemSink sink = [&o](const YTree& t, std::uint32_t item) {
+    o.log += "item:\n" + dump(t, item);
+  };
+  if (fast) {
+    o.taken = parse_yaml_fast(text, offset, tree, rule_of(r), sink);
+    o.ok = o.taken;
+  } else {
+    o.ok = parse_yaml_cpp(text, "state.yaml", offset, tree, diags, rule_of(r), sink);
+  }
+  if (!o.taken) return o;
+  o.log += "root:\n" + dump(tree, tree.root());
+  for (const auto& d : diags) o.log += d.to_string() + "\n";
+  return o;
+}
+
+/// Compares both paths on `text` under every rule; records a disagreement in `failures`.
+/// Returns whether the fast path took the text.
+bool compare(std::string_view text, std::vector<std::string>& failures) {
+  bool taken = false;
+  bool declined = false;
+  for (const Rule r : {Rule::kNone, Rule::kBindings, Rule::kChunk}) {
+    for (const std::uint32_t offset : {0U, 41U}) {
+      const Outcome fast = parse_with(true, text, r, offset);
+      (fast.taken ? taken : declined) = true;
+      if (!fast.taken) continue;
+      const Outcome slow = parse_with(false, text, r, offset);
+      if (!slow.ok || fast.log != slow.log) {
+        failures.push_back("input:\n" + std::string(text) + "\n-- fast path:\n" + fast.log +
+                           "-- yaml-cpp" + (slow.ok ? "" : " (error)") + ":\n" + slow.log);
+        return taken;
+      }
+    }
+  }
+  if (taken && declined) failures.push_back("declined under one rule only:\n" + std::string(text));
+  return taken;
+}
+
+bool takes(std::string_view text) {
+  std::vector<std::string> failures;
+  const bool taken = compare(text, failures);
+  CHECK(failures.empty());
+  return taken;
+}
+
+struct Tally {
+  std::size_t inputs = 0;
+  std::size_t taken = 0;
+  std::vector<std::string> failures;
+  bool add(std::string_view text) {
+    ++inputs;
+    const bool t = compare(text, failures);
+    taken += t ? 1 : 0;
+    return t;
+  }
+  void check() const {
+    INFO(failures.size() << " of " << inputs << " inputs differ; the first:\n"
+                         << (failures.empty() ? std::string() : failures.front()));
+    CHECK(failures.empty());
+  }
+};
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The string literals of a C++ source, adjacent ones joined ("a\n" "b\n" is one text), with
+// their simple escapes undone: the YAML that the tests feed to the loader, among others.
+std::vector<std::string> literals(std::string_view src) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool open = false;  // cur is a group that the next literal may extend
+  auto flush = [&] {
+    if (open) out.push_back(cur);
+    cur.clear();
+    open = false;
+  };
+  for (std::size_t i = 0; i < src.size();) {
+    const char c = src[i];
+    if (src.compare(i, 2, "//") == 0) {
+      i = std::min(src.size(), src.find('\n', i));
+    } else if (src.compare(i, 2, "/*") == 0) {
+      i = std::min(src.size(), src.find("*/", i) + 2);
+    } else if (c == '\'') {
+      for (++i; i < src.size() && src[i] != '\''; ++i) i += src[i] == '\\' ? 1 : 0;
+      ++i;
+      flush();
+    } else if (src.compare(i, 2, "R\"") == 0) {
+      const std::size_t paren = src.find('(', i);
+      if (paren == std::string_view::npos) break;
+      const std::string end = ")" + std::string(src.substr(i + 2, paren - i - 2)) + "\"";
+      const std::size_t stop = src.find(end, paren);
+      if (stop == std::string_view::npos) break;
+      cur += src.substr(paren + 1, stop - paren - 1);
+      open = true;
+      i = stop + end.size();
+    } else if (c == '"') {
+      for (++i; i < src.size() && src[i] != '"'; ++i) {
+        if (src[i] != '\\' || i + 1 == src.size()) {
+          cur += src[i];
+          continue;
+        }
+        const char e = src[++i];
+        cur += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == '0' ? '\0' : e;
+      }
+      ++i;
+      open = true;
+    } else if (c == ' ' || c == '\n' || c == '\t') {
+      ++i;
+    } else {
+      flush();
+      ++i;
+    }
+  }
+  flush();
+  return out;
+}
+
+// A desired-state file as the benchmark and the big fleets write it: derive defaults, then
+// `count` bindings; `style` varies the spelling the fast path must take.
+std::string fleet(std::size_t count, int style) {
+  std::string s;
+  if (style == 3) s += "# generated\n---\n";
+  s += "defaults:\n  password:\n    derive:\n      keyFile: ../../fleet-key\n";
+  s += style == 2 ? "bindings: # all of them\n" : "bindings:\n";
+  const std::string item = style == 1 ? "- " : "  - ";
+  const std::string more = style == 1 ? "  " : "    ";
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string digits = std::to_string(350000000000000ULL + i);
+    switch (i % 5) {
+      case 0:
+        s += item + "deviceId: \"imei:" + digits + "\"\n";
+        break;
+      case 1:
+        s += item + "deviceId: imei:" + digits + "\n";
+        break;
+      case 2:
+        s += item + "deviceId: 'urn:dev:IMEI:" + digits + ":'  # quoted: it ends in ':'\n";
+        break;
+      case 3:
+        s += item + "deviceId: deveui:70b3d5" + digits.substr(5) + "\n" + more + "password:\n" +
+             more + "  file: /secrets/" + digits + ".pass\n";
+        break;
+      default:
+        s += "\n" + item + "deviceId: \"imei:" + digits + "\"   \n" + more + "password:\n" + more +
+             "  env: FLEET_KEY\n";
+        break;
+    }
+  }
+  return s;
+}
+
+TEST_CASE("the fast YAML path reads the examples, test data and fuzz seeds as yaml-cpp does",
+          "[config][yaml]") {
+  const fs::path root = THINGSYNC_SOURCE_DIR;
+  Tally tally;
+  std::size_t desired = 0;
+  std::size_t desired_taken = 0;
+  for (const char* dir :
+       {"examples", "tests/data", "tests/ops", "fuzz/corpus/desired_state", "fuzz/corpus/config"}) {
+    for (const auto& e : fs::recursive_directory_iterator(root / dir)) {
+      if (!e.is_regular_file()) continue;
+      const std::string ext = e.path().extension().string();
+      const bool yaml = ext == ".yaml" || ext == ".yml";
+      if (!yaml && std::string(dir).rfind("fuzz", 0) != 0) continue;
+      const std::string text = read(e.path());
+      const bool taken = tally.add(text);
+      if (yaml && text.find("deviceId") != std::string::npos) {
+        ++desired;
+        desired_taken += taken ? 1 : 0;
+      }
+    }
+  }
+  // The YAML written inside the tests.
+  for (const auto& e : fs::recursive_directory_iterator(root / "tests")) {
+    const std::string ext = e.path().extension().string();
+    if (!e.is_regular_file() || (ext != ".cpp" && ext != ".hpp")) continue;
+    for (const std::string& text : literals(read(e.path()))) {
+      if (text.find('\n') != std::string::npos || text.find(": ") != std::string::npos) {
+        tally.add(text);
+      }
+    }
+  }
+  tally.check();
+  CHECK(tally.inputs > 1000);
+  // The shipped desired-state examples are plain block YAML.
+  CHECK(desired >= 5);
+  CHECK(desired_taken * 2 > desired);
+}
+
+TEST_CASE("the fast YAML path reads tricky hand-written inputs as yaml-cpp does",
+          "[config][yaml]") {
+  const std::vector<std::string> cases = {
+      "",
+      "\n\n",
+      "# only a comment",
+      "# only a comment\n  # another\n",
+      "---\n",
+      "---",
+      "--- # a comment\n",
+      "---\nbindings:\n",
+      "--- bindings:\n",
+      "bindings:\n---\n",
+      "bindings:\n...\n",
+      "bindings:\n",
+      "bindings:",
+      "bindings:   \n",
+      "bindings: # none yet\n",
+      "bindings: ~\n",
+      "bindings: null\n",
+      "bindings: Null # x\n",
+      "bindings: NULL\n",
+      "bindings: nULL\n",
+      "bindings: []\n",
+      "bindings: {}\n",
+      "bindings: ''\n",
+      "bindings: \"\"\n",
+      "bindings:\n  - deviceId: imei:350266800610993\n",
+      "bindings:\n- deviceId: imei:350266800610993\n- deviceId: imei:350266800610994\n",
+      "bindings:\n  - deviceId: imei:350266800610993",
+      "bindings:\n  - deviceId: imei:350266800610993   \n",
+      "bindings:\n  - deviceId: imei:350266800610993 # a comment\n",
+      "bindings:\n  - deviceId: imei:350266800610993# not a comment\n",
+      "bindings:\n  - deviceId: \"imei:350266800610993\"# a comment\n",
+      "bindings:\n  - deviceId: \"imei:350266800610993\"x\n",
+      "bindings:\n  - deviceId: 'imei:350266800610993' \n",
+      "bindings:\n  - deviceId: 'it''s'\n",
+      "bindings:\n  - deviceId: ''''\n",
+      "bindings:\n  - deviceId: \"a\\\"b\\\\c\\/d\\te\\n\"\n",
+      "bindings:\n  - deviceId: \"a\\x41\"\n",
+      "bindings:\n  - deviceId: \"a\\u00e9\"\n",
+      "bindings:\n  - deviceId: \"a\\q\"\n",
+      "bindings:\n  - deviceId: \"a\\\n    b\"\n",
+      "bindings:\n  - deviceId: \"open\n",
+      "bindings:\n  - deviceId: 'open\n",
+      "bindings:\n  - deviceId: \"two\n    lines\"\n",
+      "bindings:\n  - deviceId: urn:dev:IMEI:350266800610993:\n",
+      "bindings:\n  - urn:dev:IMEI:350266800610993:\n  - deviceId: x\n",
+      "bindings:\n  - urn:dev:IMEI:350266800610993:\n",
+      "bindings:\n  - urn:dev:IMEI:350266800610993:",
+      "bindings:\n  - deviceId: \"urn:dev:IMEI:350266800610993:\"\n",
+      "bindings:\n  - deviceId: a: b\n",
+      "bindings:\n  - deviceId: a:b\n",
+      "bindings:\n  - deviceId: http://x/y?z=1#frag\n",
+      "bindings:\n  - deviceId: a #b: c\n",
+      "bindings:\n  - deviceId:\n",
+      "bindings:\n  - deviceId:\n  - deviceId: x\n",
+      "bindings:\n  - deviceId:\n    password:\n      env: X\n",
+      "bindings:\n  - deviceId:\n      x\n",
+      "bindings:\n  - deviceId: x\n      y\n",
+      "bindings:\n  - deviceId: x\n\n      y\n",
+      "bindings:\n  - deviceId: x\n    # comment deeper\n  - deviceId: y\n",
+      "bindings:\n  - deviceId: x\n        # comment much deeper\n  - deviceId: y\n",
+      "bindings:\n  - deviceId: x\n# comment at 0\n  - deviceId: y\n",
+      "bindings:\n  - deviceId: x\n\n\n  - deviceId: y\n\n",
+      "bindings:\n  - deviceId: x\n   password: y\n",
+      "bindings:\n  - deviceId: x\n  password: y\n",
+      "bindings:\n  - deviceId: x\n     password: y\n",
+      "bindings:\n  - deviceId: x\n    password: y\n",
+      "bindings:\n  -   deviceId: x\n      password: y\n",
+      "bindings:\n  -\n    deviceId: x\n",
+      "bindings:\n  -\n  - \n  -",
+      "bindings:\n  - # empty\n  - x\n",
+      "bindings:\n  -\n",
+      "bindings:\n  -",
+      "bindings:\n  - x\n",
+      "bindings:\n  - 'x'\n",
+      "bindings:\n  - x\n    y\n",
+      "bindings:\n  - x\n   y\n",
+      "bindings:\n  - ~\n",
+      "bindings:\n  - - x\n",
+      "bindings:\n  - -x\n",
+      "bindings:\n  - ? x\n",
+      "bindings:\n  - ?x: 1\n",
+      "bindings:\n  - :x: 1\n",
+      "bindings:\n  - : x\n",
+      "bindings:\n  - &a deviceId: x\n  - *a\n",
+      "bindings:\n  - deviceId: &id imei:350266800610993\n",
+      "bindings:\n  - deviceId: !!str 350266800610993\n",
+      "bindings:\n  - {deviceId: x}\n",
+      "bindings:\n  - [x]\n",
+      "bindings:\n  - deviceId: |\n      x\n",
+      "bindings:\n  - deviceId: >\n      x\n",
+      "bindings:\n  - deviceId: x\n  - deviceId: x\n",
+      "bindings:\n  - deviceId: x\n    deviceId: y\n",
+      "bindings:\n\t- deviceId: x\n",
+      "bindings:\n  - deviceId:\tx\n",
+      "bindings:\r\n  - deviceId: x\r\n",
+      "bindings:\n  - deviceId: x\r\n",
+      "bindings:\n  - deviceId: a\rb\n",
+      "\xEF\xBB\xBF"
+      "bindings:\n",
+      "bindings:\n  - deviceId: caf\xC3\xA9\n",
+      "bindings:\n  - deviceId: \"caf\xC3\xA9\"\n",
+      "bindings:\n  - deviceId: x\x04y\n",
+      "bindings: x\nbindings: y\n",
+      "defaults:\nbindings:\n",
+      "defaults:\n\nbindings:\n",
+      "defaults: # x\n# y\nbindings:",
+      "defaults:\n  password:\n    derive:\n      keyFile: ../../fleet-key\nbindings:\n  - "
+      "deviceId: "
+      "x\n",
+      "defaults:\n  password:\n    derive:\n      keyFile:\nbindings:\n",
+      "defaults:\n  password:\n    derive:\n      keyFile:\n",
+      "defaults:\n  password:\n    derive:\n      keyFile:",
+      "defaults:\n  password:\n    derive:\n    keyFile: x\n",
+      "defaults:\n  password:\n  derive:\n",
+      "defaults:\n    password:\n      env: X\n  bindings:\n",
+      "defaults:\n  - x\nbindings:\n",
+      "defaults: x\n  y: z\n",
+      "defaults:\n  password: {env: X}\n",
+      "defaults:\n- password: x\n- y\nbindings:\n- deviceId: z\n",
+      "a:\n- b:\n  - c\n  - d\n  e: f\ng: h\n",
+      "a:\n- b\nc: d\n- e\n",
+      "a:\n  - b\n  c: d\n",
+      "a:\n  b: c\n d: e\n",
+      "a:\n  b: c\n    d: e\n",
+      "a: b\n- c\n",
+      "a: b\n  c: d\n",
+      "a:\n  b:\n    c:\n      d:\n        e:\n          f: g\n  h: i\n",
+      "  a: 1\n  b: 2\n",
+      "  a: 1\nb: 2\n",
+      "  - a\n  - b\n",
+      "  - a\n- b\n",
+      "- a\n- b\nc: d\n",
+      "a b: c d\n",
+      "a : b\n",
+      "a  :   b   \n",
+      "\"a\": b\n",
+      "\"a\" : b\n",
+      "'a': b\n",
+      "\"a\":b\n",
+      "a:b: c\n",
+      "a:: b\n",
+      "a:\n",
+      "a",
+      "a\n",
+      "'a'\n",
+      "\"a\" # c\n",
+      "a\nb\n",
+      "a # c\n",
+      "~\n",
+      "null\n",
+      "- \n",
+      "-\n",
+      "-",
+      "- - - x\n",
+      ":\n",
+      ": a\n",
+      "? a\n: b\n",
+      "%YAML 1.2\n---\na: b\n",
+      "@a: b\n",
+      "`a`: b\n",
+      "a: @b\n",
+      "a: b @c\n",
+      "a: [b\n",
+      "a: b]\n",
+      "a: b, c\n",
+      "a: {b\n",
+      "a: -\n",
+      "a: - b\n",
+      "a: -b\n",
+      "a: ? b\n",
+      "a: ?b\n",
+      "a: :b\n",
+      "a: : b\n",
+      "a: yes\n",
+      "a: 0x1F\n",
+      "a: 1e3\n",
+      "a: .inf\n",
+      "a: 'null'\n",
+      "a: \"~\"\n",
+      "null: a\n",
+      "~: a\n",
+      "a: #\n",
+      "a: b #\n",
+      "a: b#\n",
+      "a: b  #  c  # d\n",
+      "#a: b\n",
+      " #a: b\n",
+      "a: b\n#c: d\n",
+      "a: b\n  #c: d\n",
+      "a: b\n\n",
+      "a: b\n \n  \n",
+      "a: ---\n",
+      "--- a\n",
+      "---a: b\n",
+      "---: b\n",
+      "...: b\n",
+      "...\n",
+      "a: b\n--- \n",
+      "a: b\n---x: c\n",
+      "a: b\n  ---\n",
+      "x: " + std::string(1100, 'k') + "\n",
+      std::string(1100, 'k') + ": x\n",
+      std::string(990, 'k') + ": x\n",
+      "'" + std::string(1100, 'k') + "': x\n",
+      std::string(200, ' ') + "a: b\n",
+  };
+  Tally tally;
+  for (const auto& text : cases) tally.add(text);
+  tally.check();
+
+  // What the fast path must take (or the speed-up is gone for ordinary files) ...
+  for (const char* text : {
+           "",
+           "# only a comment\n",
+           "---\nbindings:\n",
+           "bindings:\n",
+           "bindings:\n  - deviceId: \"imei:350266800610993\" # c\n",
+           "bindings:\n- deviceId: imei:350266800610993\n",
+           "bindings:\n  - deviceId: 'it''s'\n",
+           "bindings:\n  - urn:dev:IMEI:350266800610993:\n",
+           "bindings:\n  - deviceId:\n  - x\n",
+           "defaults:\n  password:\n    derive:\n      keyFile: ../../fleet-key\nbindings:\n",
+       }) {
+    INFO(text);
+    CHECK(takes(text));
+  }
+  // ... and what it must leave to yaml-cpp.
+  for (const char* text : {
+           "bindings: []\n",
+           "bindings:\n  - &a deviceId: x\n",
+           "bindings:\n  - *a\n",
+           "bindings:\n  - deviceId: !!str 1\n",
+           "bindings:\n  - deviceId: |\n      x\n",
+           "bindings:\n  - deviceId: x\n      y\n",
+           "bindings:\n\t- deviceId: x\n",
+           "bindings:\r\n",
+           "\xEF\xBB\xBF"
+           "bindings:\n",
+           "bindings:\n  - deviceId: urn:dev:IMEI:350266800610993:\n",
+           "bindings:\n  - deviceId: \"a\\u00e9\"\n",
+           "bindings:\n  - deviceId: \"open\n",
+           "a: b\n---\nc: d\n",
+       }) {
+    INFO(text);
+    CHECK_FALSE(takes(text));
+  }
+}
+
+TEST_CASE("the fast YAML path takes generated fleets, whole and in parts, as yaml-cpp reads them",
+          "[config][yaml]") {
+  Tally tally;
+  for (int style = 0; style < 4; ++style) {
+    const std::string text = fleet(400, style);
+    INFO("style " << style);
+    CHECK(tally.add(text));
+    // Cut as desired_state.cpp's split_chunks does: before an item line, each part parsed
+    // alone as a bare list placed by its line offset.
+    std::vector<std::size_t> cuts;
+    std::size_t line = 0;
+    std::vector<std::uint32_t> lines;
+    const std::string item = style == 1 ? "- " : "  - ";
+    for (std::size_t pos = 0; pos < text.size(); ++line) {
+      if (text.compare(pos, item.size(), item) == 0 && line > 6 && line % 97 == 0) {
+        cuts.push_back(pos);
+        lines.push_back(static_cast<std::uint32_t>(line));
+      }
+      pos = text.find('\n', pos) + 1;
+    }
+    REQUIRE(cuts.size() > 3);
+    for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+      const std::string_view part = std::string_view(text).substr(cuts[c], cuts[c + 1] - cuts[c]);
+      const Outcome f = parse_with(true, part, Rule::kChunk, lines[c]);
+      const Outcome s = parse_with(false, part, Rule::kChunk, lines[c]);
+      CHECK(f.taken);
+      CHECK(s.ok);
+      CHECK(f.log == s.log);
+    }
+  }
+  tally.check();
+}
+
+TEST_CASE("the fast YAML path agrees with yaml-cpp on mutated inputs", "[config][yaml]") {
+  const std::vector<std::string> seeds = {
+      fleet(6, 0),
+      fleet(6, 1),
+      fleet(6, 3),
+      "defaults:\n  password:\n    env: FLEET\nbindings:\n  - deviceId: 'a''b' # c\n"
+      "  - urn:dev:IMEI:350266800610993:\n  -\n  - deviceId:\n    password: ~\n",
+      "a:\n- b: \"c\\n\"\n  d:\n  - e\n-  f\n",
+  };
+  // Characters that change the structure: indentation, keys, items, comments, quotes.
+  const std::string alphabet = " :-#'\"\n\\~x&!|[{";
+  Tally tally;
+  std::size_t n = 0;
+  for (const auto& seed : seeds) {
+    for (std::size_t i = 0; i <= seed.size(); ++i) {
+      if (i < seed.size()) tally.add(seed.substr(0, i) + seed.substr(i + 1));  // delete
+      for (const char c : alphabet) {
+        if (++n % 3 != 0) continue;  // a third of the insertions: enough, and quick
+        tally.add(seed.substr(0, i) + c + seed.substr(i));
+      }
+      tally.add(seed.substr(0, i));  // truncated
+    }
+  }
+  tally.check();
+  CHECK(tally.taken * 4 > tally.inputs);  // the fast path still takes many of them
+}
+
+}  // namespace
+}  // namespace thingsync::config::detail
