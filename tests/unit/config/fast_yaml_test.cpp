@@ -1,6 +1,8 @@
 // The fast YAML path against yaml-cpp: on every input it either declines or builds exactly the
 // tree yaml-cpp builds (nodes, kinds, texts, places, parents, streamed lists, the items handed
 // to the sink and their order), and yaml-cpp finds no error in what it takes.
+#include "fast_yaml.hpp"
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -9,8 +11,10 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "yaml_paths.hpp"
 #include "yaml_tree.hpp"
 
 namespace thingsync::config::detail {
@@ -18,72 +22,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Rule { kNone, kBindings, kChunk };
-
-// The rules desired_state.cpp's ChunkParser gives: the root map's `bindings` list (a whole
-// file), the root list (a part of a file); and none (a config file).
-StreamRule rule_of(Rule r) {
-  switch (r) {
-    case Rule::kNone:
-      return {};
-    case Rule::kBindings:
-      return [](const YTree& t, std::uint32_t seq) {
-        const std::uint32_t parent = t[seq].parent;
-        return parent != kNone && parent == t.root() && t[parent].kind == YNode::Kind::kMap &&
-               t[parent].children % 2 == 0 && t[seq - 1].parent == parent &&
-               t[seq - 1].kind == YNode::Kind::kScalar && t[seq - 1].text == "bindings";
-      };
-    case Rule::kChunk:
-      return [](const YTree& t, std::uint32_t seq) { return t[seq].parent == kNone; };
-  }
-  return {};
-}
-
-struct Outcome {
-  bool taken = true;  // the fast path did not decline
-  bool ok = false;
-  std::string log;  // sink calls, then the tree and the diagnostics
-};
-
-Outcome parse_with(bool fast, std::string_view text, Rule r, std::uint32_t offset) {
-  YTree tree;
-  core::Diagnostics diags;
-  Outcome o;
-  const ItemSink sink = [&o](const YTree& t, std::uint32_t item) {
-    o.log += "item:\n" + dump(t, item);
-  };
-  if (fast) {
-    o.taken = parse_yaml_fast(text, offset, tree, rule_of(r), sink);
-    o.ok = o.taken;
-  } else {
-    o.ok = parse_yaml_cpp(text, "state.yaml", offset, tree, diags, rule_of(r), sink);
-  }
-  if (!o.taken) return o;
-  o.log += "root:\n" + dump(tree, tree.root());
-  for (const auto& d : diags) o.log += d.to_string() + "\n";
-  return o;
-}
-
-/// Compares both paths on `text` under every rule; records a disagreement in `failures`.
-/// Returns whether the fast path took the text.
+// Compares both paths on `text`; records a disagreement in `failures`. Returns whether the
+// fast path took the text.
 bool compare(std::string_view text, std::vector<std::string>& failures) {
-  bool taken = false;
-  bool declined = false;
-  for (const Rule r : {Rule::kNone, Rule::kBindings, Rule::kChunk}) {
-    for (const std::uint32_t offset : {0U, 41U}) {
-      const Outcome fast = parse_with(true, text, r, offset);
-      (fast.taken ? taken : declined) = true;
-      if (!fast.taken) continue;
-      const Outcome slow = parse_with(false, text, r, offset);
-      if (!slow.ok || fast.log != slow.log) {
-        failures.push_back("input:\n" + std::string(text) + "\n-- fast path:\n" + fast.log +
-                           "-- yaml-cpp" + (slow.ok ? "" : " (error)") + ":\n" + slow.log);
-        return taken;
-      }
-    }
-  }
-  if (taken && declined) failures.push_back("declined under one rule only:\n" + std::string(text));
-  return taken;
+  testsupport::YamlComparison c = testsupport::compare_yaml_paths(text);
+  if (!c.difference.empty()) failures.push_back(std::move(c.difference));
+  return c.taken;
 }
 
 bool takes(std::string_view text) {
@@ -515,8 +459,9 @@ TEST_CASE("the fast YAML path takes generated fleets, whole and in parts, as yam
     REQUIRE(cuts.size() > 3);
     for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
       const std::string_view part = std::string_view(text).substr(cuts[c], cuts[c + 1] - cuts[c]);
-      const Outcome f = parse_with(true, part, Rule::kChunk, lines[c]);
-      const Outcome s = parse_with(false, part, Rule::kChunk, lines[c]);
+      using testsupport::YamlRule;
+      const auto f = testsupport::parse_yaml_path(true, part, YamlRule::kChunk, lines[c]);
+      const auto s = testsupport::parse_yaml_path(false, part, YamlRule::kChunk, lines[c]);
       CHECK(f.taken);
       CHECK(s.ok);
       CHECK(f.log == s.log);
