@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -468,6 +469,188 @@ TEST_CASE("the fast YAML path takes generated fleets, whole and in parts, as yam
     }
   }
   tally.check();
+}
+
+// Random block documents: maps, lists (indented or at their key's column, with maps on the
+// item's line), scalars of every quoting from a pool of awkward ones, empty values, comments,
+// blank lines, trailing spaces, and ends with or without a line break.
+class DocumentMaker {
+ public:
+  explicit DocumentMaker(unsigned seed) : rng_(seed) {}
+
+  std::string make() {
+    out_.clear();
+    if (pick(6) == 0) out_ += "---\n";
+    if (pick(2) == 0) {
+      map(0, false, 0);
+    } else {
+      list(pick(3) == 0 ? 2 : 0, 0);
+    }
+    switch (pick(6)) {
+      case 0:
+        if (!out_.empty() && out_.back() == '\n') out_.pop_back();
+        break;
+      case 1:
+        out_ += std::string(pick(5), ' ');
+        break;
+      case 2:
+        out_ += "# end";
+        break;
+      default:
+        break;
+    }
+    return out_;
+  }
+
+ private:
+  std::size_t pick(std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_);
+  }
+  template <std::size_t N>
+  const char* any(const char* const (&pool)[N]) {
+    return pool[pick(N)];
+  }
+
+  void filler(std::size_t col) {
+    switch (pick(10)) {
+      case 0:
+        out_ += "\n";
+        break;
+      case 1:
+        out_ += std::string(pick(col + 4), ' ') + "# note\n";
+        break;
+      case 2:
+        out_ += std::string(pick(4), ' ') + "\n";
+        break;
+      default:
+        break;
+    }
+  }
+  void line_end() {
+    static const char* const kEnds[] = {"",    "",     "", " ", "   ", " # c", "# not a comment",
+                                        "  #", " #: x"};
+    out_ += any(kEnds);
+    out_ += '\n';
+  }
+  void scalar() {
+    static const char* const kScalars[] = {"x",
+                                           "imei:350266800610993",
+                                           "\"imei:350266800610993\"",
+                                           "'imei:350266800610993'",
+                                           "urn:dev:IMEI:350266800610993:",
+                                           "\"urn:dev:IMEI:350266800610993:\"",
+                                           "~",
+                                           "null",
+                                           "Null",
+                                           "NULL",
+                                           "nULL",
+                                           "''",
+                                           "\"\"",
+                                           "'it''s'",
+                                           "\"a\\\"b\\\\\"",
+                                           "\"tab\\there\"",
+                                           "\"\\x41\"",
+                                           "a b  c",
+                                           "a:b",
+                                           "a#b",
+                                           "-a",
+                                           "?a",
+                                           ":a",
+                                           "a,b]",
+                                           "http://h:1/p?q#f",
+                                           "'s'#c",
+                                           "\"d\" ",
+                                           "yes",
+                                           "-1",
+                                           ".5",
+                                           "a: b",
+                                           "- x",
+                                           "&a x",
+                                           "*a",
+                                           "!t x",
+                                           "[x]",
+                                           "{x: y}",
+                                           "|",
+                                           ">",
+                                           "%x",
+                                           "@x",
+                                           "`x`",
+                                           "'open",
+                                           "\"open"};
+    out_ += any(kScalars);
+  }
+  void key() {
+    static const char* const kKeys[] = {
+        "deviceId", "password", "bindings", "defaults", "a b", "a",   "\"q\"", "'s'", "\"q\" ",
+        "null",     "~",        "k:x",      "-k",       "x#y", "? k", "\"\"",  "d"};
+    out_ += any(kKeys);
+  }
+
+  // A map at column `col`; `inline_first`: its first key goes on the current line.
+  void map(std::size_t col, bool inline_first, int depth) {
+    const std::size_t n = 1 + pick(4);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0 || !inline_first) {
+        filler(col);
+        out_ += std::string(col, ' ');
+      }
+      key();
+      out_ += pick(8) == 0 ? " :" : ":";
+      value(col, depth);
+    }
+  }
+  void value(std::size_t col, int depth) {
+    const std::size_t what = depth > 4 ? pick(2) : pick(5);
+    if (what == 0) {  // a scalar
+      out_ += std::string(1 + pick(2), ' ');
+      scalar();
+      line_end();
+    } else if (what == 1) {  // empty
+      line_end();
+    } else if (what == 2) {
+      line_end();
+      map(col + 1 + pick(4), false, depth + 1);
+    } else {
+      line_end();
+      list(pick(3) == 0 ? col : col + 1 + pick(3), depth + 1);
+    }
+  }
+  void list(std::size_t col, int depth) {
+    const std::size_t n = 1 + pick(4);
+    for (std::size_t i = 0; i < n; ++i) {
+      filler(col);
+      out_ += std::string(col, ' ') + "-";
+      const std::size_t what = depth > 4 ? pick(2) : pick(5);
+      if (what == 0) {
+        out_ += std::string(1 + pick(2), ' ');
+        scalar();
+        line_end();
+      } else if (what == 1) {
+        line_end();
+      } else if (what == 2) {
+        const std::size_t gap = 1 + pick(3);
+        out_ += std::string(gap, ' ');
+        map(col + 1 + gap, true, depth + 1);
+      } else if (what == 3) {
+        line_end();
+        map(col + 1 + pick(4), false, depth + 1);
+      } else {
+        line_end();
+        list(col + 1 + pick(3), depth + 1);
+      }
+    }
+  }
+
+  std::mt19937 rng_;
+  std::string out_;
+};
+
+TEST_CASE("the fast YAML path agrees with yaml-cpp on generated documents", "[config][yaml]") {
+  DocumentMaker maker(18);
+  Tally tally;
+  for (int i = 0; i < 4000; ++i) tally.add(maker.make());
+  tally.check();
+  CHECK(tally.taken * 10 > tally.inputs);
 }
 
 TEST_CASE("the fast YAML path agrees with yaml-cpp on mutated inputs", "[config][yaml]") {
