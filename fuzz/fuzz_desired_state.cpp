@@ -3,8 +3,9 @@
 // goes through a memfd, so nothing touches the disk).
 // Invariants: nothing throws; every diagnostic points inside the input, in order; ok() means
 // "no errors"; bindings are sorted, unique, located inside the input, in canonical form and
-// point at a valid source; sources are well formed; and a file cut into parts loads exactly as
-// it parses whole.
+// point at a valid source; sources are well formed; a file cut into parts loads exactly as
+// it parses whole; and the fast YAML path either declines the text or reads it exactly as
+// yaml-cpp does (the same tree and sink calls under each streaming rule, and no error).
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "fuzz_support.hpp"
 #include "thingsync/config/desired_state.hpp"
+#include "yaml_paths.hpp"
 
 namespace {
 
@@ -179,6 +181,10 @@ void check_same(const config::LoadResult& whole, const config::LoadResult& cut) 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const MemFile file;
   const std::string_view text = thingsync::fuzz::as_text(data, size);
+
+  const auto yaml = thingsync::testsupport::compare_yaml_paths(text);
+  FUZZ_CHECK(yaml.difference.empty(),
+             "the fast YAML path and yaml-cpp disagree; " + yaml.difference);
 
   const config::LoadResult whole = config::parse_desired_state_file(text, file.path, env);
   check_result(whole, text, file.path);
