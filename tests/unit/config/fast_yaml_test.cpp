@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "thingsync/config/desired_state.hpp"
 #include "yaml_paths.hpp"
 #include "yaml_tree.hpp"
 
@@ -146,6 +147,72 @@ std::string fleet(std::size_t count, int style) {
     }
   }
   return s;
+}
+
+std::string hex(std::uint64_t v, int digits) {
+  std::string out(static_cast<std::size_t>(digits), '0');
+  for (int i = digits - 1; i >= 0 && v != 0; --i, v >>= 4) {
+    out[static_cast<std::size_t>(i)] = "0123456789abcdef"[v & 15];
+  }
+  return out;
+}
+
+// A file as bench/engine/daemon_bench.py's fleet_file writes it (fleet_bench.py's 1,000 files
+// too), byte for byte: the sim's device IDs (UUIDs), quoted; `with_files`: ten bindings take a
+// password file. If the fast path declined these, the benchmarks would measure yaml-cpp.
+std::string bench_fleet_file(std::size_t count, bool with_files) {
+  std::string s =
+      "defaults:\n  password:\n    derive:\n      keyFile: ../../fleet-key\nbindings:\n";
+  const std::size_t step = std::max<std::size_t>(1, count / 10);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::uint64_t r = (i + 1) * 0x9E3779B97F4A7C15ULL;
+    s += "  - deviceId: \"" + hex(i * 4099, 8) + "-" + hex(r >> 48, 4) + "-4" + hex(r >> 36, 3) +
+         "-a" + hex(r >> 24, 3) + "-" + hex(r, 12) + "\"\n";
+    if (with_files && i % step == 0 && i / step < 10) {
+      s += "    password:\n      file: ../../pw/" + std::to_string(i / step) + ".pass\n";
+    }
+  }
+  return s;
+}
+
+// A file as tests/e2e/fleet.cpp's Fleet::set_desired writes it: IMEIs, quoted, and a literal
+// password for some of them.
+std::string e2e_fleet_file(std::size_t count) {
+  std::string s = "defaults:\n  password:\n    derive:\n      keyFile: ../fleet-key\nbindings:\n";
+  for (std::size_t i = 0; i < count; ++i) {
+    s += "  - deviceId: \"imei:" + std::to_string(350000000000000ULL + i) + "\"\n";
+    if (i % 7 == 3) s += "    password:\n      value: \"Portal-Password-12345678\"\n";
+  }
+  return s;
+}
+
+// Checks that the fast path takes `text` (a fleet file), whole and cut into parts as
+// desired_state.cpp's split_chunks cuts it: before an item line, each part parsed alone as a
+// bare list placed by its line offset.
+void check_fleet_taken(const std::string& text, Tally& tally) {
+  CHECK(tally.add(text));
+  std::vector<std::size_t> cuts;
+  std::vector<std::uint32_t> lines;
+  std::size_t line = 0;
+  for (std::size_t pos = 0; pos < text.size(); ++line) {
+    const bool item = text.compare(pos, 2, "- ") == 0 || text.compare(pos, 4, "  - ") == 0;
+    if (item && line > 6 && line % 97 == 0) {
+      cuts.push_back(pos);
+      lines.push_back(static_cast<std::uint32_t>(line));
+    }
+    const std::size_t nl = text.find('\n', pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  REQUIRE(cuts.size() > 3);
+  for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+    const std::string_view part = std::string_view(text).substr(cuts[c], cuts[c + 1] - cuts[c]);
+    using testsupport::YamlRule;
+    const auto f = testsupport::parse_yaml_path(true, part, YamlRule::kChunk, lines[c]);
+    const auto s = testsupport::parse_yaml_path(false, part, YamlRule::kChunk, lines[c]);
+    CHECK(f.taken);
+    CHECK(s.ok);
+    CHECK(f.log == s.log);
+  }
 }
 
 TEST_CASE("the fast YAML path reads the examples, test data and fuzz seeds as yaml-cpp does",
@@ -441,34 +508,55 @@ TEST_CASE("the fast YAML path takes generated fleets, whole and in parts, as yam
           "[config][yaml]") {
   Tally tally;
   for (int style = 0; style < 4; ++style) {
-    const std::string text = fleet(400, style);
     INFO("style " << style);
-    CHECK(tally.add(text));
-    // Cut as desired_state.cpp's split_chunks does: before an item line, each part parsed
-    // alone as a bare list placed by its line offset.
-    std::vector<std::size_t> cuts;
-    std::size_t line = 0;
-    std::vector<std::uint32_t> lines;
-    const std::string item = style == 1 ? "- " : "  - ";
-    for (std::size_t pos = 0; pos < text.size(); ++line) {
-      if (text.compare(pos, item.size(), item) == 0 && line > 6 && line % 97 == 0) {
-        cuts.push_back(pos);
-        lines.push_back(static_cast<std::uint32_t>(line));
-      }
-      pos = text.find('\n', pos) + 1;
-    }
-    REQUIRE(cuts.size() > 3);
-    for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
-      const std::string_view part = std::string_view(text).substr(cuts[c], cuts[c + 1] - cuts[c]);
-      using testsupport::YamlRule;
-      const auto f = testsupport::parse_yaml_path(true, part, YamlRule::kChunk, lines[c]);
-      const auto s = testsupport::parse_yaml_path(false, part, YamlRule::kChunk, lines[c]);
-      CHECK(f.taken);
-      CHECK(s.ok);
-      CHECK(f.log == s.log);
-    }
+    check_fleet_taken(fleet(400, style), tally);
   }
   tally.check();
+}
+
+TEST_CASE("the fast YAML path takes the fleet files the benchmarks and e2e tests write",
+          "[config][yaml]") {
+  Tally tally;
+  SECTION("bench/engine/daemon_bench.py, derived passwords") {
+    check_fleet_taken(bench_fleet_file(1000, false), tally);
+  }
+  SECTION("bench/engine/daemon_bench.py, some password files") {
+    check_fleet_taken(bench_fleet_file(1000, true), tally);
+  }
+  SECTION("tests/e2e/fleet.cpp, some literal passwords") {
+    check_fleet_taken(e2e_fleet_file(400), tally);
+  }
+  tally.check();
+}
+
+// The fast path reads a file up to its first fault and declines; yaml-cpp then reads it as it
+// did before the fast path: the same message, file, line and column.
+TEST_CASE("a syntax error deep in a fleet file is reported at its place, as before",
+          "[config][yaml]") {
+  const std::string head = bench_fleet_file(700, false);  // lines 1 to 705
+  const std::string tail = "  - deviceId: \"imei:350266800610994\"\n";
+  const std::string at = "fleet/part-7.yaml:";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"   - deviceId: \"imei:350266800610993\"\n",
+       "706:4: error: YAML syntax error: end of sequence not found"},
+      {" - deviceId: \"imei:350266800610993\"\n",
+       "706:2: error: YAML syntax error: end of map not found"},
+      {"  - deviceId: \"imei:350266800610993\"x\n",
+       "706:37: error: YAML syntax error: end of map not found"},
+      {"  - deviceId: [imei:350266800610993\n",
+       "707:13: error: YAML syntax error: end of sequence flow not found"},
+      {"  - deviceId: urn:dev:imei:350266800610993:\n",
+       "706:43: error: YAML syntax error: illegal map value; quote device IDs that end in ':' "
+       "(write deviceId: \"urn:dev:IMEI:...:\")"},
+  };
+  for (const auto& [bad, message] : cases) {
+    const std::string text = head + bad + tail;
+    INFO(bad);
+    CHECK_FALSE(takes(text));
+    const auto r = parse_desired_state_file(text, "fleet/part-7.yaml", {});
+    REQUIRE(r.diagnostics.size() == 1);
+    CHECK(r.diagnostics[0].to_string() == at + message);
+  }
 }
 
 // Random block documents: maps, lists (indented or at their key's column, with maps on the
