@@ -52,19 +52,19 @@ void ObservedList::add(const PackedUuid& id, const PackedDevice& device,
 }
 
 RemoteBinding ObservedList::binding(std::size_t i) const {
-  const Rec& r = recs_[i];
-  return {r.id.str(texts_), r.device.unpack(), r.created_at_ms, r.modified_at_ms,
-          std::string(texts_.get(r.modified_by))};
+  return {id(i), device(i).unpack(), created_at_ms(i), modified_at_ms(i),
+          std::string(modified_by(i))};
 }
 
 BindingIdSet ObservedList::id_set() const {
   BindingIdSet out;
-  out.reserve(recs_.size());
-  for (const auto& r : recs_) {
-    if (r.id.text == 0) {
-      out.add(r.id.uuid);
+  out.reserve(size());
+  for (std::size_t i = 0; i < size(); ++i) {
+    const PackedBindingId id = packed_id(i);
+    if (id.text == 0) {
+      out.add(id.uuid);
     } else {
-      out.add(texts_.get(r.id.text));
+      out.add(texts_.get(id.text));
     }
   }
   out.seal();

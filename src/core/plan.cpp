@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace thingsync::core {
 namespace {
@@ -46,6 +47,11 @@ class Planner {
   Plan run() {
     sort_inputs();
     plan_.delete_limit = policy_.max_deletes.resolve(policy_.managed.value_or(observed_.size()));
+    // Room for as many as there can be, reserved and not touched: a large block is mapped as
+    // it is written, so a converged fleet's plan costs no memory for it, and a first
+    // adoption's million updates never hold two copies of the vector while it grows.
+    plan_.creates.reserve(desired_.size());
+    plan_.updates.reserve(std::min(desired_.size(), observed_.size()));
     walk();
     resolve_unmatched_state();
     apply_delete_limit();
@@ -59,13 +65,15 @@ class Planner {
     return sign(canonical_order(da, db));
   }
   const PackedDevice& ddev(const Key& k) const { return desired_[k.idx].device; }
-  const PackedDevice& odev(const Key& k) const { return observed_[k.idx].device; }
-  const PackedDevice& adev(const Key& k) const { return applied_[k.idx].device; }
+  const PackedDevice& odev(const Key& k) const { return observed_.device(k.idx); }
+  const PackedDevice& adev(const Key& k) const { return applied_.device(k.idx); }
   int compare_observed_ids(std::uint32_t a, std::uint32_t b) const {
-    return compare_ids(observed_[a].id, observed_.texts(), observed_[b].id, observed_.texts());
+    return compare_ids(observed_.packed_id(a), observed_.texts(), observed_.packed_id(b),
+                       observed_.texts());
   }
   int compare_applied_ids(std::uint32_t a, std::uint32_t b) const {
-    return compare_ids(applied_[a].id, applied_.texts(), applied_[b].id, applied_.texts());
+    return compare_ids(applied_.packed_id(a), applied_.texts(), applied_.packed_id(b),
+                       applied_.texts());
   }
 
   void sort_inputs() {
@@ -79,28 +87,28 @@ class Planner {
     // Observed by device, then oldest first (ties by binding ID): the binding to keep of each
     // device comes first in its group.
     okeys_ = sorted_keys(
-        observed_.size(), [&](std::size_t i) -> const PackedDevice& { return observed_[i].device; },
+        observed_.size(), [&](std::size_t i) -> const PackedDevice& { return observed_.device(i); },
         [&](const Key& a, const Key& b) {
           if (const int c = compare_devices(a, odev(a), b, odev(b)); c != 0) return c < 0;
-          const auto& x = observed_[a.idx];
-          const auto& y = observed_[b.idx];
-          if (x.created_at_ms != y.created_at_ms) return x.created_at_ms < y.created_at_ms;
+          const std::int64_t x = observed_.created_at_ms(a.idx);
+          const std::int64_t y = observed_.created_at_ms(b.idx);
+          if (x != y) return x < y;
           return compare_observed_ids(a.idx, b.idx) < 0;
         });
     // Applied by device too, so that the common case (state recorded for this device) is found
     // by the same walk; ties by binding ID and fingerprint keep the walk independent of input
     // order.
     akeys_ = sorted_keys(
-        applied_.size(), [&](std::size_t i) -> const PackedDevice& { return applied_[i].device; },
+        applied_.size(), [&](std::size_t i) -> const PackedDevice& { return applied_.device(i); },
         [&](const Key& a, const Key& b) {
           if (const int c = compare_devices(a, adev(a), b, adev(b)); c != 0) return c < 0;
           if (const int c = compare_applied_ids(a.idx, b.idx); c != 0) return c < 0;
-          return applied_[a.idx].password_fp < applied_[b.idx].password_fp;
+          return applied_.password_fp(a.idx) < applied_.password_fp(b.idx);
         });
   }
 
   PlannedDelete planned_delete(std::uint32_t o, DeleteReason reason, std::string kept_id) const {
-    return {observed_[o].device.unpack(), observed_.id(o), reason, std::move(kept_id)};
+    return {observed_.device(o).unpack(), observed_.id(o), reason, std::move(kept_id)};
   }
 
   // One merge over the three sorted lists. Every output list is appended to in device order;
@@ -161,15 +169,16 @@ class Planner {
   // entries from akeys_[k] on; returns the first state entry past this device.
   std::size_t check_kept(const Key& dkey, const Key& okey, std::size_t k) {
     const DesiredBinding& d = desired_[dkey.idx];
-    const ObservedList::Rec& kept = observed_[okey.idx];
-    const AppliedList::Rec* state = nullptr;
+    const PackedBindingId kept_id = observed_.packed_id(okey.idx);
+    const std::int64_t kept_modified_at = observed_.modified_at_ms(okey.idx);
+    std::optional<std::uint32_t> state;  // the state entry of the kept binding
     for (; k < akeys_.size(); ++k) {
       const int c = compare_devices(akeys_[k], adev(akeys_[k]), dkey, d.device);
       if (c > 0) break;
-      const AppliedList::Rec& a = applied_[akeys_[k].idx];
-      if (c == 0 && state == nullptr &&
-          compare_ids(a.id, applied_.texts(), kept.id, observed_.texts()) == 0) {
-        state = &a;
+      const std::uint32_t a = akeys_[k].idx;
+      if (c == 0 && !state &&
+          compare_ids(applied_.packed_id(a), applied_.texts(), kept_id, observed_.texts()) == 0) {
+        state = a;
       } else {
         unmatched_state_.push_back(akeys_[k].idx);
       }
@@ -178,21 +187,21 @@ class Planner {
       plan_.updates.push_back({d.device.unpack(), observed_.id(okey.idx), why, d.index, at,
                                std::move(by)});
     };
-    if (state == nullptr) {
+    if (!state) {
       // Not recorded for this device; resolve_unmatched_state() looks for it under another.
       unresolved_.push_back({plan_.updates.size(), okey.idx});
       update(UpdateReason::kNotRecorded, 0, {});
-    } else if (state->receipt_ms != 0 && kept.modified_at_ms != 0 &&
-               state->receipt_ms != kept.modified_at_ms) {
+    } else if (const std::int64_t receipt = applied_.receipt_ms(*state);
+               receipt != 0 && kept_modified_at != 0 && receipt != kept_modified_at) {
       // Written since thingsync's last write: the password may not be ours any more, and the
       // API cannot tell (it is write-only).
-      update(UpdateReason::kChangedOutside, kept.modified_at_ms,
-             std::string(observed_.texts().get(kept.modified_by)));
-    } else if (state->password_fp != d.password_fp) {
+      update(UpdateReason::kChangedOutside, kept_modified_at,
+             std::string(observed_.modified_by(okey.idx)));
+    } else if (applied_.password_fp(*state) != d.password_fp) {
       update(UpdateReason::kPasswordChanged, 0, {});
     } else {
-      if (state->receipt_ms == 0 && kept.modified_at_ms != 0) {
-        plan_.receipts.push_back({observed_.id(okey.idx), kept.modified_at_ms});
+      if (applied_.receipt_ms(*state) == 0 && kept_modified_at != 0) {
+        plan_.receipts.push_back({observed_.id(okey.idx), kept_modified_at});
       }
       ++plan_.unchanged;
     }
@@ -218,13 +227,13 @@ class Planner {
     auto by_id = [&](std::uint32_t a, std::uint32_t b) { return compare_applied_ids(a, b) < 0; };
     std::sort(unmatched_state_.begin(), unmatched_state_.end(), by_id);
     for (const auto& [u, o] : unresolved_) {
-      const auto& id = observed_[o].id;
+      const PackedBindingId id = observed_.packed_id(o);
       const auto it = std::lower_bound(
           unmatched_state_.begin(), unmatched_state_.end(), o, [&](std::uint32_t a, std::uint32_t) {
-            return compare_ids(applied_[a].id, applied_.texts(), id, observed_.texts()) < 0;
+            return compare_ids(applied_.packed_id(a), applied_.texts(), id, observed_.texts()) < 0;
           });
       if (it != unmatched_state_.end() &&
-          compare_ids(applied_[*it].id, applied_.texts(), id, observed_.texts()) == 0) {
+          compare_ids(applied_.packed_id(*it), applied_.texts(), id, observed_.texts()) == 0) {
         plan_.updates[u].reason = UpdateReason::kDeviceChanged;
       }
     }

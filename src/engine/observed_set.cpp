@@ -50,11 +50,8 @@ void ObservedSet::erase(const std::string& id) {
 }
 
 core::ObservedList ObservedSet::all() const {
-  core::ObservedList out;
-  out.reserve(size());
-  for (const auto& r : table_.records()) {
-    out.add(r.id, r.device, r.created_at.get(), r.modified_at.get());
-  }
+  core::ObservedList out{std::span<const core::ObservedRecord>(table_.records())};
+  out.reserve(odd_.size());
   for (const auto& [id, b] : odd_) out.add(b);
   return out;
 }

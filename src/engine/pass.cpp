@@ -85,7 +85,7 @@ void plan_listed(OneShotPlan& o, const PreparedDesired& prepared,
                [&](const core::DesiredBinding& b) { return only(b.device.unpack()); });
   std::vector<core::RemoteBinding> observed;
   for (std::size_t i = 0; i < o.observed.size(); ++i) {
-    if (only(o.observed[i].device.unpack())) observed.push_back(o.observed.binding(i));
+    if (only(o.observed.device(i).unpack())) observed.push_back(o.observed.binding(i));
   }
   // The records of those devices, and of their bindings under whatever device they name.
   core::BindingIdSet ids;
@@ -151,7 +151,7 @@ std::vector<core::DeviceId> settle_after_list(state::StateStore& state,
   };
   std::vector<core::PackedDevice> seen;
   seen.reserve(list.size());
-  for (const auto& r : list.records()) seen.push_back(r.device);
+  for (std::size_t i = 0; i < list.size(); ++i) seen.push_back(list.device(i));
   seen = sorted(std::move(seen));
   std::vector<core::PackedDevice> wanted;
   wanted.reserve(desired.bindings.size());
@@ -180,7 +180,7 @@ std::vector<core::RemoteBinding> listed_for(const core::ObservedList& list,
   std::vector<core::RemoteBinding> out;
   if (touched.empty()) return out;
   for (std::size_t i = 0; i < list.size(); ++i) {
-    if (touched.contains(list[i].device)) out.push_back(list.binding(i));
+    if (touched.contains(list.device(i))) out.push_back(list.binding(i));
   }
   return out;
 }

@@ -54,28 +54,74 @@ Result<std::unique_ptr<std::istream>> FileMedium::read_snapshot() {
   return std::unique_ptr<std::istream>(std::move(in));
 }
 
-Result<Ok> FileMedium::replace_snapshot(std::string_view bytes) {
+namespace {
+
+// A temporary file beside the snapshot, mode 0600; commit: fsync, rename over it, fsync of the
+// directory. Removed when dropped before its commit.
+class FileSnapshotWriter final : public Medium::SnapshotWriter {
+ public:
+  FileSnapshotWriter(std::filesystem::path path, std::string tmp, int fd)
+      : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
+  ~FileSnapshotWriter() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  FileSnapshotWriter(const FileSnapshotWriter&) = delete;
+  FileSnapshotWriter& operator=(const FileSnapshotWriter&) = delete;
+
+  Result<Ok> write(std::string_view bytes) override {
+    if (fd_ < 0 || !write_all(fd_, bytes)) return failed(errno_text());
+    return Ok{};
+  }
+  Result<Ok> commit() override {
+    if (fd_ < 0) return failed("written in part");
+    const bool ok = ::fsync(fd_) == 0;
+    const std::string why = ok ? "" : errno_text();
+    ::close(fd_);
+    fd_ = -1;
+    if (!ok) return failed(why);
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) return failed(errno_text());
+    committed_ = true;
+    if (!fsync_dir(path_.parent_path())) {
+      return Result<Ok>::failure(
+          Error{"cannot fsync the directory of " + path_.string() + ": " + errno_text()});
+    }
+    return Ok{};
+  }
+
+ private:
+  Result<Ok> failed(const std::string& why) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return Result<Ok>::failure(Error{"cannot write state file " + path_.string() + ": " + why});
+  }
+
+  std::filesystem::path path_;
+  std::string tmp_;
+  int fd_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Medium::SnapshotWriter>> FileMedium::begin_snapshot() {
+  using R = Result<std::unique_ptr<SnapshotWriter>>;
   const auto dir = path_.parent_path();
   std::string tmpl = (dir.empty() ? std::string(".") : dir.string()) + "/." +
                      path_.filename().string() + ".tmp.XXXXXX";
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
-    return Result<Ok>::failure(
+    return R::failure(
         Error{"cannot create a temporary file beside " + path_.string() + ": " + errno_text()});
   }
-  const bool ok = ::fchmod(fd, 0600) == 0 && write_all(fd, bytes) && ::fsync(fd) == 0;
-  const std::string why = ok ? "" : errno_text();
-  ::close(fd);
-  if (!ok || ::rename(tmpl.c_str(), path_.c_str()) != 0) {
-    const std::string msg = ok ? errno_text() : why;
+  if (::fchmod(fd, 0600) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
     ::unlink(tmpl.c_str());
-    return Result<Ok>::failure(Error{"cannot write state file " + path_.string() + ": " + msg});
+    return R::failure(Error{"cannot write state file " + path_.string() + ": " + why});
   }
-  if (!fsync_dir(dir)) {
-    return Result<Ok>::failure(
-        Error{"cannot fsync the directory of " + path_.string() + ": " + errno_text()});
-  }
-  return Ok{};
+  return std::unique_ptr<SnapshotWriter>(
+      std::make_unique<FileSnapshotWriter>(path_, std::move(tmpl), fd));
 }
 
 Result<std::unique_ptr<std::istream>> FileMedium::read_journal() {

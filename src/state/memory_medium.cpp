@@ -1,6 +1,7 @@
 #include "thingsync/state/medium.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
 
 namespace thingsync::state {
@@ -19,10 +20,39 @@ Result<std::unique_ptr<std::istream>> MemoryMedium::read_snapshot() {
   return std::unique_ptr<std::istream>(std::make_unique<std::istringstream>(*snapshot_));
 }
 
-Result<Ok> MemoryMedium::replace_snapshot(std::string_view bytes) {
-  if (fail_writes_) return refused("write state file " + snapshot_name());
-  snapshot_ = std::string(bytes);
-  return Ok{};
+namespace {
+
+class MemorySnapshotWriter final : public Medium::SnapshotWriter {
+ public:
+  MemorySnapshotWriter(std::optional<std::string>& snapshot, const bool& fail,
+                       std::function<Result<Ok>()> refused)
+      : snapshot_(snapshot), fail_(fail), refused_(std::move(refused)) {}
+  Result<Ok> write(std::string_view bytes) override {
+    if (fail_) return refused_();
+    bytes_ += bytes;
+    return Ok{};
+  }
+  Result<Ok> commit() override {
+    if (fail_) return refused_();
+    snapshot_ = std::move(bytes_);
+    return Ok{};
+  }
+
+ private:
+  std::optional<std::string>& snapshot_;
+  const bool& fail_;
+  std::function<Result<Ok>()> refused_;
+  std::string bytes_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Medium::SnapshotWriter>> MemoryMedium::begin_snapshot() {
+  using R = Result<std::unique_ptr<SnapshotWriter>>;
+  auto refuse = [this] { return refused("write state file " + snapshot_name()); };
+  if (fail_writes_) return R::failure(refuse().error());
+  return std::unique_ptr<SnapshotWriter>(
+      std::make_unique<MemorySnapshotWriter>(snapshot_, fail_writes_, refuse));
 }
 
 Result<std::unique_ptr<std::istream>> MemoryMedium::read_journal() {

@@ -448,9 +448,8 @@ std::vector<core::AppliedBinding> StateStore::applied() const {
 }
 
 core::AppliedList StateStore::applied_list() const {
-  core::AppliedList out;
-  out.reserve(size());
-  for (const auto& r : applied_.records()) out.add(r.id, r.device, r.fp, r.receipt.get());
+  core::AppliedList out{std::span<const core::AppliedRecord>(applied_.records())};
+  out.reserve(odd_applied_.size());
   for (const auto& [id, a] : odd_applied_) out.add({id, a.device, a.fp, a.receipt_ms});
   return out;
 }
@@ -688,8 +687,18 @@ Result<Ok> StateStore::flush() {
 }
 
 Result<Ok> StateStore::checkpoint() {
+  // Written a megabyte at a time: at a million bindings the snapshot is ~140 MB, never held.
+  auto writer = medium_->begin_snapshot();
+  if (!writer) return Result<Ok>::failure(writer.error());
+  constexpr std::size_t kPiece = std::size_t{1} << 20;
   std::string out;
-  out.reserve(64 + size() * 130);
+  out.reserve(kPiece + 4096);
+  Result<Ok> written = Ok{};
+  const auto spill = [&] {
+    if (out.size() < kPiece || !written) return;
+    written = writer.value()->write(out);
+    out.clear();
+  };
   out += "{\"format\":\"" + std::string(kFormat) + "\",\"version\":" + std::to_string(kVersion) +
          ",\"salt\":\"" + hex(salt_) + "\"";
   if (owner_) {
@@ -728,6 +737,7 @@ Result<Ok> StateStore::checkpoint() {
     const auto id = core::unpack_uuid(recs[i].id);
     for (; o < odd.size() && odd[o]->first < id; ++o) odd_row(odd[o]);
     row(id, recs[i].device.unpack(), recs[i].fp, recs[i].receipt.get());
+    spill();
   }
   for (; o < odd.size(); ++o) odd_row(odd[o]);
   out += "},\n\"pending\":[";
@@ -771,7 +781,9 @@ Result<Ok> StateStore::checkpoint() {
   }
   out += "}}\n";
 
-  if (auto r = medium_->replace_snapshot(out); !r) return r;
+  if (written) written = writer.value()->write(out);
+  if (written) written = writer.value()->commit();
+  if (!written) return written;
   on_disk_ = true;
   // The snapshot now holds everything: the journal starts over. While it has not, nothing may
   // be appended behind what it holds.

@@ -718,7 +718,7 @@ std::vector<const FakeApi::Stored*> World::live_of(const core::DeviceId& d) cons
 std::pair<std::size_t, std::size_t> World::delete_set(
     const core::ObservedList& known) const {
   std::map<std::string, std::size_t> per_device;
-  for (const auto& r : known.records()) ++per_device[r.device.unpack().canonical()];
+  for (std::size_t i = 0; i < known.size(); ++i) ++per_device[known.device(i).canonical()];
   std::size_t set = 0;
   for (const auto& [d, n] : per_device) set += in_force_.contains(d) ? n - 1 : n;
   return {set, h_.setup.prune ? resolve(h_.setup.max_deletes, known.size()) : 0};

@@ -71,7 +71,17 @@ class BindingIdSet {
   std::vector<std::string> others_;
 };
 
-/// The remote bindings of a list, packed.
+/// A remote binding with a lower-case UUID ID and no modifiedBy, as the daemon's observed set
+/// keeps it (46 bytes). An ObservedList made for a plan borrows these instead of copying them.
+struct ObservedRecord {
+  PackedUuid id;
+  PackedMillis created_at;
+  PackedMillis modified_at;
+  PackedDevice device;
+};
+
+/// The remote bindings of a list, packed: borrowed ObservedRecords first (the daemon's
+/// observed set's own, not copied), then the bindings added (a one-shot list's, page by page).
 class ObservedList {
  public:
   struct Rec {
@@ -84,6 +94,8 @@ class ObservedList {
 
   ObservedList() = default;
   explicit ObservedList(std::span<const RemoteBinding> bindings);
+  /// Borrows `records`: they must outlive this list, unchanged.
+  explicit ObservedList(std::span<const ObservedRecord> records) : borrowed_(records) {}
 
   void reserve(std::size_t n) { recs_.reserve(n); }
   void add(const RemoteBinding& b);
@@ -92,24 +104,50 @@ class ObservedList {
   /// Gives back what growing by doubling left unused.
   void shrink_to_fit() { recs_.shrink_to_fit(); }
 
-  std::size_t size() const { return recs_.size(); }
-  bool empty() const { return recs_.empty(); }
-  const Rec& operator[](std::size_t i) const { return recs_[i]; }
-  const std::vector<Rec>& records() const { return recs_; }
+  std::size_t size() const { return borrowed_.size() + recs_.size(); }
+  bool empty() const { return size() == 0; }
+  const PackedDevice& device(std::size_t i) const {
+    return i < borrowed_.size() ? borrowed_[i].device : own(i).device;
+  }
+  PackedBindingId packed_id(std::size_t i) const {
+    return i < borrowed_.size() ? PackedBindingId{borrowed_[i].id, 0} : own(i).id;
+  }
+  std::int64_t created_at_ms(std::size_t i) const {
+    return i < borrowed_.size() ? borrowed_[i].created_at.get() : own(i).created_at_ms;
+  }
+  std::int64_t modified_at_ms(std::size_t i) const {
+    return i < borrowed_.size() ? borrowed_[i].modified_at.get() : own(i).modified_at_ms;
+  }
+  std::string_view modified_by(std::size_t i) const {
+    return i < borrowed_.size() ? std::string_view{} : texts_.get(own(i).modified_by);
+  }
   const TextTable& texts() const { return texts_; }
 
-  std::string id(std::size_t i) const { return recs_[i].id.str(texts_); }
+  std::string id(std::size_t i) const { return packed_id(i).str(texts_); }
   /// Binding `i` as the rest of the program takes it.
   RemoteBinding binding(std::size_t i) const;
   /// Every binding ID (for the state's retain_only).
   BindingIdSet id_set() const;
 
  private:
+  const Rec& own(std::size_t i) const { return recs_[i - borrowed_.size()]; }
+
+  std::span<const ObservedRecord> borrowed_;
   std::vector<Rec> recs_;
   TextTable texts_;
 };
 
-/// The state file's records, packed.
+/// A state record of a binding with a lower-case UUID ID, as the state store keeps it (48
+/// bytes). An AppliedList made for a plan borrows these instead of copying them.
+struct AppliedRecord {
+  PackedUuid id;
+  Fingerprint fp;
+  PackedDevice device;
+  PackedMillis receipt;
+};
+
+/// The state file's records, packed: borrowed AppliedRecords first (the state store's own, not
+/// copied), then the records added (any binding ID).
 class AppliedList {
  public:
   struct Rec {
@@ -121,18 +159,34 @@ class AppliedList {
 
   AppliedList() = default;
   explicit AppliedList(std::span<const AppliedBinding> bindings);
+  /// Borrows `records`: they must outlive this list, unchanged.
+  explicit AppliedList(std::span<const AppliedRecord> records) : borrowed_(records) {}
 
   void reserve(std::size_t n) { recs_.reserve(n); }
   void add(const AppliedBinding& b);
   void add(const PackedUuid& id, const PackedDevice& device, const Fingerprint& fp,
            std::int64_t receipt_ms);
 
-  std::size_t size() const { return recs_.size(); }
-  const Rec& operator[](std::size_t i) const { return recs_[i]; }
+  std::size_t size() const { return borrowed_.size() + recs_.size(); }
+  const PackedDevice& device(std::size_t i) const {
+    return i < borrowed_.size() ? borrowed_[i].device : own(i).device;
+  }
+  const Fingerprint& password_fp(std::size_t i) const {
+    return i < borrowed_.size() ? borrowed_[i].fp : own(i).password_fp;
+  }
+  std::int64_t receipt_ms(std::size_t i) const {
+    return i < borrowed_.size() ? borrowed_[i].receipt.get() : own(i).receipt_ms;
+  }
+  PackedBindingId packed_id(std::size_t i) const {
+    return i < borrowed_.size() ? PackedBindingId{borrowed_[i].id, 0} : own(i).id;
+  }
   const TextTable& texts() const { return texts_; }
-  std::string id(std::size_t i) const { return recs_[i].id.str(texts_); }
+  std::string id(std::size_t i) const { return packed_id(i).str(texts_); }
 
  private:
+  const Rec& own(std::size_t i) const { return recs_[i - borrowed_.size()]; }
+
+  std::span<const AppliedRecord> borrowed_;
   std::vector<Rec> recs_;
   TextTable texts_;
 };

@@ -32,19 +32,15 @@ class ObservedSet {
   void put(const core::RemoteBinding& b);
   void erase(const std::string& id);
 
-  /// Everything, as the plan takes it (a transient copy: a full pass only).
+  /// Everything, as the plan takes it: it borrows the set's records (no copy), so use it
+  /// before the set changes again.
   core::ObservedList all() const;
   /// The bindings of some devices: one scan, a hash lookup per binding.
   std::vector<core::RemoteBinding> of_devices(const std::vector<core::DeviceId>& devices) const;
   core::BindingIdSet ids() const;
 
  private:
-  struct Rec {
-    core::PackedUuid id;
-    core::PackedMillis created_at;
-    core::PackedMillis modified_at;
-    core::PackedDevice device;
-  };
+  using Rec = core::ObservedRecord;  // a plan's ObservedList borrows them
   static_assert(sizeof(Rec) == 46);
 
   static std::optional<core::PackedUuid> packable(const core::RemoteBinding& b);

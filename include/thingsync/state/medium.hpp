@@ -30,9 +30,19 @@ class Medium {
   /// The snapshot, to read from the start (a stream, so that a large one is never held whole);
   /// nullptr when there is none.
   virtual Result<std::unique_ptr<std::istream>> read_snapshot() = 0;
-  /// Replaces the snapshot with `bytes` atomically (a crash leaves the old one or the new
-  /// one) and durably (on success it survives a crash).
-  virtual Result<Ok> replace_snapshot(std::string_view bytes) = 0;
+  /// A new snapshot, written piece by piece so that a large one is never held whole.
+  class SnapshotWriter {
+   public:
+    virtual ~SnapshotWriter() = default;
+    virtual Result<Ok> write(std::string_view bytes) = 0;
+    /// Replaces the snapshot with what was written, atomically (a crash leaves the old one or
+    /// the new one) and durably (on success it survives a crash). A writer dropped without a
+    /// commit changes nothing.
+    virtual Result<Ok> commit() = 0;
+  };
+  virtual Result<std::unique_ptr<SnapshotWriter>> begin_snapshot() = 0;
+  /// Replaces the snapshot with `bytes`: begin_snapshot(), write(), commit().
+  Result<Ok> replace_snapshot(std::string_view bytes);
 
   /// The journal as written so far, to read from the start; nullptr when there is none.
   virtual Result<std::unique_ptr<std::istream>> read_journal() = 0;
@@ -59,7 +69,7 @@ class FileMedium final : public Medium {
   FileMedium& operator=(const FileMedium&) = delete;
 
   Result<std::unique_ptr<std::istream>> read_snapshot() override;
-  Result<Ok> replace_snapshot(std::string_view bytes) override;
+  Result<std::unique_ptr<SnapshotWriter>> begin_snapshot() override;
   Result<std::unique_ptr<std::istream>> read_journal() override;
   Result<Ok> append_journal(std::string_view bytes) override;
   Result<Ok> sync_journal() override;
@@ -99,7 +109,7 @@ class MemoryMedium final : public Medium {
   const std::string& unsynced_journal() const { return unsynced_; }
 
   Result<std::unique_ptr<std::istream>> read_snapshot() override;
-  Result<Ok> replace_snapshot(std::string_view bytes) override;
+  Result<std::unique_ptr<SnapshotWriter>> begin_snapshot() override;
   Result<std::unique_ptr<std::istream>> read_journal() override;
   Result<Ok> append_journal(std::string_view bytes) override;
   Result<Ok> sync_journal() override;

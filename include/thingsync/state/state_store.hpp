@@ -67,7 +67,8 @@ class StateStore {
   std::size_t size() const { return applied_.size() + odd_applied_.size(); }
   /// All applied records, sorted by binding id (the plan's input).
   std::vector<core::AppliedBinding> applied() const;
-  /// The same, packed: what make_plan takes (no strings, in the store's order).
+  /// The same, packed: what make_plan takes (no strings, in the store's order). It borrows the
+  /// store's records: use it before the store changes again.
   core::AppliedList applied_list() const;
   std::optional<core::AppliedBinding> find(const std::string& binding_id) const;
   std::vector<PendingCreate> pending() const;
@@ -128,12 +129,7 @@ class StateStore {
   // One applied record in 48 bytes (plus ~5-10 of index): the store holds one per binding of
   // the fleet for the daemon's whole life. A binding whose id is not a lower-case UUID, or
   // whose receipt does not fit 6 bytes, is an Applied in odd_applied_ instead.
-  struct AppliedRec {
-    core::PackedUuid id;
-    core::Fingerprint fp;
-    core::PackedDevice device;
-    core::PackedMillis receipt;
-  };
+  using AppliedRec = core::AppliedRecord;  // a plan's AppliedList borrows them
   static_assert(sizeof(AppliedRec) == 48);
   void put_applied(const std::string& binding_id, const core::DeviceId& device,
                    const core::Fingerprint& fp, std::int64_t receipt_ms);

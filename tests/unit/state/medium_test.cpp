@@ -3,7 +3,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <filesystem>
+#include <iterator>
 #include <limits>
+#include <string>
 
 #include "test_support.hpp"
 #include "thingsync/state/state_store.hpp"
@@ -121,4 +125,71 @@ TEST_CASE("a state file that cannot be written is an error naming it", "[state]"
   REQUIRE_FALSE(j);
   CHECK_THAT(j.error().message,
              Catch::Contains("cannot open state journal " + p.string() + ".journal"));
+}
+
+namespace {
+std::string snapshot_of(thingsync::state::Medium& m) {
+  auto in = m.read_snapshot();
+  REQUIRE(in);
+  if (!in.value()) return "(none)";
+  return std::string(std::istreambuf_iterator<char>(*in.value()), {});
+}
+std::size_t files_in(const std::filesystem::path& dir) {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(dir),
+                                                std::filesystem::directory_iterator()));
+}
+}  // namespace
+
+TEST_CASE("a snapshot written in pieces replaces the old one only at its commit", "[state]") {
+  TempDir t;
+  FileMedium file(t.path() / "state.json");
+  REQUIRE(file.replace_snapshot("old\n"));
+  {
+    auto w = file.begin_snapshot();
+    REQUIRE(w);
+    REQUIRE(w.value()->write("half of "));
+    CHECK(snapshot_of(file) == "old\n");
+    CHECK(files_in(t.path()) == 2);  // the temporary file beside it
+  }  // dropped without a commit: nothing changes, nothing is left behind
+  CHECK(snapshot_of(file) == "old\n");
+  CHECK(files_in(t.path()) == 1);
+  auto w = file.begin_snapshot();
+  REQUIRE(w);
+  for (int i = 0; i < 3; ++i) REQUIRE(w.value()->write("piece " + std::to_string(i) + "\n"));
+  REQUIRE(w.value()->commit());
+  CHECK(snapshot_of(file) == "piece 0\npiece 1\npiece 2\n");
+  CHECK(files_in(t.path()) == 1);
+
+  MemoryMedium memory;
+  auto mw = memory.begin_snapshot();
+  REQUIRE(mw);
+  REQUIRE(mw.value()->write("a"));
+  CHECK_FALSE(memory.snapshot());
+  memory.fail_writes(true);
+  CHECK_FALSE(mw.value()->commit());
+  CHECK_FALSE(memory.snapshot());
+  memory.fail_writes(false);
+  REQUIRE(mw.value()->write("b"));
+  REQUIRE(mw.value()->commit());
+  CHECK(*memory.snapshot() == "ab");
+}
+
+TEST_CASE("a large state's checkpoint streams the same snapshot a reopen reads", "[state]") {
+  auto m = std::make_shared<MemoryMedium>();
+  {
+    auto s = open_ok(m);
+    // ~20,000 records: the snapshot is written in several 1 MiB pieces.
+    for (int i = 0; i < 20000; ++i) {
+      char id[37];
+      std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+      const std::string device = "imei:35026680" + std::to_string(1000000 + i);
+      s->record_applied(id, dev(device.c_str()), fp(static_cast<std::uint8_t>(i % 250)), i);
+    }
+    REQUIRE(s->checkpoint());
+  }
+  REQUIRE(m->snapshot());
+  CHECK(m->snapshot()->size() > (std::size_t{2} << 20));
+  auto again = open_ok(m);
+  CHECK(again->size() == 20000);
+  CHECK(again->find("00000000-0000-4000-8000-000000019999"));
 }
