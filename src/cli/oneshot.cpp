@@ -236,9 +236,9 @@ void print_plan(const core::Plan& plan, const std::string& output) {
   if (output == "json") {
     std::fputs(engine::render_plan_json(plan).c_str(), stdout);
   } else if (output == "markdown") {
-    std::fputs(engine::render_plan_markdown(plan, now).c_str(), stdout);
+    engine::write_plan_markdown(stdout, plan, now);
   } else {
-    std::fputs(engine::render_plan_text(plan, ::isatty(STDOUT_FILENO) == 1, now).c_str(), stdout);
+    engine::write_plan_text(stdout, plan, ::isatty(STDOUT_FILENO) == 1, now);
   }
   std::fflush(stdout);
 }

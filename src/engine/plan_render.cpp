@@ -1,5 +1,9 @@
 #include "thingsync/engine/plan_render.hpp"
 
+#include <cstdio>
+#include <string>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "thingsync/core/delete_rules.hpp"
@@ -94,14 +98,32 @@ const char* kGuardNote =
     "The delete guard (sync.maxDeletes) blocked the whole delete set: review it, then "
     "apply it once with --max-deletes N, raise maxDeletes, or delete by hand.";
 
-}  // namespace
+// Where a rendering goes: kept whole, or written to a stream 64 KiB at a time (a plan of a
+// million bindings is ~80 MB of text: never held at once when it is printed).
+class PlanOut {
+ public:
+  explicit PlanOut(std::FILE* to = nullptr) : to_(to) {}
+  PlanOut& operator+=(std::string_view s) {
+    buf_.append(s);
+    if (to_ != nullptr && buf_.size() >= kChunk) flush();
+    return *this;
+  }
+  PlanOut& operator+=(char ch) { return *this += std::string_view(&ch, 1); }
+  void flush() {
+    if (to_ == nullptr) return;
+    std::fwrite(buf_.data(), 1, buf_.size(), to_);
+    buf_.clear();
+  }
+  std::string take() { return std::move(buf_); }
 
-std::string render_plan_text(const core::Plan& plan, bool color, std::int64_t now_ms) {
+ private:
+  static constexpr std::size_t kChunk = std::size_t{64} << 10;
+  std::FILE* to_;
+  std::string buf_;
+};
+
+void text_into(PlanOut& out, const core::Plan& plan, bool color, std::int64_t now_ms) {
   const Colors& c = color ? kColor : kPlain;
-  std::string out;
-  out.reserve(64 * (plan.creates.size() + plan.updates.size() + plan.deletes.size() +
-                    plan.blocked.size()) +
-              512);
   out += c.bold;
   out += headline(plan);
   out += c.reset;
@@ -170,11 +192,10 @@ std::string render_plan_text(const core::Plan& plan, bool color, std::int64_t no
     out += "\nTo delete exactly this set once: apply --approve-deletes " +
            core::blocked_deletes_hash(plan) + " (or that hash in sync.approvedDeletesFile).\n";
   }
-  return out;
 }
 
-std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms) {
-  std::string out = "### thingsync plan\n\n**" + headline(plan) + "**\n\n";
+void markdown_into(PlanOut& out, const core::Plan& plan, std::int64_t now_ms) {
+  out += "### thingsync plan\n\n**" + headline(plan) + "**\n\n";
   out += "| action | bindings |\n| --- | ---: |\n";
   const auto row = [&](const char* what, std::size_t n) {
     out += "| " + std::string(what) + " | " + std::to_string(n) + " |\n";
@@ -225,7 +246,32 @@ std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms) {
     out += "\n> **" + std::string(kGuardNote) + "** Approve exactly this set with `--approve-deletes " +
            core::blocked_deletes_hash(plan) + "`.\n";
   }
-  return out;
+}
+
+}  // namespace
+
+std::string render_plan_text(const core::Plan& plan, bool color, std::int64_t now_ms) {
+  PlanOut out;
+  text_into(out, plan, color, now_ms);
+  return out.take();
+}
+
+void write_plan_text(std::FILE* to, const core::Plan& plan, bool color, std::int64_t now_ms) {
+  PlanOut out(to);
+  text_into(out, plan, color, now_ms);
+  out.flush();
+}
+
+std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms) {
+  PlanOut out;
+  markdown_into(out, plan, now_ms);
+  return out.take();
+}
+
+void write_plan_markdown(std::FILE* to, const core::Plan& plan, std::int64_t now_ms) {
+  PlanOut out(to);
+  markdown_into(out, plan, now_ms);
+  out.flush();
 }
 
 std::string render_plan_json(const core::Plan& plan) {

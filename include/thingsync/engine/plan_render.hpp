@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -13,10 +14,14 @@ namespace thingsync::engine {
 /// (reason)`, `- delete`, `! blocked delete … : why`). Holds device and binding IDs only:
 /// never a password.
 std::string render_plan_text(const core::Plan& plan, bool color = false, std::int64_t now_ms = 0);
+/// The same written to `to` as it is made (never held whole: ~80 MB at a million changes).
+void write_plan_text(std::FILE* to, const core::Plan& plan, bool color = false,
+                     std::int64_t now_ms = 0);
 
 /// `thingsync plan --output markdown`: a pull-request comment. The summary, a table of counts,
 /// then one collapsible list (<details>) per action.
 std::string render_plan_markdown(const core::Plan& plan, std::int64_t now_ms = 0);
+void write_plan_markdown(std::FILE* to, const core::Plan& plan, std::int64_t now_ms = 0);
 
 /// `thingsync plan --output json` (docs/reference.md, "thingsync plan"): one JSON object with
 /// create, update, delete, unchanged and blocked, plus unmanaged and deleteLimit.
