@@ -173,14 +173,14 @@ metrics: {{listen: "127.0.0.1:0"}}
 
 
 class Daemon:
-    def __init__(self, build, wd):
+    def __init__(self, build, wd, cores="1"):
         self.err_path = os.path.join(wd, "daemon.log")
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
             # BENCH_WRAP: a command to run the daemon under (valgrind --tool=massif, env ...).
             # With one that forks (heaptrack's script), PID is the wrapper's: its /proc figures
             # and the SIGTERM at the end miss the daemon.
-            ["taskset", "-c", "1"] + os.environ.get("BENCH_WRAP", "").split() +
+            ["taskset", "-c", cores] + os.environ.get("BENCH_WRAP", "").split() +
             [os.path.join(build, "src/cli/thingsync"), "run",
              "--config", os.path.join(wd, "config.yaml"), "--log-level", "info"],
             stdout=subprocess.DEVNULL, stderr=self.err)

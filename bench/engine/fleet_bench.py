@@ -37,6 +37,9 @@ from daemon_bench import (Daemon, RequestLog, Sim, edit_once, http, imei_files, 
                           log, write_config, write_fleet)
 
 MB = 1_000_000
+# The sim runs on core 0 (daemon_bench.Sim); thingsync may use both cores, as it would on a
+# 2-core machine of its own: its desired-state load and the remote list run side by side.
+THINGSYNC_CORES = "0,1"
 
 
 # Runs a command and reports its exit code, wall and CPU time and peak RSS. A child forked from
@@ -55,9 +58,16 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def run_command(build, wd, args):
-    """Runs `thingsync ARGS` on core 1; returns (exit code, wall s, cpu s, peak RSS bytes)."""
-    cmd = ["taskset", "-c", "1", os.path.join(build, "src/cli/thingsync")] + args + [
+def run_command(build, wd, args, case=""):
+    """Runs `thingsync ARGS` (on THINGSYNC_CORES); returns (exit code, wall s, cpu s, peak RSS bytes).
+
+    For a profile: FLEET_WRAP="heaptrack -o /tmp/ht-{case}" FLEET_WRAP_CASE=plan-converged
+    (several: comma-separated) runs those cases' commands under the wrapper, {case} replaced
+    by the case's name (their figures are then the wrapper's)."""
+    wrap = os.environ.get("FLEET_WRAP", "").replace("{case}", case).split() \
+        if case and case in os.environ.get("FLEET_WRAP_CASE", "").split(",") else []
+    cmd = ["taskset", "-c", THINGSYNC_CORES] + wrap + [
+        os.path.join(build, "src/cli/thingsync")] + args + [
         "--config", os.path.join(wd, "config.yaml"), "--log-level", "warn"]
     usage = os.path.join(wd, "command.rusage")
     with open(os.path.join(wd, "command.out"), "w") as out, \
@@ -119,7 +129,7 @@ def main():
                 os.remove(os.path.join(wd, name))
         log(f"load avg {os.getloadavg()[0]:.2f}")
 
-        rc, wall, cpu, rss = run_command(build, wd, ["plan"])
+        rc, wall, cpu, rss = run_command(build, wd, ["plan"], "plan-adoption")
         if rc != 2:
             sys.exit(f"plan (first adoption) exited {rc}: " + open(
                 os.path.join(wd, "command.err")).read()[-2000:])
@@ -136,7 +146,7 @@ def main():
 
         best = None
         for _ in range(3):
-            rc, wall, cpu, rss = run_command(build, wd, ["plan"])
+            rc, wall, cpu, rss = run_command(build, wd, ["plan"], "plan-converged")
             if rc != 0:
                 sys.exit(f"plan (converged) exited {rc}: " + open(
                     os.path.join(wd, "command.out")).read()[-2000:])
@@ -147,7 +157,7 @@ def main():
         result("plan_converged_peak_mb", "plan, converged: peak RSS", best[2] / MB, "MB", "<", 300)
 
         t0 = time.time()
-        daemon = Daemon(build, wd)
+        daemon = Daemon(build, wd, cores=THINGSYNC_CORES)
         ready = wait_ready_timed(daemon, 600) - t0
         mem_ready = daemon.memory()
         log(f"run: ready after {ready:.2f} s, VmHWM {mem_ready['VmHWM'] / MB:.0f} MB")
