@@ -1,5 +1,7 @@
 #include "cli/app.hpp"
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -14,6 +16,10 @@
 namespace thingsync::cli {
 
 int main(int argc, char** argv) {
+  // One malloc arena for every thread: what the desired-state load's threads free is reused by
+  // the list and the plan that follow, instead of staying in arenas of their own (plan at a
+  // million bindings, converged: 309 MB peak RSS with per-thread arenas, 275 MB with one).
+  ::mallopt(M_ARENA_MAX, 1);
   CLI::App app{"thingsync: keeps KPN Things MQTT bindings in line with a Git repository"};
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
