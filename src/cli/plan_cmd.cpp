@@ -68,6 +68,11 @@ int run_plan(const CommandOptions& opts) {
     log->error("{}", listed->error());
     return kExitError;
   }
+  if (opts.out_file.empty()) {
+    // Nothing reads the desired entries from here on (the plan takes `prepared`; only a saved
+    // plan hashes the entries): at a million, 36 MB given back before the plan's peak.
+    l->desired.state.bindings = {};
+  }
   const auto policy = policy_of(l->config, opts.max_deletes);
   auto observed = plan_listed(*l, std::move(listed->value()), *targets, policy);
   if (!observed) {

@@ -106,6 +106,7 @@ class Daemon {
       return false;
     }
     state_ = std::move(st.value());
+    start_.state_opened = Clock::now();
     if (auto owned = state_->claim(config_.api.base_url, config_.scope_client_id.value_or(""));
         !owned) {
       log_->error("{}", owned.error().message);
@@ -152,6 +153,7 @@ class Daemon {
       ioc_.run_for(std::chrono::seconds(1));  // a second, signals served
       if (stopping_) return false;
     }
+    start_.desired_loaded = Clock::now();
 
     try {
       metrics_server_ = std::make_unique<obs::HttpServer>(
@@ -189,7 +191,15 @@ class Daemon {
     announced_ = true;
     notifier_.ready();  // started; /readyz tells whether it is also in sync and saving
     health_.set_ready();
-    log_->info("ready: desired={} observed={}", desired_->size(), observer_->set().size());
+    const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    const auto now = Clock::now();
+    // Where the start went: an operator sizing a machine, or facing a slow API, sees it here.
+    log_->info("ready: desired={} observed={} after {:.2f} s (state file {:.2f} s; then side by "
+               "side the first full list {:.2f} s and the desired state {:.2f} s; first pass "
+               "{:.2f} s)",
+               desired_->size(), observer_->set().size(), secs(now - start_.began),
+               secs(start_.state_opened - start_.began), secs(start_.listed - start_.state_opened),
+               secs(start_.desired_loaded - start_.state_opened), secs(now - start_.pass_began));
   }
 
   // A full pass; READY=1 after the first one that could write.
@@ -216,7 +226,9 @@ class Daemon {
       settle();  // the list's settling needs the desired state, loaded now
     } else {
       while (!stopping_ && !co_await full_list()) co_await sleep(std::chrono::seconds(5));
+      start_.listed = Clock::now();
     }
+    start_.pass_began = Clock::now();
     check_state();
     if (!stopping_) co_await full_pass();
     auto next_poll = Clock::now() + config_.sync.poll_interval;
@@ -344,6 +356,7 @@ class Daemon {
         ioc_,
         [this]() -> net::awaitable<void> {
           first_listed_ = co_await list_only();
+          start_.listed = Clock::now();
           first_list_done_ = true;
           first_list_wait_.cancel();
         },
@@ -407,6 +420,10 @@ class Daemon {
   std::optional<Reconciler> reconciler_;
   std::unique_ptr<obs::HttpServer> metrics_server_;
   bool announced_ = false;  // READY=1 sent
+  struct StartTimes {  // for the "ready" line
+    Clock::time_point began = Clock::now();
+    Clock::time_point state_opened, listed, desired_loaded, pass_began;
+  } start_;
   bool first_listed_ = false;    // the first full list (started by open()) worked
   bool first_list_done_ = false;  // ... and has ended
   net::steady_timer first_list_wait_{ioc_, net::steady_timer::time_point::max()};
