@@ -286,13 +286,22 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   const std::string name = medium_->snapshot_name();
 
   SnapshotReader::Out out;
-  out.binding = [this](const std::string& id, const std::string& device,
-                       const std::string& fp_hex, std::int64_t receipt_ms) -> std::string {
+  // The first bad binding, reported after the format and version checks: a file of a newer
+  // thingsync may hold records this one cannot read, and must not be called corrupt for it.
+  std::string bad_binding;
+  out.binding = [this, &bad_binding](const std::string& id, const std::string& device,
+                                     const std::string& fp_hex,
+                                     std::int64_t receipt_ms) -> std::string {
+    if (!bad_binding.empty()) return {};
     auto dev = core::DeviceId::parse(device);
     core::Fingerprint fp{};
-    if (!dev) return "binding " + id + ": bad device ID";
-    if (!core::from_hex(fp_hex, fp)) return "binding " + id + ": bad fingerprint";
-    put_applied(id, *dev, fp, receipt_ms);
+    if (!dev) {
+      bad_binding = "binding " + id + ": bad device ID";
+    } else if (!core::from_hex(fp_hex, fp)) {
+      bad_binding = "binding " + id + ": bad fingerprint";
+    } else {
+      put_applied(id, *dev, fp, receipt_ms);
+    }
     return {};
   };
   SnapshotReader reader(out);
@@ -311,6 +320,7 @@ Result<Ok> StateStore::load_snapshot(bool& existed) {
   if (out.version < kOldestVersion) {
     return Result<Ok>::failure(corrupt(name, "unsupported version " + std::to_string(out.version)));
   }
+  if (!bad_binding.empty()) return Result<Ok>::failure(corrupt(name, bad_binding));
   version_ = out.version;
   if (out.api) owner_ = Owner{*out.api, out.scope.value_or("")};
   auto salt = unhex(out.salt_hex);
