@@ -127,7 +127,7 @@ net::awaitable<int> apply_pass(ApplyRun& run) {
       co_return kExitError;
     }
   }
-  print_plan(plan, "text");
+  if (!print_plan(plan, "text")) co_return kExitError;
   if (observed->deletes.whole_fleet_blocked > 0) {
     std::fprintf(stderr,
                  "apply: the targets' deletes are blocked: the whole fleet's delete set (%zu) is "

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <unordered_set>
 
@@ -20,7 +22,8 @@
 namespace thingsync::cli {
 
 std::optional<Loaded> load_all(config::Config cfg, Access access,
-                               const std::function<void(const Loaded&)>& meanwhile) {
+                               const std::function<void(const Loaded&)>& meanwhile,
+                               const std::function<void()>& give_up) {
   auto log = obs::logger("main");
   Loaded l{std::move(cfg), {}, nullptr, nullptr, {}};
   if (access == Access::kWrite) {
@@ -43,14 +46,17 @@ std::optional<Loaded> load_all(config::Config cfg, Access access,
     return std::nullopt;
   }
   // The desired state and its fingerprints; `prepared` only when it loaded without errors.
-  const auto load_desired = [&l] {
-    if (!engine::load_settled_checkout(l.config.desired_state_path, l.desired)) return false;
-    if (!l.desired.ok()) return true;
-    // The parse's many small blocks are free now: give their pages back before the plan,
-    // whose peak decides the size of the machine.
-    ::malloc_trim(0);
-    l.prepared = engine::prepare_desired(l.desired.state, l.state->salt(), config::process_env());
-    return true;
+  const auto load_desired = [&l, &give_up] {
+    const bool settled = engine::load_settled_checkout(l.config.desired_state_path, l.desired);
+    if (settled && l.desired.ok()) {
+      // The parse's many small blocks are free now: give their pages back before the plan,
+      // whose peak decides the size of the machine.
+      ::malloc_trim(0);
+      l.prepared =
+          engine::prepare_desired(l.desired.state, l.state->salt(), config::process_env());
+    }
+    if (give_up && (!settled || !l.desired.ok() || !l.prepared.ok())) give_up();
+    return settled;
   };
   bool settled = false;
   if (meanwhile) {
@@ -229,7 +235,7 @@ int plan_exit_code(const core::Plan& p) {
   return p.empty() ? kExitOk : kExitChanges;
 }
 
-void print_plan(const core::Plan& plan, const std::string& output) {
+bool print_plan(const core::Plan& plan, const std::string& output) {
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
@@ -240,7 +246,12 @@ void print_plan(const core::Plan& plan, const std::string& output) {
   } else {
     engine::write_plan_text(stdout, plan, ::isatty(STDOUT_FILENO) == 1, now);
   }
-  std::fflush(stdout);
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+    obs::logger("main")->error("the plan could not be written to standard output: {}",
+                               std::strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 }  // namespace thingsync::cli

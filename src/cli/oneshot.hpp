@@ -44,10 +44,12 @@ enum class Access : std::uint8_t { kRead, kWrite };
 /// bound to the config's API), or nothing, with the errors printed. With `meanwhile`, the
 /// desired state is loaded on another thread while `meanwhile` runs on this one (the remote
 /// list: the two do not depend on each other); it runs once the state file is open and may
-/// read the Loaded's config and state, nothing else. It runs to its end even when the desired
-/// state fails to load.
+/// read the Loaded's config and state, nothing else. When the desired state fails to load (or
+/// a password source fails), `give_up` is called on the loading thread: it should make
+/// `meanwhile` end soon (cut the list), since nothing will be planned.
 std::optional<Loaded> load_all(config::Config cfg, Access access,
-                               const std::function<void(const Loaded&)>& meanwhile = {});
+                               const std::function<void(const Loaded&)>& meanwhile = {},
+                               const std::function<void()>& give_up = {});
 
 /// The devices a pass is limited to (`--target`, `--target-file`). Inactive: the whole fleet;
 /// active with no device: nothing at all (an empty target file never means "everything").
@@ -105,6 +107,8 @@ T run_on(boost::asio::io_context& ioc, boost::asio::awaitable<T> aw) {
 int plan_exit_code(const core::Plan& p);
 
 /// The plan as `--output` asks: text (colour on a terminal), json or markdown.
-void print_plan(const core::Plan& plan, const std::string& output);
+/// False, with an error logged, when standard output did not take it all (a full disk, a
+/// closed pipe): a CI job must not read a cut plan as a whole one.
+bool print_plan(const core::Plan& plan, const std::string& output);
 
 }  // namespace thingsync::cli

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <boost/asio/post.hpp>
+
 #include "cli/app.hpp"
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
@@ -44,7 +46,13 @@ int run_plan(const CommandOptions& opts) {
   }
   auto cfg = load_config_or_report(opts.config_file);
   if (!cfg) return kExitError;
-  // The remote is listed while the desired state loads: neither needs the other.
+  // A --target that is no device ID is a usage error before anything is read.
+  if (auto ids = resolve_targets(opts.targets, {}, {}); !ids) {
+    std::fprintf(stderr, "plan: %s\n", ids.error().c_str());
+    return kExitUsage;
+  }
+  // The remote is listed while the desired state loads: neither needs the other. A desired
+  // state that does not load cuts the list: nothing will be planned.
   boost::asio::io_context ioc;
   std::unique_ptr<engine::Session> session;
   std::optional<core::Result<engine::OneShotPlan, std::string>> listed;
@@ -57,6 +65,12 @@ int run_plan(const CommandOptions& opts) {
     session = std::move(s.value());
     listed = run_on(ioc, engine::list_for_plan(session->bindings(), session->scope_query(),
                                                loading.state->size()));
+  }, [&ioc, &session] {
+    boost::asio::post(ioc, [&session] {
+      if (!session) return;
+      session->client().stop();
+      session->auth().stop();
+    });
   });
   if (!l) return kExitError;
   auto targets = resolve_targets(opts.targets, opts.target_file, l->desired.state);
@@ -88,7 +102,7 @@ int run_plan(const CommandOptions& opts) {
     log->info("plan saved to {}: apply it with thingsync apply --config {} {}", opts.out_file,
               opts.config_file, opts.out_file);
   }
-  print_plan(plan, opts.output);
+  if (!print_plan(plan, opts.output)) return kExitError;
   if (observed->deletes.whole_fleet_blocked > 0) {
     std::fprintf(stderr,
                  "plan: the targets' deletes are blocked: the whole fleet's delete set (%zu) is "

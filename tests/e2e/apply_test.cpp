@@ -1,6 +1,7 @@
 // plan / apply / export end to end: the real thingsync binary against the real simulator.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <map>
 #include <set>
@@ -267,6 +268,30 @@ TEST_CASE("a list that fails on its third page writes nothing and exits 1", "[e2
   CHECK(r.code == 1);
   CHECK_THAT(r.err, Catch::Contains("nothing was planned or changed"));
   CHECK(writes(sim) == 0);
+}
+
+TEST_CASE("plan against a hung API still reports a broken desired state or --target at once",
+          "[e2e][apply]") {
+  // The list runs while the desired state loads; a load that fails must cut it, and a --target
+  // that is no device ID must not wait for it (each answer here takes 30 s).
+  Sim sim({"--latency", "30s"});
+  Fleet fleet(sim, {.api_timeout = "10s"});
+  fleet.set_desired(imeis(1, 3));
+  const auto timed = [&](std::vector<std::string> args) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = fleet.run(std::move(args));
+    return std::pair(r, std::chrono::steady_clock::now() - t0);
+  };
+  const auto [bad_target, t1] = timed({"plan", "--target", "imei:123"});
+  CHECK(bad_target.code == 64);
+  CHECK_THAT(bad_target.err, Catch::Contains("--target 'imei:123' is not a device ID"));
+  CHECK(t1 < std::chrono::seconds(5));
+  write_file(fleet.desired_dir() / "broken.yaml", "bindings:\n  - deviceId: [\n");
+  const auto [broken, t2] = timed({"plan"});
+  CHECK(broken.code == 1);
+  CHECK_THAT(broken.err, Catch::Contains("broken.yaml") &&
+                             Catch::Contains("does not load: nothing was planned"));
+  CHECK(t2 < std::chrono::seconds(5));  // not a list's worth of 30 s answers
 }
 
 TEST_CASE("apply without a terminal and without --yes refuses with a usage error",
