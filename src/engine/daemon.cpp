@@ -154,6 +154,7 @@ class Daemon {
       if (stopping_) return false;
     }
     start_.desired_loaded = Clock::now();
+    if (stopping_) return false;  // a stop during the load: not started
 
     try {
       metrics_server_ = std::make_unique<obs::HttpServer>(
@@ -384,7 +385,10 @@ class Daemon {
     return [this](const std::function<bool()>& done) {
       while (!done()) {
         if (ioc_.stopped()) ioc_.restart();
-        ioc_.run_for(std::chrono::milliseconds(10));
+        // Out of work (a stop ended the list and the grace): wait without spinning.
+        if (ioc_.run_for(std::chrono::milliseconds(10)) == 0 && ioc_.stopped()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
       }
     };
   }

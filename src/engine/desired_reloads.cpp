@@ -36,7 +36,11 @@ void DesiredReloads::close() {
 }
 
 void DesiredReloads::full_now() {
-  p_.desired.want_full();
+  if (loading_) {
+    full_pending_ = true;  // the holder is the loading thread's until the load ends
+  } else {
+    p_.desired.want_full();
+  }
   at(Clock::now());
 }
 
@@ -81,11 +85,17 @@ bool DesiredReloads::reload(
   DesiredHolder::Outcome r;
   if (serve) {
     // The holder touches only its own members: nothing here is shared with `serve`.
+    loading_ = true;
     auto loading = std::async(std::launch::async, [this] { return p_.desired.reload(); });
     serve([&loading] {
       return loading.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
     });
     r = loading.get();
+    loading_ = false;
+    if (full_pending_) {  // a SIGHUP while it loaded: the next reload reads everything
+      full_pending_ = false;
+      p_.desired.want_full();
+    }
   } else {
     r = p_.desired.reload();
   }

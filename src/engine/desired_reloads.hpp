@@ -71,6 +71,8 @@ class DesiredReloads {
   std::unique_ptr<sys::TreeWatcher> watcher_;
   std::optional<Clock::time_point> at_;
   bool rescan_ = false;  // a watch failed: every poll rescans the tree
+  bool loading_ = false;       // a load runs on another thread (reload with `serve`)
+  bool full_pending_ = false;  // full_now() during it: want_full() once it ends
   bool deferred_ = false;
   std::optional<Clock::time_point> deferred_since_;  // since when reloads wait for a checkout
   bool deferred_reported_ = false;
