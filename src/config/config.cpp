@@ -426,6 +426,8 @@ class ConfigParser {
     std::string s;
     if (!string(v, "sync.rateLimitMax", s)) return;
     rate(v, "sync.rateLimitMax", s, "as 50 or 0.5", cfg_.sync.rate_limit_max);
+    cfg_.sync.rate_limit_max_given = true;
+    cfg_.spots["sync.rateLimitMax"] = {c_.tree()[v].line, c_.tree()[v].column};
   }
   // A number of requests per second, > 0.
   void rate(std::uint32_t v, std::string_view key, const std::string& s, std::string_view example,
@@ -590,12 +592,19 @@ core::Result<Config, core::Diagnostics> parse_config(std::string_view text,
 
 core::Diagnostics check_config(const Config& cfg, bool files) {
   core::Diagnostics out = cfg.placeholders;
-  if (!files) return out;
   const auto at = [&](std::string_view key, core::Severity severity, std::string message) {
     const auto spot = cfg.spots.find(key);
     const Spot s = spot == cfg.spots.end() ? Spot{} : spot->second;
     out.push_back({cfg.file, s.line, s.column, severity, std::string(key) + ": " + message});
   };
+  if (cfg.sync.rate_limit_max_given && !cfg.sync.rate_limit_auto) {
+    at("sync.rateLimitMax", core::Severity::kWarning,
+       "has no effect unless sync.rateLimit is auto: the rate is sync.rateLimit");
+  }
+  if (!files) {
+    core::sort_diagnostics(out);
+    return out;
+  }
   // A token or a client secret is a line of a few hundred bytes; a file far larger is not one.
   constexpr std::size_t kMaxCredentialFileBytes = std::size_t{64} << 10;
   const auto credential = [&](std::string_view key, const std::filesystem::path& file) {

@@ -58,6 +58,7 @@ struct SyncConfig {
   /// `rateLimit: auto`: the rate adapts to the API's answers (core::AdaptiveRate), up to
   /// rate_limit_max; rate_limit is then unused.
   bool rate_limit_auto = false;
+  bool rate_limit_max_given = false;  ///< written in the file (check_config warns if unused)
   double rate_limit_max = 50.0;  ///< sync.rateLimitMax, > 0; used with rateLimit: auto only
   /// A delete waits until its reason has held across full lists this long (0: at once).
   std::chrono::milliseconds delete_after{0};
@@ -101,6 +102,8 @@ struct Config {
 
 /// What a parse cannot see, each at its key's file:line:column:
 /// - values left as an example's placeholder (errors);
+/// - sync.rateLimitMax written beside a numeric sync.rateLimit, where it does nothing (a
+///   warning);
 /// - with `files`: the credential files (auth.tokenFile, auth.oauth2.clientSecretFile) must be
 ///   readable regular files, not empty, of at most 64 KiB; api.caFile must be readable; a
 ///   missing directory of state.path is a warning (systemd's StateDirectory= makes it).

@@ -277,6 +277,19 @@ TEST_CASE("mode, prune, concurrency, rateLimit and rateLimitMax reject values of
   REQUIRE(r.ok());
   CHECK(r->sync.rate_limit_auto);
   CHECK(r->sync.rate_limit_max == 400);
+  CHECK(check_config(*r, false).empty());
+}
+
+TEST_CASE("rateLimitMax beside a numeric rateLimit is a warning: it would do nothing",
+          "[config]") {
+  auto r = parse_config(with_sync("  rateLimit: 10\n  rateLimitMax: 5\n"), "c.yaml", {});
+  REQUIRE(r.ok());
+  CHECK(r->sync.rate_limit == 10);
+  const auto d = check_config(*r, false);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].to_string() ==
+        "c.yaml:7:17: warning: sync.rateLimitMax: has no effect unless sync.rateLimit is auto: "
+        "the rate is sync.rateLimit");
 }
 
 TEST_CASE("URLs must be http or https with a valid host and port", "[config]") {
