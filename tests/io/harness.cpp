@@ -96,6 +96,9 @@ net::awaitable<void> serve_canned(std::shared_ptr<CannedServer::State> st,
       co_return;
     }
     error_code ec;
+    while (reply.gate && !reply.gate->is_open()) {
+      co_await reply.gate->timer().async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
     co_await net::async_write(*s, net::buffer(reply.raw), net::redirect_error(net::use_awaitable, ec));
     if (ec || reply.close_after) {
       s->close(ec);

@@ -109,11 +109,30 @@ class LogCapture {
   std::shared_ptr<std::ostringstream> out_;
 };
 
+/// Holds canned replies back until it is opened: for answers that must not come back before
+/// every request of a burst has arrived, however slowly the client sends them.
+class ReplyGate {
+ public:
+  explicit ReplyGate(net::io_context& ioc)
+      : timer_(ioc, net::steady_timer::time_point::max()) {}
+  void open() {
+    open_ = true;
+    timer_.cancel();
+  }
+  bool is_open() const { return open_; }
+  net::steady_timer& timer() { return timer_; }
+
+ private:
+  net::steady_timer timer_;
+  bool open_ = false;
+};
+
 /// What a canned server does with one request: a raw HTTP response to write, or nothing.
 struct CannedReply {
   std::string raw;                ///< written as is
   bool close_after = false;       ///< close the connection after writing
   bool never_answer = false;      ///< keep the connection open and say nothing
+  std::shared_ptr<ReplyGate> gate;  ///< when set: written once the gate is open
 };
 
 /// An HTTP/1.1 server on 127.0.0.1:0 in the test's io_context, answering from a function.

@@ -217,11 +217,17 @@ AdaptiveRun adaptive_run(int refused, const std::string& retry_after, int gets) 
   LogCapture logs;
   net::io_context ioc;
   int seen = 0;
+  // The refused requests are answered only once all of them have arrived: they were all on
+  // their way before the first 429 came back, however slowly (a sanitizer build) they went.
+  const auto gate = std::make_shared<ReplyGate>(ioc);
   CannedServer server(ioc, [&](const std::string&) {
     if (++seen <= refused) {
       const std::string header = retry_after.empty() ? "" : "Retry-After: " + retry_after + "\r\n";
-      return CannedReply{http_response(429, R"({"title":"Too Many Requests"})",
-                                       "application/problem+json", header)};
+      CannedReply reply{http_response(429, R"({"title":"Too Many Requests"})",
+                                      "application/problem+json", header)};
+      reply.gate = gate;
+      if (seen == refused) gate->open();
+      return reply;
     }
     return CannedReply{http_response(200, kItem)};
   });
