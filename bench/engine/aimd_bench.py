@@ -46,6 +46,9 @@ import time
 import zlib
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_bench import build_dir  # noqa: E402
+
 RATE_MAX = 1000
 CONCURRENCY = 8
 TARGET_RATE_PCT = 85
@@ -306,11 +309,7 @@ def main():
     ap.add_argument("--retry-after", default="1,0")
     ap.add_argument("--out", default="docs")
     a = ap.parse_args()
-    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    build = os.path.abspath(a.build)
-    for b in ("src/sim/thingsync-sim", "src/cli/thingsync"):
-        if not os.access(os.path.join(build, b), os.X_OK):
-            sys.exit(f"build thingsync and thingsync-sim in {a.build} first")
+    build = build_dir(a.build)
     rates = [int(r) for r in a.rates.split(",")]
     modes = [int(m) for m in a.retry_after.split(",")]
     log("load average before: %.2f %.2f %.2f (2 cores)" % os.getloadavg())

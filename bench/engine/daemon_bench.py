@@ -49,6 +49,16 @@ RANDOM_SEED = "42"
 OVERLAP_S = 60  # sync.modifiedSinceOverlap default: polls re-read changes this recent
 
 
+def build_dir(build):
+    """Moves to the repository's top (where a relative --build is read from) and returns the
+    absolute path of `build`, once it holds thingsync and thingsync-sim; exits otherwise."""
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    for exe in ("src/cli/thingsync", "src/sim/thingsync-sim"):
+        if not os.access(os.path.join(build, exe), os.X_OK):
+            sys.exit(f"build {exe} in {build} first")
+    return os.path.abspath(build)
+
+
 def log(msg):
     print(msg, flush=True)
 
@@ -409,11 +419,7 @@ def main():
     p.add_argument("--idle-bindings", type=int, default=100_000)
     p.add_argument("cases", nargs="*", default=["reload", "idle"])
     args = p.parse_args()
-    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    for exe in ("src/cli/thingsync", "src/sim/thingsync-sim"):
-        if not os.access(os.path.join(args.build, exe), os.X_OK):
-            sys.exit(f"build {exe} in {args.build} first")
-    args.build = os.path.abspath(args.build)
+    args.build = build_dir(args.build)
     work = args.work or tempfile.mkdtemp(prefix="thingsync-daemon-bench-")
     ok = True
     try:

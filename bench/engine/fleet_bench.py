@@ -33,8 +33,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_bench import (Daemon, RequestLog, Sim, edit_once, http, imei_files,  # noqa: E402
-                          log, write_config, write_fleet)
+from daemon_bench import (Daemon, RequestLog, Sim, build_dir, edit_once, http,  # noqa: E402
+                          imei_files, log, write_config, write_fleet)
 
 MB = 1_000_000
 # The sim runs on core 0 (daemon_bench.Sim); thingsync may use both cores, as it would on a
@@ -97,11 +97,7 @@ def main():
     p.add_argument("--edits", type=int, default=3)
     p.add_argument("--work", help="keep the fixtures here (the desired tree is reused)")
     args = p.parse_args()
-    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-    build = os.path.abspath(args.build)
-    for exe in ("src/cli/thingsync", "src/sim/thingsync-sim"):
-        if not os.access(os.path.join(build, exe), os.X_OK):
-            sys.exit(f"build {exe} in {args.build} first")
+    build = build_dir(args.build)
     n = args.bindings
     work = args.work or tempfile.mkdtemp(prefix="thingsync-fleet-bench-")
     wd = os.path.join(os.path.abspath(work), f"fleet-{n}")
